@@ -1,0 +1,268 @@
+#include "kyutai/config.h"
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "kyutai/config_json.h"
+#include "kyutai/error.h"
+
+namespace kyutai {
+
+using nlohmann::json;
+
+int TransformerConfig::num_weight_sets() const {
+  if (weights_per_step == 0) return 1;
+  if (weights_per_step_schedule.empty()) return weights_per_step;
+  int most = 0;
+  for (int i : weights_per_step_schedule) most = std::max(most, i);
+  return most + 1;
+}
+
+int SeanetConfig::hop_length() const {
+  int hop = 1;
+  for (int r : ratios) hop *= r;
+  return hop;
+}
+
+int MimiConfig::resample_stride() const {
+  return static_cast<int>(std::lround(encoder_frame_rate() / frame_rate));
+}
+
+MimiConfig MimiConfig::moshi_2024() { return MimiConfig(); }
+
+namespace detail {
+
+JsonReader::JsonReader(const json& obj, std::string where) : obj_(obj), where_(std::move(where)) {
+  if (!obj_.is_object()) throw ConfigError(where_ + " is not a JSON object");
+}
+
+const json* JsonReader::find(const std::string& key) const {
+  auto it = obj_.find(key);
+  return it == obj_.end() || it->is_null() ? nullptr : &*it;
+}
+
+bool JsonReader::has(const std::string& key) const { return obj_.contains(key); }
+
+[[noreturn]] void JsonReader::bad(const std::string& key, const std::string& what) const {
+  throw ConfigError(where_ + ": '" + key + "' " + what);
+}
+
+const json& JsonReader::require(const std::string& key) const {
+  const json* v = find(key);
+  if (!v) bad(key, "is missing");
+  return *v;
+}
+
+int JsonReader::get_int(const std::string& key, int fallback) const {
+  const json* v = find(key);
+  if (!v) return fallback;
+  if (v->is_number_integer()) return v->get<int>();
+  if (v->is_number_float() && std::floor(v->get<double>()) == v->get<double>())
+    return static_cast<int>(v->get<double>());
+  bad(key, "must be an integer");
+}
+
+int JsonReader::require_int(const std::string& key) const {
+  require(key);
+  return get_int(key, 0);
+}
+
+double JsonReader::get_double(const std::string& key, double fallback) const {
+  const json* v = find(key);
+  if (!v) return fallback;
+  if (!v->is_number()) bad(key, "must be a number");
+  return v->get<double>();
+}
+
+bool JsonReader::get_bool(const std::string& key, bool fallback) const {
+  const json* v = find(key);
+  if (!v) return fallback;
+  if (!v->is_boolean()) bad(key, "must be true or false");
+  return v->get<bool>();
+}
+
+std::string JsonReader::get_string(const std::string& key, const std::string& fallback) const {
+  const json* v = find(key);
+  if (!v) return fallback;
+  if (!v->is_string()) bad(key, "must be a string");
+  return v->get<std::string>();
+}
+
+std::vector<int> JsonReader::get_ints(const std::string& key, std::vector<int> fallback) const {
+  const json* v = find(key);
+  if (!v) return fallback;
+  if (!v->is_array()) bad(key, "must be a list of integers");
+  std::vector<int> out;
+  for (const auto& e : *v) {
+    if (!e.is_number_integer()) bad(key, "must be a list of integers");
+    out.push_back(e.get<int>());
+  }
+  return out;
+}
+
+std::optional<double> JsonReader::get_optional_double(const std::string& key,
+                                                      std::optional<double> fallback) const {
+  if (!has(key)) return fallback;
+  const json* v = find(key);
+  if (!v) return std::nullopt;  // explicit null
+  return get_double(key, 0.0);
+}
+
+std::optional<int> JsonReader::get_optional_int(const std::string& key,
+                                                std::optional<int> fallback) const {
+  if (!has(key)) return fallback;
+  if (!find(key)) return std::nullopt;
+  return get_int(key, 0);
+}
+
+JsonReader JsonReader::child(const std::string& key) const {
+  return JsonReader(require(key), where_ + "." + key);
+}
+
+json parse_json(const std::string& text, const std::string& origin) {
+  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) throw ConfigError(origin + ": not valid JSON");
+  return doc;
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw NotFoundError(path + ": cannot open the configuration file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The reference StreamingTransformer keyword arguments, with its class defaults.
+TransformerConfig read_transformer(const JsonReader& r, const std::string& prefix) {
+  TransformerConfig t;
+  t.d_model = r.require_int(prefix + "d_model");
+  t.num_heads = r.require_int(prefix + "num_heads");
+  t.num_layers = r.require_int(prefix + "num_layers");
+  t.dim_feedforward = r.get_int(prefix + "dim_feedforward", 2048);
+  t.causal = r.get_bool(prefix + "causal", false);
+  t.layer_scale = r.get_optional_double(prefix + "layer_scale", std::nullopt);
+  t.context = r.get_optional_int(prefix + "context", std::nullopt);
+  t.max_period = r.get_double(prefix + "max_period", 10000);
+  t.gating = r.get_string(prefix + "gating", "none");
+  t.norm = r.get_string(prefix + "norm", "layer_norm");
+  t.positional_embedding = r.get_string(prefix + "positional_embedding", "sin");
+  return t;
+}
+
+void validate_transformer(const TransformerConfig& t, const std::string& where) {
+  auto bad = [&](const std::string& what) { throw ConfigError(where + ": " + what); };
+  if (t.d_model <= 0 || t.num_heads <= 0 || t.d_model % t.num_heads != 0)
+    bad("d_model must be a positive multiple of num_heads");
+  if (t.head_dim() % 2 != 0 && t.positional_embedding != "sin" && t.positional_embedding != "none")
+    bad("rope needs an even head dimension");
+  if (t.num_layers < 0 || t.dim_feedforward <= 0) bad("num_layers/dim_feedforward out of range");
+  if (!t.causal) bad("only causal transformers are supported");
+  if (t.context && *t.context <= 0) bad("context must be positive");
+  const std::string& n = t.norm;
+  if (n != "layer_norm" && n != "layer_norm_f32" && n != "rms_norm" && n != "rms_norm_f32")
+    bad("unknown norm '" + n + "'");
+  const std::string& p = t.positional_embedding;
+  if (p != "rope" && p != "sin" && p != "sin_rope" && p != "none")
+    bad("unsupported positional_embedding '" + p + "'");
+  const std::string& g = t.gating;
+  if (g != "none" && g != "silu" && g != "gelu" && g != "relu" && g != "sigmoid" && g != "tanh")
+    bad("unsupported gating '" + g + "'");
+  if (g == "none" && t.weights_per_step) bad("weights per step need gating");
+  if (!t.weights_per_step_schedule.empty() &&
+      static_cast<int>(t.weights_per_step_schedule.size()) != t.weights_per_step)
+    bad("weights_per_step_schedule must have one entry per step");
+}
+
+}  // namespace detail
+
+using detail::JsonReader;
+
+MimiConfig MimiConfig::from_json(const std::string& text, const std::string& origin) {
+  const json doc = detail::parse_json(text, origin);
+  JsonReader top(doc, origin);
+  MimiConfig c;
+  c.sample_rate = top.require_int("sample_rate");
+  c.channels = top.require_int("channels");
+  c.frame_rate = top.get_double("frame_rate", 0.0);
+  top.require("frame_rate");
+
+  // SEANet class defaults where a key is absent, as the reference constructors have them.
+  const JsonReader s = top.child("seanet");
+  c.seanet.channels = s.get_int("channels", 1);
+  c.seanet.dimension = s.get_int("dimension", 128);
+  c.seanet.n_filters = s.get_int("n_filters", 32);
+  c.seanet.n_residual_layers = s.get_int("n_residual_layers", 3);
+  c.seanet.ratios = s.get_ints("ratios", {8, 5, 4, 2});
+  c.seanet.kernel_size = s.get_int("kernel_size", 7);
+  c.seanet.last_kernel_size = s.get_int("last_kernel_size", 7);
+  c.seanet.residual_kernel_size = s.get_int("residual_kernel_size", 3);
+  c.seanet.dilation_base = s.get_int("dilation_base", 2);
+  c.seanet.compress = s.get_int("compress", 2);
+  c.seanet.true_skip = s.get_bool("true_skip", true);
+  c.seanet.pad_mode = s.get_string("pad_mode", "reflect");
+  auto unsupported = [&](bool bad, const std::string& what) {
+    if (bad) throw ConfigError(origin + ": seanet." + what + " is not supported");
+  };
+  unsupported(!s.get_bool("causal", false), "causal=false");
+  unsupported(s.get_string("activation", "ELU") != "ELU", "activation other than ELU");
+  unsupported(s.get_string("norm", "none") != "none", "norm other than 'none'");
+  unsupported(s.has("final_activation") && s.find("final_activation"), "final_activation");
+
+  const JsonReader q = top.child("quantizer");
+  c.quantizer.dimension = q.get_int("dimension", 128);
+  c.quantizer.n_q = q.get_int("n_q", 8);
+  c.quantizer.n_q_semantic = q.get_int("n_q_semantic", 1);
+  c.quantizer.bins = q.get_int("bins", 1024);
+  c.quantizer.input_dimension = q.get_int("input_dimension", c.quantizer.dimension);
+  c.quantizer.output_dimension = q.get_int("output_dimension", c.quantizer.dimension);
+
+  const JsonReader t = top.child("transformer");
+  c.transformer = detail::read_transformer(t, "");
+  c.transformer_input_dimension = t.require_int("input_dimension");
+  c.transformer_output_dimensions = t.get_ints("output_dimensions", {});
+  if (!t.get_bool("conv_layout", false))
+    throw ConfigError(origin + ": transformer.conv_layout must be true for Mimi");
+  c.validate(origin);
+  return c;
+}
+
+MimiConfig MimiConfig::from_file(const std::string& path) {
+  return from_json(detail::read_text_file(path), path);
+}
+
+void MimiConfig::validate(const std::string& origin) const {
+  auto bad = [&](const std::string& what) { throw ConfigError(origin + ": " + what); };
+  if (sample_rate <= 0 || frame_rate <= 0) bad("sample_rate and frame_rate must be positive");
+  if (channels != 1 || seanet.channels != 1) bad("only mono Mimi models are supported");
+  if (seanet.ratios.empty() || seanet.n_filters <= 0 || seanet.dimension <= 0 || seanet.compress <= 0)
+    bad("seanet sizes must be positive");
+  for (int r : seanet.ratios)
+    if (r <= 0) bad("seanet ratios must be positive");
+  if (seanet.pad_mode != "constant" && seanet.pad_mode != "replicate")
+    bad("seanet.pad_mode must be 'constant' or 'replicate' for a causal model");
+  const double enc_rate = encoder_frame_rate();
+  const double stride = enc_rate / frame_rate;
+  if (stride < 1 || std::fabs(stride - std::round(stride)) > 1e-9)
+    bad("the encoder frame rate must be an integer multiple of frame_rate");
+  if (std::fabs(sample_rate / frame_rate - frame_size()) > 1e-9)
+    bad("sample_rate / frame_rate must be a whole number of samples");
+  const QuantizerConfig& q = quantizer;
+  if (q.n_q <= q.n_q_semantic || q.n_q_semantic < 1 || q.bins <= 0 || q.dimension <= 0)
+    bad("quantizer needs n_q > n_q_semantic >= 1 and positive sizes");
+  if (q.input_dimension != seanet.dimension || q.output_dimension != seanet.dimension)
+    bad("quantizer input/output dimensions must equal seanet.dimension");
+  if (transformer_input_dimension != seanet.dimension || transformer_output_dimensions.size() != 1 ||
+      transformer_output_dimensions[0] != seanet.dimension)
+    bad("transformer input/output dimensions must equal seanet.dimension");
+  detail::validate_transformer(transformer, origin + ": transformer");
+}
+
+bool json_has_key(const std::string& text, const std::string& key) {
+  const json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return doc.is_object() && doc.contains(key);
+}
+
+}  // namespace kyutai

@@ -1,0 +1,87 @@
+// Model configurations in the reference's JSON schema, and the presets of Kyutai's releases.
+// Torch-free.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kyutai {
+
+// Keyword arguments of the reference StreamingTransformer (Mimi's and the LM's).
+struct TransformerConfig {
+  int d_model = 512;
+  int num_heads = 8;
+  int num_layers = 8;
+  int dim_feedforward = 2048;
+  bool causal = true;
+  std::optional<double> layer_scale = 0.01;
+  std::optional<int> context = 250;  // attention window in steps; none = unbounded
+  double max_period = 10000;
+  std::string gating = "none";  // "none" (linear1 -> GELU -> linear2) or an activation name
+  std::string norm = "layer_norm";  // layer_norm, layer_norm_f32, rms_norm, rms_norm_f32
+  std::string positional_embedding = "rope";  // rope, sin, sin_rope, none
+  // Depformer only: one weight set per step, optionally shared through a schedule.
+  int weights_per_step = 0;
+  std::vector<int> weights_per_step_schedule;
+
+  int head_dim() const { return d_model / num_heads; }
+  // Number of distinct weight sets (1 without weights per step).
+  int num_weight_sets() const;
+};
+
+struct SeanetConfig {
+  int channels = 1;
+  int dimension = 512;
+  int n_filters = 64;
+  int n_residual_layers = 1;
+  std::vector<int> ratios = {8, 6, 5, 4};  // decoder order; the encoder runs them reversed
+  int kernel_size = 7;
+  int last_kernel_size = 3;
+  int residual_kernel_size = 3;
+  int dilation_base = 2;
+  int compress = 2;
+  bool true_skip = true;
+  std::string pad_mode = "constant";
+
+  int hop_length() const;
+};
+
+struct QuantizerConfig {
+  int dimension = 256;
+  int n_q = 32;
+  int n_q_semantic = 1;
+  int bins = 2048;
+  int input_dimension = 512;
+  int output_dimension = 512;
+};
+
+struct MimiConfig {
+  int sample_rate = 24000;
+  int channels = 1;
+  double frame_rate = 12.5;
+  SeanetConfig seanet;
+  QuantizerConfig quantizer;
+  TransformerConfig transformer;  // encoder and decoder transformers
+  int transformer_input_dimension = 512;
+  std::vector<int> transformer_output_dimensions = {512};
+
+  // The Mimi released with Moshi in September 2024 (tokenizer-e351c8d8-checkpoint125).
+  static MimiConfig moshi_2024();
+  // Parses the reference schema ({"sample_rate", "frame_rate", "seanet", "quantizer",
+  // "transformer"}). Throws ConfigError naming `origin` on missing or invalid values.
+  static MimiConfig from_json(const std::string& text, const std::string& origin);
+  static MimiConfig from_file(const std::string& path);
+
+  int frame_size() const { return static_cast<int>(sample_rate / frame_rate); }
+  double encoder_frame_rate() const { return static_cast<double>(sample_rate) / seanet.hop_length(); }
+  // Stride of the learnt resampler between the encoder and the quantizer (1: none).
+  int resample_stride() const;
+  // Throws ConfigError when the configuration cannot be built.
+  void validate(const std::string& origin) const;
+};
+
+// True when `text` is a JSON object holding `key` (used to tell Mimi configs from LM configs).
+bool json_has_key(const std::string& text, const std::string& key);
+
+}  // namespace kyutai

@@ -1,0 +1,63 @@
+// Internal: causal streaming convolutions (reference moshi/modules/conv.py).
+// Whole-signal and step paths agree to float rounding for any chunking in whole strides.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include "kyutai/params.h"
+
+namespace kyutai {
+
+struct Conv1dOptions {
+  int in = 0, out = 0, kernel = 1, stride = 1, dilation = 1, groups = 1;
+  bool bias = true;
+  bool replicate = false;  // left context starts as copies of the first sample, not zeros
+};
+
+// The left context a causal convolution carries between calls.
+struct ConvState {
+  at::Tensor previous;  // [B, C_in, effective_kernel - stride]
+  bool first = true;
+};
+
+class StreamingConv1d {
+ public:
+  explicit StreamingConv1d(const Conv1dOptions& options) : o_(options) {}
+  void declare(const Params& p);  // "conv.conv.weight", "conv.conv.bias"
+
+  // [B, C_in, T] -> [B, C_out, T / stride]; T must be a multiple of the stride. The whole-signal
+  // path is one step from a fresh state, as in the reference.
+  at::Tensor forward(const at::Tensor& x) const;
+  at::Tensor step(const at::Tensor& x, ConvState& state) const;
+  ConvState init_state(int64_t batch, const at::TensorOptions& options) const;
+
+ private:
+  int context() const { return (o_.kernel - 1) * o_.dilation + 1 - o_.stride; }
+  at::Tensor conv(const at::Tensor& x) const;
+  Conv1dOptions o_;
+  at::Tensor weight_, bias_;
+};
+
+// The overlap a transposed convolution carries into the next call, bias removed.
+struct ConvTrState {
+  at::Tensor partial;  // [B, C_out, kernel - stride]
+};
+
+class StreamingConvTranspose1d {
+ public:
+  explicit StreamingConvTranspose1d(const Conv1dOptions& options) : o_(options) {}
+  void declare(const Params& p);  // "convtr.convtr.weight", "convtr.convtr.bias"
+
+  // [B, C_in, T] -> [B, C_out, T * stride]; the last kernel - stride samples wait for the next
+  // call (streaming) or are dropped (whole signal).
+  at::Tensor forward(const at::Tensor& x) const;
+  at::Tensor step(const at::Tensor& x, ConvTrState& state) const;
+  ConvTrState init_state(int64_t batch, const at::TensorOptions& options) const;
+
+ private:
+  at::Tensor convtr(const at::Tensor& x) const;
+  Conv1dOptions o_;
+  at::Tensor weight_, bias_;
+};
+
+}  // namespace kyutai

@@ -1,0 +1,266 @@
+#include "kyutai/transformer.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <limits>
+
+#include "kyutai/error.h"
+#include "kyutai/ops.h"
+
+namespace kyutai {
+
+namespace {
+
+// Sinusoidal embedding of positions offset..offset+T-1: [T, C] (reference create_sin_embedding).
+at::Tensor sin_embedding(int64_t offset, int64_t steps, int64_t dim, double max_period,
+                         const at::TensorOptions& options) {
+  const int64_t half = dim / 2;
+  at::Tensor positions = at::arange(offset, offset + steps, options).view({-1, 1});
+  at::Tensor adim = at::arange(half, options).view({1, -1});
+  at::Tensor base = at::full({}, max_period, options);
+  at::Tensor phase = positions / at::pow(base, adim / static_cast<double>(half - 1));
+  return at::cat({at::cos(phase), at::sin(phase)}, -1);
+}
+
+// Attention bias for queries at positions q0..q0+T-1 over keys at `key_pos` (-1 = empty slot):
+// 0 where the reference mask allows (key exists, not in the future, within the context), -inf
+// elsewhere. A context of 0 is unbounded. [T, N] float.
+at::Tensor attention_bias(int64_t q0, int64_t steps, const std::vector<int64_t>& key_pos,
+                          int64_t context) {
+  const int64_t n = static_cast<int64_t>(key_pos.size());
+  at::Tensor bias = at::empty({steps, n}, at::kFloat);
+  float* out = bias.data_ptr<float>();
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  for (int64_t t = 0; t < steps; ++t) {
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t delta = q0 + t - key_pos[j];
+      const bool ok = key_pos[j] >= 0 && delta >= 0 && (context == 0 || delta < context);
+      out[t * n + j] = ok ? 0.f : neg_inf;
+    }
+  }
+  return bias;
+}
+
+// Writes T new steps [B, H, T, D] into the ring and returns the positions held by its first
+// min(written, capacity) slots, the only ones that can be attended to.
+std::vector<int64_t> ring_write(KVCache& cache, const at::Tensor& k, const at::Tensor& v) {
+  const int64_t capacity = cache.keys.size(2);
+  const int64_t steps = k.size(2);
+  const int64_t start = cache.written % capacity;
+  const int64_t first = std::min(steps, capacity - start);
+  cache.keys.narrow(2, start, first).copy_(k.narrow(2, 0, first));
+  cache.values.narrow(2, start, first).copy_(v.narrow(2, 0, first));
+  if (first < steps) {
+    cache.keys.narrow(2, 0, steps - first).copy_(k.narrow(2, first, steps - first));
+    cache.values.narrow(2, 0, steps - first).copy_(v.narrow(2, first, steps - first));
+  }
+  cache.written += steps;
+  const int64_t last = cache.written - 1;
+  const int64_t used = std::min(cache.written, capacity);
+  std::vector<int64_t> positions(used);
+  for (int64_t j = 0; j < used; ++j) {
+    const int64_t delta = j - last % capacity;
+    positions[j] = delta <= 0 ? last + delta : last + delta - capacity;
+  }
+  return positions;
+}
+
+}  // namespace
+
+Norm::Norm(const std::string& kind, int dim)
+    : rms_(kind.rfind("rms_norm", 0) == 0),
+      eps_(kind == "layer_norm" || kind == "rms_norm" ? 1e-5 : 1e-8),
+      dim_(dim) {}
+
+void Norm::declare(const Params& p) {
+  if (rms_) {
+    p.add("alpha", {1, 1, dim_}, alpha_);
+  } else {
+    p.add("weight", {dim_}, weight_);
+    p.add("bias", {dim_}, bias_);
+  }
+}
+
+at::Tensor Norm::operator()(const at::Tensor& x) const {
+  // Both variants compute in float32 when the model runs in a lower precision: the reference
+  // does so for the _f32 kinds, and it is harmless for float32 models.
+  const at::Tensor xf = x.to(at::kFloat);
+  at::Tensor y;
+  if (rms_) {
+    at::Tensor var = at::mean(xf * xf, {2}, /*keepdim=*/true) + eps_;
+    y = xf * (alpha_.to(at::kFloat) * at::rsqrt(var));
+  } else {
+    y = at::layer_norm(xf, {dim_}, weight_.to(at::kFloat), bias_.to(at::kFloat), eps_);
+  }
+  return y.to(x.scalar_type());
+}
+
+StreamingTransformer::StreamingTransformer(const TransformerConfig& config) : config_(config) {
+  for (int i = 0; i < config.num_layers; ++i)
+    layers_.emplace_back(config.norm, config.d_model);
+}
+
+void StreamingTransformer::declare(const Params& p) {
+  const int64_t dim = config_.d_model;
+  const int sets = config_.num_weight_sets();
+  int64_t hidden = 0;
+  if (config_.gating != "none")
+    hidden = config_.dim_feedforward == 4 * dim ? 21 * dim / 8 : 2 * config_.dim_feedforward / 3;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    Layer& layer = layers_[i];
+    const Params lp = p.sub("layers").sub(i);
+    layer.in_projs.resize(sets);
+    layer.out_projs.resize(sets);
+    for (int s = 0; s < sets; ++s) {
+      lp.sub("self_attn").sub("in_projs").sub(s).add("weight", {3 * dim, dim}, layer.in_projs[s]);
+      lp.sub("self_attn").sub("out_projs").sub(s).add("weight", {dim, dim}, layer.out_projs[s]);
+    }
+    layer.norm1.declare(lp.sub("norm1"));
+    layer.norm2.declare(lp.sub("norm2"));
+    if (config_.gating == "none") {
+      lp.add("linear1.weight", {config_.dim_feedforward, dim}, layer.linear1);
+      lp.add("linear2.weight", {dim, config_.dim_feedforward}, layer.linear2);
+    } else {
+      layer.gate_in.resize(sets);
+      layer.gate_out.resize(sets);
+      for (int s = 0; s < sets; ++s) {
+        const Params g = config_.weights_per_step ? lp.sub("gating").sub(s) : lp.sub("gating");
+        g.add("linear_in.weight", {2 * hidden, dim}, layer.gate_in[s]);
+        g.add("linear_out.weight", {dim, hidden}, layer.gate_out[s]);
+      }
+    }
+    if (config_.layer_scale) {
+      lp.add("layer_scale_1.scale", {dim}, layer.scale1);
+      lp.add("layer_scale_2.scale", {dim}, layer.scale2);
+    }
+  }
+}
+
+int64_t StreamingTransformer::capacity() const {
+  if (config_.context) return *config_.context;
+  if (config_.weights_per_step) return config_.weights_per_step;
+  throw ConfigError("a streaming transformer needs a context to size its KV cache");
+}
+
+TransformerState StreamingTransformer::init_state(int64_t batch,
+                                                  const at::TensorOptions& options) const {
+  TransformerState state;
+  const int64_t cap = capacity();
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const std::vector<int64_t> shape = {batch, config_.num_heads, cap, config_.head_dim()};
+    state.layers.push_back({at::zeros(shape, options), at::zeros(shape, options), 0});
+  }
+  return state;
+}
+
+at::Tensor StreamingTransformer::forward(const at::Tensor& x) const { return run(x, 0, nullptr); }
+
+at::Tensor StreamingTransformer::step(const at::Tensor& x, TransformerState& state) const {
+  if (x.size(1) > capacity())
+    throw InputError("a streaming transformer call carries " + std::to_string(x.size(1)) +
+                     " steps, more than its KV cache holds (" + std::to_string(capacity()) + ")");
+  at::Tensor y = run(x, state.offset, &state);
+  state.offset += x.size(1);
+  return y;
+}
+
+at::Tensor StreamingTransformer::run(const at::Tensor& input, int64_t offset,
+                                     TransformerState* state) const {
+  at::Tensor x = input;
+  const std::string& pe = config_.positional_embedding;
+  if (pe == "sin" || pe == "sin_rope")
+    x = x + sin_embedding(offset, x.size(1), x.size(2), config_.max_period, x.options());
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& layer = layers_[i];
+    at::Tensor update = attention(layer, layer.norm1(x), offset, state ? &state->layers[i] : nullptr);
+    x = x + (config_.layer_scale ? layer.scale1 * update : update);
+    update = feed_forward(layer, layer.norm2(x), offset);
+    x = x + (config_.layer_scale ? layer.scale2 * update : update);
+  }
+  return x;
+}
+
+at::Tensor StreamingTransformer::per_step(const std::vector<at::Tensor>& weights,
+                                          const at::Tensor& x, int64_t offset) const {
+  if (weights.size() == 1) return ops::linear(x, weights[0]);
+  std::vector<at::Tensor> outs;
+  for (int64_t t = 0; t < x.size(1); ++t) {
+    int64_t index = offset + t;
+    const auto& schedule = config_.weights_per_step_schedule;
+    if (index >= config_.weights_per_step)
+      throw InputError("step " + std::to_string(index) + " has no weights (weights_per_step = " +
+                       std::to_string(config_.weights_per_step) + ")");
+    if (!schedule.empty()) index = schedule[index];
+    outs.push_back(ops::linear(x.narrow(1, t, 1), weights[index]));
+  }
+  return at::cat(outs, 1);
+}
+
+at::Tensor StreamingTransformer::rope(const at::Tensor& x, int64_t offset) const {
+  // x: [B, H, T, D], pairs (2i, 2i+1) rotated by angle t * max_period^(-2i/D).
+  const int64_t steps = x.size(2), dim = x.size(3);
+  const auto f32 = x.options().dtype(at::kFloat);
+  at::Tensor freqs =
+      at::exp(at::arange(dim / 2, f32) * static_cast<float>(-std::log(config_.max_period) * 2 / dim));
+  at::Tensor ts = at::arange(steps, f32) + static_cast<float>(offset);
+  at::Tensor angles = ts.view({-1, 1}) * freqs.view({1, -1});
+  at::Tensor cos = at::cos(angles), sin = at::sin(angles);
+  at::Tensor pairs = x.reshape({x.size(0), x.size(1), steps, dim / 2, 2});
+  at::Tensor re = pairs.select(-1, 0).to(at::kFloat), im = pairs.select(-1, 1).to(at::kFloat);
+  at::Tensor out = at::stack({re * cos - im * sin, re * sin + im * cos}, -1);
+  return out.view(x.sizes()).to(x.scalar_type());
+}
+
+at::Tensor StreamingTransformer::attention(const Layer& layer, const at::Tensor& x, int64_t offset,
+                                           KVCache* cache) const {
+  const int64_t batch = x.size(0), steps = x.size(1);
+  const int64_t heads = config_.num_heads, head_dim = config_.head_dim();
+  at::Tensor qkv = per_step(layer.in_projs, x, offset)
+                       .view({batch, steps, 3, heads, head_dim})
+                       .permute({2, 0, 3, 1, 4});  // [3, B, H, T, D]
+  at::Tensor q = qkv[0], k = qkv[1], v = qkv[2];
+  const std::string& pe = config_.positional_embedding;
+  if (pe == "rope" || pe == "sin_rope") {
+    q = rope(q, offset);
+    k = rope(k, offset);
+  }
+  std::vector<int64_t> key_pos;
+  if (cache) {
+    key_pos = ring_write(*cache, k, v);
+    k = cache->keys.narrow(2, 0, static_cast<int64_t>(key_pos.size()));
+    v = cache->values.narrow(2, 0, static_cast<int64_t>(key_pos.size()));
+  } else {
+    for (int64_t t = 0; t < steps; ++t) key_pos.push_back(offset + t);
+  }
+  const int64_t context = config_.context.value_or(0);
+  at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) * (1.0 / std::sqrt(double(head_dim)));
+  if (config_.causal)
+    scores = scores + attention_bias(offset, steps, key_pos, context).to(scores.options());
+  at::Tensor weights = at::softmax(scores, -1);
+  at::Tensor out = at::matmul(weights, v).permute({0, 2, 1, 3}).reshape({batch, steps, -1});
+  return per_step(layer.out_projs, out, offset);
+}
+
+at::Tensor StreamingTransformer::feed_forward(const Layer& layer, const at::Tensor& x,
+                                              int64_t offset) const {
+  if (config_.gating == "none")
+    return ops::linear(ops::activation(ops::linear(x, layer.linear1), "gelu"), layer.linear2);
+  auto gated = [&](const at::Tensor& xs, size_t set) {
+    at::Tensor h = ops::linear(xs, layer.gate_in[set]);
+    const int64_t hidden = h.size(-1) / 2;
+    h = ops::activation(h.narrow(-1, 0, hidden), config_.gating) * h.narrow(-1, hidden, hidden);
+    return ops::linear(h, layer.gate_out[set]);
+  };
+  if (layer.gate_in.size() == 1) return gated(x, 0);
+  std::vector<at::Tensor> outs;
+  for (int64_t t = 0; t < x.size(1); ++t) {
+    int64_t index = offset + t;
+    if (!config_.weights_per_step_schedule.empty())
+      index = config_.weights_per_step_schedule[index];
+    outs.push_back(gated(x.narrow(1, t, 1), static_cast<size_t>(index)));
+  }
+  return at::cat(outs, 1);
+}
+
+}  // namespace kyutai

@@ -1,0 +1,77 @@
+// Internal: the reference StreamingTransformer (moshi/modules/transformer.py, rope.py, gating.py)
+// with its whole-sequence path and its step path over a KV ring buffer.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <vector>
+
+#include "kyutai/config.h"
+#include "kyutai/params.h"
+
+namespace kyutai {
+
+// One attention layer's streaming memory: a ring of `capacity` keys and values. `written` counts
+// every step ever written; a new chunk is written whole before attending, as the reference does.
+struct KVCache {
+  at::Tensor keys;    // [B, H, capacity, D]
+  at::Tensor values;  // [B, H, capacity, D]
+  int64_t written = 0;
+};
+
+struct TransformerState {
+  std::vector<KVCache> layers;
+  int64_t offset = 0;  // steps processed so far: the position of the next step
+};
+
+// Normalisation by the reference's name; `f32` variants compute in float32 whatever the dtype.
+class Norm {
+ public:
+  Norm(const std::string& kind, int dim);
+  void declare(const Params& p);
+  at::Tensor operator()(const at::Tensor& x) const;  // [B, T, C] -> [B, T, C]
+
+ private:
+  bool rms_;
+  double eps_;
+  int dim_;
+  at::Tensor weight_, bias_, alpha_;
+};
+
+class StreamingTransformer {
+ public:
+  explicit StreamingTransformer(const TransformerConfig& config);
+  void declare(const Params& p);  // "layers.{i}...."
+
+  // Whole sequence starting at position 0: [B, T, C] -> [B, T, C], causal mask limited to the
+  // context.
+  at::Tensor forward(const at::Tensor& x) const;
+  // The next T steps of a stream: [B, T, C] -> [B, T, C].
+  at::Tensor step(const at::Tensor& x, TransformerState& state) const;
+  TransformerState init_state(int64_t batch, const at::TensorOptions& options) const;
+  const TransformerConfig& config() const { return config_; }
+
+ private:
+  struct Layer {
+    Layer(const std::string& norm, int dim) : norm1(norm, dim), norm2(norm, dim) {}
+    Norm norm1, norm2;
+    std::vector<at::Tensor> in_projs, out_projs;   // one per weight set
+    std::vector<at::Tensor> gate_in, gate_out;     // gating, one per weight set
+    at::Tensor linear1, linear2;                   // plain feed-forward (gating "none")
+    at::Tensor scale1, scale2;                     // layer scale, when configured
+  };
+  at::Tensor run(const at::Tensor& x, int64_t offset, TransformerState* state) const;
+  at::Tensor attention(const Layer& layer, const at::Tensor& x, int64_t offset,
+                       KVCache* cache) const;
+  at::Tensor feed_forward(const Layer& layer, const at::Tensor& x, int64_t offset) const;
+  // Applies weight set schedule(offset + t) to step t of x: [B, T, in] -> [B, T, out].
+  at::Tensor per_step(const std::vector<at::Tensor>& weights, const at::Tensor& x,
+                      int64_t offset) const;
+  at::Tensor rope(const at::Tensor& x, int64_t offset) const;
+  int64_t capacity() const;
+
+  TransformerConfig config_;
+  std::vector<Layer> layers_;
+};
+
+}  // namespace kyutai
