@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "kyutai/error.h"
+#include "kyutai/ops.h"
 
 namespace kyutai {
 
@@ -11,9 +12,25 @@ void StreamingConv1d::declare(const Params& p) {
   if (o_.bias) p.add("conv.conv.bias", {o_.out}, bias_);
 }
 
+// Above this many unfolded elements (whole-signal calls on long audio) the column matrix costs
+// more memory than the product saves time, so libtorch's own convolution takes over.
+constexpr int64_t kMaxColumns = int64_t{1} << 22;
+
 at::Tensor StreamingConv1d::conv(const at::Tensor& x) const {
-  return at::conv1d(x, weight_, bias_, at::IntArrayRef{o_.stride}, at::IntArrayRef{0},
-                    at::IntArrayRef{o_.dilation}, o_.groups);
+  if (o_.groups != 1 || x.size(0) != 1 || o_.in * o_.kernel * x.size(2) / o_.stride > kMaxColumns)
+    return at::conv1d(x, weight_, bias_, at::IntArrayRef{o_.stride}, at::IntArrayRef{0},
+                      at::IntArrayRef{o_.dilation}, o_.groups);
+  // Batch 1: unfold the input into [C_in * kernel, T_out] columns and do one matrix product.
+  const at::Tensor in = x.select(0, 0).contiguous();
+  const int64_t length = in.size(1);
+  const int64_t steps = (length - (o_.kernel - 1) * o_.dilation - 1) / o_.stride + 1;
+  at::Tensor cols = in;
+  if (o_.kernel != 1 || o_.stride != 1)
+    cols = in.as_strided({o_.in, o_.kernel, steps}, {length, o_.dilation, o_.stride})
+               .reshape({o_.in * o_.kernel, steps});
+  at::Tensor y = ops::matmul_wx(weight_.view({o_.out, -1}), cols);
+  if (bias_.defined()) y = y + bias_.unsqueeze(1);
+  return y.unsqueeze(0);
 }
 
 ConvState StreamingConv1d::init_state(int64_t batch, const at::TensorOptions& options) const {
@@ -47,9 +64,27 @@ void StreamingConvTranspose1d::declare(const Params& p) {
   if (o_.bias) p.add("convtr.convtr.bias", {o_.out}, bias_);
 }
 
+void StreamingConvTranspose1d::prepare() {
+  if (o_.groups != 1) return;
+  columns_ = weight_.permute({1, 2, 0}).reshape({o_.out * o_.kernel, o_.in}).contiguous();
+  weight_ = columns_.view({o_.out, o_.kernel, o_.in}).permute({2, 0, 1});
+}
+
 at::Tensor StreamingConvTranspose1d::convtr(const at::Tensor& x) const {
-  return at::conv_transpose1d(x, weight_, bias_, at::IntArrayRef{o_.stride}, at::IntArrayRef{0},
-                              at::IntArrayRef{0}, o_.groups);
+  if (!columns_.defined() || x.size(0) != 1 || o_.kernel % o_.stride != 0)
+    return at::conv_transpose1d(x, weight_, bias_, at::IntArrayRef{o_.stride}, at::IntArrayRef{0},
+                                at::IntArrayRef{0}, o_.groups);
+  // Batch 1: every input step contributes kernel samples; with kernel = m * stride they are m
+  // blocks of stride samples, block j landing j * stride later. [C_out, m, stride, T] columns.
+  const int64_t steps = x.size(2), blocks = o_.kernel / o_.stride;
+  const at::Tensor cols = ops::matmul_wx(columns_, x.select(0, 0))
+                              .view({o_.out, blocks, o_.stride, steps})
+                              .permute({1, 0, 3, 2})
+                              .reshape({blocks, o_.out, steps * o_.stride});
+  at::Tensor y = at::zeros({o_.out, (steps + blocks - 1) * o_.stride}, x.options());
+  for (int64_t j = 0; j < blocks; ++j) y.narrow(1, j * o_.stride, steps * o_.stride).add_(cols[j]);
+  if (bias_.defined()) y.add_(bias_.unsqueeze(1));
+  return y.unsqueeze(0);
 }
 
 ConvTrState StreamingConvTranspose1d::init_state(int64_t batch,

@@ -47,6 +47,8 @@ class StreamingConvTranspose1d {
  public:
   explicit StreamingConvTranspose1d(const Conv1dOptions& options) : o_(options) {}
   void declare(const Params& p);  // "convtr.convtr.weight", "convtr.convtr.bias"
+  // Re-lays the loaded weight out for the matrix-product path (once, after loading).
+  void prepare();
 
   // [B, C_in, T] -> [B, C_out, T * stride]; the last kernel - stride samples wait for the next
   // call (streaming) or are dropped (whole signal).
@@ -58,6 +60,7 @@ class StreamingConvTranspose1d {
   at::Tensor convtr(const at::Tensor& x) const;
   Conv1dOptions o_;
   at::Tensor weight_, bias_;
+  at::Tensor columns_;  // [C_out * kernel, C_in], the weight as one matrix; weight_ views it
 };
 
 }  // namespace kyutai

@@ -50,14 +50,20 @@ void MimiModel::load(const std::string& path, const at::Device& device) {
   c10::InferenceMode guard;
   load_strict(params_, SafetensorsFile::open(path), device);
   device_ = device;
-  quantizer_.prepare();
+  prepare();
 }
 
 void MimiModel::init_random(uint64_t seed, const at::Device& device) {
   c10::InferenceMode guard;
   kyutai::init_random(params_, seed, device);
   device_ = device;
+  prepare();
+}
+
+void MimiModel::prepare() {
   quantizer_.prepare();
+  decoder_.prepare();
+  if (upsample_) upsample_->prepare();
 }
 
 void MimiModel::check_num_codebooks(int n) const {

@@ -77,8 +77,8 @@ class MimiModel {
   // The encoder and decoder transformers, in conv layout: [B, C, T] -> [B, C, T].
   at::Tensor transformer(const StreamingTransformer& t, const at::Tensor& x,
                          std::optional<TransformerState>* state) const;
+  void prepare();  // derived tensors, once the weights are in place
   void check_num_codebooks(int n) const;
-  void check_codes(const at::Tensor& codes) const;
 
   MimiConfig config_;
   at::Device device_ = at::kCPU;

@@ -1,12 +1,21 @@
 // Internal: the few tensor kernels whose choice matters for speed, in one place.
+//
+// At batch 1 most products are "skinny": a large weight times a handful of columns. OpenBLAS's
+// gemm handles those at a fraction of memory bandwidth, while its gemv streams the weight at
+// close to it, so products with few columns are done as one gemv per column
+// (docs/PERFORMANCE.md has the measurements).
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
+#include <string>
+
 namespace kyutai::ops {
 
-// x [..., in] @ w[out, in]^T -> [..., out], no bias. Batch-1 products use a matrix-vector
-// kernel, which reads the weight several times faster than a one-row matrix product.
+// w [M, K] @ x [K, N] -> [M, N].
+at::Tensor matmul_wx(const at::Tensor& w, const at::Tensor& x);
+
+// x [..., in] @ w[out, in]^T -> [..., out], no bias.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w);
 
 // Activation by the reference's name: "gelu" (erf form), "silu", "relu", "sigmoid", "tanh".

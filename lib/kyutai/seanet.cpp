@@ -133,6 +133,10 @@ void SeanetDecoder::declare(const Params& p) {
   last_.declare(m.sub(index));
 }
 
+void SeanetDecoder::prepare() {
+  for (auto& stage : stages_) stage.up.prepare();
+}
+
 template <class Conv, class ConvTr>
 at::Tensor SeanetDecoder::run(at::Tensor x, Conv& conv, ConvTr& convtr) const {
   x = conv(first_, x);

@@ -47,6 +47,7 @@ class SeanetDecoder {
  public:
   explicit SeanetDecoder(const SeanetConfig& config);
   void declare(const Params& p);
+  void prepare();  // after loading
   // Latent [B, dimension, T] -> audio [B, 1, T * hop].
   at::Tensor forward(const at::Tensor& x) const;
   at::Tensor step(const at::Tensor& x, SeanetState& state) const;

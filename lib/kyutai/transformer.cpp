@@ -42,28 +42,25 @@ at::Tensor attention_bias(int64_t q0, int64_t steps, const std::vector<int64_t>&
   return bias;
 }
 
-// Writes T new steps [B, H, T, D] into the ring and returns the positions held by its first
-// min(written, capacity) slots, the only ones that can be attended to.
-std::vector<int64_t> ring_write(KVCache& cache, const at::Tensor& k, const at::Tensor& v) {
-  const int64_t capacity = cache.keys.size(2);
-  const int64_t steps = k.size(2);
-  const int64_t start = cache.written % capacity;
-  const int64_t first = std::min(steps, capacity - start);
-  cache.keys.narrow(2, start, first).copy_(k.narrow(2, 0, first));
-  cache.values.narrow(2, start, first).copy_(v.narrow(2, 0, first));
-  if (first < steps) {
-    cache.keys.narrow(2, 0, steps - first).copy_(k.narrow(2, first, steps - first));
-    cache.values.narrow(2, 0, steps - first).copy_(v.narrow(2, first, steps - first));
-  }
-  cache.written += steps;
-  const int64_t last = cache.written - 1;
-  const int64_t used = std::min(cache.written, capacity);
-  std::vector<int64_t> positions(used);
-  for (int64_t j = 0; j < used; ++j) {
+// Positions held by the first min(written, capacity) slots of a ring that has received
+// `written` steps in all: the only slots a query can attend to.
+std::vector<int64_t> ring_positions(int64_t written, int64_t capacity) {
+  const int64_t last = written - 1;
+  std::vector<int64_t> positions(static_cast<size_t>(std::min(written, capacity)));
+  for (int64_t j = 0; j < static_cast<int64_t>(positions.size()); ++j) {
     const int64_t delta = j - last % capacity;
     positions[j] = delta <= 0 ? last + delta : last + delta - capacity;
   }
   return positions;
+}
+
+// Writes steps offset..offset+T-1 ([B, H, T, D]) into their ring slots.
+void ring_write(at::Tensor& ring, const at::Tensor& x, int64_t offset) {
+  const int64_t capacity = ring.size(2), steps = x.size(2);
+  const int64_t start = offset % capacity;
+  const int64_t first = std::min(steps, capacity - start);
+  ring.narrow(2, start, first).copy_(x.narrow(2, 0, first));
+  if (first < steps) ring.narrow(2, 0, steps - first).copy_(x.narrow(2, first, steps - first));
 }
 
 }  // namespace
@@ -149,7 +146,7 @@ TransformerState StreamingTransformer::init_state(int64_t batch,
   const int64_t cap = capacity();
   for (size_t i = 0; i < layers_.size(); ++i) {
     const std::vector<int64_t> shape = {batch, config_.num_heads, cap, config_.head_dim()};
-    state.layers.push_back({at::zeros(shape, options), at::zeros(shape, options), 0});
+    state.layers.push_back({at::zeros(shape, options), at::zeros(shape, options)});
   }
   return state;
 }
@@ -165,15 +162,46 @@ at::Tensor StreamingTransformer::step(const at::Tensor& x, TransformerState& sta
   return y;
 }
 
+StreamingTransformer::Positions StreamingTransformer::positions(int64_t offset, int64_t steps,
+                                                                bool streaming,
+                                                                const at::Tensor& like) const {
+  Positions pos;
+  pos.offset = offset;
+  std::vector<int64_t> key_pos;
+  if (streaming) {
+    key_pos = ring_positions(offset + steps, capacity());
+  } else {
+    for (int64_t t = 0; t < steps; ++t) key_pos.push_back(offset + t);
+  }
+  pos.keys = static_cast<int64_t>(key_pos.size());
+  if (config_.causal)
+    pos.bias = attention_bias(offset, steps, key_pos, config_.context.value_or(0))
+                   .to(like.options().dtype(at::kFloat));
+  const std::string& pe = config_.positional_embedding;
+  if (pe == "rope" || pe == "sin_rope") {
+    // Angles t * max_period^(-2i/D), in float32 exactly as the reference computes them.
+    const int64_t dim = config_.head_dim();
+    const auto f32 = like.options().dtype(at::kFloat);
+    at::Tensor freqs = at::exp(at::arange(dim / 2, f32) *
+                               static_cast<float>(-std::log(config_.max_period) * 2 / dim));
+    at::Tensor ts = at::arange(steps, f32) + static_cast<float>(offset);
+    at::Tensor angles = ts.view({-1, 1}) * freqs.view({1, -1});
+    pos.cos = at::cos(angles);
+    pos.sin = at::sin(angles);
+  }
+  return pos;
+}
+
 at::Tensor StreamingTransformer::run(const at::Tensor& input, int64_t offset,
                                      TransformerState* state) const {
   at::Tensor x = input;
   const std::string& pe = config_.positional_embedding;
   if (pe == "sin" || pe == "sin_rope")
     x = x + sin_embedding(offset, x.size(1), x.size(2), config_.max_period, x.options());
+  const Positions pos = positions(offset, x.size(1), state != nullptr, x);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& layer = layers_[i];
-    at::Tensor update = attention(layer, layer.norm1(x), offset, state ? &state->layers[i] : nullptr);
+    at::Tensor update = attention(layer, layer.norm1(x), pos, state ? &state->layers[i] : nullptr);
     x = x + (config_.layer_scale ? layer.scale1 * update : update);
     update = feed_forward(layer, layer.norm2(x), offset);
     x = x + (config_.layer_scale ? layer.scale2 * update : update);
@@ -197,49 +225,38 @@ at::Tensor StreamingTransformer::per_step(const std::vector<at::Tensor>& weights
   return at::cat(outs, 1);
 }
 
-at::Tensor StreamingTransformer::rope(const at::Tensor& x, int64_t offset) const {
-  // x: [B, H, T, D], pairs (2i, 2i+1) rotated by angle t * max_period^(-2i/D).
+at::Tensor StreamingTransformer::rope(const at::Tensor& x, const Positions& pos) {
+  // x: [B, H, T, D] with interleaved (real, imaginary) pairs.
   const int64_t steps = x.size(2), dim = x.size(3);
-  const auto f32 = x.options().dtype(at::kFloat);
-  at::Tensor freqs =
-      at::exp(at::arange(dim / 2, f32) * static_cast<float>(-std::log(config_.max_period) * 2 / dim));
-  at::Tensor ts = at::arange(steps, f32) + static_cast<float>(offset);
-  at::Tensor angles = ts.view({-1, 1}) * freqs.view({1, -1});
-  at::Tensor cos = at::cos(angles), sin = at::sin(angles);
   at::Tensor pairs = x.reshape({x.size(0), x.size(1), steps, dim / 2, 2});
   at::Tensor re = pairs.select(-1, 0).to(at::kFloat), im = pairs.select(-1, 1).to(at::kFloat);
-  at::Tensor out = at::stack({re * cos - im * sin, re * sin + im * cos}, -1);
+  at::Tensor out = at::stack({re * pos.cos - im * pos.sin, re * pos.sin + im * pos.cos}, -1);
   return out.view(x.sizes()).to(x.scalar_type());
 }
 
-at::Tensor StreamingTransformer::attention(const Layer& layer, const at::Tensor& x, int64_t offset,
-                                           KVCache* cache) const {
+at::Tensor StreamingTransformer::attention(const Layer& layer, const at::Tensor& x,
+                                           const Positions& pos, KVCache* cache) const {
   const int64_t batch = x.size(0), steps = x.size(1);
   const int64_t heads = config_.num_heads, head_dim = config_.head_dim();
-  at::Tensor qkv = per_step(layer.in_projs, x, offset)
+  at::Tensor qkv = per_step(layer.in_projs, x, pos.offset)
                        .view({batch, steps, 3, heads, head_dim})
                        .permute({2, 0, 3, 1, 4});  // [3, B, H, T, D]
   at::Tensor q = qkv[0], k = qkv[1], v = qkv[2];
-  const std::string& pe = config_.positional_embedding;
-  if (pe == "rope" || pe == "sin_rope") {
-    q = rope(q, offset);
-    k = rope(k, offset);
+  if (pos.cos.defined()) {
+    q = rope(q, pos);
+    k = rope(k, pos);
   }
-  std::vector<int64_t> key_pos;
   if (cache) {
-    key_pos = ring_write(*cache, k, v);
-    k = cache->keys.narrow(2, 0, static_cast<int64_t>(key_pos.size()));
-    v = cache->values.narrow(2, 0, static_cast<int64_t>(key_pos.size()));
-  } else {
-    for (int64_t t = 0; t < steps; ++t) key_pos.push_back(offset + t);
+    ring_write(cache->keys, k, pos.offset);
+    ring_write(cache->values, v, pos.offset);
+    k = cache->keys.narrow(2, 0, pos.keys);
+    v = cache->values.narrow(2, 0, pos.keys);
   }
-  const int64_t context = config_.context.value_or(0);
   at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) * (1.0 / std::sqrt(double(head_dim)));
-  if (config_.causal)
-    scores = scores + attention_bias(offset, steps, key_pos, context).to(scores.options());
+  if (pos.bias.defined()) scores = scores + pos.bias.to(scores.scalar_type());
   at::Tensor weights = at::softmax(scores, -1);
   at::Tensor out = at::matmul(weights, v).permute({0, 2, 1, 3}).reshape({batch, steps, -1});
-  return per_step(layer.out_projs, out, offset);
+  return per_step(layer.out_projs, out, pos.offset);
 }
 
 at::Tensor StreamingTransformer::feed_forward(const Layer& layer, const at::Tensor& x,

@@ -11,12 +11,11 @@
 
 namespace kyutai {
 
-// One attention layer's streaming memory: a ring of `capacity` keys and values. `written` counts
-// every step ever written; a new chunk is written whole before attending, as the reference does.
+// One attention layer's streaming memory: a ring of `capacity` keys and values. Step p lives in
+// slot p % capacity; a new chunk is written whole before attending, as the reference does.
 struct KVCache {
   at::Tensor keys;    // [B, H, capacity, D]
   at::Tensor values;  // [B, H, capacity, D]
-  int64_t written = 0;
 };
 
 struct TransformerState {
@@ -60,14 +59,22 @@ class StreamingTransformer {
     at::Tensor linear1, linear2;                   // plain feed-forward (gating "none")
     at::Tensor scale1, scale2;                     // layer scale, when configured
   };
+  // What every layer of one call shares: positions, rotations and the attention mask.
+  struct Positions {
+    int64_t offset = 0;     // position of the first new step
+    int64_t keys = 0;       // number of key slots attended to
+    at::Tensor cos, sin;    // rope rotations [T, D / 2]
+    at::Tensor bias;        // [T, keys], 0 or -inf
+  };
+  Positions positions(int64_t offset, int64_t steps, bool streaming, const at::Tensor& like) const;
   at::Tensor run(const at::Tensor& x, int64_t offset, TransformerState* state) const;
-  at::Tensor attention(const Layer& layer, const at::Tensor& x, int64_t offset,
+  at::Tensor attention(const Layer& layer, const at::Tensor& x, const Positions& pos,
                        KVCache* cache) const;
   at::Tensor feed_forward(const Layer& layer, const at::Tensor& x, int64_t offset) const;
   // Applies weight set schedule(offset + t) to step t of x: [B, T, in] -> [B, T, out].
   at::Tensor per_step(const std::vector<at::Tensor>& weights, const at::Tensor& x,
                       int64_t offset) const;
-  at::Tensor rope(const at::Tensor& x, int64_t offset) const;
+  static at::Tensor rope(const at::Tensor& x, const Positions& pos);
   int64_t capacity() const;
 
   TransformerConfig config_;

@@ -1,0 +1,107 @@
+// Streaming Mimi benchmark on random weights: median milliseconds per frame for encode and
+// decode. The last line is machine-readable:
+//   mimi encode_ms=<x> decode_ms=<y> threads=<n>
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kyutai/mimi.h"
+#include "kyutai/runtime.h"
+
+namespace {
+
+struct Options {
+  std::string config;  // empty: the released Mimi configuration
+  int threads = 0;
+  int frames = 30;
+  int warmup = 5;
+  int codebooks = 8;
+};
+
+void usage() {
+  std::fprintf(stderr,
+               "usage: mimi-bench [--config mimi_config.json] [--threads N] [--frames N]\n"
+               "                  [--warmup N] [--codebooks N]\n");
+}
+
+bool parse(int argc, char** argv, Options& o) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (i + 1 >= argc) return false;
+    const char* v = argv[++i];
+    if (a == "--config") o.config = v;
+    else if (a == "--threads") o.threads = std::atoi(v);
+    else if (a == "--frames") o.frames = std::atoi(v);
+    else if (a == "--warmup") o.warmup = std::atoi(v);
+    else if (a == "--codebooks") o.codebooks = std::atoi(v);
+    else return false;
+  }
+  return o.frames > 0 && o.warmup >= 0;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+template <class F>
+double time_ms(F&& f) {
+  const auto t0 = std::chrono::steady_clock::now();
+  f();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  if (!parse(argc, argv, o)) {
+    usage();
+    return 2;
+  }
+  try {
+    kyutai::set_num_threads(o.threads);
+    const kyutai::MimiConfig config =
+        o.config.empty() ? kyutai::MimiConfig::moshi_2024() : kyutai::MimiConfig::from_file(o.config);
+    kyutai::MimiModel model(config);
+    model.init_random(1234, at::kCPU);
+    c10::InferenceMode guard;
+    const int64_t frame = model.frame_size();
+    const int total = o.warmup + o.frames;
+    at::Tensor audio = at::randn({1, 1, frame * total}) * 0.1;
+
+    kyutai::MimiEncoderState enc = model.new_encoder_state(o.codebooks);
+    std::vector<at::Tensor> codes;
+    std::vector<double> enc_ms, dec_ms;
+    for (int f = 0; f < total; ++f) {
+      const at::Tensor x = audio.narrow(2, f * frame, frame);
+      const double ms = time_ms([&] { codes.push_back(model.encode_step(x, enc)); });
+      if (f >= o.warmup) enc_ms.push_back(ms);
+    }
+    kyutai::MimiDecoderState dec = model.new_decoder_state();
+    for (int f = 0; f < total; ++f) {
+      const double ms = time_ms([&] { model.decode_step(codes[f], dec); });
+      if (f >= o.warmup) dec_ms.push_back(ms);
+    }
+    std::printf("config: %s, %d frames of %lld samples after %d warm-up frames, %d codebooks\n",
+                o.config.empty() ? "released Mimi (moshi_2024)" : o.config.c_str(), o.frames,
+                static_cast<long long>(frame), o.warmup, o.codebooks);
+    std::printf("encode: median %.2f ms, max %.2f ms per frame\n", median(enc_ms),
+                *std::max_element(enc_ms.begin(), enc_ms.end()));
+    std::printf("decode: median %.2f ms, max %.2f ms per frame\n", median(dec_ms),
+                *std::max_element(dec_ms.begin(), dec_ms.end()));
+    std::printf("mimi encode_ms=%.2f decode_ms=%.2f threads=%d\n", median(enc_ms), median(dec_ms),
+                kyutai::num_threads());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mimi-bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,189 @@
+// Every streaming layer: the whole-signal path and the step path agree over several chunk sizes,
+// as far as the reference itself agrees (see golden/README.md, "Streaming vs batch").
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <gtest/gtest.h>
+
+#include "kyutai/conv.h"
+#include "kyutai/mimi.h"
+#include "kyutai/seanet.h"
+#include "kyutai/transformer.h"
+#include "test_util.h"
+
+namespace kyutai {
+namespace {
+
+using test::close_rel;
+using test::data_path;
+using test::max_abs;
+
+template <class Layer>
+void randomize(Layer& layer, uint64_t seed) {
+  std::vector<ParamSpec> specs;
+  layer.declare(Params(&specs));
+  init_random(specs, seed, at::kCPU);
+}
+
+// Runs `step` over x in chunks of `chunk` steps along the last dimension and concatenates.
+template <class Step>
+at::Tensor chunked(const at::Tensor& x, int64_t chunk, int dim, Step&& step) {
+  std::vector<at::Tensor> outs;
+  for (int64_t t = 0; t < x.size(dim); t += chunk)
+    outs.push_back(step(x.narrow(dim, t, std::min(chunk, x.size(dim) - t))));
+  return at::cat(outs, dim);
+}
+
+struct ConvCase {
+  int kernel, stride, dilation, groups;
+  bool replicate;
+};
+
+class ConvStreaming : public ::testing::TestWithParam<ConvCase> {};
+
+TEST_P(ConvStreaming, StepsMatchWholeSignal) {
+  c10::InferenceMode guard;
+  const ConvCase c = GetParam();
+  Conv1dOptions o{6, 12, c.kernel, c.stride, c.dilation, c.groups, true, c.replicate};
+  StreamingConv1d conv(o);
+  randomize(conv, 7);
+  const at::Tensor x = at::randn({1, 6, 24 * c.stride});
+  const at::Tensor whole = conv.forward(x);
+  ASSERT_EQ(whole.size(2), 24);
+  for (int64_t frames : {1, 2, 3, 8}) {
+    ConvState state;
+    state = conv.init_state(1, x.options());
+    const at::Tensor streamed =
+        chunked(x, frames * c.stride, 2, [&](const at::Tensor& part) { return conv.step(part, state); });
+    EXPECT_TRUE(close_rel(streamed, whole, 1e-6)) << "chunk of " << frames << " strides";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, ConvStreaming,
+                         ::testing::Values(ConvCase{1, 1, 1, 1, false}, ConvCase{3, 1, 1, 1, false},
+                                           ConvCase{3, 1, 2, 1, false}, ConvCase{7, 1, 1, 1, false},
+                                           ConvCase{4, 2, 1, 1, true}, ConvCase{8, 4, 1, 1, false},
+                                           ConvCase{10, 5, 1, 1, false}, ConvCase{4, 2, 1, 6, true}));
+
+class ConvTrStreaming : public ::testing::TestWithParam<ConvCase> {};
+
+TEST_P(ConvTrStreaming, StepsMatchWholeSignal) {
+  c10::InferenceMode guard;
+  const ConvCase c = GetParam();
+  Conv1dOptions o{12, 12, c.kernel, c.stride, 1, c.groups, c.groups == 1, false};
+  StreamingConvTranspose1d convtr(o);
+  randomize(convtr, 11);
+  convtr.prepare();
+  const at::Tensor x = at::randn({1, 12, 24});
+  const at::Tensor whole = convtr.forward(x);
+  ASSERT_EQ(whole.size(2), 24 * c.stride);
+  for (int64_t frames : {1, 2, 3, 8}) {
+    ConvTrState state = convtr.init_state(1, x.options());
+    const at::Tensor streamed =
+        chunked(x, frames, 2, [&](const at::Tensor& part) { return convtr.step(part, state); });
+    EXPECT_TRUE(close_rel(streamed, whole, 1e-6)) << "chunk of " << frames << " steps";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, ConvTrStreaming,
+                         ::testing::Values(ConvCase{2, 1, 1, 1, false}, ConvCase{4, 2, 1, 1, false},
+                                           ConvCase{8, 4, 1, 1, false}, ConvCase{6, 4, 1, 1, false},
+                                           ConvCase{16, 8, 1, 1, false}, ConvCase{4, 2, 1, 12, false}));
+
+TEST(SeanetStreaming, EncoderAndDecoderStepsMatchWholeSignal) {
+  c10::InferenceMode guard;
+  const MimiConfig config = MimiConfig::from_file(data_path("golden/mimi_tiny/config.json"));
+  SeanetEncoder encoder(config.seanet);
+  SeanetDecoder decoder(config.seanet);
+  randomize(encoder, 3);
+  randomize(decoder, 4);
+  decoder.prepare();
+  const int64_t hop = config.seanet.hop_length();
+  const at::Tensor audio = at::randn({1, 1, 40 * hop}) * 0.3;
+  const at::Tensor latent = encoder.forward(audio);
+  const at::Tensor decoded = decoder.forward(latent);
+  for (int64_t frames : {1, 2, 5, 8}) {
+    SeanetState enc_state, dec_state;
+    EXPECT_TRUE(close_rel(chunked(audio, frames * hop, 2,
+                                  [&](const at::Tensor& p) { return encoder.step(p, enc_state); }),
+                          latent, 1e-6));
+    EXPECT_TRUE(close_rel(chunked(latent, frames, 2,
+                                  [&](const at::Tensor& p) { return decoder.step(p, dec_state); }),
+                          decoded, 1e-6));
+  }
+}
+
+TransformerConfig small_transformer(int context) {
+  TransformerConfig t;
+  t.d_model = 16;
+  t.num_heads = 2;
+  t.num_layers = 2;
+  t.dim_feedforward = 32;
+  t.context = context;
+  return t;
+}
+
+TEST(TransformerStreaming, OneStepPerCallMatchesTheWindowedMaskForever) {
+  c10::InferenceMode guard;
+  StreamingTransformer tr(small_transformer(6));
+  randomize(tr, 5);
+  const at::Tensor x = at::randn({1, 30, 16});
+  const at::Tensor whole = tr.forward(x);
+  TransformerState state = tr.init_state(1, x.options());
+  const at::Tensor streamed =
+      chunked(x, 1, 1, [&](const at::Tensor& p) { return tr.step(p, state); });
+  EXPECT_TRUE(close_rel(streamed, whole, 1e-5));
+}
+
+TEST(TransformerStreaming, ChunksMatchWhileTheContextHoldsTheSequence) {
+  c10::InferenceMode guard;
+  StreamingTransformer tr(small_transformer(64));
+  randomize(tr, 6);
+  const at::Tensor x = at::randn({1, 40, 16});
+  const at::Tensor whole = tr.forward(x);
+  for (int64_t chunk : {1, 2, 4, 5}) {
+    TransformerState state = tr.init_state(1, x.options());
+    EXPECT_TRUE(close_rel(chunked(x, chunk, 1, [&](const at::Tensor& p) { return tr.step(p, state); }),
+                          whole, 1e-5))
+        << "chunk " << chunk;
+  }
+}
+
+TEST(TransformerStreaming, ChunksFollowTheReferenceRingOnceTheContextIsFull) {
+  // With chunks of 2 and a full ring, the first query of a chunk sees one key fewer than the
+  // whole-signal mask gives it, exactly as in the reference: outputs agree up to the context and
+  // differ after it.
+  c10::InferenceMode guard;
+  const int context = 8;
+  StreamingTransformer tr(small_transformer(context));
+  randomize(tr, 8);
+  const at::Tensor x = at::randn({1, 24, 16});
+  const at::Tensor whole = tr.forward(x);
+  TransformerState state = tr.init_state(1, x.options());
+  const at::Tensor streamed =
+      chunked(x, 2, 1, [&](const at::Tensor& p) { return tr.step(p, state); });
+  EXPECT_LT(max_abs(streamed.narrow(1, 0, context), whole.narrow(1, 0, context)), 1e-5);
+  EXPECT_GT(max_abs(streamed.narrow(1, context, 16), whole.narrow(1, context, 16)), 1e-4);
+}
+
+TEST(MimiStreaming, LongContextStreamEqualsWholeSignal) {
+  // The golden README: with a context longer than the sequence, streaming and whole-signal codes
+  // are identical and the audio agrees to float rounding.
+  c10::InferenceMode guard;
+  MimiConfig config = MimiConfig::from_file(data_path("golden/mimi_tiny/config.json"));
+  config.transformer.context = 1000;
+  MimiModel model(config);
+  model.load(data_path("golden/mimi_tiny/model.safetensors"), at::kCPU);
+  const at::Tensor audio = read_tensors(data_path("golden/mimi_tiny/io.safetensors")).at("audio");
+  const at::Tensor codes = model.encode(audio, 8);
+  MimiEncoderState enc = model.new_encoder_state(8);
+  const at::Tensor stream_codes = chunked(audio, model.frame_size(), 2,
+                                          [&](const at::Tensor& f) { return model.encode_step(f, enc); });
+  EXPECT_TRUE(test::equal_codes(stream_codes, codes));
+  MimiDecoderState dec = model.new_decoder_state();
+  const at::Tensor stream_audio =
+      chunked(codes, 1, 2, [&](const at::Tensor& c) { return model.decode_step(c, dec); });
+  EXPECT_LT(max_abs(stream_audio, model.decode(codes)), 1e-6);
+}
+
+}  // namespace
+}  // namespace kyutai
