@@ -126,7 +126,9 @@ std::map<std::string, Source> map_sources(const std::set<std::string>& declared,
   return sources;
 }
 
-at::Tensor tensor_from_file(const std::shared_ptr<const SafetensorsFile>& file, const TensorInfo& info) {
+}  // namespace
+
+at::Tensor tensor_view(const std::shared_ptr<const SafetensorsFile>& file, const TensorInfo& info) {
   const at::ScalarType type = to_scalar_type(info.dtype);
   void* ptr = const_cast<uint8_t*>(file->data(info));
   // The tensor keeps the mapping alive.
@@ -136,6 +138,8 @@ at::Tensor tensor_from_file(const std::shared_ptr<const SafetensorsFile>& file, 
   if (reinterpret_cast<uintptr_t>(ptr) % dtype_size(info.dtype) != 0) t = t.clone();
   return t;
 }
+
+namespace {
 
 at::Tensor load_one(const ParamSpec& spec, const Source& src,
                     const std::shared_ptr<const SafetensorsFile>& file, const at::Device& device) {
@@ -161,7 +165,7 @@ at::Tensor load_one(const ParamSpec& spec, const Source& src,
                               ", found " + shape_to_string(info.shape),
                           file->path(), info.name);
   }
-  at::Tensor t = tensor_from_file(file, info);
+  at::Tensor t = tensor_view(file, info);
   if (src.pieces > 1) t = t.narrow(0, src.piece * shape[0], shape[0]);
   const bool float_spec = at::isFloatingType(spec.dtype);
   if (float_spec != at::isFloatingType(t.scalar_type()))
@@ -266,7 +270,7 @@ void init_random(const std::vector<ParamSpec>& specs, uint64_t seed, const at::D
 std::map<std::string, at::Tensor> read_tensors(const std::string& path) {
   const auto file = SafetensorsFile::open(path);
   std::map<std::string, at::Tensor> tensors;
-  for (const auto& info : file->header().tensors) tensors[info.name] = tensor_from_file(file, info);
+  for (const auto& info : file->header().tensors) tensors[info.name] = tensor_view(file, info);
   return tensors;
 }
 

@@ -16,6 +16,7 @@
 namespace kyutai {
 
 class SafetensorsFile;
+struct TensorInfo;
 
 struct ParamSpec {
   std::string name;
@@ -71,6 +72,9 @@ void load_strict(const std::vector<ParamSpec>& specs, const std::shared_ptr<cons
 // weights, 1 + 0.1*normal for norm scales, and the codebook buffers made usable.
 void init_random(const std::vector<ParamSpec>& specs, uint64_t seed, const at::Device& device);
 
+// One tensor of a mapped file: a view of the mapping (which it keeps alive) when its data is
+// aligned for its dtype, a copy otherwise.
+at::Tensor tensor_view(const std::shared_ptr<const SafetensorsFile>& file, const TensorInfo& info);
 // Every tensor of a safetensors file, pointing into its mapping where possible.
 std::map<std::string, at::Tensor> read_tensors(const std::string& path);
 // Writes CPU tensors (converted to contiguous) as a safetensors file.

@@ -109,10 +109,11 @@ void StreamingTransformer::declare(const Params& p) {
     const Params lp = p.sub("layers").sub(i);
     layer.in_projs.resize(sets);
     layer.out_projs.resize(sets);
-    for (int s = 0; s < sets; ++s) {
-      lp.sub("self_attn").sub("in_projs").sub(s).add("weight", {3 * dim, dim}, layer.in_projs[s]);
+    // The reference registers out_projs before in_projs; the manifest keeps that order.
+    for (int s = 0; s < sets; ++s)
       lp.sub("self_attn").sub("out_projs").sub(s).add("weight", {dim, dim}, layer.out_projs[s]);
-    }
+    for (int s = 0; s < sets; ++s)
+      lp.sub("self_attn").sub("in_projs").sub(s).add("weight", {3 * dim, dim}, layer.in_projs[s]);
     layer.norm1.declare(lp.sub("norm1"));
     layer.norm2.declare(lp.sub("norm2"));
     if (config_.gating == "none") {
