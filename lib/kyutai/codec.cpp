@@ -1,0 +1,154 @@
+#include "kyutai/codec.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <mutex>
+
+#include "kyutai/error.h"
+#include "kyutai/mimi.h"
+#include "kyutai/torch_errors.h"
+
+namespace kyutai {
+
+namespace {
+
+at::Device parse_device(const std::string& device) {
+  check_device(device);
+  return at::Device(device);
+}
+
+MimiConfig config_or_default(const std::string& config) {
+  return config.empty() ? MimiConfig::moshi_2024() : MimiConfig::from_file(config);
+}
+
+std::string canonical(const std::string& path) {
+  std::error_code ec;
+  const auto p = std::filesystem::canonical(path, ec);
+  return ec ? path : p.string();
+}
+
+}  // namespace
+
+void check_device(const std::string& device) {
+  try {
+    const at::Device d(device);
+    if (d.is_cuda() && !at::hasCUDA())
+      throw ConfigError("device '" + device +
+                        "' needs a CUDA build of libtorch (build with -Dtorch_dir=...); this one "
+                        "is CPU-only");
+    if (!d.is_cpu() && !d.is_cuda())
+      throw ConfigError("device '" + device + "' is not supported; use cpu, cuda or cuda:N");
+  } catch (const c10::Error&) {
+    throw ConfigError("'" + device + "' is not a device name; use cpu, cuda or cuda:N");
+  }
+}
+
+Mimi::Mimi(std::unique_ptr<MimiModel> model) : model_(std::move(model)) {
+  const MimiConfig& c = model_->config();
+  format_.sample_rate = c.sample_rate;
+  format_.frame_size = c.frame_size();
+  format_.frame_rate = c.frame_rate;
+  format_.total_codebooks = c.quantizer.n_q;
+  format_.cardinality = c.quantizer.bins;
+}
+
+Mimi::~Mimi() = default;
+
+std::shared_ptr<const Mimi> Mimi::load(const std::string& weights, const std::string& config,
+                                       const std::string& device) {
+  return translate_torch_errors([&] {
+    auto model = std::make_unique<MimiModel>(config_or_default(config));
+    model->load(weights, parse_device(device));
+    return std::shared_ptr<const Mimi>(new Mimi(std::move(model)));
+  });
+}
+
+std::shared_ptr<const Mimi> Mimi::load_shared(const std::string& weights, const std::string& config,
+                                              const std::string& device) {
+  static std::mutex mutex;
+  static std::map<std::string, std::weak_ptr<const Mimi>> loaded;
+  const std::string key = canonical(weights) + '\n' + canonical(config) + '\n' + device;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (auto existing = loaded[key].lock()) return existing;
+  auto mimi = load(weights, config, device);
+  loaded[key] = mimi;
+  return mimi;
+}
+
+std::shared_ptr<const Mimi> Mimi::random(const std::string& config, uint64_t seed) {
+  return translate_torch_errors([&] {
+    auto model = std::make_unique<MimiModel>(config_or_default(config));
+    model->init_random(seed, at::kCPU);
+    return std::shared_ptr<const Mimi>(new Mimi(std::move(model)));
+  });
+}
+
+std::vector<int64_t> Mimi::encode(const float* pcm, size_t samples, int num_codebooks) const {
+  return translate_torch_errors([&] {
+    c10::InferenceMode guard;
+    const at::Tensor audio =
+        at::from_blob(const_cast<float*>(pcm), {1, 1, static_cast<int64_t>(samples)}, at::kFloat);
+    const at::Tensor codes = model_->encode(audio, num_codebooks).to(at::kCPU).contiguous();
+    return std::vector<int64_t>(codes.data_ptr<int64_t>(), codes.data_ptr<int64_t>() + codes.numel());
+  });
+}
+
+std::vector<float> Mimi::decode(const int64_t* codes, int num_codebooks, int64_t frames) const {
+  return translate_torch_errors([&] {
+    c10::InferenceMode guard;
+    const at::Tensor c =
+        at::from_blob(const_cast<int64_t*>(codes), {1, num_codebooks, frames}, at::kLong);
+    const at::Tensor audio = model_->decode(c).to(at::kCPU).contiguous();
+    return std::vector<float>(audio.data_ptr<float>(), audio.data_ptr<float>() + audio.numel());
+  });
+}
+
+struct MimiEncoder::State {
+  MimiEncoderState stream;
+};
+
+MimiEncoder::MimiEncoder(std::shared_ptr<const Mimi> mimi, int num_codebooks)
+    : mimi_(std::move(mimi)), num_codebooks_(num_codebooks) {
+  state_ = std::make_unique<State>(State{mimi_->model().new_encoder_state(num_codebooks)});
+}
+
+MimiEncoder::~MimiEncoder() = default;
+
+void MimiEncoder::encode_frame(const float* pcm, size_t samples, int64_t* codes) {
+  translate_torch_errors([&] {
+    c10::InferenceMode guard;
+    const at::Tensor frame =
+        at::from_blob(const_cast<float*>(pcm), {1, 1, static_cast<int64_t>(samples)}, at::kFloat);
+    const at::Tensor out = mimi_->model().encode_step(frame, state_->stream).to(at::kCPU).contiguous();
+    std::copy_n(out.data_ptr<int64_t>(), num_codebooks_, codes);
+  });
+}
+
+void MimiEncoder::reset() { state_->stream = mimi_->model().new_encoder_state(num_codebooks_); }
+
+struct MimiDecoder::State {
+  MimiDecoderState stream;
+};
+
+MimiDecoder::MimiDecoder(std::shared_ptr<const Mimi> mimi)
+    : mimi_(std::move(mimi)), state_(std::make_unique<State>()) {}
+
+MimiDecoder::~MimiDecoder() = default;
+
+void MimiDecoder::decode_frame(const int64_t* codes, int num_codebooks, float* pcm) {
+  translate_torch_errors([&] {
+    c10::InferenceMode guard;
+    const at::Tensor c = at::from_blob(const_cast<int64_t*>(codes), {1, num_codebooks, 1}, at::kLong);
+    const at::Tensor out = mimi_->model().decode_step(c, state_->stream).to(at::kCPU).contiguous();
+    std::copy_n(out.data_ptr<float>(), out.numel(), pcm);
+  });
+}
+
+void MimiDecoder::reset() { state_->stream = mimi_->model().new_decoder_state(); }
+
+}  // namespace kyutai

@@ -1,0 +1,97 @@
+// Public, torch-free interface to the Mimi codec, for the GStreamer elements and the tools.
+//
+// A Mimi object holds the immutable weights and can be shared by any number of streams; each
+// MimiEncoder / MimiDecoder is one stream with its own state. Errors are kyutai::Error subclasses
+// (error.h).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kyutai {
+
+class MimiModel;
+
+struct MimiFormat {
+  int sample_rate = 0;
+  int frame_size = 0;  // samples per frame
+  double frame_rate = 0;
+  int total_codebooks = 0;
+  int cardinality = 0;  // codes are in [0, cardinality)
+};
+
+// The number of codebooks Moshi's models use, and the reference's default.
+inline constexpr int kDefaultNumCodebooks = 8;
+
+class Mimi {
+ public:
+  // Loads `weights` with the configuration file `config` (empty: the released Mimi) onto
+  // `device` ("cpu", "cuda", "cuda:1"). Throws NotFoundError, FormatError, CheckpointError,
+  // ConfigError.
+  static std::shared_ptr<const Mimi> load(const std::string& weights, const std::string& config,
+                                          const std::string& device = "cpu");
+  // As load, but returns the copy already loaded in this process for the same files and device
+  // when there is one, so elements using one model share its weights.
+  static std::shared_ptr<const Mimi> load_shared(const std::string& weights,
+                                                 const std::string& config,
+                                                 const std::string& device = "cpu");
+  // A model with random weights (benchmarks, tests).
+  static std::shared_ptr<const Mimi> random(const std::string& config, uint64_t seed);
+  ~Mimi();
+
+  const MimiFormat& format() const { return format_; }
+  const MimiModel& model() const { return *model_; }
+
+  // Whole signal: mono samples -> codes, codebook-major ([num_codebooks][frames]). The input is
+  // padded with zeros to whole frames.
+  std::vector<int64_t> encode(const float* pcm, size_t samples, int num_codebooks) const;
+  // Codes [num_codebooks][frames] -> frames * frame_size samples.
+  std::vector<float> decode(const int64_t* codes, int num_codebooks, int64_t frames) const;
+
+ private:
+  explicit Mimi(std::unique_ptr<MimiModel> model);
+  std::unique_ptr<MimiModel> model_;
+  MimiFormat format_;
+};
+
+// One encoding stream: exactly one frame of audio in, one code per active codebook out.
+class MimiEncoder {
+ public:
+  MimiEncoder(std::shared_ptr<const Mimi> mimi, int num_codebooks);
+  ~MimiEncoder();
+  // `samples` must equal format().frame_size; writes num_codebooks() codes.
+  void encode_frame(const float* pcm, size_t samples, int64_t* codes);
+  void reset();
+  int num_codebooks() const { return num_codebooks_; }
+  const Mimi& mimi() const { return *mimi_; }
+
+ private:
+  struct State;
+  std::shared_ptr<const Mimi> mimi_;
+  int num_codebooks_;
+  std::unique_ptr<State> state_;
+};
+
+// One decoding stream: one frame of codes in, frame_size samples out.
+class MimiDecoder {
+ public:
+  explicit MimiDecoder(std::shared_ptr<const Mimi> mimi);
+  ~MimiDecoder();
+  // `num_codebooks` codes in [1, total_codebooks]; writes format().frame_size samples.
+  void decode_frame(const int64_t* codes, int num_codebooks, float* pcm);
+  void reset();
+  const Mimi& mimi() const { return *mimi_; }
+
+ private:
+  struct State;
+  std::shared_ptr<const Mimi> mimi_;
+  std::unique_ptr<State> state_;
+};
+
+// "cpu", "cuda", "cuda:N": throws ConfigError for anything else, or for CUDA in a CPU-only build.
+void check_device(const std::string& device);
+
+}  // namespace kyutai

@@ -1,0 +1,16 @@
+#!/bin/sh
+# Installs everything gst-moshi needs to build and test, from Debian 12 packages only.
+# Runs as root, or as a user who may use sudo. Safe to run again.
+set -eu
+if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update
+# libopenblas0-pthread: without it Debian's libtorch falls back to the reference BLAS, about
+# 12x slower. clang and libclang-rt-14-dev build the libFuzzer target of the test suite.
+$SUDO apt-get install -y --no-install-recommends \
+  build-essential meson ninja-build pkg-config \
+  libtorch-dev libopenblas0-pthread nlohmann-json3-dev libgtest-dev \
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+  libopus-dev libsentencepiece-dev \
+  clang libclang-rt-14-dev
