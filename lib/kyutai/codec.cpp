@@ -88,6 +88,10 @@ std::shared_ptr<const Mimi> Mimi::random(const std::string& config, uint64_t see
   });
 }
 
+void Mimi::save(const std::string& path) const {
+  translate_torch_errors([&] { model_->save(path); });
+}
+
 std::vector<int64_t> Mimi::encode(const float* pcm, size_t samples, int num_codebooks) const {
   return translate_torch_errors([&] {
     c10::InferenceMode guard;

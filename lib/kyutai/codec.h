@@ -40,6 +40,8 @@ class Mimi {
                                                  const std::string& device = "cpu");
   // A model with random weights (benchmarks, tests).
   static std::shared_ptr<const Mimi> random(const std::string& config, uint64_t seed);
+  // Writes the weights as a safetensors file with the reference's key names.
+  void save(const std::string& path) const;
   ~Mimi();
 
   const MimiFormat& format() const { return format_; }

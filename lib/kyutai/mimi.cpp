@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <map>
+
 #include "kyutai/error.h"
 #include "kyutai/safetensors.h"
 
@@ -58,6 +60,14 @@ void MimiModel::init_random(uint64_t seed, const at::Device& device) {
   kyutai::init_random(params_, seed, device);
   device_ = device;
   prepare();
+}
+
+void MimiModel::save(const std::string& path) const {
+  std::map<std::string, at::Tensor> tensors;
+  // Transposed convolutions keep their weight as a view of a re-laid-out copy; contiguous()
+  // restores the reference layout.
+  for (const auto& spec : params_) tensors[spec.name] = spec.slot->contiguous();
+  write_tensors(path, tensors);
 }
 
 void MimiModel::prepare() {

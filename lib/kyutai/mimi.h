@@ -48,6 +48,8 @@ class MimiModel {
   void load(const std::string& path, const at::Device& device);
   // Random weights, for benchmarks and tests.
   void init_random(uint64_t seed, const at::Device& device);
+  // Writes the weights under their reference names (a file `load` reads back).
+  void save(const std::string& path) const;
   const std::vector<ParamSpec>& params() const { return params_; }
   const MimiConfig& config() const { return config_; }
   const at::Device& device() const { return device_; }
