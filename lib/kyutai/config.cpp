@@ -1,5 +1,6 @@
 #include "kyutai/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -258,6 +259,138 @@ void MimiConfig::validate(const std::string& origin) const {
       transformer_output_dimensions[0] != seanet.dimension)
     bad("transformer input/output dimensions must equal seanet.dimension");
   detail::validate_transformer(transformer, origin + ": transformer");
+}
+
+namespace {
+
+// The reference's _lm_kwargs for Moshi 7B.
+constexpr const char* kMoshi7b2024 = R"({
+  "dim": 4096, "text_card": 32000, "existing_text_padding_id": 3, "n_q": 16, "dep_q": 8,
+  "card": 2048, "num_heads": 32, "num_layers": 32, "hidden_scale": 4.125, "causal": true,
+  "layer_scale": null, "context": 3000, "max_period": 10000, "gating": "silu",
+  "norm": "rms_norm_f32", "positional_embedding": "rope", "depformer_dim": 1024,
+  "depformer_dim_feedforward": 4224, "depformer_num_heads": 16, "depformer_num_layers": 6,
+  "depformer_layer_scale": null, "depformer_multi_linear": true, "depformer_context": 8,
+  "depformer_max_period": 10000, "depformer_gating": "silu", "depformer_pos_emb": "none",
+  "depformer_weights_per_step": true,
+  "delays": [0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1]
+})";
+
+// Options of the reference LMModel that change the weights or the computation and that this
+// port does not implement: refusing them beats computing something else.
+void reject_unsupported(const JsonReader& r, const std::string& origin) {
+  auto refuse = [&](bool present, const std::string& what) {
+    if (present) throw ConfigError(origin + ": " + what + " is not supported");
+  };
+  refuse(r.find("conditioners") != nullptr, "conditioning ('conditioners')");
+  refuse(r.find("fuser") != nullptr, "conditioning ('fuser')");
+  refuse(r.get_bool("demux_second_stream", false) || r.get_bool("demux_second_text_stream", false),
+         "a demuxed second text stream");
+  refuse(r.get_bool("norm_emb", false), "'norm_emb'");
+  refuse(r.find("depformer_norm") != nullptr, "'depformer_norm'");
+  refuse(r.get_bool("lora", false), "LoRA ('lora')");
+  refuse(r.get_bool("quantize", false), "quantized weights ('quantize')");
+  refuse(r.get_int("kv_repeat", 1) != 1, "grouped attention ('kv_repeat')");
+  refuse(r.get_bool("cross_attention", false), "cross attention");
+}
+
+TransformerConfig read_depformer(const JsonReader& r, const TransformerConfig& main, double hidden_scale,
+                                 int dep_q) {
+  TransformerConfig d = main;
+  d.d_model = r.get_int("depformer_dim", 256);
+  d.num_heads = r.get_int("depformer_num_heads", main.num_heads);
+  d.num_layers = r.get_int("depformer_num_layers", main.num_layers);
+  d.dim_feedforward = r.find("depformer_dim_feedforward")
+                          ? r.get_int("depformer_dim_feedforward", 0)
+                          : static_cast<int>(hidden_scale * d.d_model);
+  d.layer_scale = r.get_optional_double("depformer_layer_scale", main.layer_scale);
+  d.max_period = r.get_double("depformer_max_period", main.max_period);
+  d.gating = r.get_string("depformer_gating", main.gating);
+  d.positional_embedding = r.get_string("depformer_pos_emb", "sin");
+  d.weights_per_step = r.get_bool("depformer_weights_per_step", false) ? dep_q : 0;
+  d.weights_per_step_schedule = r.get_ints("depformer_weights_per_step_schedule", {});
+  // The reference ignores depformer_context: the depformer attends over the dep_q steps of one
+  // frame, and its KV cache holds exactly those.
+  d.context = d.weights_per_step ? std::nullopt : std::optional<int>(dep_q);
+  return d;
+}
+
+}  // namespace
+
+LmConfig LmConfig::moshi_7b_2024() { return from_json(kMoshi7b2024, "Moshi 7B defaults"); }
+
+LmConfig LmConfig::from_json(const std::string& text, const std::string& origin) {
+  const json doc = detail::parse_json(text, origin);
+  const JsonReader r(doc, origin);
+  reject_unsupported(r, origin);
+  LmConfig c;
+  c.dim = r.get_int("dim", 128);
+  c.text_card = r.get_int("text_card", 32000);
+  c.text_card_out = r.get_int("text_card_out", 0);
+  c.existing_text_padding_id = r.get_int("existing_text_padding_id", 3);
+  c.existing_text_end_padding_id = r.get_int("existing_text_end_padding_id", 0);
+  c.n_q = r.get_int("n_q", 8);
+  c.dep_q = r.get_int("dep_q", 8);
+  c.card = r.get_int("card", 1024);
+  c.hidden_scale = r.get_double("hidden_scale", 4);
+  c.bias_proj = r.get_bool("bias_proj", false);
+  c.delays = r.get_ints("delays", {0});
+  c.extra_heads_num_heads = r.get_int("extra_heads_num_heads", 0);
+  c.extra_heads_dim = r.get_int("extra_heads_dim", 6);
+  TransformerConfig& t = c.transformer;
+  t.d_model = c.dim;
+  t.num_heads = r.get_int("num_heads", 8);
+  t.num_layers = r.require_int("num_layers");
+  t.dim_feedforward = static_cast<int>(c.hidden_scale * c.dim);
+  t.causal = r.get_bool("causal", true);
+  t.context = r.get_optional_int("context", std::nullopt);
+  t.layer_scale = r.get_optional_double("layer_scale", std::nullopt);
+  t.max_period = r.get_double("max_period", 10000);
+  t.gating = r.get_string("gating", "none");
+  t.norm = r.get_string("norm", "layer_norm");
+  t.positional_embedding = r.get_string("positional_embedding", "sin");
+  c.depformer = read_depformer(r, t, c.hidden_scale, c.dep_q);
+  c.depformer_multi_linear = r.get_bool("depformer_multi_linear", false);
+  c.depformer_low_rank_embeddings = r.get_int("depformer_low_rank_embeddings", 0);
+  c.moshi_name = r.get_string("moshi_name", "");
+  c.mimi_name = r.get_string("mimi_name", "");
+  c.mimi_config_name = r.get_string("mimi_config_name", "");
+  c.tokenizer_name = r.get_string("tokenizer_name", "");
+  c.model_type = r.get_string("model_type", "moshi");
+  c.validate(origin);
+  return c;
+}
+
+LmConfig LmConfig::from_file(const std::string& path) {
+  return from_json(detail::read_text_file(path), path);
+}
+
+int LmConfig::max_delay() const {
+  int most = 0;
+  for (int d : delays) most = std::max(most, d);
+  return most;
+}
+
+void LmConfig::validate(const std::string& origin) const {
+  auto bad = [&](const std::string& what) { throw ConfigError(origin + ": " + what); };
+  if (dim <= 0 || card <= 0 || text_card <= 0 || n_q <= 0 || hidden_scale <= 0)
+    bad("dim, card, text_card, n_q and hidden_scale must be positive");
+  if (dep_q <= 0 || dep_q > n_q) bad("dep_q must be between 1 and n_q");
+  if (static_cast<int>(delays.size()) != num_codebooks())
+    bad("delays must have n_q + 1 = " + std::to_string(num_codebooks()) + " entries, got " +
+        std::to_string(delays.size()));
+  for (int d : delays)
+    if (d < 0) bad("delays must not be negative");
+  if (existing_text_padding_id < 0 || existing_text_padding_id >= text_card)
+    bad("existing_text_padding_id must be a text token");
+  if (model_type != "moshi") bad("model_type '" + model_type + "' is not supported (only 'moshi')");
+  const auto& schedule = depformer.weights_per_step_schedule;
+  if (!schedule.empty() && static_cast<int>(schedule.size()) != dep_q)
+    bad("depformer_weights_per_step_schedule must have dep_q entries");
+  for (int i : schedule)
+    if (i < 0) bad("depformer_weights_per_step_schedule must not be negative");
+  detail::validate_transformer(transformer, origin + ": transformer");
+  detail::validate_transformer(depformer, origin + ": depformer");
 }
 
 bool json_has_key(const std::string& text, const std::string& key) {

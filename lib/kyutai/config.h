@@ -81,6 +81,44 @@ struct MimiConfig {
   void validate(const std::string& origin) const;
 };
 
+// The keyword arguments of the reference LMModel (Kyutai's config.json schema), plus the file
+// names a repository's config.json gives.
+struct LmConfig {
+  int dim = 128;
+  int text_card = 32000;
+  int text_card_out = 0;  // 0: same as text_card
+  int existing_text_padding_id = 3;
+  int existing_text_end_padding_id = 0;
+  int n_q = 8;    // audio streams the model reads (its own dep_q, then the user's)
+  int dep_q = 8;  // audio streams the depformer generates
+  int card = 1024;
+  double hidden_scale = 4;
+  bool bias_proj = false;
+  std::vector<int> delays = {0};  // text, then the n_q audio streams
+  int extra_heads_num_heads = 0;
+  int extra_heads_dim = 6;
+  TransformerConfig transformer;  // d_model = dim
+  // Depformer ("depformer_*" keys).
+  TransformerConfig depformer;
+  bool depformer_multi_linear = false;
+  int depformer_low_rank_embeddings = 0;  // 0: full-rank embeddings
+  // Files named by a repository's config.json (empty: the repository defaults).
+  std::string moshi_name, mimi_name, mimi_config_name, tokenizer_name, model_type = "moshi";
+
+  // The Moshi 7B released in September 2024 (the reference's _lm_kwargs), used when a repository
+  // has no config.json (kyutai/moshiko-pytorch-bf16, kyutai/moshika-pytorch-bf16).
+  static LmConfig moshi_7b_2024();
+  static LmConfig from_json(const std::string& text, const std::string& origin);
+  static LmConfig from_file(const std::string& path);
+
+  int num_codebooks() const { return n_q + 1; }
+  int max_delay() const;
+  int user_codebooks() const { return n_q - dep_q; }
+  int text_initial_token() const { return text_card; }
+  int audio_initial_token() const { return card; }
+  void validate(const std::string& origin) const;
+};
+
 // True when `text` is a JSON object holding `key` (used to tell Mimi configs from LM configs).
 bool json_has_key(const std::string& text, const std::string& key);
 

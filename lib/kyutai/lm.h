@@ -1,0 +1,102 @@
+// Internal: the Moshi language model (reference moshi/models/lm.py LMModel): a temporal
+// transformer over text and audio token streams, and a depformer that predicts the audio
+// codebooks of one step one after the other. Immutable once loaded; generation state lives in
+// lm_generate.h.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+#include <vector>
+
+#include "kyutai/config.h"
+#include "kyutai/params.h"
+#include "kyutai/transformer.h"
+
+namespace kyutai {
+
+// Token embedding (reference ScaledEmbedding): token -1 embeds to zeros; with a low rank, a
+// narrow table followed by a projection.
+class Embedding {
+ public:
+  Embedding(int64_t count, int64_t dim, int64_t low_rank = 0)
+      : count_(count), dim_(dim), low_rank_(low_rank) {}
+  void declare(const Params& p);  // "weight" and "low_rank.weight"
+  // Tokens [...] int64 -> [..., dim].
+  at::Tensor operator()(const at::Tensor& tokens) const;
+
+ private:
+  int64_t count_, dim_, low_rank_;
+  at::Tensor weight_, projection_;
+};
+
+// A linear layer with optional bias (text head, audio heads).
+struct Linear {
+  at::Tensor weight, bias;
+  void declare(const Params& p, int64_t out, int64_t in, bool with_bias);
+  at::Tensor operator()(const at::Tensor& x) const;
+};
+
+// Non-streaming outputs, aligned with the input codes (reference LMOutput).
+struct LmOutput {
+  at::Tensor logits;       // [B, dep_q, T, card], NaN where masked
+  at::Tensor mask;         // [B, dep_q, T]
+  at::Tensor text_logits;  // [B, 1, T, text_card], NaN where masked
+  at::Tensor text_mask;    // [B, 1, T]
+};
+
+class LmModel {
+ public:
+  // `dtype` is the dtype the weights are kept and run in (float32 or bfloat16).
+  explicit LmModel(const LmConfig& config, at::ScalarType dtype = at::kFloat);
+  LmModel(const LmModel&) = delete;
+  LmModel& operator=(const LmModel&) = delete;
+
+  void load(const std::string& path, const at::Device& device);
+  void init_random(uint64_t seed, const at::Device& device);
+  void save(const std::string& path) const;
+  const std::vector<ParamSpec>& params() const { return params_; }
+  const LmConfig& config() const { return config_; }
+  at::ScalarType dtype() const { return dtype_; }
+  const at::Device& device() const { return device_; }
+
+  // Training-style forward over whole sequences (reference LMModel.forward): codes [B, K, T].
+  LmOutput forward(const at::Tensor& codes) const;
+
+  // One step of the temporal transformer. Tokens [B, K] (text, then the n_q audio streams) ->
+  // transformer output after out_norm [B, 1, dim]; text logits [B, text_card] in float32.
+  at::Tensor text_step(const at::Tensor& tokens, TransformerState& state, at::Tensor* text_logits) const;
+  TransformerState new_text_state(int64_t batch) const;
+  // Depformer codebook `cb` of one step: the previous token [B] (the text token for cb 0) and
+  // the temporal output [B, 1, dim] -> audio logits [B, card] in float32. `state` starts fresh
+  // for every step and sees codebooks 0..dep_q-1 in order.
+  at::Tensor depformer_step(int cb, const at::Tensor& previous, const at::Tensor& transformer_out,
+                            TransformerState& state) const;
+  TransformerState new_depformer_state(int64_t batch) const;
+
+ private:
+  // Sum of the text and audio embeddings of tokens [B, K, T] -> [B, T, dim].
+  at::Tensor embed(const at::Tensor& tokens) const;
+  // transformer output [B, T, dim] -> (normed output, text logits [B, T, text_card]).
+  at::Tensor head(const at::Tensor& out, at::Tensor* text_logits) const;
+  // Input of depformer codebook cb: [B, T, dim] temporal output and [B, T] tokens.
+  at::Tensor depformer_input(int cb, const at::Tensor& transformer_out, const at::Tensor& tokens) const;
+  void check_tokens(const at::Tensor& tokens) const;
+
+  LmConfig config_;
+  at::ScalarType dtype_;
+  at::Device device_ = at::kCPU;
+  std::vector<Embedding> emb_;
+  Embedding text_emb_;
+  StreamingTransformer transformer_;
+  Norm out_norm_;
+  Linear text_linear_;
+  std::vector<Linear> depformer_in_;
+  std::vector<Embedding> depformer_emb_;
+  Embedding depformer_text_emb_;
+  StreamingTransformer depformer_;
+  std::vector<Linear> linears_, extra_heads_;
+  std::vector<ParamSpec> params_;
+};
+
+}  // namespace kyutai
