@@ -136,4 +136,35 @@ MimiFiles locate_mimi(const std::string& spec) {
   return files;
 }
 
+MoshiFiles locate_moshi(const std::string& spec) {
+  const std::string path = resolve_model_path(spec);
+  const fs::path dir = dir_exists(path) ? fs::path(path) : fs::path(path).parent_path();
+  MoshiFiles files;
+  if (!dir_exists(path) && fs::path(path).extension() == ".json")
+    files.config = path;
+  else if (file_exists((dir / "config.json").string()))
+    files.config = (dir / "config.json").string();
+  LmConfig config;  // only the file names are used without a config.json
+  if (!files.config.empty()) {
+    const std::string text = detail::read_text_file(files.config);
+    if (json_has_key(text, "seanet"))
+      throw ConfigError(files.config + " describes a Mimi codec, not a Moshi language model");
+    config = LmConfig::from_json(text, files.config);
+  }
+  auto in_dir = [&](const std::string& name, const char* fallback) {
+    return (dir / (name.empty() ? std::string(fallback) : name)).string();
+  };
+  const bool weights_given = file_exists(path) && fs::path(path).extension() != ".json";
+  files.weights = weights_given ? path : in_dir(config.moshi_name, kMoshiWeightsName);
+  files.tokenizer = in_dir(config.tokenizer_name, kTextTokenizerName);
+  if (!file_exists(files.weights))
+    throw NotFoundError(dir.string() + ": no Moshi weights (looked for " + files.weights + ")");
+  if (!file_exists(files.tokenizer))
+    throw NotFoundError(dir.string() + ": no text tokenizer (looked for " + files.tokenizer + ")");
+  files.mimi.weights = in_dir(config.mimi_name, kMimiWeightsName);
+  if (!config.mimi_config_name.empty()) files.mimi.config = in_dir(config.mimi_config_name, "");
+  if (!file_exists(files.mimi.weights)) files.mimi = MimiFiles();
+  return files;
+}
+
 }  // namespace kyutai

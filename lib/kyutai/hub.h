@@ -40,6 +40,19 @@ struct MimiFiles {
 // mimi_name / mimi_config_name, or the released file name), or a cached repo id.
 MimiFiles locate_mimi(const std::string& spec);
 
+struct MoshiFiles {
+  std::string config;     // the LM's config.json; empty: the Moshi 7B defaults
+  std::string weights;    // LM weights
+  std::string tokenizer;  // sentencepiece text tokenizer
+  MimiFiles mimi;         // empty weights when the repository has no Mimi
+};
+
+// Locates Moshi from a directory laid out like a Kyutai repository (config.json naming
+// moshi_name, tokenizer_name, mimi_name, mimi_config_name; without config.json the 7B file
+// names), a cached repo id, a config.json, or the LM weights file. Throws NotFoundError naming
+// the missing file, ConfigError for an unreadable config.
+MoshiFiles locate_moshi(const std::string& spec);
+
 bool file_exists(const std::string& path);
 bool dir_exists(const std::string& path);
 
