@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <chrono>
+
 #include "kyutai/error.h"
 
 namespace kyutai {
@@ -24,8 +26,9 @@ LmGenState LmGen::new_state(uint64_t seed) const {
 
 std::optional<std::vector<int64_t>> LmGen::step(const std::vector<int64_t>& user_codes,
                                                 LmGenState& state, const SamplingParams& params,
-                                                LmStepTrace* trace) const {
+                                                LmStepTrace* trace, LmStepTimes* times) const {
   c10::InferenceMode guard;
+  const auto start = std::chrono::steady_clock::now();
   const LmConfig& c = model_.config();
   const int64_t streams = c.num_codebooks(), ring = c.max_delay() + 2;
   const int needed = c.user_codebooks();
@@ -60,7 +63,13 @@ std::optional<std::vector<int64_t>> LmGen::step(const std::vector<int64_t>& user
     trace->transformer_out = out.view({-1}).to(at::kCPU, at::kFloat);
     trace->text_logits = text_logits[0].to(at::kCPU);
   }
+  const auto middle = std::chrono::steady_clock::now();
   const std::vector<int64_t> audio = depformer(text, out, state, params, trace);
+  if (times) {
+    using ms = std::chrono::duration<double, std::milli>;
+    times->main_ms = ms(middle - start).count();
+    times->depformer_ms = ms(std::chrono::steady_clock::now() - middle).count();
+  }
 
   ++state.offset;
   slot(0, state.offset) = text;

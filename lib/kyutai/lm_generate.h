@@ -29,6 +29,12 @@ struct LmStepTrace {
   at::Tensor audio_logits;          // [dep_q, card]
 };
 
+// Where one step's time went, for benchmarks.
+struct LmStepTimes {
+  double main_ms = 0;       // temporal transformer, text head and text sampling
+  double depformer_ms = 0;  // the dep_q depformer passes and audio sampling
+};
+
 class LmGen {
  public:
   explicit LmGen(const LmModel& model) : model_(model) {}
@@ -39,7 +45,8 @@ class LmGen {
   // streams realigned: [text, audio 0 .. dep_q-1], or nothing during the first max_delay steps.
   std::optional<std::vector<int64_t>> step(const std::vector<int64_t>& user_codes, LmGenState& state,
                                            const SamplingParams& params,
-                                           LmStepTrace* trace = nullptr) const;
+                                           LmStepTrace* trace = nullptr,
+                                           LmStepTimes* times = nullptr) const;
 
  private:
   std::vector<int64_t> depformer(int64_t text_token, const at::Tensor& transformer_out,
