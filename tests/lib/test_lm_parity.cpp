@@ -166,6 +166,25 @@ TEST_F(LmTiny, BadInputIsRefused) {
   EXPECT_NO_THROW(gen.step(codes, state, {}));
 }
 
+TEST(LmDtypes, Bfloat16CheckpointsLoadAsShippedInBothDtypes) {
+  // Kyutai ships bfloat16 weights: they load as stored into a bfloat16 model and are widened
+  // for a float32 one.
+  auto tensors = read_tensors(tiny("model.safetensors"));
+  for (auto& [name, t] : tensors) t = t.to(at::kBFloat16);
+  const std::string path = ::testing::TempDir() + "/lm_tiny_bf16.safetensors";
+  write_tensors(path, tensors);
+  const LmConfig config = LmConfig::from_file(tiny("config.json"));
+  LmModel f32(config, at::kFloat), bf16(config, at::kBFloat16);
+  f32.load(path, at::kCPU);
+  bf16.load(path, at::kCPU);
+  for (const auto& spec : bf16.params()) EXPECT_EQ(spec.slot->scalar_type(), at::kBFloat16) << spec.name;
+  for (const auto& spec : f32.params()) EXPECT_EQ(spec.slot->scalar_type(), at::kFloat) << spec.name;
+  const at::Tensor codes = read_tensors(tiny("trace.safetensors")).at("forward_codes");
+  const at::Tensor a = f32.forward(codes).text_logits, b = bf16.forward(codes).text_logits;
+  const at::Tensor valid = ~at::isnan(a);
+  EXPECT_LT((a.masked_select(valid) - b.masked_select(valid)).abs().max().item<double>(), 0.1);
+}
+
 TEST(LmManifest, Moshi7bHasExactlyTheReferenceKeys) {
   std::ifstream in(data_path("golden/moshi7b_manifest.json"));
   const nlohmann::json manifest = nlohmann::json::parse(in);

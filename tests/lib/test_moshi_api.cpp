@@ -74,6 +74,19 @@ TEST(LocateMoshi, ReadsAKyutaiStyleDirectory) {
   EXPECT_EQ(locate_moshi(tiny_dir() + "/config.json").weights, files.weights);
 }
 
+TEST(LocateMoshi, WithoutConfigJsonUsesThe7bNames) {
+  // Legacy repositories (kyutai/moshiko-pytorch-bf16) have no config.json: the 7B defaults and
+  // Kyutai's file names apply.
+  const fs::path dir = scratch("legacy");
+  for (const char* name : {kMoshiWeightsName, kTextTokenizerName, kMimiWeightsName})
+    std::ofstream(dir / name) << "x";
+  const MoshiFiles files = locate_moshi(dir.string());
+  EXPECT_TRUE(files.config.empty());
+  EXPECT_EQ(files.weights, (dir / kMoshiWeightsName).string());
+  EXPECT_EQ(files.tokenizer, (dir / kTextTokenizerName).string());
+  EXPECT_EQ(files.mimi.weights, (dir / kMimiWeightsName).string());
+}
+
 TEST(LocateMoshi, MissingPiecesAreNamed) {
   const fs::path dir = scratch("no-tokenizer");
   fs::copy_file(tiny_dir() + "/config.json", dir / "config.json");
