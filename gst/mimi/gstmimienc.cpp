@@ -1,0 +1,361 @@
+/**
+ * SECTION:element-mimienc
+ * @title: mimienc
+ * @see_also: mimidec
+ *
+ * Encodes mono 32-bit float audio at the model's sample rate (24 kHz for the released Mimi) into
+ * Mimi codes, frame by frame as a live stream: each output buffer holds the codes of one frame
+ * (80 ms for the released Mimi) as little-endian guint16, in codebook order. See
+ * docs/MEDIA-TYPE.md for audio/x-mimi.
+ *
+ * ## Example pipeline
+ * |[
+ * gst-launch-1.0 filesrc location=speech.wav ! wavparse ! audioconvert ! audioresample ! \
+ *     mimienc model=kyutai/moshiko-pytorch-bf16 ! filesink location=speech.mimi
+ * ]|
+ */
+#include "gstmimienc.h"
+
+#include <gst/audio/audio.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "gstmimicommon.h"
+#include "kyutai/codec.h"
+
+GST_DEBUG_CATEGORY_STATIC(gst_mimi_enc_debug);
+#define GST_CAT_DEFAULT gst_mimi_enc_debug
+
+#define DEFAULT_NUM_CODEBOOKS kyutai::kDefaultNumCodebooks
+
+enum { PROP_NUM_CODEBOOKS = PROP_MIMI_LAST };
+
+// C++ state, new-ed in _init and deleted in _finalize.
+struct GstMimiEncPrivate {
+  // Set in start() and dropped in stop(); used by the streaming thread under the stream lock.
+  std::shared_ptr<const kyutai::Mimi> mimi;
+  std::unique_ptr<kyutai::MimiEncoder> encoder;
+  std::vector<float> pcm;  // one frame, zero-padded when the last one is partial
+  std::vector<int64_t> codes;
+  // Stream lock: a DISCONT buffer arrived, and frames were encoded since the last reset.
+  bool reset_pending = false;
+  bool dirty = false;
+};
+
+struct _GstMimiEnc {
+  GstAudioEncoder parent;
+
+  // Properties, under the object lock.
+  GstMimiSettings settings;
+  gint num_codebooks;
+  // The model's sample rate while started, 0 otherwise; under the object lock because caps
+  // queries read it from any thread.
+  gint model_rate;
+
+  GstMimiEncPrivate* priv;
+};
+
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
+    "sink", GST_PAD_SINK, GST_PAD_ALWAYS,
+    GST_STATIC_CAPS("audio/x-raw, format = (string) F32LE, layout = (string) interleaved, "
+                    "rate = (int) [ 1, MAX ], channels = (int) 1"));
+
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
+    "src", GST_PAD_SRC, GST_PAD_ALWAYS,
+    GST_STATIC_CAPS("audio/x-mimi, rate = (int) [ 1, MAX ], channels = (int) 1, "
+                    "frame-size = (int) [ 1, MAX ], codebooks = (int) [ 1, 32 ], "
+                    "cardinality = (int) [ 1, 65536 ]"));
+
+#define gst_mimi_enc_parent_class parent_class
+G_DEFINE_TYPE(GstMimiEnc, gst_mimi_enc, GST_TYPE_AUDIO_ENCODER);
+GST_ELEMENT_REGISTER_DEFINE(mimienc, "mimienc", GST_RANK_PRIMARY, GST_TYPE_MIMI_ENC);
+
+static void gst_mimi_enc_set_property(GObject* object, guint prop_id, const GValue* value,
+                                      GParamSpec* pspec) {
+  GstMimiEnc* self = GST_MIMI_ENC(object);
+  if (gst_mimi_settings_set_property(GST_ELEMENT(self), &self->settings, prop_id, value)) return;
+  if (prop_id == PROP_NUM_CODEBOOKS) {
+    GST_OBJECT_LOCK(self);
+    self->num_codebooks = g_value_get_int(value);
+    GST_OBJECT_UNLOCK(self);
+    return;
+  }
+  G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+}
+
+static void gst_mimi_enc_get_property(GObject* object, guint prop_id, GValue* value,
+                                      GParamSpec* pspec) {
+  GstMimiEnc* self = GST_MIMI_ENC(object);
+  if (gst_mimi_settings_get_property(GST_ELEMENT(self), &self->settings, prop_id, value)) return;
+  if (prop_id == PROP_NUM_CODEBOOKS) {
+    GST_OBJECT_LOCK(self);
+    g_value_set_int(value, self->num_codebooks);
+    GST_OBJECT_UNLOCK(self);
+    return;
+  }
+  G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+}
+
+// Creates the stream for the configured codebook count, which the model must have.
+static gboolean gst_mimi_enc_open_stream(GstMimiEnc* self, int num_codebooks) {
+  GstMimiEncPrivate* priv = self->priv;
+  const kyutai::MimiFormat& format = priv->mimi->format();
+  if (num_codebooks > format.total_codebooks) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
+                      ("num-codebooks is %d but the model has only %d codebooks.", num_codebooks,
+                       format.total_codebooks),
+                      (NULL));
+    return FALSE;
+  }
+  const bool ok = gst_mimi_try(
+      GST_ELEMENT(self), GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT,
+      "Cannot start a Mimi encoding stream.", [&] {
+        priv->encoder = std::make_unique<kyutai::MimiEncoder>(priv->mimi, num_codebooks);
+      });
+  if (!ok) return FALSE;
+  priv->pcm.assign(format.frame_size, 0.0f);
+  priv->codes.assign(num_codebooks, 0);
+  priv->reset_pending = priv->dirty = false;
+  return TRUE;
+}
+
+static gboolean gst_mimi_enc_start(GstAudioEncoder* encoder) {
+  GstMimiEnc* self = GST_MIMI_ENC(encoder);
+  const GstMimiConfig config = gst_mimi_settings_copy(GST_ELEMENT(self), &self->settings);
+  GST_OBJECT_LOCK(self);
+  const int num_codebooks = self->num_codebooks;
+  GST_OBJECT_UNLOCK(self);
+
+  self->priv->mimi = gst_mimi_load_model(GST_ELEMENT(self), config);
+  if (!self->priv->mimi || !gst_mimi_enc_open_stream(self, num_codebooks)) {
+    self->priv->mimi.reset();
+    return FALSE;
+  }
+  const kyutai::MimiFormat& format = self->priv->mimi->format();
+  GST_INFO_OBJECT(self, "model %s: %d Hz, %d samples per frame, %d of %d codebooks",
+                  config.model.c_str(), format.sample_rate, format.frame_size, num_codebooks,
+                  format.total_codebooks);
+  GST_OBJECT_LOCK(self);
+  self->model_rate = format.sample_rate;
+  GST_OBJECT_UNLOCK(self);
+  // A frame is encoded once its last sample is in: one frame of latency.
+  const GstClockTime frame = gst_mimi_samples_to_time(format.frame_size, format.sample_rate);
+  gst_audio_encoder_set_latency(encoder, frame, frame);
+  return TRUE;
+}
+
+static gboolean gst_mimi_enc_stop(GstAudioEncoder* encoder) {
+  GstMimiEnc* self = GST_MIMI_ENC(encoder);
+  GST_OBJECT_LOCK(self);
+  self->model_rate = 0;
+  GST_OBJECT_UNLOCK(self);
+  self->priv->encoder.reset();
+  self->priv->mimi.reset();
+  return TRUE;
+}
+
+// Before start() any rate is possible; afterwards only the model's, so that audioresample
+// upstream converts to it.
+static GstCaps* gst_mimi_enc_getcaps(GstAudioEncoder* encoder, GstCaps* filter) {
+  GstMimiEnc* self = GST_MIMI_ENC(encoder);
+  GstCaps* caps = gst_static_pad_template_get_caps(&sink_template);
+  GST_OBJECT_LOCK(self);
+  const gint rate = self->model_rate;
+  GST_OBJECT_UNLOCK(self);
+  if (rate > 0) {
+    caps = gst_caps_make_writable(caps);
+    gst_caps_set_simple(caps, "rate", G_TYPE_INT, rate, nullptr);
+  }
+  GstCaps* result = gst_audio_encoder_proxy_getcaps(encoder, caps, filter);
+  gst_caps_unref(caps);
+  return result;
+}
+
+static void gst_mimi_enc_post_bitrate(GstMimiEnc* self, const kyutai::MimiFormat& format,
+                                      int codebooks) {
+  // Each code carries log2(cardinality) bits: 8 x 11 bits x 12.5 Hz = 1.1 kbps for Mimi.
+  const double bits = codebooks * std::log2(static_cast<double>(format.cardinality));
+  const guint bitrate = static_cast<guint>(bits * format.frame_rate + 0.5);
+  g_autoptr(GstTagList) tags = gst_tag_list_new(GST_TAG_NOMINAL_BITRATE, bitrate, GST_TAG_CODEC,
+                                                "Mimi", nullptr);
+  gst_audio_encoder_merge_tags(GST_AUDIO_ENCODER(self), tags, GST_TAG_MERGE_REPLACE);
+}
+
+static gboolean gst_mimi_enc_set_format(GstAudioEncoder* encoder, GstAudioInfo* info) {
+  GstMimiEnc* self = GST_MIMI_ENC(encoder);
+  GstMimiEncPrivate* priv = self->priv;
+  const kyutai::MimiFormat& format = priv->mimi->format();
+  if (GST_AUDIO_INFO_RATE(info) != format.sample_rate || GST_AUDIO_INFO_CHANNELS(info) != 1) {
+    GST_ELEMENT_ERROR(self, STREAM, FORMAT,
+                      ("mimienc needs mono audio at %d Hz, the model's rate, but got %d channels "
+                       "at %d Hz: put audioconvert ! audioresample before it.",
+                       format.sample_rate, GST_AUDIO_INFO_CHANNELS(info),
+                       GST_AUDIO_INFO_RATE(info)),
+                      (NULL));
+    return FALSE;
+  }
+  // One frame per handle_frame, and the base class pads nothing: the last partial frame is
+  // padded in handle_frame.
+  gst_audio_encoder_set_frame_samples_min(encoder, format.frame_size);
+  gst_audio_encoder_set_frame_samples_max(encoder, format.frame_size);
+  gst_audio_encoder_set_frame_max(encoder, 1);
+
+  const int codebooks = static_cast<int>(priv->codes.size());
+  GstCaps* caps = gst_mimi_caps_new(format, codebooks);
+  const gboolean ok = gst_audio_encoder_set_output_format(encoder, caps);
+  gst_caps_unref(caps);
+  gst_mimi_enc_post_bitrate(self, format, codebooks);
+  priv->reset_pending = true;  // new format, new stream
+  return ok;
+}
+
+static void gst_mimi_enc_reset_stream(GstMimiEnc* self) {
+  GstMimiEncPrivate* priv = self->priv;
+  priv->reset_pending = false;
+  if (!priv->dirty || !priv->encoder) return;
+  GST_DEBUG_OBJECT(self, "resetting the streaming state");
+  priv->encoder->reset();
+  priv->dirty = false;
+}
+
+// Packs one frame of codes as little-endian guint16, in codebook order.
+static GstBuffer* gst_mimi_enc_pack(const std::vector<int64_t>& codes) {
+  GstBuffer* buffer = gst_buffer_new_allocate(nullptr, codes.size() * 2, nullptr);
+  GstMapInfo map;
+  gst_buffer_map(buffer, &map, GST_MAP_WRITE);
+  for (size_t k = 0; k < codes.size(); ++k)
+    GST_WRITE_UINT16_LE(map.data + 2 * k, static_cast<guint16>(codes[k]));
+  gst_buffer_unmap(buffer, &map);
+  return buffer;
+}
+
+static GstFlowReturn gst_mimi_enc_handle_frame(GstAudioEncoder* encoder, GstBuffer* buffer) {
+  GstMimiEnc* self = GST_MIMI_ENC(encoder);
+  GstMimiEncPrivate* priv = self->priv;
+  if (!buffer) return GST_FLOW_OK;  // drain: nothing is held back
+
+  GstMapInfo map;
+  if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return GST_FLOW_ERROR;
+  const size_t samples = map.size / sizeof(float);
+  g_assert(samples <= priv->pcm.size());
+  std::fill(priv->pcm.begin(), priv->pcm.end(), 0.0f);
+  memcpy(priv->pcm.data(), map.data, samples * sizeof(float));
+  gst_buffer_unmap(buffer, &map);
+  if (samples < priv->pcm.size())
+    GST_DEBUG_OBJECT(self, "padding the last %zu samples with zeros", samples);
+
+  if (priv->reset_pending) gst_mimi_enc_reset_stream(self);
+  const bool ok = gst_mimi_try(GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_ENCODE,
+                               "Mimi could not encode a frame.", [&] {
+                                 priv->encoder->encode_frame(priv->pcm.data(), priv->pcm.size(),
+                                                             priv->codes.data());
+                               });
+  if (!ok) return GST_FLOW_ERROR;
+  priv->dirty = true;
+  // A padded frame still stands for a whole frame of audio; the base class allows claiming
+  // more samples than it handed over only while draining, which is when frames are partial.
+  return gst_audio_encoder_finish_frame(encoder, gst_mimi_enc_pack(priv->codes),
+                                        static_cast<gint>(priv->pcm.size()));
+}
+
+static gboolean gst_mimi_enc_sink_event(GstAudioEncoder* encoder, GstEvent* event) {
+  GstMimiEnc* self = GST_MIMI_ENC(encoder);
+  // The base class calls flush() only when it has undrained data; reset in any case.
+  if (GST_EVENT_TYPE(event) == GST_EVENT_FLUSH_STOP) {
+    GST_AUDIO_ENCODER_STREAM_LOCK(self);
+    gst_mimi_enc_reset_stream(self);
+    GST_AUDIO_ENCODER_STREAM_UNLOCK(self);
+  }
+  return GST_AUDIO_ENCODER_CLASS(parent_class)->sink_event(encoder, event);
+}
+
+// GstAudioEncoder hides input DISCONT flags from subclasses, so they are caught on the pad.
+static GstPadProbeReturn gst_mimi_enc_buffer_probe(GstPad*, GstPadProbeInfo* info,
+                                                   gpointer user_data) {
+  GstMimiEnc* self = GST_MIMI_ENC(user_data);
+  GstBuffer* buffer = nullptr;
+  if (info->type & GST_PAD_PROBE_TYPE_BUFFER)
+    buffer = GST_PAD_PROBE_INFO_BUFFER(info);
+  else if (info->type & GST_PAD_PROBE_TYPE_BUFFER_LIST)
+    buffer = gst_buffer_list_get(GST_PAD_PROBE_INFO_BUFFER_LIST(info), 0);
+  if (buffer && GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_DISCONT)) {
+    GST_AUDIO_ENCODER_STREAM_LOCK(self);
+    GST_DEBUG_OBJECT(self, "discontinuity: the next frame starts a new stream");
+    self->priv->reset_pending = true;
+    GST_AUDIO_ENCODER_STREAM_UNLOCK(self);
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+static void gst_mimi_enc_init(GstMimiEnc* self) {
+  self->priv = new GstMimiEncPrivate();
+  gst_mimi_settings_init(&self->settings);
+  self->num_codebooks = DEFAULT_NUM_CODEBOOKS;
+  GstPad* sinkpad = GST_AUDIO_ENCODER_SINK_PAD(self);
+  // Caps with another rate reach set_format, which says what is wrong.
+  GST_PAD_SET_ACCEPT_TEMPLATE(sinkpad);
+  gst_pad_add_probe(
+      sinkpad,
+      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
+      gst_mimi_enc_buffer_probe, self, nullptr);
+}
+
+static void gst_mimi_enc_finalize(GObject* object) {
+  GstMimiEnc* self = GST_MIMI_ENC(object);
+  delete self->priv;
+  self->priv = nullptr;
+  gst_mimi_settings_clear(&self->settings);
+  G_OBJECT_CLASS(parent_class)->finalize(object);
+}
+
+static void gst_mimi_enc_install_properties(GObjectClass* gobject_class) {
+  gst_mimi_install_common_properties(gobject_class);
+  g_object_class_install_property(
+      gobject_class, PROP_NUM_CODEBOOKS,
+      g_param_spec_int("num-codebooks", "Number of codebooks",
+                       "Codebooks per frame, from the first (semantic) one on: more codebooks, "
+                       "more quality and bitrate. Moshi uses 8 (1.1 kbps with the released "
+                       "Mimi); at most the model's count (32 for the released Mimi)",
+                       1, GST_MIMI_MAX_CODEBOOKS, DEFAULT_NUM_CODEBOOKS,
+                       static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                                GST_PARAM_MUTABLE_READY)));
+}
+
+static void gst_mimi_enc_class_init(GstMimiEncClass* klass) {
+  GObjectClass* gobject_class = G_OBJECT_CLASS(klass);
+  GstElementClass* element_class = GST_ELEMENT_CLASS(klass);
+  GstAudioEncoderClass* encoder_class = GST_AUDIO_ENCODER_CLASS(klass);
+
+  gobject_class->set_property = gst_mimi_enc_set_property;
+  gobject_class->get_property = gst_mimi_enc_get_property;
+  gobject_class->finalize = gst_mimi_enc_finalize;
+  gst_mimi_enc_install_properties(gobject_class);
+
+  gst_element_class_add_static_pad_template(element_class, &sink_template);
+  gst_element_class_add_static_pad_template(element_class, &src_template);
+  gst_element_class_set_static_metadata(
+      element_class, "Mimi encoder", "Codec/Encoder/Audio",
+      "Encodes mono float audio at the model's rate (24 kHz for Kyutai's Mimi) into Mimi codes "
+      "as a live stream: one buffer of num-codebooks little-endian guint16 codes per frame (80 "
+      "ms), timestamped with the frame's first sample, one frame of latency. At EOS the last "
+      "partial frame is padded with zeros. FLUSH and DISCONT start a new stream.",
+      "gst-moshi developers");
+  gst_element_class_add_static_metadata(
+      element_class, "example",
+      "gst-launch-1.0 filesrc location=speech.wav ! wavparse ! audioconvert ! audioresample ! "
+      "mimienc model=kyutai/moshiko-pytorch-bf16 num-codebooks=8 ! "
+      "filesink location=speech.mimi");
+
+  encoder_class->start = GST_DEBUG_FUNCPTR(gst_mimi_enc_start);
+  encoder_class->stop = GST_DEBUG_FUNCPTR(gst_mimi_enc_stop);
+  encoder_class->set_format = GST_DEBUG_FUNCPTR(gst_mimi_enc_set_format);
+  encoder_class->handle_frame = GST_DEBUG_FUNCPTR(gst_mimi_enc_handle_frame);
+  encoder_class->sink_event = GST_DEBUG_FUNCPTR(gst_mimi_enc_sink_event);
+  encoder_class->getcaps = GST_DEBUG_FUNCPTR(gst_mimi_enc_getcaps);
+
+  GST_DEBUG_CATEGORY_INIT(gst_mimi_enc_debug, "mimienc", 0, "Mimi encoder");
+}

@@ -1,0 +1,619 @@
+/**
+ * SECTION:element-moshilm
+ * @title: moshilm
+ * @see_also: mimienc, mimidec, moshibin
+ *
+ * Kyutai's Moshi, a full-duplex speech dialogue model, as a filter on Mimi codes. Each buffer of
+ * the user's voice (audio/x-mimi, one 80 ms frame) makes one step of the model, which answers
+ * with one frame of Moshi's voice on `src` and, on `text_src`, the pieces of its
+ * inner-monologue text as they are generated. Output timestamps are the input's: one output
+ * frame per input frame. During the first steps, while the model's delayed streams fill, there
+ * is no output yet and GAP events keep the time line continuous.
+ *
+ * FLUSH and a new stream-start begin a new conversation. Conversations longer than the model's
+ * context go on: attention slides over the last `context` steps.
+ *
+ * When a step takes longer than a frame (the 7B model on most CPUs), output falls behind real
+ * time: the element keeps the input timestamps, posts a warning with the measured step time, and
+ * reports the real-time factor in #GstMoshiLm:stats. A live sink then drops late buffers; see
+ * docs/ELEMENTS.md.
+ *
+ * ## Example pipeline
+ * |[
+ * gst-launch-1.0 autoaudiosrc ! audioconvert ! audioresample ! \
+ *     mimienc model=kyutai/moshiko-pytorch-bf16 ! \
+ *     moshilm model=kyutai/moshiko-pytorch-bf16 name=lm ! \
+ *     mimidec model=kyutai/moshiko-pytorch-bf16 ! audioconvert ! autoaudiosink \
+ *     lm.text_src ! fdsink fd=1
+ * ]|
+ */
+#include "gstmoshilm.h"
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gst/base/gstflowcombiner.h>
+
+#include "gstmoshicommon.h"
+#include "kyutai/moshi.h"
+
+GST_DEBUG_CATEGORY_STATIC(gst_moshi_lm_debug);
+#define GST_CAT_DEFAULT gst_moshi_lm_debug
+
+// Sampling defaults are the library's (the reference LMGen's), defined once there.
+static const kyutai::SamplingParams kDefaultSampling;
+#define DEFAULT_SEED 0
+// Steps whose times the statistics keep.
+#define STATS_WINDOW 256
+// A late step is reported once, then again after this many late steps (10 s of audio).
+#define LATE_WARNING_EVERY 125
+
+enum {
+  PROP_0,
+  PROP_MODEL,
+  PROP_DEVICE,
+  PROP_DTYPE,
+  PROP_THREADS,
+  PROP_TEMPERATURE,
+  PROP_TEXT_TEMPERATURE,
+  PROP_TOP_K,
+  PROP_TEXT_TOP_K,
+  PROP_SEED,
+  PROP_STATS,
+};
+
+// Step timing, read by the stats property from any thread: under the object lock.
+struct GstMoshiLmStats {
+  std::vector<double> window_ms;  // the last STATS_WINDOW step times
+  size_t next = 0;
+  guint64 steps = 0;
+  double max_ms = 0;
+  double frame_ms = 0;
+};
+
+// C++ state, new-ed in _init and deleted in _finalize.
+struct GstMoshiLmPrivate {
+  // Loaded in READY->PAUSED and released in PAUSED->READY (state-change lock).
+  std::shared_ptr<const kyutai::Moshi> moshi;
+  std::unique_ptr<kyutai::MoshiConversation> conversation;
+  GstFlowCombiner* combiner = nullptr;
+
+  // Stream lock of the sink pad.
+  int in_codebooks = 0;  // from the caps
+  int rate = 0;
+  int frame_size = 0;
+  GstClockTime frame_duration = GST_CLOCK_TIME_NONE;
+  GstSegment segment;
+  GstClockTime next_pts = GST_CLOCK_TIME_NONE;  // for input without timestamps
+  bool discont = true;
+  guint64 late_steps = 0;
+  std::vector<int64_t> codes;
+
+  GstMoshiLmStats stats;  // object lock
+};
+
+struct _GstMoshiLm {
+  GstElement parent;
+  GstPad* sinkpad;
+  GstPad* srcpad;
+  GstPad* textpad;
+
+  // Properties, under the object lock.
+  GstMoshiSettings settings;
+  gdouble temperature;
+  gdouble text_temperature;
+  gint top_k;
+  gint text_top_k;
+  guint64 seed;
+
+  GstMoshiLmPrivate* priv;
+};
+
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
+    "sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_MOSHI_MIMI_CAPS));
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
+    "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_MOSHI_MIMI_CAPS));
+static GstStaticPadTemplate text_template = GST_STATIC_PAD_TEMPLATE(
+    "text_src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS("text/x-raw, format = (string) utf8"));
+
+#define gst_moshi_lm_parent_class parent_class
+G_DEFINE_TYPE(GstMoshiLm, gst_moshi_lm, GST_TYPE_ELEMENT);
+GST_ELEMENT_REGISTER_DEFINE(moshilm, "moshilm", GST_RANK_NONE, GST_TYPE_MOSHI_LM);
+
+// ---------------------------------------------------------------------------------------------
+// Statistics
+
+static void gst_moshi_lm_stats_reset(GstMoshiLm* self, double frame_ms) {
+  GST_OBJECT_LOCK(self);
+  self->priv->stats = GstMoshiLmStats();
+  self->priv->stats.frame_ms = frame_ms;
+  GST_OBJECT_UNLOCK(self);
+}
+
+static void gst_moshi_lm_stats_add(GstMoshiLm* self, double ms) {
+  GST_OBJECT_LOCK(self);
+  GstMoshiLmStats& s = self->priv->stats;
+  if (s.window_ms.size() < STATS_WINDOW)
+    s.window_ms.push_back(ms);
+  else
+    s.window_ms[s.next] = ms;
+  s.next = (s.next + 1) % STATS_WINDOW;
+  s.steps++;
+  s.max_ms = std::max(s.max_ms, ms);
+  GST_OBJECT_UNLOCK(self);
+}
+
+// Called with the object lock held.
+static GstStructure* gst_moshi_lm_stats_structure(const GstMoshiLmStats& s) {
+  std::vector<double> sorted = s.window_ms;
+  std::sort(sorted.begin(), sorted.end());
+  const double median = sorted.empty() ? 0 : sorted[sorted.size() / 2];
+  return gst_structure_new("moshilm-stats", "steps", G_TYPE_UINT64, s.steps, "median-step-ms",
+                           G_TYPE_DOUBLE, median, "max-step-ms", G_TYPE_DOUBLE, s.max_ms,
+                           "real-time-factor", G_TYPE_DOUBLE,
+                           s.frame_ms > 0 ? median / s.frame_ms : 0.0, nullptr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Properties
+
+static void gst_moshi_lm_set_property(GObject* object, guint prop_id, const GValue* value,
+                                      GParamSpec* pspec) {
+  GstMoshiLm* self = GST_MOSHI_LM(object);
+  if (gst_moshi_settings_set_property(GST_ELEMENT(self), &self->settings, prop_id - PROP_MODEL,
+                                      value))
+    return;
+  GST_OBJECT_LOCK(self);
+  switch (prop_id) {
+    case PROP_TEMPERATURE: self->temperature = g_value_get_double(value); break;
+    case PROP_TEXT_TEMPERATURE: self->text_temperature = g_value_get_double(value); break;
+    case PROP_TOP_K: self->top_k = g_value_get_int(value); break;
+    case PROP_TEXT_TOP_K: self->text_top_k = g_value_get_int(value); break;
+    case PROP_SEED: self->seed = g_value_get_uint64(value); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+  }
+  GST_OBJECT_UNLOCK(self);
+}
+
+static void gst_moshi_lm_get_property(GObject* object, guint prop_id, GValue* value,
+                                      GParamSpec* pspec) {
+  GstMoshiLm* self = GST_MOSHI_LM(object);
+  if (gst_moshi_settings_get_property(GST_ELEMENT(self), &self->settings, prop_id - PROP_MODEL,
+                                      value))
+    return;
+  GST_OBJECT_LOCK(self);
+  switch (prop_id) {
+    case PROP_TEMPERATURE: g_value_set_double(value, self->temperature); break;
+    case PROP_TEXT_TEMPERATURE: g_value_set_double(value, self->text_temperature); break;
+    case PROP_TOP_K: g_value_set_int(value, self->top_k); break;
+    case PROP_TEXT_TOP_K: g_value_set_int(value, self->text_top_k); break;
+    case PROP_SEED: g_value_set_uint64(value, self->seed); break;
+    case PROP_STATS: g_value_take_boxed(value, gst_moshi_lm_stats_structure(self->priv->stats)); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+  }
+  GST_OBJECT_UNLOCK(self);
+}
+
+static kyutai::SamplingParams gst_moshi_lm_sampling(GstMoshiLm* self) {
+  GST_OBJECT_LOCK(self);
+  const kyutai::SamplingParams params{self->temperature, self->top_k, self->text_temperature,
+                                      self->text_top_k};
+  GST_OBJECT_UNLOCK(self);
+  return params;
+}
+
+static guint64 gst_moshi_lm_seed(GstMoshiLm* self) {
+  GST_OBJECT_LOCK(self);
+  const guint64 seed = self->seed;
+  GST_OBJECT_UNLOCK(self);
+  return seed;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversations and output
+
+// Starts a new conversation (stream lock held, or not streaming).
+static void gst_moshi_lm_new_conversation(GstMoshiLm* self) {
+  GstMoshiLmPrivate* priv = self->priv;
+  if (!priv->conversation) return;
+  GST_DEBUG_OBJECT(self, "new conversation");
+  priv->conversation->reset(gst_moshi_lm_seed(self));
+  priv->discont = true;
+  priv->late_steps = 0;
+  priv->next_pts = GST_CLOCK_TIME_NONE;
+}
+
+static GstFlowReturn gst_moshi_lm_combine(GstMoshiLm* self, GstPad* pad, GstFlowReturn ret) {
+  return gst_flow_combiner_update_pad_flow(self->priv->combiner, pad, ret);
+}
+
+static GstBuffer* gst_moshi_lm_codes_buffer(const std::vector<int64_t>& codes) {
+  GstBuffer* buffer = gst_buffer_new_allocate(nullptr, 2 * codes.size(), nullptr);
+  GstMapInfo map;
+  gst_buffer_map(buffer, &map, GST_MAP_WRITE);
+  for (size_t k = 0; k < codes.size(); ++k)
+    GST_WRITE_UINT16_LE(map.data + 2 * k, static_cast<guint16>(codes[k]));
+  gst_buffer_unmap(buffer, &map);
+  return buffer;
+}
+
+static void gst_moshi_lm_stamp(GstMoshiLm* self, GstBuffer* buffer, GstClockTime pts) {
+  GST_BUFFER_PTS(buffer) = pts;
+  GST_BUFFER_DURATION(buffer) = self->priv->frame_duration;
+  if (self->priv->discont) GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_DISCONT);
+}
+
+// Pushes what one step made: Moshi's frame (or a GAP before it has one) and its text (or a GAP).
+static GstFlowReturn gst_moshi_lm_push_step(GstMoshiLm* self,
+                                            const kyutai::MoshiConversation::Step& step,
+                                            GstClockTime pts) {
+  GstMoshiLmPrivate* priv = self->priv;
+  GstFlowReturn audio_ret = GST_FLOW_OK, text_ret = GST_FLOW_OK;
+  if (!step.ready) {
+    gst_pad_push_event(self->srcpad, gst_event_new_gap(pts, priv->frame_duration));
+  } else {
+    GstBuffer* frame = gst_moshi_lm_codes_buffer(step.audio);
+    gst_moshi_lm_stamp(self, frame, pts);
+    audio_ret = gst_pad_push(self->srcpad, frame);
+  }
+  if (step.text.empty()) {
+    gst_pad_push_event(self->textpad, gst_event_new_gap(pts, priv->frame_duration));
+  } else {
+    GstBuffer* text = gst_buffer_new_memdup(step.text.data(), step.text.size());
+    gst_moshi_lm_stamp(self, text, pts);
+    text_ret = gst_pad_push(self->textpad, text);
+  }
+  priv->discont = false;
+  gst_moshi_lm_combine(self, self->srcpad, audio_ret);
+  return gst_moshi_lm_combine(self, self->textpad, text_ret);
+}
+
+// Warns when a step takes longer than a frame: output then falls behind real time.
+static void gst_moshi_lm_check_late(GstMoshiLm* self, double step_ms) {
+  GstMoshiLmPrivate* priv = self->priv;
+  const double frame_ms = static_cast<double>(priv->frame_duration) / GST_MSECOND;
+  if (step_ms <= frame_ms) return;
+  if (priv->late_steps++ % LATE_WARNING_EVERY != 0) return;
+  GST_ELEMENT_WARNING(self, CORE, CLOCK,
+                      ("Moshi is slower than real time: a step took %.0f ms for a %.0f ms frame "
+                       "(%" G_GUINT64_FORMAT " late steps so far). Output falls behind; use a "
+                       "faster device or a smaller model.",
+                       step_ms, frame_ms, priv->late_steps),
+                      ("real-time factor %.2f", step_ms / frame_ms));
+}
+
+// Reads one frame of user codes, or posts STREAM/DECODE.
+static bool gst_moshi_lm_unpack(GstMoshiLm* self, GstBuffer* buffer) {
+  GstMoshiLmPrivate* priv = self->priv;
+  const gsize expected = 2 * static_cast<gsize>(priv->in_codebooks);
+  GstMapInfo map;
+  if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return false;
+  const bool ok = map.size == expected;
+  if (ok) {
+    for (int k = 0; k < priv->in_codebooks; ++k) priv->codes[k] = GST_READ_UINT16_LE(map.data + 2 * k);
+  } else {
+    GST_ELEMENT_ERROR(self, STREAM, DECODE,
+                      ("A Mimi frame of %d codebooks is %zu bytes, but this buffer has %zu.",
+                       priv->in_codebooks, expected, map.size),
+                      ("buffer at %" GST_TIME_FORMAT, GST_TIME_ARGS(GST_BUFFER_PTS(buffer))));
+  }
+  gst_buffer_unmap(buffer, &map);
+  return ok;
+}
+
+static GstFlowReturn gst_moshi_lm_chain(GstPad* pad, GstObject* parent, GstBuffer* buffer) {
+  GstMoshiLm* self = GST_MOSHI_LM(parent);
+  GstMoshiLmPrivate* priv = self->priv;
+  if (priv->in_codebooks == 0) {
+    gst_buffer_unref(buffer);
+    GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, ("No caps before the first buffer."), (nullptr));
+    return GST_FLOW_NOT_NEGOTIATED;
+  }
+  if (GST_BUFFER_IS_DISCONT(buffer) && priv->conversation->steps() > 0)
+    GST_DEBUG_OBJECT(self, "discontinuity: the conversation goes on");
+  GstClockTime pts = GST_BUFFER_PTS(buffer);
+  if (!GST_CLOCK_TIME_IS_VALID(pts)) pts = GST_CLOCK_TIME_IS_VALID(priv->next_pts) ? priv->next_pts : priv->segment.start;
+  priv->next_pts = pts + priv->frame_duration;
+  const bool ok = gst_moshi_lm_unpack(self, buffer);
+  gst_buffer_unref(buffer);
+  if (!ok) return GST_FLOW_ERROR;
+
+  kyutai::MoshiConversation::Step step;
+  const auto start = std::chrono::steady_clock::now();
+  if (!gst_moshi_try(GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
+                     "Moshi could not process a frame of the user's audio.", [&] {
+                       step = priv->conversation->step(priv->codes.data(), priv->in_codebooks,
+                                                       gst_moshi_lm_sampling(self));
+                     }))
+    return GST_FLOW_ERROR;
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  gst_moshi_lm_stats_add(self, ms);
+  gst_moshi_lm_check_late(self, ms);
+  return gst_moshi_lm_push_step(self, step, pts);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+// Why the caps do not fit the model, or an empty string.
+static std::string gst_moshi_lm_check_caps(GstMoshiLm* self, const GstStructure* s) {
+  const kyutai::MoshiFormat& f = self->priv->moshi->format();
+  gint codebooks = 0, cardinality = 0, rate = 0, frame_size = 0;
+  if (!gst_structure_get_int(s, "codebooks", &codebooks) ||
+      !gst_structure_get_int(s, "cardinality", &cardinality) ||
+      !gst_structure_get_int(s, "rate", &rate) ||
+      !gst_structure_get_int(s, "frame-size", &frame_size) || rate <= 0 || frame_size <= 0)
+    return "codebooks, cardinality, rate or frame-size is missing";
+  if (codebooks < f.user_codebooks)
+    return "the stream has " + std::to_string(codebooks) + " codebooks but the model needs " +
+           std::to_string(f.user_codebooks);
+  if (cardinality != f.cardinality)
+    return "the codes have a cardinality of " + std::to_string(cardinality) +
+           " but the model's is " + std::to_string(f.cardinality);
+  return {};
+}
+
+static gboolean gst_moshi_lm_set_caps(GstMoshiLm* self, GstCaps* caps) {
+  GstMoshiLmPrivate* priv = self->priv;
+  const GstStructure* s = gst_caps_get_structure(caps, 0);
+  const std::string why = gst_moshi_lm_check_caps(self, s);
+  if (!why.empty()) {
+    g_autofree gchar* text = gst_caps_to_string(caps);
+    GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("These Mimi codes do not fit the model: %s.", why.c_str()),
+                      ("caps %s", text));
+    return FALSE;
+  }
+  gst_structure_get_int(s, "codebooks", &priv->in_codebooks);
+  gst_structure_get_int(s, "rate", &priv->rate);
+  gst_structure_get_int(s, "frame-size", &priv->frame_size);
+  priv->codes.assign(priv->in_codebooks, 0);
+  priv->frame_duration = gst_util_uint64_scale_int(priv->frame_size, GST_SECOND, priv->rate);
+  gst_moshi_lm_stats_reset(self, static_cast<double>(priv->frame_duration) / GST_MSECOND);
+
+  const kyutai::MoshiFormat& f = priv->moshi->format();
+  g_autoptr(GstCaps) out = gst_caps_new_simple(
+      GST_MOSHI_MIMI_MEDIA_TYPE, "rate", G_TYPE_INT, priv->rate, "channels", G_TYPE_INT, 1,
+      "frame-size", G_TYPE_INT, priv->frame_size, "codebooks", G_TYPE_INT, f.model_codebooks,
+      "cardinality", G_TYPE_INT, f.cardinality, nullptr);
+  g_autoptr(GstCaps) text = gst_static_pad_template_get_caps(&text_template);
+  return gst_pad_set_caps(self->srcpad, out) && gst_pad_set_caps(self->textpad, text);
+}
+
+// The text pad is a stream of its own: same group, its own id.
+static void gst_moshi_lm_stream_start(GstMoshiLm* self, GstEvent* event) {
+  guint group = 0;
+  g_autofree gchar* id = gst_pad_create_stream_id(self->textpad, GST_ELEMENT(self), "text");
+  GstEvent* text_start = gst_event_new_stream_start(id);
+  if (gst_event_parse_group_id(event, &group)) gst_event_set_group_id(text_start, group);
+  gst_pad_push_event(self->textpad, text_start);
+  gst_pad_push_event(self->srcpad, event);
+}
+
+static gboolean gst_moshi_lm_sink_event(GstPad* pad, GstObject* parent, GstEvent* event) {
+  GstMoshiLm* self = GST_MOSHI_LM(parent);
+  GstMoshiLmPrivate* priv = self->priv;
+  switch (GST_EVENT_TYPE(event)) {
+    case GST_EVENT_STREAM_START:
+      gst_moshi_lm_new_conversation(self);
+      gst_moshi_lm_stream_start(self, event);
+      return TRUE;
+    case GST_EVENT_CAPS: {
+      GstCaps* caps;
+      gst_event_parse_caps(event, &caps);
+      const gboolean ok = gst_moshi_lm_set_caps(self, caps);
+      gst_event_unref(event);
+      return ok;
+    }
+    case GST_EVENT_SEGMENT:
+      gst_event_copy_segment(event, &priv->segment);
+      priv->next_pts = GST_CLOCK_TIME_NONE;
+      break;
+    case GST_EVENT_FLUSH_STOP:
+      gst_moshi_lm_new_conversation(self);
+      gst_flow_combiner_reset(priv->combiner);
+      break;
+    case GST_EVENT_GAP: {
+      // No user audio for a while: the model does not step, downstream gets the gap.
+      GstClockTime ts, duration;
+      gst_event_parse_gap(event, &ts, &duration);
+      if (GST_CLOCK_TIME_IS_VALID(ts) && GST_CLOCK_TIME_IS_VALID(duration)) priv->next_pts = ts + duration;
+      break;
+    }
+    default:
+      break;
+  }
+  return gst_pad_event_default(pad, parent, event);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries
+
+// Upstream's latency plus one frame: a step must finish within a frame to keep up.
+static gboolean gst_moshi_lm_latency(GstMoshiLm* self, GstQuery* query) {
+  if (!gst_pad_peer_query(self->sinkpad, query)) return FALSE;
+  gboolean live;
+  GstClockTime min, max;
+  gst_query_parse_latency(query, &live, &min, &max);
+  const GstClockTime frame = self->priv->frame_duration;
+  if (GST_CLOCK_TIME_IS_VALID(frame)) {
+    min += frame;
+    if (GST_CLOCK_TIME_IS_VALID(max)) max += frame;
+  }
+  GST_DEBUG_OBJECT(self, "latency: live %d, min %" GST_TIME_FORMAT ", max %" GST_TIME_FORMAT, live,
+                   GST_TIME_ARGS(min), GST_TIME_ARGS(max));
+  gst_query_set_latency(query, live, min, max);
+  return TRUE;
+}
+
+static gboolean gst_moshi_lm_src_query(GstPad* pad, GstObject* parent, GstQuery* query) {
+  GstMoshiLm* self = GST_MOSHI_LM(parent);
+  if (GST_QUERY_TYPE(query) == GST_QUERY_LATENCY) return gst_moshi_lm_latency(self, query);
+  return gst_pad_query_default(pad, parent, query);
+}
+
+// Offers the model's needs upstream: enough codebooks and its cardinality.
+static gboolean gst_moshi_lm_sink_query(GstPad* pad, GstObject* parent, GstQuery* query) {
+  GstMoshiLm* self = GST_MOSHI_LM(parent);
+  if (GST_QUERY_TYPE(query) != GST_QUERY_CAPS || !self->priv->moshi)
+    return gst_pad_query_default(pad, parent, query);
+  const kyutai::MoshiFormat& f = self->priv->moshi->format();
+  GstCaps* filter;
+  gst_query_parse_caps(query, &filter);
+  g_autoptr(GstCaps) caps = gst_static_pad_template_get_caps(&sink_template);
+  caps = gst_caps_make_writable(caps);
+  gst_caps_set_simple(caps, "codebooks", GST_TYPE_INT_RANGE, f.user_codebooks, GST_MOSHI_MAX_CODEBOOKS,
+                      "cardinality", G_TYPE_INT, f.cardinality, nullptr);
+  GstCaps* result = filter ? gst_caps_intersect_full(filter, caps, GST_CAPS_INTERSECT_FIRST)
+                           : gst_caps_ref(caps);
+  gst_query_set_caps_result(query, result);
+  gst_caps_unref(result);
+  return TRUE;
+}
+
+// ---------------------------------------------------------------------------------------------
+// State changes
+
+static gboolean gst_moshi_lm_start(GstMoshiLm* self) {
+  GstMoshiLmPrivate* priv = self->priv;
+  const GstMoshiConfig config = gst_moshi_settings_copy(GST_ELEMENT(self), &self->settings);
+  priv->moshi = gst_moshi_load_lm(GST_ELEMENT(self), config);
+  if (!priv->moshi) return FALSE;
+  priv->conversation = std::make_unique<kyutai::MoshiConversation>(priv->moshi, gst_moshi_lm_seed(self));
+  const kyutai::MoshiFormat& f = priv->moshi->format();
+  GST_INFO_OBJECT(self, "model %s: reads %d codebooks, writes %d of %d entries, %d silent steps",
+                  config.model.c_str(), f.user_codebooks, f.model_codebooks, f.cardinality,
+                  f.max_delay);
+  priv->in_codebooks = 0;
+  priv->discont = true;
+  gst_segment_init(&priv->segment, GST_FORMAT_TIME);
+  gst_flow_combiner_reset(priv->combiner);
+  return TRUE;
+}
+
+static void gst_moshi_lm_stop(GstMoshiLm* self) {
+  self->priv->conversation.reset();
+  self->priv->moshi.reset();
+  self->priv->in_codebooks = 0;
+}
+
+static GstStateChangeReturn gst_moshi_lm_change_state(GstElement* element, GstStateChange transition) {
+  GstMoshiLm* self = GST_MOSHI_LM(element);
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED && !gst_moshi_lm_start(self))
+    return GST_STATE_CHANGE_FAILURE;
+  const GstStateChangeReturn ret = GST_ELEMENT_CLASS(parent_class)->change_state(element, transition);
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) gst_moshi_lm_stop(self);
+  return ret;
+}
+
+// ---------------------------------------------------------------------------------------------
+// GObject
+
+static void gst_moshi_lm_init(GstMoshiLm* self) {
+  self->priv = new GstMoshiLmPrivate();
+  self->priv->combiner = gst_flow_combiner_new();
+  gst_moshi_settings_init(&self->settings);
+  self->temperature = kDefaultSampling.temperature;
+  self->text_temperature = kDefaultSampling.text_temperature;
+  self->top_k = kDefaultSampling.top_k;
+  self->text_top_k = kDefaultSampling.text_top_k;
+  self->seed = DEFAULT_SEED;
+
+  self->sinkpad = gst_pad_new_from_static_template(&sink_template, "sink");
+  gst_pad_set_chain_function(self->sinkpad, GST_DEBUG_FUNCPTR(gst_moshi_lm_chain));
+  gst_pad_set_event_function(self->sinkpad, GST_DEBUG_FUNCPTR(gst_moshi_lm_sink_event));
+  gst_pad_set_query_function(self->sinkpad, GST_DEBUG_FUNCPTR(gst_moshi_lm_sink_query));
+  gst_element_add_pad(GST_ELEMENT(self), self->sinkpad);
+  for (auto [pad, templ] : {std::pair{&self->srcpad, &src_template}, {&self->textpad, &text_template}}) {
+    *pad = gst_pad_new_from_static_template(templ, templ->name_template);
+    gst_pad_set_query_function(*pad, GST_DEBUG_FUNCPTR(gst_moshi_lm_src_query));
+    gst_pad_use_fixed_caps(*pad);
+    gst_element_add_pad(GST_ELEMENT(self), *pad);
+    gst_flow_combiner_add_pad(self->priv->combiner, *pad);
+  }
+}
+
+static void gst_moshi_lm_finalize(GObject* object) {
+  GstMoshiLm* self = GST_MOSHI_LM(object);
+  gst_flow_combiner_free(self->priv->combiner);
+  delete self->priv;
+  self->priv = nullptr;
+  gst_moshi_settings_clear(&self->settings);
+  G_OBJECT_CLASS(parent_class)->finalize(object);
+}
+
+static void gst_moshi_lm_install_properties(GObjectClass* klass) {
+  gst_moshi_install_settings_properties(klass, PROP_MODEL);
+  const auto playing = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                                GST_PARAM_MUTABLE_PLAYING);
+  g_object_class_install_property(
+      klass, PROP_TEMPERATURE,
+      g_param_spec_double("temperature", "Temperature",
+                          "Sampling temperature of Moshi's audio codes; 0 picks the most likely "
+                          "code (greedy). Can change while playing",
+                          0.0, 100.0, kDefaultSampling.temperature, playing));
+  g_object_class_install_property(
+      klass, PROP_TEXT_TEMPERATURE,
+      g_param_spec_double("text-temperature", "Text temperature",
+                          "Sampling temperature of Moshi's text tokens; 0 is greedy. Can change "
+                          "while playing",
+                          0.0, 100.0, kDefaultSampling.text_temperature, playing));
+  g_object_class_install_property(
+      klass, PROP_TOP_K,
+      g_param_spec_int("top-k", "Top k",
+                       "Audio codes are sampled among the k most likely; 0 for all. Can change "
+                       "while playing",
+                       0, G_MAXINT, kDefaultSampling.top_k, playing));
+  g_object_class_install_property(
+      klass, PROP_TEXT_TOP_K,
+      g_param_spec_int("text-top-k", "Text top k",
+                       "Text tokens are sampled among the k most likely; 0 for all. Can change "
+                       "while playing",
+                       0, G_MAXINT, kDefaultSampling.text_top_k, playing));
+  g_object_class_install_property(
+      klass, PROP_SEED,
+      g_param_spec_uint64("seed", "Seed",
+                          "Seed of the sampling's random generator: the same seed and input give "
+                          "the same conversation. Applies from the next conversation",
+                          0, G_MAXUINT64, DEFAULT_SEED,
+                          static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                                   GST_PARAM_MUTABLE_PLAYING)));
+  g_object_class_install_property(
+      klass, PROP_STATS,
+      g_param_spec_boxed("stats", "Statistics",
+                         "Step timing: steps (since the caps), median-step-ms and max-step-ms "
+                         "(over the last 256 steps and overall), and real-time-factor (median "
+                         "step time over frame duration; above 1 the model cannot keep up)",
+                         GST_TYPE_STRUCTURE,
+                         static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+}
+
+static void gst_moshi_lm_class_init(GstMoshiLmClass* klass) {
+  GObjectClass* gobject_class = G_OBJECT_CLASS(klass);
+  GstElementClass* element_class = GST_ELEMENT_CLASS(klass);
+  gobject_class->set_property = gst_moshi_lm_set_property;
+  gobject_class->get_property = gst_moshi_lm_get_property;
+  gobject_class->finalize = gst_moshi_lm_finalize;
+  gst_moshi_lm_install_properties(gobject_class);
+  element_class->change_state = GST_DEBUG_FUNCPTR(gst_moshi_lm_change_state);
+
+  gst_element_class_add_static_pad_template(element_class, &sink_template);
+  gst_element_class_add_static_pad_template(element_class, &src_template);
+  gst_element_class_add_static_pad_template(element_class, &text_template);
+  gst_element_class_set_static_metadata(
+      element_class, "Moshi dialogue model", "Filter/Audio",
+      "Kyutai's Moshi, a full-duplex speech dialogue model, on Mimi codes: one step per 80 ms "
+      "frame of the user's voice gives one frame of Moshi's voice (src) and its "
+      "inner-monologue text (text_src), with the input's timestamps. GAP events cover the first "
+      "steps, before the model speaks. FLUSH or a new stream begins a new conversation.",
+      "gst-moshi developers");
+  gst_element_class_add_static_metadata(
+      element_class, "example",
+      "gst-launch-1.0 autoaudiosrc ! audioconvert ! audioresample ! mimienc "
+      "model=kyutai/moshiko-pytorch-bf16 ! moshilm model=kyutai/moshiko-pytorch-bf16 name=lm ! "
+      "mimidec model=kyutai/moshiko-pytorch-bf16 ! audioconvert ! autoaudiosink "
+      "lm.text_src ! fdsink fd=1");
+  GST_DEBUG_CATEGORY_INIT(gst_moshi_lm_debug, "moshilm", 0, "Moshi dialogue model");
+}

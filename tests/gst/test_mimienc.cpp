@@ -1,0 +1,182 @@
+// mimienc under GstHarness with the mimi_tiny model: golden parity, caps, timing, latency, EOS
+// drain, flush and discontinuities.
+#include <gst/audio/audio.h>
+
+#include <algorithm>
+
+#include "gst_test_util.h"
+
+namespace gstmimi::test {
+namespace {
+
+class MimiEnc : public ::testing::Test {
+ protected:
+  MimiEnc() : enc_("mimienc", {{"model", tiny_model()}}) {}
+
+  void set_caps(const std::string& caps = enc_sink_caps()) {
+    gst_harness_set_src_caps_str(enc_.h, caps.c_str());
+  }
+
+  // Pushes samples [begin, end) of the golden audio in chunks of `chunk` samples, timestamped
+  // from `start` (unless `timestamps` is false).
+  void push_audio(size_t begin, size_t end, size_t chunk, GstClockTime start = 0,
+                  bool discont = false) {
+    const std::vector<float>& audio = golden().audio;
+    for (size_t i = begin; i < end; i += chunk) {
+      const size_t n = std::min(chunk, end - i);
+      GstBuffer* b =
+          audio_buffer(audio.data() + i, n, start + gst_util_uint64_scale_int(i - begin, GST_SECOND, kRate));
+      if (discont && i == begin) GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_DISCONT);
+      ASSERT_EQ(gst_harness_push(enc_.h, b), GST_FLOW_OK);
+    }
+  }
+
+  // The codes of every output buffer, frame after frame.
+  std::vector<std::vector<int64_t>> pull_codes() {
+    std::vector<GstBuffer*> buffers = enc_.pull_all();
+    std::vector<std::vector<int64_t>> frames;
+    for (GstBuffer* b : buffers) frames.push_back(buffer_codes(b));
+    unref_all(buffers);
+    return frames;
+  }
+
+  static std::vector<std::vector<int64_t>> golden_frames(int first = 0, int count = kFrames) {
+    std::vector<std::vector<int64_t>> frames;
+    for (int f = first; f < first + count; ++f)
+      frames.push_back(golden().frame(golden().codes_stream, f));
+    return frames;
+  }
+
+  void flush() {
+    ASSERT_TRUE(gst_harness_push_event(enc_.h, gst_event_new_flush_start()));
+    ASSERT_TRUE(gst_harness_push_event(enc_.h, gst_event_new_flush_stop(TRUE)));
+    GstSegment segment;
+    gst_segment_init(&segment, GST_FORMAT_TIME);
+    ASSERT_TRUE(gst_harness_push_event(enc_.h, gst_event_new_segment(&segment)));
+  }
+
+  Harnessed enc_;
+};
+
+TEST_F(MimiEnc, GoldenAudioGivesExactlyTheStreamingCodes) {
+  set_caps();
+  push_audio(0, golden().audio.size(), 100);  // chunks unaligned with the 48-sample frames
+  ASSERT_TRUE(gst_harness_push_event(enc_.h, gst_event_new_eos()));
+  EXPECT_EQ(pull_codes(), golden_frames());
+}
+
+TEST_F(MimiEnc, OutputCapsDescribeTheModelAndTheCodebooks) {
+  set_caps();
+  push_audio(0, kFrame, kFrame);
+  g_autoptr(GstCaps) caps = gst_pad_get_current_caps(enc_.h->sinkpad);
+  g_autoptr(GstCaps) expected = gst_caps_from_string(
+      "audio/x-mimi,rate=24000,channels=1,frame-size=48,codebooks=8,cardinality=64");
+  ASSERT_NE(caps, nullptr);
+  EXPECT_TRUE(gst_caps_is_equal(caps, expected)) << gst_caps_to_string(caps);
+  gst_buffer_unref(gst_harness_pull(enc_.h));
+}
+
+TEST_F(MimiEnc, OffersOnlyTheModelRateOnceStarted) {
+  g_autoptr(GstCaps) caps = gst_pad_peer_query_caps(enc_.h->srcpad, nullptr);
+  g_autoptr(GstCaps) expected = gst_caps_from_string(enc_sink_caps().c_str());
+  EXPECT_TRUE(gst_caps_is_equal(caps, expected)) << gst_caps_to_string(caps);
+}
+
+TEST_F(MimiEnc, RefusesAnotherRateWithAClearError) {
+  set_caps(enc_sink_caps(16000));  // the encoder base class checks caps with the first buffer
+  const float silence[kFrame] = {};
+  EXPECT_EQ(gst_harness_push(enc_.h, audio_buffer(silence, kFrame, 0)), GST_FLOW_NOT_NEGOTIATED);
+  EXPECT_TRUE(is_error(pop_error(enc_.bus), GST_STREAM_ERROR, GST_STREAM_ERROR_FORMAT, "24000"));
+}
+
+TEST_F(MimiEnc, RefusesStereoAndOtherFormats) {
+  for (const std::string& caps :
+       {enc_sink_caps(kRate, 2), std::string("audio/x-raw,format=S16LE,rate=24000,channels=1")}) {
+    EXPECT_FALSE(enc_.send_caps(caps)) << caps;
+  }
+}
+
+TEST_F(MimiEnc, StampsEachFrameWithItsFirstSampleAndOneFrameOfDuration) {
+  set_caps();
+  const GstClockTime start = GST_SECOND;
+  push_audio(0, 10 * kFrame, 7 * kFrame / 3, start);
+  std::vector<GstBuffer*> buffers = enc_.pull_all();
+  ASSERT_EQ(buffers.size(), 10u);
+  for (size_t f = 0; f < buffers.size(); ++f) {
+    EXPECT_EQ(GST_BUFFER_PTS(buffers[f]), start + f * kFrameTime) << "frame " << f;
+    EXPECT_EQ(GST_BUFFER_DURATION(buffers[f]), kFrameTime) << "frame " << f;
+    EXPECT_EQ(gst_buffer_get_size(buffers[f]), 2u * kCodebooks);
+  }
+  unref_all(buffers);
+}
+
+TEST_F(MimiEnc, ReportsOneFrameOfLatency) {
+  EXPECT_EQ(gst_harness_query_latency(enc_.h), kFrameTime);
+}
+
+TEST_F(MimiEnc, EosPadsThePartialLastFrameWithZeros) {
+  set_caps();
+  push_audio(0, 2 * kFrame + 4, 2 * kFrame + 4);
+  ASSERT_TRUE(gst_harness_push_event(enc_.h, gst_event_new_eos()));
+  std::vector<GstBuffer*> buffers = enc_.pull_all();
+  ASSERT_EQ(buffers.size(), 3u);
+  EXPECT_EQ(GST_BUFFER_PTS(buffers[2]), 2 * kFrameTime);
+  EXPECT_EQ(GST_BUFFER_DURATION(buffers[2]), kFrameTime);
+  const std::vector<int64_t> last = buffer_codes(buffers[2]);
+  unref_all(buffers);
+
+  // The same frame, padded by hand, through a fresh encoder.
+  Harnessed fresh("mimienc", {{"model", tiny_model()}});
+  gst_harness_set_src_caps_str(fresh.h, enc_sink_caps().c_str());
+  std::vector<float> audio(golden().audio.begin(), golden().audio.begin() + 3 * kFrame);
+  std::fill(audio.begin() + 2 * kFrame + 4, audio.end(), 0.0f);
+  ASSERT_EQ(gst_harness_push(fresh.h, audio_buffer(audio.data(), audio.size(), 0)), GST_FLOW_OK);
+  buffers = fresh.pull_all();
+  ASSERT_EQ(buffers.size(), 3u);
+  EXPECT_EQ(buffer_codes(buffers[2]), last);
+  unref_all(buffers);
+}
+
+TEST_F(MimiEnc, AfterAFlushTheOutputIsAFreshEncodersOutput) {
+  set_caps();
+  push_audio(kFrame * 3, kFrame * 23, 160);
+  EXPECT_EQ(pull_codes().size(), 20u);
+  flush();
+  push_audio(0, golden().audio.size(), 100);
+  EXPECT_EQ(pull_codes(), golden_frames());
+}
+
+TEST_F(MimiEnc, ADiscontinuityStartsANewStream) {
+  set_caps();
+  push_audio(kFrame * 3, kFrame * 23, kFrame);
+  EXPECT_EQ(pull_codes().size(), 20u);
+  push_audio(0, golden().audio.size(), 96, 20 * kFrameTime, /*discont=*/true);
+  EXPECT_EQ(pull_codes(), golden_frames());
+}
+
+TEST_F(MimiEnc, WithoutADiscontinuityTheStreamGoesOn) {
+  set_caps();
+  push_audio(kFrame * 3, kFrame * 23, kFrame);
+  EXPECT_EQ(pull_codes().size(), 20u);
+  push_audio(0, golden().audio.size(), 96, 20 * kFrameTime);
+  EXPECT_NE(pull_codes(), golden_frames());  // the encoder remembers the first 20 frames
+}
+
+TEST_F(MimiEnc, PostsTheNominalBitrate) {
+  set_caps();
+  push_audio(0, kFrame, kFrame);
+  gst_buffer_unref(gst_harness_pull(enc_.h));
+  guint bitrate = 0;
+  for (GstEvent* event; (event = gst_harness_try_pull_event(enc_.h)) != nullptr;) {
+    if (GST_EVENT_TYPE(event) == GST_EVENT_TAG) {
+      GstTagList* tags = nullptr;
+      gst_event_parse_tag(event, &tags);
+      gst_tag_list_get_uint(tags, GST_TAG_NOMINAL_BITRATE, &bitrate);
+    }
+    gst_event_unref(event);
+  }
+  EXPECT_EQ(bitrate, 8u * 6u * 500u);  // 8 codebooks x log2(64) bits x 500 frames per second
+}
+
+}  // namespace
+}  // namespace gstmimi::test

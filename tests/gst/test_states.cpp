@@ -1,0 +1,203 @@
+// State changes of both elements: models that are missing or invalid, bad settings, and
+// NULL <-> READY <-> PAUSED cycles that must leak nothing (run with GST_TRACERS=leaks).
+#include <fstream>
+#include <sstream>
+
+#include "gst_test_util.h"
+
+namespace gstmimi::test {
+namespace {
+
+// Sets an environment variable for the lifetime of the object.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) {
+    if (const char* old = g_getenv(name)) old_ = old, had_ = true;
+    g_setenv(name, value.c_str(), TRUE);
+  }
+  ~ScopedEnv() {
+    if (had_) g_setenv(name_, old_.c_str(), TRUE);
+    else g_unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::string old_;
+  bool had_ = false;
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+struct StartResult {
+  GstStateChangeReturn change;
+  ErrorMessage error;
+};
+
+// Takes a new element to PAUSED and back to NULL; returns how going to PAUSED went.
+StartResult start(const std::string& factory, const Properties& properties) {
+  GstElement* element = GST_ELEMENT(gst_object_ref_sink(make_element(factory, properties)));
+  GstBus* bus = gst_bus_new();
+  gst_element_set_bus(element, bus);
+  StartResult result;
+  result.change = gst_element_set_state(element, GST_STATE_PAUSED);
+  result.error = pop_error(bus);
+  EXPECT_EQ(gst_element_set_state(element, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+  gst_element_set_bus(element, nullptr);
+  gst_object_unref(bus);
+  gst_object_unref(element);
+  return result;
+}
+
+class ModelErrors : public ::testing::TestWithParam<const char*> {
+ protected:
+  // Expects READY->PAUSED to fail with the given error.
+  void expect_failure(const Properties& properties, GQuark domain, int code,
+                      const std::string& text) {
+    const StartResult r = start(GetParam(), properties);
+    EXPECT_EQ(r.change, GST_STATE_CHANGE_FAILURE);
+    EXPECT_TRUE(is_error(r.error, domain, code, text));
+  }
+  TempDir dir_;
+};
+
+TEST_P(ModelErrors, AMissingFileIsNotFound) {
+  const std::string path = dir_.path("absent.safetensors");
+  expect_failure({{"model", path}}, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND, path);
+}
+
+TEST_P(ModelErrors, ARepositoryMissingFromTheCacheIsNotFound) {
+  ScopedEnv cache("HF_HUB_CACHE", dir_.str());
+  const StartResult r = start(GetParam(), {{"model", "kyutai/absent-mimi"}});
+  EXPECT_EQ(r.change, GST_STATE_CHANGE_FAILURE);
+  EXPECT_TRUE(is_error(r.error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
+                       "kyutai/absent-mimi"));
+  EXPECT_NE(r.error.debug.find(dir_.str()), std::string::npos) << r.error.debug;
+}
+
+TEST_P(ModelErrors, AFileThatIsNotSafetensorsIsALibraryInitError) {
+  const std::string path = dir_.path("garbage.safetensors");
+  write_file(path, "this is not a safetensors file");
+  expect_failure({{"model", path}}, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT, path);
+}
+
+TEST_P(ModelErrors, WeightsThatDoNotFitTheConfigurationAreALibraryInitError) {
+  std::string config = read_file(tiny_model() + "/config.json");
+  const size_t at = config.find("\"n_q\": 8");
+  ASSERT_NE(at, std::string::npos);
+  config.replace(at, 8, "\"n_q\": 16");
+  write_file(dir_.path("config.json"), config);
+  write_file(dir_.path("model.safetensors"), read_file(tiny_model() + "/model.safetensors"));
+  const StartResult r = start(GetParam(), {{"model", dir_.str()}});
+  EXPECT_EQ(r.change, GST_STATE_CHANGE_FAILURE);
+  EXPECT_TRUE(is_error(r.error, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT,
+                       dir_.path("model.safetensors")));
+  EXPECT_NE(r.error.debug.find("quantizer"), std::string::npos) << r.error.debug;
+}
+
+TEST_P(ModelErrors, ABadDeviceIsABadSetting) {
+  expect_failure({{"model", tiny_model()}, {"device", "tpu"}}, GST_RESOURCE_ERROR,
+                 GST_RESOURCE_ERROR_SETTINGS, "tpu");
+}
+
+TEST_P(ModelErrors, AnEmptyModelIsABadSetting) {
+  expect_failure({{"model", ""}}, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS, "model");
+}
+
+TEST_P(ModelErrors, NullAndReadyNeedNoModel) {
+  GstElement* element = GST_ELEMENT(
+      gst_object_ref_sink(make_element(GetParam(), {{"model", dir_.path("absent")}})));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(gst_element_set_state(element, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS);
+    EXPECT_EQ(gst_element_set_state(element, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+  }
+  gst_object_unref(element);
+}
+
+TEST_P(ModelErrors, TheTinyModelStarts) {
+  const StartResult r = start(GetParam(), {{"model", tiny_model()}});
+  EXPECT_EQ(r.change, GST_STATE_CHANGE_SUCCESS);
+  EXPECT_FALSE(r.error.found) << r.error.message;
+}
+
+INSTANTIATE_TEST_SUITE_P(BothElements, ModelErrors, ::testing::Values("mimienc", "mimidec"));
+
+TEST(MimiEncSettings, MoreCodebooksThanTheModelHasIsABadSetting) {
+  const StartResult r = start("mimienc", {{"model", tiny_model()}, {"num-codebooks", "9"}});
+  EXPECT_EQ(r.change, GST_STATE_CHANGE_FAILURE);
+  EXPECT_TRUE(is_error(r.error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
+                       "num-codebooks is 9 but the model has only 8"));
+}
+
+// ---- Leaks ----
+
+GstTracer* leaks_tracer() {
+  GList* tracers = gst_tracing_get_active_tracers();
+  GstTracer* found = nullptr;
+  for (GList* l = tracers; l; l = l->next)
+    if (!found && g_str_equal(G_OBJECT_TYPE_NAME(l->data), "GstLeaksTracer"))
+      found = GST_TRACER(gst_object_ref(l->data));
+  g_list_free_full(tracers, gst_object_unref);
+  return found;
+}
+
+// GstObjects and mini objects alive now, as the leaks tracer counts them.
+guint live_objects(GstTracer* tracer) {
+  GstStructure* info = nullptr;
+  g_signal_emit_by_name(tracer, "get-live-objects", &info);
+  const guint n = gst_value_list_get_size(gst_structure_get_value(info, "live-objects-list"));
+  gst_structure_free(info);
+  return n;
+}
+
+// Whether this process maps the file (the weights are memory-mapped while a model is loaded).
+bool is_mapped(const std::string& path) {
+  return read_file("/proc/self/maps").find(path) != std::string::npos;
+}
+
+// Cycles NULL -> READY -> PAUSED -> READY -> PAUSED -> READY -> NULL, and runs a few frames
+// through both elements in between.
+void cycle_and_stream() {
+  for (const char* factory : {"mimienc", "mimidec"}) {
+    GstElement* element =
+        GST_ELEMENT(gst_object_ref_sink(make_element(factory, {{"model", tiny_model()}})));
+    for (GstState state : {GST_STATE_READY, GST_STATE_PAUSED, GST_STATE_READY, GST_STATE_PAUSED,
+                           GST_STATE_READY, GST_STATE_NULL})
+      ASSERT_EQ(gst_element_set_state(element, state), GST_STATE_CHANGE_SUCCESS);
+    gst_object_unref(element);
+  }
+  Harnessed enc("mimienc", {{"model", tiny_model()}});
+  gst_harness_set_src_caps_str(enc.h, enc_sink_caps().c_str());
+  ASSERT_EQ(gst_harness_push(enc.h, audio_buffer(golden().audio.data(), 5 * kFrame, 0)),
+            GST_FLOW_OK);
+  Harnessed dec("mimidec", {{"model", tiny_model()}});
+  gst_harness_set_src_caps_str(dec.h, dec_sink_caps().c_str());
+  for (GstBuffer* codes : enc.pull_all()) ASSERT_EQ(gst_harness_push(dec.h, codes), GST_FLOW_OK);
+  std::vector<GstBuffer*> audio = dec.pull_all();
+  EXPECT_EQ(audio.size(), 5u);
+  unref_all(audio);
+  EXPECT_TRUE(is_mapped(tiny_model() + "/model.safetensors"));
+}
+
+TEST(StateCycles, LeakNothing) {
+  GstTracer* tracer = leaks_tracer();
+  ASSERT_NE(tracer, nullptr) << "run with GST_TRACERS=leaks";
+  cycle_and_stream();  // first use creates process-wide objects: classes, caps caches
+  const guint before = live_objects(tracer);
+  for (int i = 0; i < 10; ++i) cycle_and_stream();
+  EXPECT_EQ(live_objects(tracer), before);
+  gst_object_unref(tracer);
+  // Once no element uses the model, the shared copy is released.
+  EXPECT_FALSE(is_mapped(tiny_model() + "/model.safetensors"));
+}
+
+}  // namespace
+}  // namespace gstmimi::test
