@@ -243,7 +243,8 @@ static void gst_mimi_dec_reset_stream(GstMimiDec* self) {
 static GstFlowReturn gst_mimi_dec_fill_gap(GstMimiDec* self, GstBuffer* gap) {
   gst_mimi_dec_reset_stream(self);
   const GstClockTime duration = GST_BUFFER_DURATION(gap);
-  const int rate = self->priv->mimi->format().sample_rate;
+  // The output rate, which is the model's unless a GAP came before any caps.
+  const int rate = GST_AUDIO_INFO_RATE(gst_audio_decoder_get_audio_info(GST_AUDIO_DECODER(self)));
   const guint64 samples =
       GST_CLOCK_TIME_IS_VALID(duration) ? gst_util_uint64_scale_round(duration, rate, GST_SECOND)
                                         : 0;
@@ -266,7 +267,8 @@ static gboolean gst_mimi_dec_unpack(GstMimiDec* self, GstBuffer* buffer) {
   gboolean ok = map.size == expected;
   if (!ok)
     GST_ELEMENT_ERROR(self, STREAM, DECODE,
-                      ("A Mimi frame of %d codebooks is %zu bytes, but this buffer has %zu.",
+                      ("A Mimi frame of %d codebooks is %zu bytes, but this buffer has %zu (a "
+                       "byte stream such as a file needs framed=false in its caps).",
                        priv->codebooks, expected, map.size),
                       ("buffer at %" GST_TIME_FORMAT, GST_TIME_ARGS(GST_BUFFER_PTS(buffer))));
   for (size_t k = 0; ok && k < priv->codes.size(); ++k) {
@@ -341,6 +343,23 @@ static gboolean gst_mimi_dec_sink_query(GstAudioDecoder* decoder, GstQuery* quer
   return GST_AUDIO_DECODER_CLASS(parent_class)->sink_query(decoder, query);
 }
 
+// The base class estimates a byte stream's duration only after a second of audio; the exact
+// conversion answers at once.
+static gboolean gst_mimi_dec_src_query(GstAudioDecoder* decoder, GstQuery* query) {
+  if (GST_AUDIO_DECODER_CLASS(parent_class)->src_query(decoder, query)) return TRUE;
+  GstFormat format;
+  gint64 bytes, time;
+  if (GST_QUERY_TYPE(query) != GST_QUERY_DURATION) return FALSE;
+  gst_query_parse_duration(query, &format, nullptr);
+  GstPad* sinkpad = GST_AUDIO_DECODER_SINK_PAD(decoder);
+  if (format != GST_FORMAT_TIME ||
+      !gst_pad_peer_query_duration(sinkpad, GST_FORMAT_BYTES, &bytes) ||
+      !gst_pad_query_convert(sinkpad, GST_FORMAT_BYTES, bytes, GST_FORMAT_TIME, &time))
+    return FALSE;
+  gst_query_set_duration(query, GST_FORMAT_TIME, time);
+  return TRUE;
+}
+
 // Called on FLUSH_STOP (hard) and on a DISCONT buffer (soft, after draining).
 static void gst_mimi_dec_flush(GstAudioDecoder* decoder, gboolean hard) {
   GstMimiDec* self = GST_MIMI_DEC(decoder);
@@ -383,8 +402,8 @@ static void gst_mimi_dec_class_init(GstMimiDecClass* klass) {
       element_class, "Mimi decoder", "Codec/Decoder/Audio",
       "Decodes Mimi codes into mono float audio at the model's rate (24 kHz for Kyutai's Mimi) "
       "as a live stream: each frame of codes gives frame-size samples (80 ms), timestamped from "
-      "the input or, without timestamps, by counting frames. A GAP becomes silence; FLUSH and "
-      "DISCONT start a new stream. With framed=false in the caps the input is a byte stream of "
+      "the input or, without timestamps, by counting frames. A GAP becomes silence (plc=true, "
+      "the default; plc=false forwards it); FLUSH and DISCONT start a new stream. With framed=false in the caps the input is a byte stream of "
       "frames, such as a file written by mimienc ! filesink.",
       "gst-moshi developers");
   gst_element_class_add_static_metadata(
@@ -401,6 +420,7 @@ static void gst_mimi_dec_class_init(GstMimiDecClass* klass) {
   decoder_class->flush = GST_DEBUG_FUNCPTR(gst_mimi_dec_flush);
   decoder_class->getcaps = GST_DEBUG_FUNCPTR(gst_mimi_dec_getcaps);
   decoder_class->sink_query = GST_DEBUG_FUNCPTR(gst_mimi_dec_sink_query);
+  decoder_class->src_query = GST_DEBUG_FUNCPTR(gst_mimi_dec_src_query);
 
   GST_DEBUG_CATEGORY_INIT(gst_mimi_dec_debug, "mimidec", 0, "Mimi decoder");
 }

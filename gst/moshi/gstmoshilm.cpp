@@ -304,7 +304,7 @@ static bool gst_moshi_lm_unpack(GstMoshiLm* self, GstBuffer* buffer) {
   return ok;
 }
 
-static GstFlowReturn gst_moshi_lm_chain(GstPad* pad, GstObject* parent, GstBuffer* buffer) {
+static GstFlowReturn gst_moshi_lm_chain(GstPad* /*pad*/, GstObject* parent, GstBuffer* buffer) {
   GstMoshiLm* self = GST_MOSHI_LM(parent);
   GstMoshiLmPrivate* priv = self->priv;
   if (priv->in_codebooks == 0) {

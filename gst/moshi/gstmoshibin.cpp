@@ -1,0 +1,239 @@
+/**
+ * SECTION:element-moshibin
+ * @title: moshibin
+ * @see_also: moshilm, mimienc, mimidec
+ *
+ * A whole Moshi conversation in one element: any audio in, Moshi's voice out (mono float at
+ * Mimi's rate, 24 kHz for Kyutai's models), and its inner-monologue text on `text_src`. Inside
+ * is `audioconvert ! audioresample ! mimienc ! moshilm ! mimidec`, all using the one `model`,
+ * which locates Mimi, Moshi and the tokenizer together as Kyutai's repositories lay them out.
+ *
+ * ## Example pipeline
+ * |[
+ * gst-launch-1.0 autoaudiosrc ! moshibin model=kyutai/moshiko-pytorch-bf16 ! autoaudiosink
+ * ]|
+ */
+#include "gstmoshibin.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <string>
+
+#include "gstmoshicommon.h"
+#include "gstmoshilm.h"
+#include "kyutai/config.h"
+#include "kyutai/error.h"
+#include "kyutai/hub.h"
+
+GST_DEBUG_CATEGORY_STATIC(gst_moshi_bin_debug);
+#define GST_CAT_DEFAULT gst_moshi_bin_debug
+
+enum {
+  PROP_0,
+  PROP_MODEL,
+  PROP_DEVICE,
+  PROP_DTYPE,
+  PROP_THREADS,
+  PROP_LM_FIRST,  // sampling properties, proxied to moshilm
+};
+
+// moshilm's properties that the bin exposes as its own.
+static const char* const kLmProperties[] = {"temperature", "text-temperature", "top-k",
+                                            "text-top-k", "seed", "stats"};
+
+struct _GstMoshiBin {
+  GstBin parent;
+  // Properties, under the object lock.
+  GstMoshiSettings settings;
+  // Children, made in _init and owned by the bin.
+  GstElement* convert;
+  GstElement* resample;
+  GstElement* encoder;
+  GstElement* lm;
+  GstElement* decoder;
+};
+
+static GstStaticPadTemplate sink_template =
+    GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS("audio/x-raw"));
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
+    "src", GST_PAD_SRC, GST_PAD_ALWAYS,
+    GST_STATIC_CAPS("audio/x-raw, format = (string) F32LE, layout = (string) interleaved, "
+                    "rate = (int) [ 1, MAX ], channels = (int) 1"));
+static GstStaticPadTemplate text_template = GST_STATIC_PAD_TEMPLATE(
+    "text_src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS("text/x-raw, format = (string) utf8"));
+
+#define gst_moshi_bin_parent_class parent_class
+G_DEFINE_TYPE(GstMoshiBin, gst_moshi_bin, GST_TYPE_BIN);
+GST_ELEMENT_REGISTER_DEFINE(moshibin, "moshibin", GST_RANK_NONE, GST_TYPE_MOSHI_BIN);
+
+static void gst_moshi_bin_set_property(GObject* object, guint prop_id, const GValue* value,
+                                       GParamSpec* pspec) {
+  GstMoshiBin* self = GST_MOSHI_BIN(object);
+  if (prop_id >= PROP_LM_FIRST && self->lm) {
+    g_object_set_property(G_OBJECT(self->lm), pspec->name, value);
+    return;
+  }
+  if (!gst_moshi_settings_set_property(GST_ELEMENT(self), &self->settings, prop_id - PROP_MODEL,
+                                       value))
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+}
+
+static void gst_moshi_bin_get_property(GObject* object, guint prop_id, GValue* value,
+                                       GParamSpec* pspec) {
+  GstMoshiBin* self = GST_MOSHI_BIN(object);
+  if (prop_id >= PROP_LM_FIRST && self->lm) {
+    g_object_get_property(G_OBJECT(self->lm), pspec->name, value);
+    return;
+  }
+  if (!gst_moshi_settings_get_property(GST_ELEMENT(self), &self->settings, prop_id - PROP_MODEL,
+                                       value))
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+}
+
+// The repository directory every child is given, and the codebooks Mimi must encode: as the
+// reference's get_mimi does, max(dep_q, n_q - dep_q).
+static bool gst_moshi_bin_locate(GstMoshiBin* self, const std::string& model, std::string* dir,
+                                 int* codebooks) {
+  try {
+    const kyutai::MoshiFiles files = kyutai::locate_moshi(model);
+    if (files.mimi.weights.empty())
+      throw kyutai::NotFoundError("the repository holds no Mimi weights");
+    const kyutai::LmConfig config = files.config.empty() ? kyutai::LmConfig::moshi_7b_2024()
+                                                         : kyutai::LmConfig::from_file(files.config);
+    *codebooks = std::max(config.dep_q, config.user_codebooks());
+    *dir = kyutai::resolve_model_path(model);
+    if (!kyutai::dir_exists(*dir)) *dir = std::filesystem::path(files.weights).parent_path().string();
+    return true;
+  } catch (const kyutai::NotFoundError& e) {
+    GST_ELEMENT_ERROR(self, RESOURCE, NOT_FOUND, ("Moshi model '%s' not found.", model.c_str()),
+                      ("%s", e.what()));
+  } catch (const std::exception& e) {
+    GST_ELEMENT_ERROR(self, LIBRARY, INIT, ("Cannot use the Moshi model '%s'.", model.c_str()),
+                      ("%s", e.what()));
+  }
+  return false;
+}
+
+// Hands the settings to the children, before they leave NULL.
+static bool gst_moshi_bin_configure(GstMoshiBin* self) {
+  const GstMoshiConfig config = gst_moshi_settings_copy(GST_ELEMENT(self), &self->settings);
+  std::string dir;
+  int codebooks = 0;
+  if (!gst_moshi_bin_locate(self, config.model, &dir, &codebooks)) return false;
+  GST_INFO_OBJECT(self, "model directory %s, %d codebooks", dir.c_str(), codebooks);
+  for (GstElement* child : {self->encoder, self->lm, self->decoder})
+    g_object_set(child, "model", dir.c_str(), "device", config.device.c_str(), "threads",
+                 config.threads, nullptr);
+  g_object_set(self->encoder, "num-codebooks", codebooks, nullptr);
+  g_object_set(self->lm, "dtype", config.dtype.c_str(), nullptr);
+  return true;
+}
+
+static GstStateChangeReturn gst_moshi_bin_change_state(GstElement* element,
+                                                       GstStateChange transition) {
+  GstMoshiBin* self = GST_MOSHI_BIN(element);
+  if (transition == GST_STATE_CHANGE_NULL_TO_READY && !self->lm) {
+    GST_ELEMENT_ERROR(self, CORE, MISSING_PLUGIN,
+                      ("moshibin needs audioconvert, audioresample, mimienc, moshilm and mimidec."),
+                      (nullptr));
+    return GST_STATE_CHANGE_FAILURE;
+  }
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED && !gst_moshi_bin_configure(self))
+    return GST_STATE_CHANGE_FAILURE;
+  return GST_ELEMENT_CLASS(parent_class)->change_state(element, transition);
+}
+
+static GstPad* gst_moshi_bin_ghost(GstMoshiBin* self, GstElement* child, const char* child_pad,
+                                   GstStaticPadTemplate* templ) {
+  g_autoptr(GstPad) target = gst_element_get_static_pad(child, child_pad);
+  g_autoptr(GstPadTemplate) pad_template = gst_static_pad_template_get(templ);
+  GstPad* ghost = gst_ghost_pad_new_from_template(templ->name_template, target, pad_template);
+  gst_element_add_pad(GST_ELEMENT(self), ghost);
+  return ghost;
+}
+
+static void gst_moshi_bin_init(GstMoshiBin* self) {
+  gst_moshi_settings_init(&self->settings);
+  self->convert = gst_element_factory_make("audioconvert", "convert");
+  self->resample = gst_element_factory_make("audioresample", "resample");
+  self->encoder = gst_element_factory_make("mimienc", "mimienc");
+  self->lm = gst_element_factory_make("moshilm", "moshilm");
+  self->decoder = gst_element_factory_make("mimidec", "mimidec");
+  GstElement* children[] = {self->convert, self->resample, self->encoder, self->lm, self->decoder};
+  for (GstElement* child : children) {
+    if (child) continue;
+    // A missing plugin: keep nothing, and fail on the first state change.
+    for (GstElement* made : children)
+      if (made) gst_object_unref(made);
+    self->convert = self->resample = self->encoder = self->lm = self->decoder = nullptr;
+    return;
+  }
+  gst_bin_add_many(GST_BIN(self), self->convert, self->resample, self->encoder, self->lm,
+                   self->decoder, nullptr);
+  gst_element_link_many(self->convert, self->resample, self->encoder, self->lm, self->decoder,
+                        nullptr);
+  gst_moshi_bin_ghost(self, self->convert, "sink", &sink_template);
+  gst_moshi_bin_ghost(self, self->decoder, "src", &src_template);
+  gst_moshi_bin_ghost(self, self->lm, "text_src", &text_template);
+}
+
+static void gst_moshi_bin_finalize(GObject* object) {
+  gst_moshi_settings_clear(&GST_MOSHI_BIN(object)->settings);
+  G_OBJECT_CLASS(parent_class)->finalize(object);
+}
+
+// A copy of one of moshilm's property specs, to expose it on the bin with its documentation.
+static GParamSpec* gst_moshi_bin_clone_spec(GParamSpec* spec) {
+  const char* nick = g_param_spec_get_nick(spec);
+  const char* blurb = g_param_spec_get_blurb(spec);
+  const auto flags = static_cast<GParamFlags>(spec->flags | G_PARAM_STATIC_STRINGS);
+  if (G_IS_PARAM_SPEC_DOUBLE(spec)) {
+    const GParamSpecDouble* d = G_PARAM_SPEC_DOUBLE(spec);
+    return g_param_spec_double(spec->name, nick, blurb, d->minimum, d->maximum, d->default_value, flags);
+  }
+  if (G_IS_PARAM_SPEC_INT(spec)) {
+    const GParamSpecInt* i = G_PARAM_SPEC_INT(spec);
+    return g_param_spec_int(spec->name, nick, blurb, i->minimum, i->maximum, i->default_value, flags);
+  }
+  if (G_IS_PARAM_SPEC_UINT64(spec)) {
+    const GParamSpecUInt64* u = G_PARAM_SPEC_UINT64(spec);
+    return g_param_spec_uint64(spec->name, nick, blurb, u->minimum, u->maximum, u->default_value, flags);
+  }
+  return g_param_spec_boxed(spec->name, nick, blurb, spec->value_type, flags);
+}
+
+static void gst_moshi_bin_install_lm_properties(GObjectClass* klass) {
+  auto* lm_class = static_cast<GObjectClass*>(g_type_class_ref(GST_TYPE_MOSHI_LM));
+  guint id = PROP_LM_FIRST;
+  for (const char* name : kLmProperties)
+    g_object_class_install_property(
+        klass, id++, gst_moshi_bin_clone_spec(g_object_class_find_property(lm_class, name)));
+  g_type_class_unref(lm_class);
+}
+
+static void gst_moshi_bin_class_init(GstMoshiBinClass* klass) {
+  GObjectClass* gobject_class = G_OBJECT_CLASS(klass);
+  GstElementClass* element_class = GST_ELEMENT_CLASS(klass);
+  gobject_class->set_property = gst_moshi_bin_set_property;
+  gobject_class->get_property = gst_moshi_bin_get_property;
+  gobject_class->finalize = gst_moshi_bin_finalize;
+  gst_moshi_install_settings_properties(gobject_class, PROP_MODEL);
+  gst_moshi_bin_install_lm_properties(gobject_class);
+  element_class->change_state = GST_DEBUG_FUNCPTR(gst_moshi_bin_change_state);
+
+  gst_element_class_add_static_pad_template(element_class, &sink_template);
+  gst_element_class_add_static_pad_template(element_class, &src_template);
+  gst_element_class_add_static_pad_template(element_class, &text_template);
+  gst_element_class_set_static_metadata(
+      element_class, "Moshi conversation", "Filter/Audio",
+      "A full-duplex conversation with Kyutai's Moshi: the user's voice in (any audio), "
+      "Moshi's voice out (mono float at Mimi's rate) and its inner-monologue text on text_src. "
+      "Holds audioconvert ! audioresample ! mimienc ! moshilm ! mimidec, all set from one model "
+      "property.",
+      "gst-moshi developers");
+  gst_element_class_add_static_metadata(
+      element_class, "example",
+      "gst-launch-1.0 autoaudiosrc ! moshibin model=kyutai/moshiko-pytorch-bf16 ! "
+      "autoaudiosink");
+  GST_DEBUG_CATEGORY_INIT(gst_moshi_bin_debug, "moshibin", 0, "Moshi conversation bin");
+}
