@@ -170,7 +170,10 @@ std::shared_ptr<const kyutai::Mimi> gst_mimi_load_model(GstElement* element,
   if (!check_device(element, config.device) || !locate(element, config.model, &files))
     return nullptr;
   auto mimi = load(element, files, config.device);
-  if (mimi) kyutai::set_num_threads(config.threads);
+  if (mimi && !gst_mimi_try(element, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
+                            "Cannot set the number of compute threads.",
+                            [&] { kyutai::set_num_threads(config.threads); }))
+    return nullptr;
   return mimi;
 }
 

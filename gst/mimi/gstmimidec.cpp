@@ -154,6 +154,16 @@ static GstCaps* gst_mimi_dec_getcaps(GstAudioDecoder* decoder, GstCaps* filter) 
   return result;
 }
 
+// Returns false after posting an error.
+static bool gst_mimi_dec_reset_stream(GstMimiDec* self) {
+  GstMimiDecPrivate* priv = self->priv;
+  if (!priv->dirty || !priv->decoder) return true;
+  GST_DEBUG_OBJECT(self, "resetting the streaming state");
+  priv->dirty = false;
+  return gst_mimi_try(GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
+                      "Cannot restart the Mimi decoding stream.", [&] { priv->decoder->reset(); });
+}
+
 // Empty when `field` is absent or equal to the model's value, otherwise why not.
 static std::string gst_mimi_dec_check_field(const GstStructure* s, const char* field,
                                             int expected) {
@@ -209,9 +219,7 @@ static gboolean gst_mimi_dec_set_format(GstAudioDecoder* decoder, GstCaps* caps)
   gst_audio_info_set_format(&info, GST_AUDIO_FORMAT_F32LE, format.sample_rate, 1, nullptr);
   if (!gst_audio_decoder_set_output_format(decoder, &info)) return FALSE;
   GST_DEBUG_OBJECT(self, "%d codebooks, %s input", codebooks, framed ? "framed" : "byte-stream");
-  if (priv->dirty) priv->decoder->reset();  // new format, new stream
-  priv->dirty = false;
-  return TRUE;
+  return gst_mimi_dec_reset_stream(self);  // new format, new stream
 }
 
 // Framed input: each buffer is one frame, checked in handle_frame. Byte streams (framed=false)
@@ -231,17 +239,10 @@ static GstFlowReturn gst_mimi_dec_parse(GstAudioDecoder* decoder, GstAdapter* ad
   return GST_FLOW_OK;
 }
 
-static void gst_mimi_dec_reset_stream(GstMimiDec* self) {
-  if (!self->priv->dirty || !self->priv->decoder) return;
-  GST_DEBUG_OBJECT(self, "resetting the streaming state");
-  self->priv->decoder->reset();
-  self->priv->dirty = false;
-}
-
 // A GAP arrives as an empty buffer carrying its time span; it becomes that much silence, and
 // the next frame starts a new stream since the codes around the gap are not contiguous.
 static GstFlowReturn gst_mimi_dec_fill_gap(GstMimiDec* self, GstBuffer* gap) {
-  gst_mimi_dec_reset_stream(self);
+  if (!gst_mimi_dec_reset_stream(self)) return GST_FLOW_ERROR;
   const GstClockTime duration = GST_BUFFER_DURATION(gap);
   // The output rate, which is the model's unless a GAP came before any caps.
   const int rate = GST_AUDIO_INFO_RATE(gst_audio_decoder_get_audio_info(GST_AUDIO_DECODER(self)));

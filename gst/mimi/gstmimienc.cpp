@@ -213,13 +213,15 @@ static gboolean gst_mimi_enc_set_format(GstAudioEncoder* encoder, GstAudioInfo* 
   return ok;
 }
 
-static void gst_mimi_enc_reset_stream(GstMimiEnc* self) {
+// Returns false after posting an error.
+static bool gst_mimi_enc_reset_stream(GstMimiEnc* self) {
   GstMimiEncPrivate* priv = self->priv;
   priv->reset_pending = false;
-  if (!priv->dirty || !priv->encoder) return;
+  if (!priv->dirty || !priv->encoder) return true;
   GST_DEBUG_OBJECT(self, "resetting the streaming state");
-  priv->encoder->reset();
   priv->dirty = false;
+  return gst_mimi_try(GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_ENCODE,
+                      "Cannot restart the Mimi encoding stream.", [&] { priv->encoder->reset(); });
 }
 
 // Packs one frame of codes as little-endian guint16, in codebook order.
@@ -248,7 +250,7 @@ static GstFlowReturn gst_mimi_enc_handle_frame(GstAudioEncoder* encoder, GstBuff
   if (samples < priv->pcm.size())
     GST_DEBUG_OBJECT(self, "padding the last %zu samples with zeros", samples);
 
-  if (priv->reset_pending) gst_mimi_enc_reset_stream(self);
+  if (priv->reset_pending && !gst_mimi_enc_reset_stream(self)) return GST_FLOW_ERROR;
   const bool ok = gst_mimi_try(GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_ENCODE,
                                "Mimi could not encode a frame.", [&] {
                                  priv->encoder->encode_frame(priv->pcm.data(), priv->pcm.size(),

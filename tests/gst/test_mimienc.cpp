@@ -180,3 +180,45 @@ TEST_F(MimiEnc, PostsTheNominalBitrate) {
 
 }  // namespace
 }  // namespace gstmimi::test
+
+namespace gstmimi::test {
+namespace {
+
+// models/moshi-tiny holds a Mimi with the released frame rate (12.5 Hz, 1920 samples, 80 ms)
+// and tiny widths: frames, timestamps and latency at the real scale.
+TEST(MimiAtTheRealFrameRate, EncodesEightyMillisecondFramesAndDecodesThemBack) {
+  const std::string model = source_root() + "/models/moshi-tiny";
+  if (!g_file_test((model + "/mimi.safetensors").c_str(), G_FILE_TEST_EXISTS))
+    GTEST_SKIP() << "needs " << model;
+  const GstClockTime frame_time = 80 * GST_MSECOND;
+  Harnessed enc("mimienc", {{"model", model}, {"num-codebooks", "8"}});
+  EXPECT_EQ(gst_harness_query_latency(enc.h), frame_time);
+  gst_harness_set_src_caps_str(enc.h, enc_sink_caps().c_str());
+  const std::vector<float> audio(3 * 1920, 0.1f);
+  ASSERT_EQ(gst_harness_push(enc.h, audio_buffer(audio.data(), audio.size(), 0)), GST_FLOW_OK);
+  std::vector<GstBuffer*> codes = enc.pull_all();
+  ASSERT_EQ(codes.size(), 3u);
+  g_autoptr(GstCaps) caps = gst_pad_get_current_caps(enc.h->sinkpad);
+  const GstStructure* s = gst_caps_get_structure(caps, 0);
+  gint frame_size = 0;
+  ASSERT_TRUE(gst_structure_get_int(s, "frame-size", &frame_size));
+  EXPECT_EQ(frame_size, 1920);
+
+  Harnessed dec("mimidec", {{"model", model}});
+  gst_harness_set_src_caps(dec.h, gst_caps_copy(caps));
+  for (size_t f = 0; f < codes.size(); ++f) {
+    EXPECT_EQ(GST_BUFFER_PTS(codes[f]), f * frame_time);
+    EXPECT_EQ(GST_BUFFER_DURATION(codes[f]), frame_time);
+    ASSERT_EQ(gst_harness_push(dec.h, codes[f]), GST_FLOW_OK);
+  }
+  std::vector<GstBuffer*> out = dec.pull_all();
+  ASSERT_EQ(out.size(), 3u);
+  for (size_t f = 0; f < out.size(); ++f) {
+    EXPECT_EQ(GST_BUFFER_PTS(out[f]), f * frame_time);
+    EXPECT_EQ(gst_buffer_get_size(out[f]), 1920 * sizeof(float));
+  }
+  unref_all(out);
+}
+
+}  // namespace
+}  // namespace gstmimi::test
