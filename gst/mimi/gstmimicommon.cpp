@@ -102,13 +102,12 @@ GstMimiConfig gst_mimi_settings_copy(GstElement* element, const GstMimiSettings*
 }
 
 void gst_mimi_post_exception(GstElement* element, GQuark domain, gint code, const char* what,
-                             const char* detail, const char* file, const char* function,
-                             int line) {
+                             const char* detail, const char* file, const char* function, int line) {
   gst_element_message_full(element, GST_MESSAGE_ERROR, domain, code, g_strdup(what),
                            g_strdup(detail), file, function, line);
 }
 
-#define POST_ERROR(element, domain, code, text, detail)                                  \
+#define POST_ERROR(element, domain, code, text, detail)                                     \
   gst_mimi_post_exception(element, GST_##domain##_ERROR, GST_##domain##_ERROR_##code, text, \
                           detail, __FILE__, GST_FUNCTION, __LINE__)
 
@@ -138,8 +137,7 @@ static bool locate(GstElement* element, const std::string& spec, kyutai::MimiFil
   return false;
 }
 
-static std::shared_ptr<const kyutai::Mimi> load(GstElement* element,
-                                                const kyutai::MimiFiles& files,
+static std::shared_ptr<const kyutai::Mimi> load(GstElement* element, const kyutai::MimiFiles& files,
                                                 const std::string& device) {
   try {
     return kyutai::Mimi::load_shared(files.weights, files.config, device);
@@ -148,10 +146,9 @@ static std::shared_ptr<const kyutai::Mimi> load(GstElement* element,
         g_strdup_printf("Mimi model file '%s' not found.", files.weights.c_str());
     POST_ERROR(element, RESOURCE, NOT_FOUND, text, e.what());
   } catch (const std::exception& e) {
-    g_autofree gchar* text = g_strdup_printf("'%s' is not a valid Mimi model%s%s.",
-                                             files.weights.c_str(),
-                                             files.config.empty() ? "" : " for ",
-                                             files.config.c_str());
+    g_autofree gchar* text =
+        g_strdup_printf("'%s' is not a valid Mimi model%s%s.", files.weights.c_str(),
+                        files.config.empty() ? "" : " for ", files.config.c_str());
     POST_ERROR(element, LIBRARY, INIT, text, e.what());
   } catch (...) {
     POST_ERROR(element, LIBRARY, INIT, "Cannot load the Mimi model.", "unknown exception");
@@ -179,7 +176,7 @@ std::shared_ptr<const kyutai::Mimi> gst_mimi_load_model(GstElement* element,
 
 GstCaps* gst_mimi_caps_new(const kyutai::MimiFormat& format, int codebooks) {
   return gst_caps_new_simple(GST_MIMI_MEDIA_TYPE, "rate", G_TYPE_INT, format.sample_rate,
-                             "channels", G_TYPE_INT, 1, "frame-size", G_TYPE_INT,
-                             format.frame_size, "codebooks", G_TYPE_INT, codebooks,
-                             "cardinality", G_TYPE_INT, format.cardinality, nullptr);
+                             "channels", G_TYPE_INT, 1, "frame-size", G_TYPE_INT, format.frame_size,
+                             "codebooks", G_TYPE_INT, codebooks, "cardinality", G_TYPE_INT,
+                             format.cardinality, nullptr);
 }

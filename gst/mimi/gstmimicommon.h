@@ -21,14 +21,15 @@
 // The widest codebook range the media type allows (the released Mimi has 32).
 #define GST_MIMI_MAX_CODEBOOKS 32
 
+// Pad template caps of audio/x-mimi (docs/MEDIA-TYPE.md); elements narrow them to their model.
+#define GST_MIMI_TEMPLATE_CAPS                                              \
+  GST_MIMI_MEDIA_TYPE                                                       \
+      ", rate = (int) [ 1, MAX ], channels = (int) 1, "                     \
+      "frame-size = (int) [ 1, MAX ], codebooks = (int) [ 1, " G_STRINGIFY( \
+          GST_MIMI_MAX_CODEBOOKS) " ], cardinality = (int) [ 1, 65536 ]"
+
 // Property ids of the shared properties; each element numbers its own from PROP_MIMI_LAST.
-enum {
-  PROP_MIMI_0,
-  PROP_MIMI_MODEL,
-  PROP_MIMI_DEVICE,
-  PROP_MIMI_THREADS,
-  PROP_MIMI_LAST
-};
+enum { PROP_MIMI_0, PROP_MIMI_MODEL, PROP_MIMI_DEVICE, PROP_MIMI_THREADS, PROP_MIMI_LAST };
 
 // The shared properties as plain C data inside the GObject instance, protected by the object
 // lock of the element that holds them.
@@ -68,8 +69,7 @@ template <typename Body>
 bool gst_mimi_try(GstElement* element, GQuark domain, gint code, const char* what, Body&& body);
 
 void gst_mimi_post_exception(GstElement* element, GQuark domain, gint code, const char* what,
-                             const char* detail, const char* file, const char* function,
-                             int line);
+                             const char* detail, const char* file, const char* function, int line);
 
 // audio/x-mimi caps of one model format and codebook count.
 GstCaps* gst_mimi_caps_new(const kyutai::MimiFormat& format, int codebooks);

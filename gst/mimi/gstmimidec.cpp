@@ -61,10 +61,7 @@ struct _GstMimiDec {
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
-    "sink", GST_PAD_SINK, GST_PAD_ALWAYS,
-    GST_STATIC_CAPS("audio/x-mimi, rate = (int) [ 1, MAX ], channels = (int) 1, "
-                    "frame-size = (int) [ 1, MAX ], codebooks = (int) [ 1, 32 ], "
-                    "cardinality = (int) [ 1, 65536 ]"));
+    "sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_MIMI_TEMPLATE_CAPS));
 
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
     "src", GST_PAD_SRC, GST_PAD_ALWAYS,
@@ -105,10 +102,10 @@ static gboolean gst_mimi_dec_start(GstAudioDecoder* decoder) {
   const GstMimiConfig config = gst_mimi_settings_copy(GST_ELEMENT(self), &self->settings);
   priv->mimi = gst_mimi_load_model(GST_ELEMENT(self), config);
   if (!priv->mimi) return FALSE;
-  const bool ok = gst_mimi_try(
-      GST_ELEMENT(self), GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT,
-      "Cannot start a Mimi decoding stream.",
-      [&] { priv->decoder = std::make_unique<kyutai::MimiDecoder>(priv->mimi); });
+  const bool ok = gst_mimi_try(GST_ELEMENT(self), GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT,
+                               "Cannot start a Mimi decoding stream.", [&] {
+                                 priv->decoder = std::make_unique<kyutai::MimiDecoder>(priv->mimi);
+                               });
   if (!ok) {
     priv->mimi.reset();
     return FALSE;
@@ -145,8 +142,8 @@ static GstCaps* gst_mimi_dec_getcaps(GstAudioDecoder* decoder, GstCaps* filter) 
     caps = gst_caps_make_writable(caps);
     gst_caps_set_simple(caps, "rate", G_TYPE_INT, self->model_rate, "frame-size", G_TYPE_INT,
                         self->model_frame_size, "codebooks", GST_TYPE_INT_RANGE, 1,
-                        self->model_codebooks, "cardinality", G_TYPE_INT,
-                        self->model_cardinality, nullptr);
+                        self->model_codebooks, "cardinality", G_TYPE_INT, self->model_cardinality,
+                        nullptr);
   }
   GST_OBJECT_UNLOCK(self);
   GstCaps* result = gst_audio_decoder_proxy_getcaps(decoder, caps, filter);
@@ -224,8 +221,8 @@ static gboolean gst_mimi_dec_set_format(GstAudioDecoder* decoder, GstCaps* caps)
 
 // Framed input: each buffer is one frame, checked in handle_frame. Byte streams (framed=false)
 // are cut into frames of codebooks x 2 bytes.
-static GstFlowReturn gst_mimi_dec_parse(GstAudioDecoder* decoder, GstAdapter* adapter,
-                                        gint* offset, gint* length) {
+static GstFlowReturn gst_mimi_dec_parse(GstAudioDecoder* decoder, GstAdapter* adapter, gint* offset,
+                                        gint* length) {
   GstMimiDecPrivate* priv = GST_MIMI_DEC(decoder)->priv;
   const gsize available = gst_adapter_available(adapter);
   *offset = 0;
@@ -246,9 +243,9 @@ static GstFlowReturn gst_mimi_dec_fill_gap(GstMimiDec* self, GstBuffer* gap) {
   const GstClockTime duration = GST_BUFFER_DURATION(gap);
   // The output rate, which is the model's unless a GAP came before any caps.
   const int rate = GST_AUDIO_INFO_RATE(gst_audio_decoder_get_audio_info(GST_AUDIO_DECODER(self)));
-  const guint64 samples =
-      GST_CLOCK_TIME_IS_VALID(duration) ? gst_util_uint64_scale_round(duration, rate, GST_SECOND)
-                                        : 0;
+  const guint64 samples = GST_CLOCK_TIME_IS_VALID(duration)
+                              ? gst_util_uint64_scale_round(duration, rate, GST_SECOND)
+                              : 0;
   GST_DEBUG_OBJECT(self, "gap of %" GST_TIME_FORMAT ": %" G_GUINT64_FORMAT " samples of silence",
                    GST_TIME_ARGS(duration), samples);
   GstAudioDecoder* decoder = GST_AUDIO_DECODER(self);
@@ -319,9 +316,8 @@ static gboolean gst_mimi_dec_convert(GstMimiDec* self, GstQuery* query) {
   gst_query_parse_convert(query, &src_format, &src_value, &dest_format, nullptr);
   GST_OBJECT_LOCK(self);
   const guint64 frame_bytes = self->frame_bytes;
-  const guint64 frame_time = self->model_rate > 0 ? gst_mimi_samples_to_time(
-                                                        self->model_frame_size, self->model_rate)
-                                                  : 0;
+  const guint64 frame_time =
+      self->model_rate > 0 ? gst_mimi_samples_to_time(self->model_frame_size, self->model_rate) : 0;
   GST_OBJECT_UNLOCK(self);
   if (src_format == dest_format || src_value == -1) {
     dest_value = src_value;
@@ -404,7 +400,8 @@ static void gst_mimi_dec_class_init(GstMimiDecClass* klass) {
       "Decodes Mimi codes into mono float audio at the model's rate (24 kHz for Kyutai's Mimi) "
       "as a live stream: each frame of codes gives frame-size samples (80 ms), timestamped from "
       "the input or, without timestamps, by counting frames. A GAP becomes silence (plc=true, "
-      "the default; plc=false forwards it); FLUSH and DISCONT start a new stream. With framed=false in the caps the input is a byte stream of "
+      "the default; plc=false forwards it); FLUSH and DISCONT start a new stream. With "
+      "framed=false in the caps the input is a byte stream of "
       "frames, such as a file written by mimienc ! filesink.",
       "gst-moshi developers");
   gst_element_class_add_static_metadata(

@@ -65,10 +65,7 @@ static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
                     "rate = (int) [ 1, MAX ], channels = (int) 1"));
 
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
-    "src", GST_PAD_SRC, GST_PAD_ALWAYS,
-    GST_STATIC_CAPS("audio/x-mimi, rate = (int) [ 1, MAX ], channels = (int) 1, "
-                    "frame-size = (int) [ 1, MAX ], codebooks = (int) [ 1, 32 ], "
-                    "cardinality = (int) [ 1, 65536 ]"));
+    "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_MIMI_TEMPLATE_CAPS));
 
 #define gst_mimi_enc_parent_class parent_class
 G_DEFINE_TYPE(GstMimiEnc, gst_mimi_enc, GST_TYPE_AUDIO_ENCODER);
@@ -113,9 +110,8 @@ static gboolean gst_mimi_enc_open_stream(GstMimiEnc* self, int num_codebooks) {
   }
   const bool ok = gst_mimi_try(
       GST_ELEMENT(self), GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT,
-      "Cannot start a Mimi encoding stream.", [&] {
-        priv->encoder = std::make_unique<kyutai::MimiEncoder>(priv->mimi, num_codebooks);
-      });
+      "Cannot start a Mimi encoding stream.",
+      [&] { priv->encoder = std::make_unique<kyutai::MimiEncoder>(priv->mimi, num_codebooks); });
   if (!ok) return FALSE;
   priv->pcm.assign(format.frame_size, 0.0f);
   priv->codes.assign(num_codebooks, 0);
@@ -180,8 +176,8 @@ static void gst_mimi_enc_post_bitrate(GstMimiEnc* self, const kyutai::MimiFormat
   // Each code carries log2(cardinality) bits: 8 x 11 bits x 12.5 Hz = 1.1 kbps for Mimi.
   const double bits = codebooks * std::log2(static_cast<double>(format.cardinality));
   const guint bitrate = static_cast<guint>(bits * format.frame_rate + 0.5);
-  g_autoptr(GstTagList) tags = gst_tag_list_new(GST_TAG_NOMINAL_BITRATE, bitrate, GST_TAG_CODEC,
-                                                "Mimi", nullptr);
+  g_autoptr(GstTagList) tags =
+      gst_tag_list_new(GST_TAG_NOMINAL_BITRATE, bitrate, GST_TAG_CODEC, "Mimi", nullptr);
   gst_audio_encoder_merge_tags(GST_AUDIO_ENCODER(self), tags, GST_TAG_MERGE_REPLACE);
 }
 
@@ -190,12 +186,12 @@ static gboolean gst_mimi_enc_set_format(GstAudioEncoder* encoder, GstAudioInfo* 
   GstMimiEncPrivate* priv = self->priv;
   const kyutai::MimiFormat& format = priv->mimi->format();
   if (GST_AUDIO_INFO_RATE(info) != format.sample_rate || GST_AUDIO_INFO_CHANNELS(info) != 1) {
-    GST_ELEMENT_ERROR(self, STREAM, FORMAT,
-                      ("mimienc needs mono audio at %d Hz, the model's rate, but got %d channels "
-                       "at %d Hz: put audioconvert ! audioresample before it.",
-                       format.sample_rate, GST_AUDIO_INFO_CHANNELS(info),
-                       GST_AUDIO_INFO_RATE(info)),
-                      (NULL));
+    GST_ELEMENT_ERROR(
+        self, STREAM, FORMAT,
+        ("mimienc needs mono audio at %d Hz, the model's rate, but got %d channels "
+         "at %d Hz: put audioconvert ! audioresample before it.",
+         format.sample_rate, GST_AUDIO_INFO_CHANNELS(info), GST_AUDIO_INFO_RATE(info)),
+        (NULL));
     return FALSE;
   }
   // One frame per handle_frame, and the base class pads nothing: the last partial frame is
@@ -251,11 +247,10 @@ static GstFlowReturn gst_mimi_enc_handle_frame(GstAudioEncoder* encoder, GstBuff
     GST_DEBUG_OBJECT(self, "padding the last %zu samples with zeros", samples);
 
   if (priv->reset_pending && !gst_mimi_enc_reset_stream(self)) return GST_FLOW_ERROR;
-  const bool ok = gst_mimi_try(GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_ENCODE,
-                               "Mimi could not encode a frame.", [&] {
-                                 priv->encoder->encode_frame(priv->pcm.data(), priv->pcm.size(),
-                                                             priv->codes.data());
-                               });
+  const bool ok = gst_mimi_try(
+      GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_ENCODE,
+      "Mimi could not encode a frame.",
+      [&] { priv->encoder->encode_frame(priv->pcm.data(), priv->pcm.size(), priv->codes.data()); });
   if (!ok) return GST_FLOW_ERROR;
   priv->dirty = true;
   // A padded frame still stands for a whole frame of audio; the base class allows claiming

@@ -49,9 +49,13 @@ std::string data_path(const std::string& relative) {
   return std::string(KYUTAI_TEST_DATA) + "/" + relative;
 }
 
-std::string tiny_model() { return data_path("golden/mimi_tiny"); }
+std::string tiny_model() {
+  return data_path("golden/mimi_tiny");
+}
 
-std::string source_root() { return KYUTAI_SOURCE_ROOT; }
+std::string source_root() {
+  return KYUTAI_SOURCE_ROOT;
+}
 
 std::vector<int64_t> Golden::frame(const std::vector<int64_t>& codes, int f) const {
   std::vector<int64_t> out(kCodebooks);
@@ -193,6 +197,8 @@ TempDir::TempDir() {
   std::filesystem::create_directories(dir_);
 }
 
-TempDir::~TempDir() { std::filesystem::remove_all(dir_); }
+TempDir::~TempDir() {
+  std::filesystem::remove_all(dir_);
+}
 
 }  // namespace gstmimi::test

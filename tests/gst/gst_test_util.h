@@ -27,8 +27,8 @@ std::string source_root();
 
 // The mimi_tiny golden tensors the element tests use (io.safetensors), codes codebook-major.
 struct Golden {
-  std::vector<float> audio;         // [1920]
-  std::vector<float> audio_stream;  // [1920], streaming decode of codes_batch
+  std::vector<float> audio;           // [1920]
+  std::vector<float> audio_stream;    // [1920], streaming decode of codes_batch
   std::vector<int64_t> codes_stream;  // [8][40], streaming encode of audio
   std::vector<int64_t> codes_batch;   // [8][40]
   // The codes of one frame, in codebook order.

@@ -208,8 +208,8 @@ TEST_F(MimiDec, CutsAByteStreamIntoFrames) {
   GstBuffer* stream = codes_buffer(all);
   const gsize size = gst_buffer_get_size(stream);
   for (gsize offset = 0; offset < size; offset += 100) {
-    GstBuffer* chunk =
-        gst_buffer_copy_region(stream, GST_BUFFER_COPY_MEMORY, offset, std::min<gsize>(100, size - offset));
+    GstBuffer* chunk = gst_buffer_copy_region(stream, GST_BUFFER_COPY_MEMORY, offset,
+                                              std::min<gsize>(100, size - offset));
     ASSERT_EQ(gst_harness_push(dec_.h, chunk), GST_FLOW_OK);
   }
   gst_buffer_unref(stream);
@@ -231,8 +231,8 @@ TEST_F(MimiDec, ConvertsBytePositionsToTime) {
   gint64 time = 0, bytes = 0;
   ASSERT_TRUE(gst_pad_query_convert(dec_.sinkpad(), GST_FORMAT_BYTES, 160, GST_FORMAT_TIME, &time));
   EXPECT_EQ(time, static_cast<gint64>(10 * kFrameTime));
-  ASSERT_TRUE(
-      gst_pad_query_convert(dec_.sinkpad(), GST_FORMAT_TIME, 21 * GST_MSECOND, GST_FORMAT_BYTES, &bytes));
+  ASSERT_TRUE(gst_pad_query_convert(dec_.sinkpad(), GST_FORMAT_TIME, 21 * GST_MSECOND,
+                                    GST_FORMAT_BYTES, &bytes));
   EXPECT_EQ(bytes, 160);  // whole frames only
 }
 

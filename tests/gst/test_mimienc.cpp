@@ -24,8 +24,8 @@ class MimiEnc : public ::testing::Test {
     const std::vector<float>& audio = golden().audio;
     for (size_t i = begin; i < end; i += chunk) {
       const size_t n = std::min(chunk, end - i);
-      GstBuffer* b =
-          audio_buffer(audio.data() + i, n, start + gst_util_uint64_scale_int(i - begin, GST_SECOND, kRate));
+      GstBuffer* b = audio_buffer(audio.data() + i, n,
+                                  start + gst_util_uint64_scale_int(i - begin, GST_SECOND, kRate));
       if (discont && i == begin) GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_DISCONT);
       ASSERT_EQ(gst_harness_push(enc_.h, b), GST_FLOW_OK);
     }

@@ -23,7 +23,9 @@ const char* build_dir() {
   return dir ? dir : "build";
 }
 
-std::string quote(const std::string& s) { return "'" + s + "'"; }
+std::string quote(const std::string& s) {
+  return "'" + s + "'";
+}
 
 struct Outcome {
   int status = -1;
@@ -45,7 +47,9 @@ Outcome run(const std::string& command, const TempDir& dir) {
   return r;
 }
 
-double rel_l2(const Wav& a, const Wav& b) { return test::rel_l2(a.samples, b.samples); }
+double rel_l2(const Wav& a, const Wav& b) {
+  return test::rel_l2(a.samples, b.samples);
+}
 
 const std::string kSpeech = data_path("speechlike.wav");  // 3 s, 24 kHz, mono
 constexpr size_t kSpeechSamples = 72000;
@@ -63,9 +67,10 @@ TEST(Pipelines, WavRoundTripMatchesTheLibrarysStreamingRoundTrip) {
   // mimi-codec runs the same streaming path without GStreamer; only the final conversion to
   // 16 bits (audioconvert dithers) differs.
   const std::string reference = dir.path("reference.wav");
-  const Outcome tool = run(std::string(build_dir()) + "/tools/mimi-codec roundtrip " + quote(kSpeech) +
-                           " " + quote(reference) + " --streaming --model " + quote(tiny_model()),
-                       dir);
+  const Outcome tool =
+      run(std::string(build_dir()) + "/tools/mimi-codec roundtrip " + quote(kSpeech) + " " +
+              quote(reference) + " --streaming --model " + quote(tiny_model()),
+          dir);
   ASSERT_EQ(tool.status, 0) << tool.output;
   EXPECT_LE(rel_l2(wav, read_wav(reference)), 1e-3);
 }
@@ -91,11 +96,12 @@ TEST(Pipelines, CodesStoredInAFileDecodeLaterToTheSameAudio) {
 TEST(Pipelines, AStoredCodesFileHasAKnownDuration) {
   TempDir dir;
   const std::string codes = dir.path("speech.mimi");
-  const Outcome r = run("pipelines/codes-file.sh encode " + quote(kSpeech) + " " + quote(codes), dir);
+  const Outcome r =
+      run("pipelines/codes-file.sh encode " + quote(kSpeech) + " " + quote(codes), dir);
   ASSERT_EQ(r.status, 0) << r.output;
-  const std::string description = "filesrc location=" + codes +
-                                  " ! audio/x-mimi,codebooks=8,framed=false ! mimidec model=" +
-                                  tiny_model() + " ! fakesink";
+  const std::string description =
+      "filesrc location=" + codes +
+      " ! audio/x-mimi,codebooks=8,framed=false ! mimidec model=" + tiny_model() + " ! fakesink";
   GError* error = nullptr;
   GstElement* pipeline = gst_parse_launch(description.c_str(), &error);
   ASSERT_NE(pipeline, nullptr) << error->message;
@@ -118,7 +124,8 @@ TEST(Pipelines, LiveMicrophoneToSpeakersRunsInRealTime) {
       "audiotestsrc is-live=true num-buffers=40 samplesperbuffer=480 ! audio/x-raw,rate=48000";
   const std::string sink =
       "tee name=t ! queue ! fakesink sync=true t. ! queue ! wavenc ! filesink location=" + out;
-  const Outcome r = run("SRC=" + quote(src) + " SINK=" + quote(sink) + " pipelines/live-mic.sh", dir);
+  const Outcome r =
+      run("SRC=" + quote(src) + " SINK=" + quote(sink) + " pipelines/live-mic.sh", dir);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("Got EOS"), std::string::npos) << r.output;
   const Wav wav = read_wav(out);
@@ -129,8 +136,8 @@ TEST(Pipelines, LiveMicrophoneToSpeakersRunsInRealTime) {
 TEST(Pipelines, AMissingModelStopsWithAClearMessage) {
   TempDir dir;
   const Outcome r = run("MODEL=" + quote(dir.path("absent")) + " pipelines/wav-roundtrip.sh " +
-                        quote(kSpeech) + " " + quote(dir.path("out.wav")),
-                    dir);
+                            quote(kSpeech) + " " + quote(dir.path("out.wav")),
+                        dir);
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("Mimi model '" + dir.path("absent") + "' not found."), std::string::npos)
       << r.output;

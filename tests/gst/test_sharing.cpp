@@ -86,9 +86,10 @@ TEST_F(WeightSharing, FourEncodersOrDecodersHoldOneCopyOfTheWeights) {
   const double rss8 = resident_bytes();
 
   const double one = rss1 - rss0, three_more = rss4 - rss1, decoders = rss8 - rss4;
-  std::printf("weights %.0f MiB; resident: +%.0f MiB for 1 encoder, +%.0f MiB for 3 more "
-              "encoders, +%.0f MiB for 4 decoders (%.0f MiB in all)\n",
-              weights / kMiB, one / kMiB, three_more / kMiB, decoders / kMiB, rss8 / kMiB);
+  std::printf(
+      "weights %.0f MiB; resident: +%.0f MiB for 1 encoder, +%.0f MiB for 3 more "
+      "encoders, +%.0f MiB for 4 decoders (%.0f MiB in all)\n",
+      weights / kMiB, one / kMiB, three_more / kMiB, decoders / kMiB, rss8 / kMiB);
   RecordProperty("weights_mib", static_cast<int>(weights / kMiB));
   RecordProperty("rss_1_encoder_mib", static_cast<int>(one / kMiB));
   RecordProperty("rss_3_more_encoders_mib", static_cast<int>(three_more / kMiB));

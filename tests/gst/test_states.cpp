@@ -16,8 +16,10 @@ class ScopedEnv {
     g_setenv(name, value.c_str(), TRUE);
   }
   ~ScopedEnv() {
-    if (had_) g_setenv(name_, old_.c_str(), TRUE);
-    else g_unsetenv(name_);
+    if (had_)
+      g_setenv(name_, old_.c_str(), TRUE);
+    else
+      g_unsetenv(name_);
   }
 
  private:
@@ -78,8 +80,8 @@ TEST_P(ModelErrors, ARepositoryMissingFromTheCacheIsNotFound) {
   ScopedEnv cache("HF_HUB_CACHE", dir_.str());
   const StartResult r = start(GetParam(), {{"model", "kyutai/absent-mimi"}});
   EXPECT_EQ(r.change, GST_STATE_CHANGE_FAILURE);
-  EXPECT_TRUE(is_error(r.error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
-                       "kyutai/absent-mimi"));
+  EXPECT_TRUE(
+      is_error(r.error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND, "kyutai/absent-mimi"));
   EXPECT_NE(r.error.debug.find(dir_.str()), std::string::npos) << r.error.debug;
 }
 
@@ -98,8 +100,8 @@ TEST_P(ModelErrors, WeightsThatDoNotFitTheConfigurationAreALibraryInitError) {
   write_file(dir_.path("model.safetensors"), read_file(tiny_model() + "/model.safetensors"));
   const StartResult r = start(GetParam(), {{"model", dir_.str()}});
   EXPECT_EQ(r.change, GST_STATE_CHANGE_FAILURE);
-  EXPECT_TRUE(is_error(r.error, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT,
-                       dir_.path("model.safetensors")));
+  EXPECT_TRUE(
+      is_error(r.error, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT, dir_.path("model.safetensors")));
   EXPECT_NE(r.error.debug.find("quantizer"), std::string::npos) << r.error.debug;
 }
 
@@ -113,8 +115,8 @@ TEST_P(ModelErrors, AnEmptyModelIsABadSetting) {
 }
 
 TEST_P(ModelErrors, NullAndReadyNeedNoModel) {
-  GstElement* element = GST_ELEMENT(
-      gst_object_ref_sink(make_element(GetParam(), {{"model", dir_.path("absent")}})));
+  GstElement* element =
+      GST_ELEMENT(gst_object_ref_sink(make_element(GetParam(), {{"model", dir_.path("absent")}})));
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(gst_element_set_state(element, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS);
     EXPECT_EQ(gst_element_set_state(element, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
