@@ -7,6 +7,7 @@
  * Mimi's rate, 24 kHz for Kyutai's models), and its inner-monologue text on `text_src`. Inside
  * is `audioconvert ! audioresample ! mimienc ! moshilm ! mimidec`, all using the one `model`,
  * which locates Mimi, Moshi and the tokenizer together as Kyutai's repositories lay them out.
+ * Each output goes through a queue, so the two branches downstream need none of their own.
  *
  * ## Example pipeline
  * |[
@@ -51,6 +52,8 @@ struct _GstMoshiBin {
   GstElement* encoder;
   GstElement* lm;
   GstElement* decoder;
+  GstElement* audio_queue;
+  GstElement* text_queue;
 };
 
 static GstStaticPadTemplate sink_template =
@@ -143,38 +146,47 @@ static GstStateChangeReturn gst_moshi_bin_change_state(GstElement* element,
   return GST_ELEMENT_CLASS(parent_class)->change_state(element, transition);
 }
 
-static GstPad* gst_moshi_bin_ghost(GstMoshiBin* self, GstElement* child, const char* child_pad,
-                                   GstStaticPadTemplate* templ) {
+static void gst_moshi_bin_ghost(GstMoshiBin* self, GstElement* child, const char* child_pad,
+                                GstStaticPadTemplate* templ) {
   g_autoptr(GstPad) target = gst_element_get_static_pad(child, child_pad);
   g_autoptr(GstPadTemplate) pad_template = gst_static_pad_template_get(templ);
-  GstPad* ghost = gst_ghost_pad_new_from_template(templ->name_template, target, pad_template);
-  gst_element_add_pad(GST_ELEMENT(self), ghost);
-  return ghost;
+  gst_element_add_pad(GST_ELEMENT(self),
+                      gst_ghost_pad_new_from_template(templ->name_template, target, pad_template));
+}
+
+static GstElement* gst_moshi_bin_make(const char* factory, const char* name, bool* ok) {
+  GstElement* e = gst_element_factory_make(factory, name);
+  *ok = *ok && e;
+  return e;
 }
 
 static void gst_moshi_bin_init(GstMoshiBin* self) {
   gst_moshi_settings_init(&self->settings);
-  self->convert = gst_element_factory_make("audioconvert", "convert");
-  self->resample = gst_element_factory_make("audioresample", "resample");
-  self->encoder = gst_element_factory_make("mimienc", "mimienc");
-  self->lm = gst_element_factory_make("moshilm", "moshilm");
-  self->decoder = gst_element_factory_make("mimidec", "mimidec");
-  GstElement* children[] = {self->convert, self->resample, self->encoder, self->lm, self->decoder};
-  for (GstElement* child : children) {
-    if (child) continue;
-    // A missing plugin: keep nothing, and fail on the first state change.
-    for (GstElement* made : children)
-      if (made) gst_object_unref(made);
-    self->convert = self->resample = self->encoder = self->lm = self->decoder = nullptr;
+  bool ok = true;
+  self->convert = gst_moshi_bin_make("audioconvert", "convert", &ok);
+  self->resample = gst_moshi_bin_make("audioresample", "resample", &ok);
+  self->encoder = gst_moshi_bin_make("mimienc", "mimienc", &ok);
+  self->lm = gst_moshi_bin_make("moshilm", "moshilm", &ok);
+  self->decoder = gst_moshi_bin_make("mimidec", "mimidec", &ok);
+  // Two outputs fed by one streaming thread: without a queue on each, a sink that prerolls on
+  // one branch would block the thread before the other branch gets anything.
+  self->audio_queue = gst_moshi_bin_make("queue", "audio_queue", &ok);
+  self->text_queue = gst_moshi_bin_make("queue", "text_queue", &ok);
+  GstElement* all[] = {self->convert, self->resample, self->encoder,    self->lm,
+                       self->decoder, self->audio_queue, self->text_queue};
+  if (!ok) {  // a missing plugin: keep nothing, and fail on the first state change
+    for (GstElement* e : all)
+      if (e) gst_object_unref(gst_object_ref_sink(e));
+    self->lm = nullptr;
     return;
   }
-  gst_bin_add_many(GST_BIN(self), self->convert, self->resample, self->encoder, self->lm,
-                   self->decoder, nullptr);
+  for (GstElement* e : all) gst_bin_add(GST_BIN(self), e);
   gst_element_link_many(self->convert, self->resample, self->encoder, self->lm, self->decoder,
-                        nullptr);
+                        self->audio_queue, nullptr);
+  gst_element_link_pads(self->lm, "text_src", self->text_queue, "sink");
   gst_moshi_bin_ghost(self, self->convert, "sink", &sink_template);
-  gst_moshi_bin_ghost(self, self->decoder, "src", &src_template);
-  gst_moshi_bin_ghost(self, self->lm, "text_src", &text_template);
+  gst_moshi_bin_ghost(self, self->audio_queue, "src", &src_template);
+  gst_moshi_bin_ghost(self, self->text_queue, "src", &text_template);
 }
 
 static void gst_moshi_bin_finalize(GObject* object) {

@@ -525,6 +525,8 @@ static void gst_moshi_lm_init(GstMoshiLm* self) {
   gst_pad_set_chain_function(self->sinkpad, GST_DEBUG_FUNCPTR(gst_moshi_lm_chain));
   gst_pad_set_event_function(self->sinkpad, GST_DEBUG_FUNCPTR(gst_moshi_lm_sink_event));
   gst_pad_set_query_function(self->sinkpad, GST_DEBUG_FUNCPTR(gst_moshi_lm_sink_query));
+  // Caps that do not fit the model reach the CAPS event, which says what is wrong.
+  GST_PAD_SET_ACCEPT_TEMPLATE(self->sinkpad);
   gst_element_add_pad(GST_ELEMENT(self), self->sinkpad);
   for (auto [pad, templ] : {std::pair{&self->srcpad, &src_template}, {&self->textpad, &text_template}}) {
     *pad = gst_pad_new_from_static_template(templ, templ->name_template);

@@ -1,0 +1,390 @@
+// moshilm under GstHarness with the lm_tiny model: greedy parity with the reference trace,
+// seeds, timestamps and GAPs, latency, flushes and new conversations, long conversations,
+// statistics and every bad input.
+#include <gst/gst.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "gst_test_util.h"
+#include "kyutai/safetensors.h"
+#include "kyutai/text.h"
+
+namespace gstmimi::test {
+namespace {
+
+constexpr int kLmCodebooks = 8;  // user codebooks lm_tiny reads, and the ones it writes
+constexpr int kLmCard = 64;
+constexpr GstClockTime kLmFrame = 80 * GST_MSECOND;
+const char* const kCaps =
+    "audio/x-mimi,rate=24000,channels=1,frame-size=1920,codebooks=8,cardinality=64";
+
+std::string lm_tiny() { return data_path("golden/lm_tiny"); }
+
+// The greedy trace of golden/lm_tiny: user codes [8][40] and the reference's outputs [9][40].
+struct Trace {
+  std::vector<int64_t> user, out;
+  int steps = 0;
+  std::vector<int64_t> user_frame(int s) const {
+    std::vector<int64_t> f;
+    for (int k = 0; k < kLmCodebooks; ++k) f.push_back(user[k * steps + s]);
+    return f;
+  }
+};
+
+const Trace& trace() {
+  static const Trace t = [] {
+    const auto file = kyutai::SafetensorsFile::open(lm_tiny() + "/trace.safetensors");
+    Trace t;
+    for (auto [name, dst] : {std::pair{"user_codes", &t.user}, {"out_tokens", &t.out}}) {
+      const kyutai::TensorInfo* info = file->find(name);
+      const auto* p = reinterpret_cast<const int64_t*>(file->data(*info));
+      dst->assign(p, p + (info->end - info->begin) / 8);
+      t.steps = static_cast<int>(info->shape[2]);
+    }
+    return t;
+  }();
+  return t;
+}
+
+class MoshiLm : public ::testing::Test {
+ protected:
+  explicit MoshiLm(Properties extra = {}) : lm_("moshilm", with_defaults(std::move(extra))) {
+    text_ = gst_harness_new_with_element(lm_.element, nullptr, "text_src");
+  }
+  ~MoshiLm() override { gst_harness_teardown(text_); }
+
+  static Properties with_defaults(Properties p) {
+    p.emplace("model", lm_tiny());
+    p.emplace("dtype", "float32");
+    return p;
+  }
+
+  void start(const std::string& caps = kCaps) { gst_harness_set_src_caps_str(lm_.h, caps.c_str()); }
+
+  GstFlowReturn push(const std::vector<int64_t>& codes, GstClockTime pts) {
+    return gst_harness_push(lm_.h, codes_buffer(codes, pts));
+  }
+
+  // Pushes steps [0, n) of the trace's user codes, timestamped from `start`.
+  void push_trace(int n, GstClockTime start = 0) {
+    for (int s = 0; s < n; ++s)
+      ASSERT_EQ(push(trace().user_frame(s % trace().steps), start + s * kLmFrame), GST_FLOW_OK);
+  }
+
+  // Everything that came out of `h`: buffers and GAP events, in order, as text lines.
+  static std::vector<std::string> drain(GstHarness* h, bool as_text) {
+    std::vector<std::string> out;
+    while (GstEvent* e = gst_harness_try_pull_event(h)) {
+      if (GST_EVENT_TYPE(e) == GST_EVENT_GAP) {
+        GstClockTime ts, duration;
+        gst_event_parse_gap(e, &ts, &duration);
+        out.push_back("gap " + std::to_string(ts) + " " + std::to_string(duration));
+      }
+      gst_event_unref(e);
+    }
+    for (GstBuffer* b = gst_harness_try_pull(h); b; b = gst_harness_try_pull(h)) {
+      GstMapInfo map;
+      gst_buffer_map(b, &map, GST_MAP_READ);
+      std::string line = std::to_string(GST_BUFFER_PTS(b)) + " " + std::to_string(GST_BUFFER_DURATION(b)) + " ";
+      if (as_text) {
+        line.append(reinterpret_cast<const char*>(map.data), map.size);
+      } else {
+        for (int64_t c : buffer_codes(b)) line += std::to_string(c) + ",";
+      }
+      gst_buffer_unmap(b, &map);
+      gst_buffer_unref(b);
+      out.push_back(line);
+    }
+    return out;
+  }
+
+  Harnessed lm_;
+  GstHarness* text_ = nullptr;
+};
+
+TEST_F(MoshiLm, GreedyOutputIsTheReferenceTrace) {
+  g_object_set(lm_.element, "temperature", 0.0, "text-temperature", 0.0, nullptr);
+  start();
+  const Trace& t = trace();
+  push_trace(t.steps);
+  // Step 0 has no output: a GAP, then one frame per step with the reference's tokens.
+  GstEvent* event;
+  bool gap = false;
+  while ((event = gst_harness_try_pull_event(lm_.h))) {
+    gap |= GST_EVENT_TYPE(event) == GST_EVENT_GAP;
+    gst_event_unref(event);
+  }
+  EXPECT_TRUE(gap);
+  std::vector<GstBuffer*> frames = lm_.pull_all();
+  ASSERT_EQ(frames.size(), static_cast<size_t>(t.steps - 1));
+  for (int s = 1; s < t.steps; ++s) {
+    std::vector<int64_t> expected;
+    for (int k = 1; k <= kLmCodebooks; ++k) expected.push_back(t.out[k * t.steps + s]);
+    EXPECT_EQ(buffer_codes(frames[s - 1]), expected) << "step " << s;
+    EXPECT_EQ(GST_BUFFER_PTS(frames[s - 1]), s * kLmFrame);
+  }
+  unref_all(frames);
+
+  // The text is the reference's text tokens, padding dropped, as whole UTF-8.
+  kyutai::TextStream expected_text(kyutai::TextTokenizer::load(lm_tiny() + "/tokenizer.model"), {3, 0});
+  std::string expected;
+  for (int s = 1; s < t.steps; ++s) expected += expected_text.push(static_cast<int>(t.out[s]));
+  std::string text;
+  while (GstBuffer* b = gst_harness_try_pull(text_)) {
+    GstMapInfo map;
+    gst_buffer_map(b, &map, GST_MAP_READ);
+    EXPECT_TRUE(g_utf8_validate(reinterpret_cast<const char*>(map.data), map.size, nullptr));
+    text.append(reinterpret_cast<const char*>(map.data), map.size);
+    gst_buffer_unmap(b, &map);
+    gst_buffer_unref(b);
+  }
+  EXPECT_FALSE(expected.empty());
+  EXPECT_EQ(text, expected);
+}
+
+TEST_F(MoshiLm, StampsFramesWithTheInputTimeAndFillsTheStartWithGaps) {
+  start();
+  const GstClockTime t0 = 3 * GST_SECOND;
+  push_trace(5, t0);
+  const std::vector<std::string> audio = drain(lm_.h, false);
+  ASSERT_EQ(audio.size(), 5u);
+  EXPECT_EQ(audio[0], "gap " + std::to_string(t0) + " " + std::to_string(kLmFrame));
+  for (int s = 1; s < 5; ++s)
+    EXPECT_EQ(audio[s].rfind(std::to_string(t0 + s * kLmFrame) + " " + std::to_string(kLmFrame) + " ", 0), 0u)
+        << audio[s];
+  // Text: a buffer or a GAP for every step, so downstream time never stops.
+  EXPECT_EQ(drain(text_, true).size(), 5u);
+}
+
+TEST_F(MoshiLm, CountsFramesWhenBuffersHaveNoTimestamps) {
+  start();
+  for (int s = 0; s < 4; ++s) ASSERT_EQ(push(trace().user_frame(s), GST_CLOCK_TIME_NONE), GST_FLOW_OK);
+  std::vector<GstBuffer*> frames = lm_.pull_all();
+  ASSERT_EQ(frames.size(), 3u);
+  for (size_t i = 0; i < frames.size(); ++i) EXPECT_EQ(GST_BUFFER_PTS(frames[i]), (i + 1) * kLmFrame);
+  unref_all(frames);
+}
+
+TEST_F(MoshiLm, OutputCapsAreMoshisVoice) {
+  start();
+  push_trace(2);
+  g_autoptr(GstCaps) caps = gst_pad_get_current_caps(lm_.h->sinkpad);
+  g_autoptr(GstCaps) expected = gst_caps_from_string(kCaps);  // dep_q = 8 codebooks too
+  EXPECT_TRUE(gst_caps_is_equal(caps, expected)) << gst_caps_to_string(caps);
+  g_autoptr(GstCaps) text = gst_pad_get_current_caps(text_->sinkpad);
+  g_autoptr(GstCaps) utf8 = gst_caps_from_string("text/x-raw,format=utf8");
+  EXPECT_TRUE(gst_caps_is_equal(text, utf8));
+}
+
+TEST_F(MoshiLm, LatencyAddsOneFrameToUpstreams) {
+  start();
+  gst_harness_set_upstream_latency(lm_.h, 40 * GST_MSECOND);
+  EXPECT_EQ(gst_harness_query_latency(lm_.h), 40 * GST_MSECOND + kLmFrame);
+}
+
+TEST_F(MoshiLm, AFlushStartsANewConversation) {
+  start();
+  push_trace(12);
+  const std::vector<std::string> first = drain(lm_.h, false);
+  ASSERT_TRUE(gst_harness_push_event(lm_.h, gst_event_new_flush_start()));
+  ASSERT_TRUE(gst_harness_push_event(lm_.h, gst_event_new_flush_stop(TRUE)));
+  GstSegment segment;
+  gst_segment_init(&segment, GST_FORMAT_TIME);
+  ASSERT_TRUE(gst_harness_push_event(lm_.h, gst_event_new_segment(&segment)));
+  push_trace(12);
+  EXPECT_EQ(drain(lm_.h, false), first);  // same seed, same input: same conversation
+}
+
+TEST_F(MoshiLm, ANewStreamStartsANewConversation) {
+  start();
+  push_trace(6);
+  const std::vector<std::string> first = drain(lm_.h, false);
+  ASSERT_TRUE(gst_harness_push_event(lm_.h, gst_event_new_stream_start("second")));
+  push_trace(6);
+  EXPECT_EQ(drain(lm_.h, false), first);
+}
+
+TEST_F(MoshiLm, ConversationsLongerThanTheContextGoOn) {
+  start();  // lm_tiny attends to 16 steps
+  push_trace(100);
+  std::vector<GstBuffer*> frames = lm_.pull_all();
+  EXPECT_EQ(frames.size(), 99u);
+  unref_all(frames);
+  EXPECT_FALSE(pop_error(lm_.bus).found);
+}
+
+TEST_F(MoshiLm, StatsCountStepsAndTimeThem) {
+  start();
+  push_trace(10);
+  GstStructure* stats = nullptr;
+  g_object_get(lm_.element, "stats", &stats, nullptr);
+  ASSERT_NE(stats, nullptr);
+  guint64 steps = 0;
+  double median = 0, max = 0, rtf = 0;
+  gst_structure_get_uint64(stats, "steps", &steps);
+  gst_structure_get_double(stats, "median-step-ms", &median);
+  gst_structure_get_double(stats, "max-step-ms", &max);
+  gst_structure_get_double(stats, "real-time-factor", &rtf);
+  EXPECT_EQ(steps, 10u);
+  EXPECT_GT(median, 0);
+  EXPECT_GE(max, median);
+  EXPECT_NEAR(rtf, median / 80.0, 1e-9);
+  gst_structure_free(stats);
+}
+
+TEST_F(MoshiLm, WarnsWhenAStepIsLongerThanAFrame) {
+  // A 1-sample frame lasts 42 us: no step is that fast.
+  start("audio/x-mimi,rate=24000,channels=1,frame-size=1,codebooks=8,cardinality=64");
+  push_trace(3);
+  GstMessage* warning = gst_bus_pop_filtered(lm_.bus, GST_MESSAGE_WARNING);
+  ASSERT_NE(warning, nullptr);
+  GError* error = nullptr;
+  gst_message_parse_warning(warning, &error, nullptr);
+  EXPECT_NE(std::string(error->message).find("slower than real time"), std::string::npos) << error->message;
+  g_error_free(error);
+  gst_message_unref(warning);
+  // Timestamps stay those of the input.
+  std::vector<GstBuffer*> frames = lm_.pull_all();
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_EQ(GST_BUFFER_PTS(frames[1]), 2 * kLmFrame);
+  unref_all(frames);
+}
+
+// Same seed: same conversation; another seed: another one.
+class MoshiLmSeeds : public ::testing::Test {
+ protected:
+  static std::vector<std::string> run(const std::string& seed) {
+    Harnessed lm("moshilm", {{"model", lm_tiny()}, {"dtype", "float32"}, {"seed", seed}});
+    gst_harness_set_src_caps_str(lm.h, kCaps);
+    for (int s = 0; s < 12; ++s) gst_harness_push(lm.h, codes_buffer(trace().user_frame(s), s * kLmFrame));
+    std::vector<std::string> out;
+    std::vector<GstBuffer*> frames = lm.pull_all();
+    for (GstBuffer* b : frames) {
+      std::string line;
+      for (int64_t c : buffer_codes(b)) line += std::to_string(c) + ",";
+      out.push_back(line);
+    }
+    unref_all(frames);
+    return out;
+  }
+};
+
+TEST_F(MoshiLmSeeds, SameSeedSameOutputOtherSeedOtherOutput) {
+  const auto a = run("7");
+  EXPECT_EQ(a.size(), 11u);
+  EXPECT_EQ(run("7"), a);
+  EXPECT_NE(run("8"), a);
+}
+
+TEST_F(MoshiLm, SamplingCanChangeWhilePlaying) {
+  start();
+  push_trace(5);
+  g_object_set(lm_.element, "temperature", 0.0, "top-k", 1, "text-temperature", 0.0, nullptr);
+  push_trace(5, 5 * kLmFrame);
+  double temperature = 1;
+  g_object_get(lm_.element, "temperature", &temperature, nullptr);
+  EXPECT_EQ(temperature, 0.0);
+  EXPECT_EQ(lm_.pull_all().size(), 9u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input
+
+TEST_F(MoshiLm, TooFewCodebooksAreRefused) {
+  EXPECT_FALSE(lm_.send_caps("audio/x-mimi,rate=24000,channels=1,frame-size=1920,codebooks=4,cardinality=64"));
+  EXPECT_TRUE(is_error(pop_error(lm_.bus), GST_STREAM_ERROR, GST_STREAM_ERROR_FORMAT, "needs 8"));
+}
+
+TEST_F(MoshiLm, AnotherCardinalityIsRefused) {
+  EXPECT_FALSE(lm_.send_caps("audio/x-mimi,rate=24000,channels=1,frame-size=1920,codebooks=8,cardinality=2048"));
+  EXPECT_TRUE(is_error(pop_error(lm_.bus), GST_STREAM_ERROR, GST_STREAM_ERROR_FORMAT, "cardinality"));
+}
+
+TEST_F(MoshiLm, MoreCodebooksThanNeededAreFine) {
+  start("audio/x-mimi,rate=24000,channels=1,frame-size=1920,codebooks=32,cardinality=64");
+  std::vector<int64_t> codes(32, 1);
+  EXPECT_EQ(push(codes, 0), GST_FLOW_OK);
+  EXPECT_FALSE(pop_error(lm_.bus).found);
+}
+
+TEST_F(MoshiLm, CodesAtOrAboveTheCardinalityAreADecodeError) {
+  start();
+  std::vector<int64_t> codes(kLmCodebooks, 1);
+  codes[3] = kLmCard;
+  EXPECT_EQ(push(codes, 0), GST_FLOW_ERROR);
+  EXPECT_TRUE(is_error(pop_error(lm_.bus), GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE, "Moshi"));
+}
+
+TEST_F(MoshiLm, ABufferOfTheWrongSizeIsADecodeError) {
+  start();
+  EXPECT_EQ(push(std::vector<int64_t>(5, 1), 0), GST_FLOW_ERROR);
+  EXPECT_TRUE(is_error(pop_error(lm_.bus), GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE, "16 bytes"));
+}
+
+// The model is loaded in READY->PAUSED; a bad one fails that state change with a clear error.
+class MoshiLmModel : public ::testing::Test {
+ protected:
+  static ErrorMessage start_with(const Properties& properties) {
+    GstElement* element = GST_ELEMENT(gst_object_ref_sink(make_element("moshilm", properties)));
+    GstBus* bus = gst_bus_new();
+    gst_element_set_bus(element, bus);
+    EXPECT_EQ(gst_element_set_state(element, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
+    const ErrorMessage e = pop_error(bus);
+    gst_element_set_state(element, GST_STATE_NULL);
+    gst_element_set_bus(element, nullptr);
+    gst_object_unref(bus);
+    gst_object_unref(element);
+    return e;
+  }
+};
+
+TEST_F(MoshiLmModel, MissingModel) {
+  EXPECT_TRUE(is_error(start_with({{"model", "/no/such/dir"}}), GST_RESOURCE_ERROR,
+                       GST_RESOURCE_ERROR_NOT_FOUND, "/no/such/dir"));
+  EXPECT_TRUE(is_error(start_with({{"model", "kyutai/not-in-the-cache"}}), GST_RESOURCE_ERROR,
+                       GST_RESOURCE_ERROR_NOT_FOUND, "kyutai/not-in-the-cache"));
+}
+
+TEST_F(MoshiLmModel, MissingTokenizer) {
+  TempDir dir;
+  std::filesystem::copy_file(lm_tiny() + "/config.json", dir.path("config.json"));
+  std::filesystem::copy_file(lm_tiny() + "/model.safetensors", dir.path("model.safetensors"));
+  const ErrorMessage e = start_with({{"model", dir.str()}});
+  EXPECT_TRUE(is_error(e, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND));
+  EXPECT_NE(e.debug.find("tokenizer.model"), std::string::npos) << e.debug;
+}
+
+TEST_F(MoshiLmModel, TokenizerOfAnotherSize) {
+  TempDir dir;
+  std::ifstream in(lm_tiny() + "/config.json");
+  std::string config((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  config.replace(config.find("\"text_card\": 96"), 15, "\"text_card\": 97");
+  std::ofstream(dir.path("config.json")) << config;
+  std::filesystem::copy_file(lm_tiny() + "/model.safetensors", dir.path("model.safetensors"));
+  std::filesystem::copy_file(lm_tiny() + "/tokenizer.model", dir.path("tokenizer.model"));
+  const ErrorMessage e = start_with({{"model", dir.str()}});
+  EXPECT_TRUE(is_error(e, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT));
+  EXPECT_NE(e.debug.find("96 pieces but the model's text_card is 97"), std::string::npos) << e.debug;
+}
+
+TEST_F(MoshiLmModel, InvalidCheckpoint) {
+  TempDir dir;
+  std::filesystem::copy_file(lm_tiny() + "/config.json", dir.path("config.json"));
+  std::filesystem::copy_file(lm_tiny() + "/tokenizer.model", dir.path("tokenizer.model"));
+  std::ofstream(dir.path("model.safetensors")) << std::string(100, 'x');
+  const ErrorMessage e = start_with({{"model", dir.str()}});
+  EXPECT_TRUE(is_error(e, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT));
+  EXPECT_NE(e.debug.find("model.safetensors"), std::string::npos) << e.debug;
+}
+
+TEST_F(MoshiLmModel, BadSettings) {
+  EXPECT_TRUE(is_error(start_with({{"model", lm_tiny()}, {"dtype", "float16"}}), GST_RESOURCE_ERROR,
+                       GST_RESOURCE_ERROR_SETTINGS, "dtype"));
+  EXPECT_TRUE(is_error(start_with({{"model", lm_tiny()}, {"device", "tpu"}}), GST_RESOURCE_ERROR,
+                       GST_RESOURCE_ERROR_SETTINGS, "tpu"));
+}
+
+}  // namespace
+}  // namespace gstmimi::test
