@@ -1,14 +1,19 @@
-# Sourced by the sample pipelines: finds the repository and the mimi plugin in the build tree.
-#   BUILD_DIR  meson build directory holding gst/mimi/libgstmimi.so (default: build)
-#   MODEL      Mimi model for mimienc and mimidec (default: the small untrained test model)
+# Sourced by the sample pipelines: finds the repository and the plugins in the build tree.
+#   BUILD_DIR    meson build directory holding gst/mimi and gst/moshi (default: build)
+#   MODEL        Mimi model for mimienc and mimidec (default: the small untrained test model)
+#   MOSHI_MODEL  Moshi repository for the conversation pipelines (default: models/moshi-tiny,
+#                tiny and untrained)
+#   DTYPE        precision of Moshi's language model: bfloat16 (default) or float32
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 MODEL=${MODEL:-$ROOT/tests/data/golden/mimi_tiny}
 NUM_CODEBOOKS=${NUM_CODEBOOKS:-8}
+MOSHI_MODEL=${MOSHI_MODEL:-$ROOT/models/moshi-tiny}
+DTYPE=${DTYPE:-bfloat16}
 if [ ! -f "$BUILD_DIR/gst/mimi/libgstmimi.so" ]; then
   echo "$(basename "$0"): no mimi plugin in $BUILD_DIR/gst/mimi; build first (scripts/build.sh)" >&2
   exit 1
 fi
-# The plugin from the build tree comes first.
-GST_PLUGIN_PATH="$BUILD_DIR/gst/mimi${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
+# The plugins from the build tree come first.
+GST_PLUGIN_PATH="$BUILD_DIR/gst/mimi:$BUILD_DIR/gst/moshi${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
 export GST_PLUGIN_PATH

@@ -54,6 +54,10 @@ Moshi::Moshi(std::unique_ptr<LmModel> model, std::shared_ptr<const TextTokenizer
 
 Moshi::~Moshi() = default;
 
+void Moshi::save_weights(const std::string& path) const {
+  translate_torch_errors([&] { model_->save(path); });
+}
+
 std::shared_ptr<const Moshi> Moshi::load(const MoshiFiles& files, const std::string& device,
                                          const std::string& dtype) {
   return translate_torch_errors([&] {

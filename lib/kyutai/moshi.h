@@ -42,6 +42,8 @@ class Moshi {
                                              const std::string& dtype = "float32",
                                              const std::string& tokenizer = "");
   ~Moshi();
+  // Writes the LM weights as a safetensors file with the reference's key names.
+  void save_weights(const std::string& path) const;
 
   const MoshiFormat& format() const { return format_; }
   const LmModel& model() const { return *model_; }

@@ -1,11 +1,14 @@
 #include "gst_test_util.h"
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "kyutai/safetensors.h"
 
@@ -188,6 +191,29 @@ double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
     norm += static_cast<double>(b[i]) * b[i];
   }
   return std::sqrt(diff / norm);
+}
+
+const char* build_dir() {
+  const char* dir = std::getenv("BUILD_DIR");
+  return dir ? dir : "build";
+}
+
+std::string quote(const std::string& s) {
+  return "'" + s + "'";
+}
+
+Outcome run(const std::string& command, const TempDir& dir) {
+  const std::string log = dir.path("output.txt");
+  const std::string line = "cd " + quote(source_root()) + " && BUILD_DIR=" + quote(build_dir()) +
+                           " " + command + " > " + quote(log) + " 2>&1";
+  Outcome r;
+  const int raw = std::system(line.c_str());
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  std::ifstream in(log);
+  std::stringstream s;
+  s << in.rdbuf();
+  r.output = s.str();
+  return r;
 }
 
 TempDir::TempDir() {

@@ -88,6 +88,21 @@ void unref_all(std::vector<GstBuffer*>& buffers);
 // Relative L2 error ||a - b|| / ||b||, in double.
 double rel_l2(const std::vector<float>& a, const std::vector<float>& b);
 
+// The meson build directory ($BUILD_DIR, else "build").
+const char* build_dir();
+// `s` in single quotes, for a shell command line.
+std::string quote(const std::string& s);
+
+struct Outcome {
+  int status = -1;
+  std::string output;  // stdout and stderr
+};
+
+class TempDir;
+// Runs a shell `command` in the source root with BUILD_DIR set; its output goes to a file in
+// `dir` and comes back in the outcome.
+Outcome run(const std::string& command, const TempDir& dir);
+
 // A scratch directory removed at the end of the test.
 class TempDir {
  public:

@@ -1,7 +1,5 @@
 // The sample pipelines in pipelines/, run as a user runs them, with the small model and file or
 // test sources (no sound card, no network).
-#include <sys/wait.h>
-
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -17,35 +15,6 @@ namespace {
 namespace fs = std::filesystem;
 using kyutai::tools::read_wav;
 using kyutai::tools::Wav;
-
-const char* build_dir() {
-  const char* dir = std::getenv("BUILD_DIR");
-  return dir ? dir : "build";
-}
-
-std::string quote(const std::string& s) {
-  return "'" + s + "'";
-}
-
-struct Outcome {
-  int status = -1;
-  std::string output;  // stdout and stderr
-};
-
-// Runs `command` in the source root with BUILD_DIR set; output goes to a file in `dir`.
-Outcome run(const std::string& command, const TempDir& dir) {
-  const std::string log = dir.path("output.txt");
-  const std::string line = "cd " + quote(source_root()) + " && BUILD_DIR=" + quote(build_dir()) +
-                           " " + command + " > " + quote(log) + " 2>&1";
-  Outcome r;
-  const int raw = std::system(line.c_str());
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  std::ifstream in(log);
-  std::stringstream s;
-  s << in.rdbuf();
-  r.output = s.str();
-  return r;
-}
 
 double rel_l2(const Wav& a, const Wav& b) {
   return test::rel_l2(a.samples, b.samples);
