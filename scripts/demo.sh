@@ -1,10 +1,11 @@
 #!/bin/sh
-# The main job: builds gst-moshi, then runs the round-trip sample pipeline: tests/data/speechlike.wav
-# goes through mimienc and mimidec (GStreamer elements, frame by frame as a live stream) with the
-# small model shipped in tests/data, and the result is build/demo-roundtrip.wav.
-# pipelines/wav-roundtrip.sh takes the plugin from build/ (GST_PLUGIN_PATH) and says how to use
-# the real Mimi weights.
+# The main job: builds gst-moshi, then has a conversation with Moshi from a file, through the
+# GStreamer elements: tests/data/speechlike.wav goes into moshibin, Moshi's answer comes out as
+# build/answer.wav and its inner-monologue text as build/transcript.txt. It uses the small
+# untrained models in models/moshi-tiny, so the answer is noise: it shows the plumbing only.
+# pipelines/conversation-file.sh says how to use Kyutai's real weights.
 set -eu
 cd "$(dirname "$0")/.."
 scripts/build.sh
-BUILD_DIR="$PWD/build" pipelines/wav-roundtrip.sh tests/data/speechlike.wav build/demo-roundtrip.wav
+BUILD_DIR="$PWD/build" pipelines/conversation-file.sh tests/data/speechlike.wav build/answer.wav \
+  build/transcript.txt

@@ -22,10 +22,13 @@
  * |[
  * gst-launch-1.0 autoaudiosrc ! audioconvert ! audioresample ! \
  *     mimienc model=kyutai/moshiko-pytorch-bf16 ! \
- *     moshilm model=kyutai/moshiko-pytorch-bf16 name=lm ! \
+ *     moshilm model=kyutai/moshiko-pytorch-bf16 name=lm ! queue ! \
  *     mimidec model=kyutai/moshiko-pytorch-bf16 ! audioconvert ! autoaudiosink \
- *     lm.text_src ! fdsink fd=1
+ *     lm.text_src ! queue ! fdsink fd=1
  * ]|
+ *
+ * Both outputs are pushed from the input's streaming thread: as after a demuxer, give each
+ * branch its own queue.
  */
 #include "gstmoshilm.h"
 
@@ -615,7 +618,7 @@ static void gst_moshi_lm_class_init(GstMoshiLmClass* klass) {
       element_class, "example",
       "gst-launch-1.0 autoaudiosrc ! audioconvert ! audioresample ! mimienc "
       "model=kyutai/moshiko-pytorch-bf16 ! moshilm model=kyutai/moshiko-pytorch-bf16 name=lm ! "
-      "mimidec model=kyutai/moshiko-pytorch-bf16 ! audioconvert ! autoaudiosink "
-      "lm.text_src ! fdsink fd=1");
+      "queue ! mimidec model=kyutai/moshiko-pytorch-bf16 ! audioconvert ! autoaudiosink "
+      "lm.text_src ! queue ! fdsink fd=1");
   GST_DEBUG_CATEGORY_INIT(gst_moshi_lm_debug, "moshilm", 0, "Moshi dialogue model");
 }
