@@ -185,8 +185,11 @@ TextStream::TextStream(std::shared_ptr<const TextTokenizer> tokenizer, std::vect
 
 std::string TextStream::push(int token) {
   if (std::find(skip_.begin(), skip_.end(), token) != skip_.end()) return {};
-  const std::string& piece = tokenizer_->piece(token);
-  if (tokenizer_->is_byte(token) && piece.size() == 6) {  // "<0xHH>"
+  return push_piece(tokenizer_->piece(token), tokenizer_->is_byte(token));
+}
+
+std::string TextStream::push_piece(const std::string& piece, bool is_byte) {
+  if (is_byte && piece.size() == 6 && piece.rfind("<0x", 0) == 0) {
     pending_.push_back(static_cast<char>(std::stoi(piece.substr(3, 2), nullptr, 16)));
   } else {
     pending_ += replace_all(piece, kSpaceMarker, " ");

@@ -41,6 +41,8 @@ class TextStream {
   TextStream(std::shared_ptr<const TextTokenizer> tokenizer, std::vector<int> skip);
   // The text this token completes; often empty.
   std::string push(int token);
+  // The same for a piece given directly: "▁word", or "<0xHH>" when `is_byte`.
+  std::string push_piece(const std::string& piece, bool is_byte);
   // Whatever is still held, with incomplete bytes replaced by U+FFFD; resets the stream.
   std::string flush();
   void reset() { pending_.clear(); }

@@ -65,6 +65,23 @@ TEST(TextStream, SplitCharactersComeOutWhole) {
   EXPECT_EQ(sanitize_utf8("\xc3("), "\xef\xbf\xbd(");
 }
 
+TEST(TextStream, ByteFallbackPiecesComeOutAsWholeCharacters) {
+  // A byte-fallback tokenizer spells "é" as <0xC3><0xA9> and "€" as three byte pieces: nothing
+  // comes out until the character is whole.
+  TextStream text(TextTokenizer::load(tiny_dir() + "/tokenizer.model"), {3, 0});
+  EXPECT_EQ(text.push_piece("\xe2\x96\x81" "caf", false), " caf");
+  EXPECT_EQ(text.push_piece("<0xC3>", true), "");
+  EXPECT_EQ(text.push_piece("<0xA9>", true), "\xc3\xa9");
+  EXPECT_EQ(text.push_piece("<0xE2>", true), "");
+  EXPECT_EQ(text.push_piece("<0x82>", true), "");
+  EXPECT_EQ(text.push_piece("<0xAC>", true), "\xe2\x82\xac");
+  // A character cut short by a word: the stray byte becomes U+FFFD, the word stays.
+  EXPECT_EQ(text.push_piece("<0xC3>", true), "");
+  EXPECT_EQ(text.push_piece("ok", false), "\xef\xbf\xbdok");
+  EXPECT_EQ(text.push_piece("<0xE2>", true), "");
+  EXPECT_EQ(text.flush(), "\xef\xbf\xbd");
+}
+
 TEST(LocateMoshi, ReadsAKyutaiStyleDirectory) {
   const MoshiFiles files = locate_moshi(tiny_dir());
   EXPECT_EQ(fs::path(files.config).filename(), "config.json");
