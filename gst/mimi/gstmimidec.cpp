@@ -61,7 +61,7 @@ struct _GstMimiDec {
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
-    "sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_MIMI_TEMPLATE_CAPS));
+    "sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_KYUTAI_MIMI_TEMPLATE_CAPS));
 
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
     "src", GST_PAD_SRC, GST_PAD_ALWAYS,
@@ -102,10 +102,10 @@ static gboolean gst_mimi_dec_start(GstAudioDecoder* decoder) {
   const GstMimiConfig config = gst_mimi_settings_copy(GST_ELEMENT(self), &self->settings);
   priv->mimi = gst_mimi_load_model(GST_ELEMENT(self), config);
   if (!priv->mimi) return FALSE;
-  const bool ok = gst_mimi_try(GST_ELEMENT(self), GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT,
-                               "Cannot start a Mimi decoding stream.", [&] {
-                                 priv->decoder = std::make_unique<kyutai::MimiDecoder>(priv->mimi);
-                               });
+  const bool ok =
+      gst_kyutai_try(GST_ELEMENT(self), GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT,
+                     "Cannot start a Mimi decoding stream.",
+                     [&] { priv->decoder = std::make_unique<kyutai::MimiDecoder>(priv->mimi); });
   if (!ok) {
     priv->mimi.reset();
     return FALSE;
@@ -157,8 +157,9 @@ static bool gst_mimi_dec_reset_stream(GstMimiDec* self) {
   if (!priv->dirty || !priv->decoder) return true;
   GST_DEBUG_OBJECT(self, "resetting the streaming state");
   priv->dirty = false;
-  return gst_mimi_try(GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
-                      "Cannot restart the Mimi decoding stream.", [&] { priv->decoder->reset(); });
+  return gst_kyutai_try(GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
+                        "Cannot restart the Mimi decoding stream.",
+                        [&] { priv->decoder->reset(); });
 }
 
 // Empty when `field` is absent or equal to the model's value, otherwise why not.
@@ -294,11 +295,11 @@ static GstFlowReturn gst_mimi_dec_handle_frame(GstAudioDecoder* decoder, GstBuff
   GstBuffer* out = gst_buffer_new_allocate(nullptr, samples * sizeof(float), nullptr);
   GstMapInfo map;
   gst_buffer_map(out, &map, GST_MAP_WRITE);
-  const bool ok = gst_mimi_try(GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
-                               "Mimi could not decode a frame.", [&] {
-                                 priv->decoder->decode_frame(priv->codes.data(), priv->codebooks,
-                                                             reinterpret_cast<float*>(map.data));
-                               });
+  const bool ok = gst_kyutai_try(GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
+                                 "Mimi could not decode a frame.", [&] {
+                                   priv->decoder->decode_frame(priv->codes.data(), priv->codebooks,
+                                                               reinterpret_cast<float*>(map.data));
+                                 });
   gst_buffer_unmap(out, &map);
   if (!ok) {
     gst_buffer_unref(out);

@@ -65,7 +65,7 @@ static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
                     "rate = (int) [ 1, MAX ], channels = (int) 1"));
 
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
-    "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_MIMI_TEMPLATE_CAPS));
+    "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_KYUTAI_MIMI_TEMPLATE_CAPS));
 
 #define gst_mimi_enc_parent_class parent_class
 G_DEFINE_TYPE(GstMimiEnc, gst_mimi_enc, GST_TYPE_AUDIO_ENCODER);
@@ -108,7 +108,7 @@ static gboolean gst_mimi_enc_open_stream(GstMimiEnc* self, int num_codebooks) {
                       (NULL));
     return FALSE;
   }
-  const bool ok = gst_mimi_try(
+  const bool ok = gst_kyutai_try(
       GST_ELEMENT(self), GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT,
       "Cannot start a Mimi encoding stream.",
       [&] { priv->encoder = std::make_unique<kyutai::MimiEncoder>(priv->mimi, num_codebooks); });
@@ -216,8 +216,9 @@ static bool gst_mimi_enc_reset_stream(GstMimiEnc* self) {
   if (!priv->dirty || !priv->encoder) return true;
   GST_DEBUG_OBJECT(self, "resetting the streaming state");
   priv->dirty = false;
-  return gst_mimi_try(GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_ENCODE,
-                      "Cannot restart the Mimi encoding stream.", [&] { priv->encoder->reset(); });
+  return gst_kyutai_try(GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_ENCODE,
+                        "Cannot restart the Mimi encoding stream.",
+                        [&] { priv->encoder->reset(); });
 }
 
 // Packs one frame of codes as little-endian guint16, in codebook order.
@@ -247,7 +248,7 @@ static GstFlowReturn gst_mimi_enc_handle_frame(GstAudioEncoder* encoder, GstBuff
     GST_DEBUG_OBJECT(self, "padding the last %zu samples with zeros", samples);
 
   if (priv->reset_pending && !gst_mimi_enc_reset_stream(self)) return GST_FLOW_ERROR;
-  const bool ok = gst_mimi_try(
+  const bool ok = gst_kyutai_try(
       GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_ENCODE,
       "Mimi could not encode a frame.",
       [&] { priv->encoder->encode_frame(priv->pcm.data(), priv->pcm.size(), priv->codes.data()); });
@@ -317,7 +318,7 @@ static void gst_mimi_enc_install_properties(GObjectClass* gobject_class) {
                        "Codebooks per frame, from the first (semantic) one on: more codebooks, "
                        "more quality and bitrate. Moshi uses 8 (1.1 kbps with the released "
                        "Mimi); at most the model's count (32 for the released Mimi)",
-                       1, GST_MIMI_MAX_CODEBOOKS, DEFAULT_NUM_CODEBOOKS,
+                       1, GST_KYUTAI_MIMI_MAX_CODEBOOKS, DEFAULT_NUM_CODEBOOKS,
                        static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                                 GST_PARAM_MUTABLE_READY)));
 }

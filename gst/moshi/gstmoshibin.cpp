@@ -39,8 +39,8 @@ enum {
 };
 
 // moshilm's properties that the bin exposes as its own.
-static const char* const kLmProperties[] = {"temperature", "text-temperature", "top-k",
-                                            "text-top-k", "seed", "stats"};
+static const char* const kLmProperties[] = {
+    "temperature", "text-temperature", "top-k", "text-top-k", "seed", "stats"};
 
 struct _GstMoshiBin {
   GstBin parent;
@@ -101,11 +101,13 @@ static bool gst_moshi_bin_locate(GstMoshiBin* self, const std::string& model, st
     const kyutai::MoshiFiles files = kyutai::locate_moshi(model);
     if (files.mimi.weights.empty())
       throw kyutai::NotFoundError("the repository holds no Mimi weights");
-    const kyutai::LmConfig config = files.config.empty() ? kyutai::LmConfig::moshi_7b_2024()
-                                                         : kyutai::LmConfig::from_file(files.config);
+    const kyutai::LmConfig config = files.config.empty()
+                                        ? kyutai::LmConfig::moshi_7b_2024()
+                                        : kyutai::LmConfig::from_file(files.config);
     *codebooks = std::max(config.dep_q, config.user_codebooks());
     *dir = kyutai::resolve_model_path(model);
-    if (!kyutai::dir_exists(*dir)) *dir = std::filesystem::path(files.weights).parent_path().string();
+    if (!kyutai::dir_exists(*dir))
+      *dir = std::filesystem::path(files.weights).parent_path().string();
     return true;
   } catch (const kyutai::NotFoundError& e) {
     GST_ELEMENT_ERROR(self, RESOURCE, NOT_FOUND, ("Moshi model '%s' not found.", model.c_str()),
@@ -172,7 +174,7 @@ static void gst_moshi_bin_init(GstMoshiBin* self) {
   // one branch would block the thread before the other branch gets anything.
   self->audio_queue = gst_moshi_bin_make("queue", "audio_queue", &ok);
   self->text_queue = gst_moshi_bin_make("queue", "text_queue", &ok);
-  GstElement* all[] = {self->convert, self->resample, self->encoder,    self->lm,
+  GstElement* all[] = {self->convert, self->resample,    self->encoder,   self->lm,
                        self->decoder, self->audio_queue, self->text_queue};
   if (!ok) {  // a missing plugin: keep nothing, and fail on the first state change
     for (GstElement* e : all)
@@ -201,15 +203,18 @@ static GParamSpec* gst_moshi_bin_clone_spec(GParamSpec* spec) {
   const auto flags = static_cast<GParamFlags>(spec->flags | G_PARAM_STATIC_STRINGS);
   if (G_IS_PARAM_SPEC_DOUBLE(spec)) {
     const GParamSpecDouble* d = G_PARAM_SPEC_DOUBLE(spec);
-    return g_param_spec_double(spec->name, nick, blurb, d->minimum, d->maximum, d->default_value, flags);
+    return g_param_spec_double(spec->name, nick, blurb, d->minimum, d->maximum, d->default_value,
+                               flags);
   }
   if (G_IS_PARAM_SPEC_INT(spec)) {
     const GParamSpecInt* i = G_PARAM_SPEC_INT(spec);
-    return g_param_spec_int(spec->name, nick, blurb, i->minimum, i->maximum, i->default_value, flags);
+    return g_param_spec_int(spec->name, nick, blurb, i->minimum, i->maximum, i->default_value,
+                            flags);
   }
   if (G_IS_PARAM_SPEC_UINT64(spec)) {
     const GParamSpecUInt64* u = G_PARAM_SPEC_UINT64(spec);
-    return g_param_spec_uint64(spec->name, nick, blurb, u->minimum, u->maximum, u->default_value, flags);
+    return g_param_spec_uint64(spec->name, nick, blurb, u->minimum, u->maximum, u->default_value,
+                               flags);
   }
   return g_param_spec_boxed(spec->name, nick, blurb, spec->value_type, flags);
 }

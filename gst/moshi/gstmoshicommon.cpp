@@ -5,15 +5,11 @@
 #include "kyutai/hub.h"
 #include "kyutai/runtime.h"
 
-#define POST_ERROR(element, domain, code, text, detail)                                       \
-  gst_moshi_post_error(element, GST_##domain##_ERROR, GST_##domain##_ERROR_##code, text, detail, \
-                       __FILE__, GST_FUNCTION, __LINE__)
-
 void gst_moshi_settings_init(GstMoshiSettings* settings) {
-  settings->model = g_strdup(GST_MOSHI_DEFAULT_MODEL);
-  settings->device = g_strdup(GST_MOSHI_DEFAULT_DEVICE);
+  settings->model = g_strdup(GST_KYUTAI_DEFAULT_MODEL);
+  settings->device = g_strdup(GST_KYUTAI_DEFAULT_DEVICE);
   settings->dtype = g_strdup(GST_MOSHI_DEFAULT_DTYPE);
-  settings->threads = GST_MOSHI_DEFAULT_THREADS;
+  settings->threads = GST_KYUTAI_DEFAULT_THREADS;
 }
 
 void gst_moshi_settings_clear(GstMoshiSettings* settings) {
@@ -36,13 +32,9 @@ void gst_moshi_install_settings_properties(GObjectClass* klass, guint first) {
           "($HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub; snapshot of "
           "refs/main) and never downloaded. Loaded when going from READY to PAUSED; elements "
           "using the same model, device and dtype share one copy",
-          GST_MOSHI_DEFAULT_MODEL, flags));
-  g_object_class_install_property(
-      klass, first + GST_MOSHI_PROP_DEVICE,
-      g_param_spec_string("device", "Device",
-                          "Where the model runs: cpu, or cuda / cuda:N with a CUDA build of "
-                          "libtorch",
-                          GST_MOSHI_DEFAULT_DEVICE, flags));
+          GST_KYUTAI_DEFAULT_MODEL, flags));
+  g_object_class_install_property(klass, first + GST_MOSHI_PROP_DEVICE,
+                                  gst_kyutai_param_spec_device());
   g_object_class_install_property(
       klass, first + GST_MOSHI_PROP_DTYPE,
       g_param_spec_string("dtype", "Data type",
@@ -50,27 +42,22 @@ void gst_moshi_install_settings_properties(GObjectClass* klass, guint first) {
                           "weights; the 7B needs 15.4 GB) or float32 (twice the memory; the "
                           "reference's numerics)",
                           GST_MOSHI_DEFAULT_DTYPE, flags));
-  g_object_class_install_property(
-      klass, first + GST_MOSHI_PROP_THREADS,
-      g_param_spec_int("threads", "Threads",
-                       "Compute threads, 0 for one per core. Process-wide: the element that "
-                       "started last sets it for every model of the process",
-                       0, 1024, GST_MOSHI_DEFAULT_THREADS, flags));
-}
-
-static void replace_string(GstElement* element, gchar** field, const GValue* value) {
-  GST_OBJECT_LOCK(element);
-  g_free(*field);
-  *field = g_value_dup_string(value);
-  GST_OBJECT_UNLOCK(element);
+  g_object_class_install_property(klass, first + GST_MOSHI_PROP_THREADS,
+                                  gst_kyutai_param_spec_threads());
 }
 
 gboolean gst_moshi_settings_set_property(GstElement* element, GstMoshiSettings* settings,
                                          guint offset, const GValue* value) {
   switch (offset) {
-    case GST_MOSHI_PROP_MODEL: replace_string(element, &settings->model, value); return TRUE;
-    case GST_MOSHI_PROP_DEVICE: replace_string(element, &settings->device, value); return TRUE;
-    case GST_MOSHI_PROP_DTYPE: replace_string(element, &settings->dtype, value); return TRUE;
+    case GST_MOSHI_PROP_MODEL:
+      gst_kyutai_replace_string(element, &settings->model, value);
+      return TRUE;
+    case GST_MOSHI_PROP_DEVICE:
+      gst_kyutai_replace_string(element, &settings->device, value);
+      return TRUE;
+    case GST_MOSHI_PROP_DTYPE:
+      gst_kyutai_replace_string(element, &settings->dtype, value);
+      return TRUE;
     case GST_MOSHI_PROP_THREADS:
       GST_OBJECT_LOCK(element);
       settings->threads = g_value_get_int(value);
@@ -86,11 +73,20 @@ gboolean gst_moshi_settings_get_property(GstElement* element, GstMoshiSettings* 
   gboolean known = TRUE;
   GST_OBJECT_LOCK(element);
   switch (offset) {
-    case GST_MOSHI_PROP_MODEL: g_value_set_string(value, settings->model); break;
-    case GST_MOSHI_PROP_DEVICE: g_value_set_string(value, settings->device); break;
-    case GST_MOSHI_PROP_DTYPE: g_value_set_string(value, settings->dtype); break;
-    case GST_MOSHI_PROP_THREADS: g_value_set_int(value, settings->threads); break;
-    default: known = FALSE;
+    case GST_MOSHI_PROP_MODEL:
+      g_value_set_string(value, settings->model);
+      break;
+    case GST_MOSHI_PROP_DEVICE:
+      g_value_set_string(value, settings->device);
+      break;
+    case GST_MOSHI_PROP_DTYPE:
+      g_value_set_string(value, settings->dtype);
+      break;
+    case GST_MOSHI_PROP_THREADS:
+      g_value_set_int(value, settings->threads);
+      break;
+    default:
+      known = FALSE;
   }
   GST_OBJECT_UNLOCK(element);
   return known;
@@ -107,32 +103,19 @@ GstMoshiConfig gst_moshi_settings_copy(GstElement* element, const GstMoshiSettin
   return config;
 }
 
-void gst_moshi_post_error(GstElement* element, GQuark domain, gint code, const std::string& text,
-                          const std::string& detail, const char* file, const char* function,
-                          int line) {
-  gst_element_message_full(element, GST_MESSAGE_ERROR, domain, code, g_strdup(text.c_str()),
-                           g_strdup(detail.c_str()), file, function, line);
-}
-
 // Settings that are wrong whatever the model: device and dtype.
 static bool check_settings(GstElement* element, const GstMoshiConfig& config) {
   if (config.model.empty()) {
-    POST_ERROR(element, RESOURCE, SETTINGS, "No Moshi model given: set the 'model' property.", "");
+    GST_KYUTAI_POST_ERROR(element, RESOURCE, SETTINGS,
+                          "No Moshi model given: set the 'model' property.", "");
     return false;
   }
   if (config.dtype != "float32" && config.dtype != "bfloat16") {
-    POST_ERROR(element, RESOURCE, SETTINGS,
-               "dtype must be float32 or bfloat16, not '" + config.dtype + "'.", "");
+    GST_KYUTAI_POST_ERROR(element, RESOURCE, SETTINGS,
+                          "dtype must be float32 or bfloat16, not '" + config.dtype + "'.", "");
     return false;
   }
-  try {
-    kyutai::check_device(config.device);
-    return true;
-  } catch (const std::exception& e) {
-    POST_ERROR(element, RESOURCE, SETTINGS, "Cannot run Moshi on device '" + config.device + "'.",
-               e.what());
-    return false;
-  }
+  return gst_kyutai_check_device(element, config.device, "Moshi");
 }
 
 std::shared_ptr<const kyutai::Moshi> gst_moshi_load_lm(GstElement* element,
@@ -144,11 +127,11 @@ std::shared_ptr<const kyutai::Moshi> gst_moshi_load_lm(GstElement* element,
     kyutai::set_num_threads(config.threads);
     return moshi;
   } catch (const kyutai::NotFoundError& e) {
-    POST_ERROR(element, RESOURCE, NOT_FOUND, "Moshi model '" + config.model + "' not found.",
-               e.what());
+    GST_KYUTAI_POST_ERROR(element, RESOURCE, NOT_FOUND,
+                          "Moshi model '" + config.model + "' not found.", e.what());
   } catch (const std::exception& e) {
-    POST_ERROR(element, LIBRARY, INIT, "Cannot load the Moshi model '" + config.model + "'.",
-               e.what());
+    GST_KYUTAI_POST_ERROR(element, LIBRARY, INIT,
+                          "Cannot load the Moshi model '" + config.model + "'.", e.what());
   }
   return nullptr;
 }

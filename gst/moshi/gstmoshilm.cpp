@@ -116,9 +116,9 @@ struct _GstMoshiLm {
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
-    "sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_MOSHI_MIMI_CAPS));
+    "sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_KYUTAI_MIMI_TEMPLATE_CAPS));
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
-    "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_MOSHI_MIMI_CAPS));
+    "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_KYUTAI_MIMI_TEMPLATE_CAPS));
 static GstStaticPadTemplate text_template = GST_STATIC_PAD_TEMPLATE(
     "text_src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS("text/x-raw, format = (string) utf8"));
 
@@ -171,12 +171,23 @@ static void gst_moshi_lm_set_property(GObject* object, guint prop_id, const GVal
     return;
   GST_OBJECT_LOCK(self);
   switch (prop_id) {
-    case PROP_TEMPERATURE: self->temperature = g_value_get_double(value); break;
-    case PROP_TEXT_TEMPERATURE: self->text_temperature = g_value_get_double(value); break;
-    case PROP_TOP_K: self->top_k = g_value_get_int(value); break;
-    case PROP_TEXT_TOP_K: self->text_top_k = g_value_get_int(value); break;
-    case PROP_SEED: self->seed = g_value_get_uint64(value); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+    case PROP_TEMPERATURE:
+      self->temperature = g_value_get_double(value);
+      break;
+    case PROP_TEXT_TEMPERATURE:
+      self->text_temperature = g_value_get_double(value);
+      break;
+    case PROP_TOP_K:
+      self->top_k = g_value_get_int(value);
+      break;
+    case PROP_TEXT_TOP_K:
+      self->text_top_k = g_value_get_int(value);
+      break;
+    case PROP_SEED:
+      self->seed = g_value_get_uint64(value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
   GST_OBJECT_UNLOCK(self);
 }
@@ -189,13 +200,26 @@ static void gst_moshi_lm_get_property(GObject* object, guint prop_id, GValue* va
     return;
   GST_OBJECT_LOCK(self);
   switch (prop_id) {
-    case PROP_TEMPERATURE: g_value_set_double(value, self->temperature); break;
-    case PROP_TEXT_TEMPERATURE: g_value_set_double(value, self->text_temperature); break;
-    case PROP_TOP_K: g_value_set_int(value, self->top_k); break;
-    case PROP_TEXT_TOP_K: g_value_set_int(value, self->text_top_k); break;
-    case PROP_SEED: g_value_set_uint64(value, self->seed); break;
-    case PROP_STATS: g_value_take_boxed(value, gst_moshi_lm_stats_structure(self->priv->stats)); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+    case PROP_TEMPERATURE:
+      g_value_set_double(value, self->temperature);
+      break;
+    case PROP_TEXT_TEMPERATURE:
+      g_value_set_double(value, self->text_temperature);
+      break;
+    case PROP_TOP_K:
+      g_value_set_int(value, self->top_k);
+      break;
+    case PROP_TEXT_TOP_K:
+      g_value_set_int(value, self->text_top_k);
+      break;
+    case PROP_SEED:
+      g_value_set_uint64(value, self->seed);
+      break;
+    case PROP_STATS:
+      g_value_take_boxed(value, gst_moshi_lm_stats_structure(self->priv->stats));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
   GST_OBJECT_UNLOCK(self);
 }
@@ -296,7 +320,8 @@ static bool gst_moshi_lm_unpack(GstMoshiLm* self, GstBuffer* buffer) {
   if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return false;
   const bool ok = map.size == expected;
   if (ok) {
-    for (int k = 0; k < priv->in_codebooks; ++k) priv->codes[k] = GST_READ_UINT16_LE(map.data + 2 * k);
+    for (int k = 0; k < priv->in_codebooks; ++k)
+      priv->codes[k] = GST_READ_UINT16_LE(map.data + 2 * k);
   } else {
     GST_ELEMENT_ERROR(self, STREAM, DECODE,
                       ("A Mimi frame of %d codebooks is %zu bytes, but this buffer has %zu.",
@@ -318,7 +343,8 @@ static GstFlowReturn gst_moshi_lm_chain(GstPad* /*pad*/, GstObject* parent, GstB
   if (GST_BUFFER_IS_DISCONT(buffer) && priv->conversation->steps() > 0)
     GST_DEBUG_OBJECT(self, "discontinuity: the conversation goes on");
   GstClockTime pts = GST_BUFFER_PTS(buffer);
-  if (!GST_CLOCK_TIME_IS_VALID(pts)) pts = GST_CLOCK_TIME_IS_VALID(priv->next_pts) ? priv->next_pts : priv->segment.start;
+  if (!GST_CLOCK_TIME_IS_VALID(pts))
+    pts = GST_CLOCK_TIME_IS_VALID(priv->next_pts) ? priv->next_pts : priv->segment.start;
   priv->next_pts = pts + priv->frame_duration;
   const bool ok = gst_moshi_lm_unpack(self, buffer);
   gst_buffer_unref(buffer);
@@ -326,13 +352,14 @@ static GstFlowReturn gst_moshi_lm_chain(GstPad* /*pad*/, GstObject* parent, GstB
 
   kyutai::MoshiConversation::Step step;
   const auto start = std::chrono::steady_clock::now();
-  if (!gst_moshi_try(GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
-                     "Moshi could not process a frame of the user's audio.", [&] {
-                       step = priv->conversation->step(priv->codes.data(), priv->in_codebooks,
-                                                       gst_moshi_lm_sampling(self));
-                     }))
+  if (!gst_kyutai_try(GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
+                      "Moshi could not process a frame of the user's audio.", [&] {
+                        step = priv->conversation->step(priv->codes.data(), priv->in_codebooks,
+                                                        gst_moshi_lm_sampling(self));
+                      }))
     return GST_FLOW_ERROR;
-  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   gst_moshi_lm_stats_add(self, ms);
   gst_moshi_lm_check_late(self, ms);
   return gst_moshi_lm_push_step(self, step, pts);
@@ -365,7 +392,8 @@ static gboolean gst_moshi_lm_set_caps(GstMoshiLm* self, GstCaps* caps) {
   const std::string why = gst_moshi_lm_check_caps(self, s);
   if (!why.empty()) {
     g_autofree gchar* text = gst_caps_to_string(caps);
-    GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("These Mimi codes do not fit the model: %s.", why.c_str()),
+    GST_ELEMENT_ERROR(self, STREAM, FORMAT,
+                      ("These Mimi codes do not fit the model: %s.", why.c_str()),
                       ("caps %s", text));
     return FALSE;
   }
@@ -378,7 +406,7 @@ static gboolean gst_moshi_lm_set_caps(GstMoshiLm* self, GstCaps* caps) {
 
   const kyutai::MoshiFormat& f = priv->moshi->format();
   g_autoptr(GstCaps) out = gst_caps_new_simple(
-      GST_MOSHI_MIMI_MEDIA_TYPE, "rate", G_TYPE_INT, priv->rate, "channels", G_TYPE_INT, 1,
+      GST_KYUTAI_MIMI_MEDIA_TYPE, "rate", G_TYPE_INT, priv->rate, "channels", G_TYPE_INT, 1,
       "frame-size", G_TYPE_INT, priv->frame_size, "codebooks", G_TYPE_INT, f.model_codebooks,
       "cardinality", G_TYPE_INT, f.cardinality, nullptr);
   g_autoptr(GstCaps) text = gst_static_pad_template_get_caps(&text_template);
@@ -422,7 +450,8 @@ static gboolean gst_moshi_lm_sink_event(GstPad* pad, GstObject* parent, GstEvent
       // No user audio for a while: the model does not step, downstream gets the gap.
       GstClockTime ts, duration;
       gst_event_parse_gap(event, &ts, &duration);
-      if (GST_CLOCK_TIME_IS_VALID(ts) && GST_CLOCK_TIME_IS_VALID(duration)) priv->next_pts = ts + duration;
+      if (GST_CLOCK_TIME_IS_VALID(ts) && GST_CLOCK_TIME_IS_VALID(duration))
+        priv->next_pts = ts + duration;
       break;
     }
     default:
@@ -467,10 +496,11 @@ static gboolean gst_moshi_lm_sink_query(GstPad* pad, GstObject* parent, GstQuery
   gst_query_parse_caps(query, &filter);
   g_autoptr(GstCaps) caps = gst_static_pad_template_get_caps(&sink_template);
   caps = gst_caps_make_writable(caps);
-  gst_caps_set_simple(caps, "codebooks", GST_TYPE_INT_RANGE, f.user_codebooks, GST_MOSHI_MAX_CODEBOOKS,
-                      "cardinality", G_TYPE_INT, f.cardinality, nullptr);
-  GstCaps* result = filter ? gst_caps_intersect_full(filter, caps, GST_CAPS_INTERSECT_FIRST)
-                           : gst_caps_ref(caps);
+  gst_caps_set_simple(caps, "codebooks", GST_TYPE_INT_RANGE, f.user_codebooks,
+                      GST_KYUTAI_MIMI_MAX_CODEBOOKS, "cardinality", G_TYPE_INT, f.cardinality,
+                      nullptr);
+  GstCaps* result =
+      filter ? gst_caps_intersect_full(filter, caps, GST_CAPS_INTERSECT_FIRST) : gst_caps_ref(caps);
   gst_query_set_caps_result(query, result);
   gst_caps_unref(result);
   return TRUE;
@@ -484,7 +514,8 @@ static gboolean gst_moshi_lm_start(GstMoshiLm* self) {
   const GstMoshiConfig config = gst_moshi_settings_copy(GST_ELEMENT(self), &self->settings);
   priv->moshi = gst_moshi_load_lm(GST_ELEMENT(self), config);
   if (!priv->moshi) return FALSE;
-  priv->conversation = std::make_unique<kyutai::MoshiConversation>(priv->moshi, gst_moshi_lm_seed(self));
+  priv->conversation =
+      std::make_unique<kyutai::MoshiConversation>(priv->moshi, gst_moshi_lm_seed(self));
   const kyutai::MoshiFormat& f = priv->moshi->format();
   GST_INFO_OBJECT(self, "model %s: reads %d codebooks, writes %d of %d entries, %d silent steps",
                   config.model.c_str(), f.user_codebooks, f.model_codebooks, f.cardinality,
@@ -502,11 +533,13 @@ static void gst_moshi_lm_stop(GstMoshiLm* self) {
   self->priv->in_codebooks = 0;
 }
 
-static GstStateChangeReturn gst_moshi_lm_change_state(GstElement* element, GstStateChange transition) {
+static GstStateChangeReturn gst_moshi_lm_change_state(GstElement* element,
+                                                      GstStateChange transition) {
   GstMoshiLm* self = GST_MOSHI_LM(element);
   if (transition == GST_STATE_CHANGE_READY_TO_PAUSED && !gst_moshi_lm_start(self))
     return GST_STATE_CHANGE_FAILURE;
-  const GstStateChangeReturn ret = GST_ELEMENT_CLASS(parent_class)->change_state(element, transition);
+  const GstStateChangeReturn ret =
+      GST_ELEMENT_CLASS(parent_class)->change_state(element, transition);
   if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) gst_moshi_lm_stop(self);
   return ret;
 }
@@ -531,7 +564,8 @@ static void gst_moshi_lm_init(GstMoshiLm* self) {
   // Caps that do not fit the model reach the CAPS event, which says what is wrong.
   GST_PAD_SET_ACCEPT_TEMPLATE(self->sinkpad);
   gst_element_add_pad(GST_ELEMENT(self), self->sinkpad);
-  for (auto [pad, templ] : {std::pair{&self->srcpad, &src_template}, {&self->textpad, &text_template}}) {
+  for (auto [pad, templ] :
+       {std::pair{&self->srcpad, &src_template}, {&self->textpad, &text_template}}) {
     *pad = gst_pad_new_from_static_template(templ, templ->name_template);
     gst_pad_set_query_function(*pad, GST_DEBUG_FUNCPTR(gst_moshi_lm_src_query));
     gst_pad_use_fixed_caps(*pad);

@@ -1,0 +1,57 @@
+// What the mimi and moshi plugins share: the audio/x-mimi template, defaults of the settings both
+// have, and turning the library's exceptions into element errors. Torch-free: only the
+// library's public headers.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <exception>
+#include <string>
+
+#define GST_KYUTAI_MIMI_MEDIA_TYPE "audio/x-mimi"
+// The widest codebook range the media type allows (the released Mimi has 32).
+#define GST_KYUTAI_MIMI_MAX_CODEBOOKS 32
+#define GST_KYUTAI_MIMI_TEMPLATE_CAPS                                   \
+  GST_KYUTAI_MIMI_MEDIA_TYPE                                            \
+  ", rate = (int) [ 1, MAX ], channels = (int) 1, "                     \
+  "frame-size = (int) [ 1, MAX ], codebooks = (int) [ 1, " G_STRINGIFY( \
+      GST_KYUTAI_MIMI_MAX_CODEBOOKS) " ], cardinality = (int) [ 1, 65536 ]"
+
+#define GST_KYUTAI_DEFAULT_MODEL "kyutai/moshiko-pytorch-bf16"
+#define GST_KYUTAI_DEFAULT_DEVICE "cpu"
+#define GST_KYUTAI_DEFAULT_THREADS 0
+
+// The device and threads properties, documented once for every element.
+GParamSpec* gst_kyutai_param_spec_device();
+GParamSpec* gst_kyutai_param_spec_threads();
+
+// Replaces a string setting under the element's object lock.
+void gst_kyutai_replace_string(GstElement* element, gchar** field, const GValue* value);
+
+// Posts an element error with a sentence for the user and the technical detail.
+void gst_kyutai_post_error(GstElement* element, GQuark domain, gint code, const std::string& text,
+                           const std::string& detail, const char* file, const char* function,
+                           int line);
+
+#define GST_KYUTAI_POST_ERROR(element, domain, code, text, detail)                                \
+  gst_kyutai_post_error(element, GST_##domain##_ERROR, GST_##domain##_ERROR_##code, text, detail, \
+                        __FILE__, GST_FUNCTION, __LINE__)
+
+// Checks a device name; a bad one is RESOURCE/SETTINGS ("Cannot run `what` on device ...").
+bool gst_kyutai_check_device(GstElement* element, const std::string& device, const char* what);
+
+// Runs `body`; an exception becomes an element error of `domain`/`code` with `what` as the
+// sentence for the user. Returns false after posting.
+template <typename Body>
+bool gst_kyutai_try(GstElement* element, GQuark domain, gint code, const char* what, Body&& body) {
+  try {
+    body();
+    return true;
+  } catch (const std::exception& e) {
+    gst_kyutai_post_error(element, domain, code, what, e.what(), __FILE__, GST_FUNCTION, __LINE__);
+  } catch (...) {
+    gst_kyutai_post_error(element, domain, code, what, "unknown exception", __FILE__, GST_FUNCTION,
+                          __LINE__);
+  }
+  return false;
+}
