@@ -7,7 +7,8 @@
  * Mimi's rate, 24 kHz for Kyutai's models), and its inner-monologue text on `text_src`. Inside
  * is `audioconvert ! audioresample ! mimienc ! moshilm ! mimidec`, all using the one `model`,
  * which locates Mimi, Moshi and the tokenizer together as Kyutai's repositories lay them out.
- * Each output goes through a queue, so the two branches downstream need none of their own.
+ * The audio output goes through a queue, so that a sink prerolling on the text branch never
+ * blocks it; the text pad may also be left unlinked.
  *
  * ## Example pipeline
  * |[
@@ -53,7 +54,6 @@ struct _GstMoshiBin {
   GstElement* lm;
   GstElement* decoder;
   GstElement* audio_queue;
-  GstElement* text_queue;
 };
 
 static GstStaticPadTemplate sink_template =
@@ -170,12 +170,12 @@ static void gst_moshi_bin_init(GstMoshiBin* self) {
   self->encoder = gst_moshi_bin_make("mimienc", "mimienc", &ok);
   self->lm = gst_moshi_bin_make("moshilm", "moshilm", &ok);
   self->decoder = gst_moshi_bin_make("mimidec", "mimidec", &ok);
-  // Two outputs fed by one streaming thread: without a queue on each, a sink that prerolls on
-  // one branch would block the thread before the other branch gets anything.
+  // Both outputs are fed by one streaming thread. moshilm pushes the audio first: behind this
+  // queue it cannot block, so the text branch may preroll (and block) while the audio branch
+  // prerolls on its own thread. The text pad has no queue, so that leaving it unlinked is fine.
   self->audio_queue = gst_moshi_bin_make("queue", "audio_queue", &ok);
-  self->text_queue = gst_moshi_bin_make("queue", "text_queue", &ok);
-  GstElement* all[] = {self->convert, self->resample,    self->encoder,   self->lm,
-                       self->decoder, self->audio_queue, self->text_queue};
+  GstElement* all[] = {self->convert, self->resample, self->encoder,
+                       self->lm,      self->decoder,  self->audio_queue};
   if (!ok) {  // a missing plugin: keep nothing, and fail on the first state change
     for (GstElement* e : all)
       if (e) gst_object_unref(gst_object_ref_sink(e));
@@ -185,10 +185,9 @@ static void gst_moshi_bin_init(GstMoshiBin* self) {
   for (GstElement* e : all) gst_bin_add(GST_BIN(self), e);
   gst_element_link_many(self->convert, self->resample, self->encoder, self->lm, self->decoder,
                         self->audio_queue, nullptr);
-  gst_element_link_pads(self->lm, "text_src", self->text_queue, "sink");
   gst_moshi_bin_ghost(self, self->convert, "sink", &sink_template);
   gst_moshi_bin_ghost(self, self->audio_queue, "src", &src_template);
-  gst_moshi_bin_ghost(self, self->text_queue, "src", &text_template);
+  gst_moshi_bin_ghost(self, self->lm, "text_src", &text_template);
 }
 
 static void gst_moshi_bin_finalize(GObject* object) {
