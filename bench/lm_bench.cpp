@@ -27,12 +27,18 @@ struct Options {
 bool parse(int argc, char** argv, Options& o) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
-    if (a == "--config") o.config = v;
-    else if (a == "--dtype") o.dtype = v;
-    else if (a == "--threads") o.threads = std::atoi(v.c_str());
-    else if (a == "--steps") o.steps = std::atoi(v.c_str());
-    else if (a == "--warmup") o.warmup = std::atoi(v.c_str());
-    else return false;
+    if (a == "--config")
+      o.config = v;
+    else if (a == "--dtype")
+      o.dtype = v;
+    else if (a == "--threads")
+      o.threads = std::atoi(v.c_str());
+    else if (a == "--steps")
+      o.steps = std::atoi(v.c_str());
+    else if (a == "--warmup")
+      o.warmup = std::atoi(v.c_str());
+    else
+      return false;
   }
   return argc % 2 == 1 && o.steps > 0 && (o.dtype == "float32" || o.dtype == "bfloat16");
 }

@@ -36,12 +36,18 @@ bool parse(int argc, char** argv, Options& o) {
     const std::string a = argv[i];
     if (i + 1 >= argc) return false;
     const char* v = argv[++i];
-    if (a == "--config") o.config = v;
-    else if (a == "--threads") o.threads = std::atoi(v);
-    else if (a == "--frames") o.frames = std::atoi(v);
-    else if (a == "--warmup") o.warmup = std::atoi(v);
-    else if (a == "--codebooks") o.codebooks = std::atoi(v);
-    else return false;
+    if (a == "--config")
+      o.config = v;
+    else if (a == "--threads")
+      o.threads = std::atoi(v);
+    else if (a == "--frames")
+      o.frames = std::atoi(v);
+    else if (a == "--warmup")
+      o.warmup = std::atoi(v);
+    else if (a == "--codebooks")
+      o.codebooks = std::atoi(v);
+    else
+      return false;
   }
   return o.frames > 0 && o.warmup >= 0;
 }
@@ -68,8 +74,8 @@ int main(int argc, char** argv) {
   }
   try {
     kyutai::set_num_threads(o.threads);
-    const kyutai::MimiConfig config =
-        o.config.empty() ? kyutai::MimiConfig::moshi_2024() : kyutai::MimiConfig::from_file(o.config);
+    const kyutai::MimiConfig config = o.config.empty() ? kyutai::MimiConfig::moshi_2024()
+                                                       : kyutai::MimiConfig::from_file(o.config);
     kyutai::MimiModel model(config);
     model.init_random(1234, at::kCPU);
     c10::InferenceMode guard;

@@ -51,16 +51,28 @@ bool parse(int argc, char** argv, Options& o) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
-    if (a == "--streaming") { o.streaming = true; continue; }
-    if (a == "--float") { o.float_wav = true; continue; }
-    if (a == "--model" || a == "--config" || a == "--device" || a == "--codebooks" || a == "--threads") {
+    if (a == "--streaming") {
+      o.streaming = true;
+      continue;
+    }
+    if (a == "--float") {
+      o.float_wav = true;
+      continue;
+    }
+    if (a == "--model" || a == "--config" || a == "--device" || a == "--codebooks" ||
+        a == "--threads") {
       const char* v = value();
       if (!v) return false;
-      if (a == "--model") o.model = v;
-      else if (a == "--config") o.config = v;
-      else if (a == "--device") o.device = v;
-      else if (a == "--codebooks") o.codebooks = std::atoi(v);
-      else o.threads = std::atoi(v);
+      if (a == "--model")
+        o.model = v;
+      else if (a == "--config")
+        o.config = v;
+      else if (a == "--device")
+        o.device = v;
+      else if (a == "--codebooks")
+        o.codebooks = std::atoi(v);
+      else
+        o.threads = std::atoi(v);
       continue;
     }
     if (a.rfind("--", 0) == 0) return false;
@@ -150,9 +162,10 @@ Codes read_codes(const std::string& path, const Mimi& mimi) {
 std::vector<float> read_audio(const std::string& path, const Mimi& mimi) {
   const kyutai::tools::Wav wav = kyutai::tools::read_wav(path);
   if (wav.sample_rate != mimi.format().sample_rate)
-    throw kyutai::Error(path + ": sample rate is " + std::to_string(wav.sample_rate) +
-                        " Hz; this Mimi needs " + std::to_string(mimi.format().sample_rate) +
-                        " Hz (resample first, for example with gst-launch-1.0 ... ! audioresample)");
+    throw kyutai::Error(
+        path + ": sample rate is " + std::to_string(wav.sample_rate) + " Hz; this Mimi needs " +
+        std::to_string(mimi.format().sample_rate) +
+        " Hz (resample first, for example with gst-launch-1.0 ... ! audioresample)");
   return kyutai::tools::to_mono(wav);
 }
 

@@ -13,8 +13,12 @@ namespace {
 
 constexpr uint16_t kFormatPcm = 1, kFormatFloat = 3, kFormatExtensible = 0xfffe;
 
-uint32_t le32(const uint8_t* p) { return p[0] | p[1] << 8 | p[2] << 16 | uint32_t(p[3]) << 24; }
-uint16_t le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | p[1] << 8); }
+uint32_t le32(const uint8_t* p) {
+  return p[0] | p[1] << 8 | p[2] << 16 | uint32_t(p[3]) << 24;
+}
+uint16_t le16(const uint8_t* p) {
+  return static_cast<uint16_t>(p[0] | p[1] << 8);
+}
 
 float sample_at(const uint8_t* p, uint16_t format, int bits) {
   if (format == kFormatFloat) {
@@ -28,14 +32,17 @@ float sample_at(const uint8_t* p, uint16_t format, int bits) {
     return static_cast<float>(d);
   }
   switch (bits) {
-    case 8: return (p[0] - 128) / 128.f;
-    case 16: return static_cast<int16_t>(le16(p)) / 32768.f;
+    case 8:
+      return (p[0] - 128) / 128.f;
+    case 16:
+      return static_cast<int16_t>(le16(p)) / 32768.f;
     case 24: {
       int32_t v = p[0] | p[1] << 8 | p[2] << 16;
       if (v & 0x800000) v -= 0x1000000;
       return v / 8388608.f;
     }
-    default: return static_cast<int32_t>(le32(p)) / 2147483648.f;
+    default:
+      return static_cast<int32_t>(le32(p)) / 2147483648.f;
   }
 }
 
@@ -51,7 +58,8 @@ Format parse_fmt(const uint8_t* p, uint32_t size, const std::string& path) {
     if (size < 26) throw WavError(path + ": extensible fmt chunk too short");
     f.tag = le16(p + 24);  // first two bytes of the subformat GUID
   }
-  const bool pcm = f.tag == kFormatPcm && (f.bits == 8 || f.bits == 16 || f.bits == 24 || f.bits == 32);
+  const bool pcm =
+      f.tag == kFormatPcm && (f.bits == 8 || f.bits == 16 || f.bits == 24 || f.bits == 32);
   const bool flt = f.tag == kFormatFloat && (f.bits == 32 || f.bits == 64);
   if (!pcm && !flt)
     throw WavError(path + ": unsupported sample format (tag " + std::to_string(f.tag) + ", " +
@@ -73,8 +81,10 @@ void put16(std::ofstream& out, uint16_t v) {
 Wav read_wav(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw WavError(path + ": cannot open");
-  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (bytes.size() < 12 || std::memcmp(bytes.data(), "RIFF", 4) || std::memcmp(bytes.data() + 8, "WAVE", 4))
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                                   std::istreambuf_iterator<char>());
+  if (bytes.size() < 12 || std::memcmp(bytes.data(), "RIFF", 4) ||
+      std::memcmp(bytes.data() + 8, "WAVE", 4))
     throw WavError(path + ": not a RIFF/WAVE file");
   Format fmt;
   const uint8_t* data = nullptr;
@@ -82,7 +92,8 @@ Wav read_wav(const std::string& path) {
   for (size_t pos = 12; pos + 8 <= bytes.size();) {
     const uint32_t size = le32(&bytes[pos + 4]);
     const size_t body = pos + 8, avail = bytes.size() - body;
-    if (!std::memcmp(&bytes[pos], "fmt ", 4)) fmt = parse_fmt(&bytes[body], std::min<size_t>(size, avail), path);
+    if (!std::memcmp(&bytes[pos], "fmt ", 4))
+      fmt = parse_fmt(&bytes[body], std::min<size_t>(size, avail), path);
     if (!std::memcmp(&bytes[pos], "data", 4)) {
       data = &bytes[body];
       data_size = std::min<size_t>(size, avail);  // tolerate a truncated last chunk
@@ -95,7 +106,8 @@ Wav read_wav(const std::string& path) {
   const size_t width = static_cast<size_t>(fmt.bits / 8);
   const size_t count = data_size / width / fmt.channels * fmt.channels;
   wav.samples.resize(count);
-  for (size_t i = 0; i < count; ++i) wav.samples[i] = sample_at(data + i * width, fmt.tag, fmt.bits);
+  for (size_t i = 0; i < count; ++i)
+    wav.samples[i] = sample_at(data + i * width, fmt.tag, fmt.bits);
   return wav;
 }
 

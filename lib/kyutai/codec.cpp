@@ -98,7 +98,8 @@ std::vector<int64_t> Mimi::encode(const float* pcm, size_t samples, int num_code
     const at::Tensor audio =
         at::from_blob(const_cast<float*>(pcm), {1, 1, static_cast<int64_t>(samples)}, at::kFloat);
     const at::Tensor codes = model_->encode(audio, num_codebooks).to(at::kCPU).contiguous();
-    return std::vector<int64_t>(codes.data_ptr<int64_t>(), codes.data_ptr<int64_t>() + codes.numel());
+    return std::vector<int64_t>(codes.data_ptr<int64_t>(),
+                                codes.data_ptr<int64_t>() + codes.numel());
   });
 }
 
@@ -128,12 +129,15 @@ void MimiEncoder::encode_frame(const float* pcm, size_t samples, int64_t* codes)
     c10::InferenceMode guard;
     const at::Tensor frame =
         at::from_blob(const_cast<float*>(pcm), {1, 1, static_cast<int64_t>(samples)}, at::kFloat);
-    const at::Tensor out = mimi_->model().encode_step(frame, state_->stream).to(at::kCPU).contiguous();
+    const at::Tensor out =
+        mimi_->model().encode_step(frame, state_->stream).to(at::kCPU).contiguous();
     std::copy_n(out.data_ptr<int64_t>(), num_codebooks_, codes);
   });
 }
 
-void MimiEncoder::reset() { state_->stream = mimi_->model().new_encoder_state(num_codebooks_); }
+void MimiEncoder::reset() {
+  state_->stream = mimi_->model().new_encoder_state(num_codebooks_);
+}
 
 struct MimiDecoder::State {
   MimiDecoderState stream;
@@ -147,12 +151,15 @@ MimiDecoder::~MimiDecoder() = default;
 void MimiDecoder::decode_frame(const int64_t* codes, int num_codebooks, float* pcm) {
   translate_torch_errors([&] {
     c10::InferenceMode guard;
-    const at::Tensor c = at::from_blob(const_cast<int64_t*>(codes), {1, num_codebooks, 1}, at::kLong);
+    const at::Tensor c =
+        at::from_blob(const_cast<int64_t*>(codes), {1, num_codebooks, 1}, at::kLong);
     const at::Tensor out = mimi_->model().decode_step(c, state_->stream).to(at::kCPU).contiguous();
     std::copy_n(out.data_ptr<float>(), out.numel(), pcm);
   });
 }
 
-void MimiDecoder::reset() { state_->stream = mimi_->model().new_decoder_state(); }
+void MimiDecoder::reset() {
+  state_->stream = mimi_->model().new_decoder_state();
+}
 
 }  // namespace kyutai

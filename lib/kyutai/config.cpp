@@ -31,7 +31,9 @@ int MimiConfig::resample_stride() const {
   return static_cast<int>(std::lround(encoder_frame_rate() / frame_rate));
 }
 
-MimiConfig MimiConfig::moshi_2024() { return MimiConfig(); }
+MimiConfig MimiConfig::moshi_2024() {
+  return MimiConfig();
+}
 
 namespace detail {
 
@@ -44,7 +46,9 @@ const json* JsonReader::find(const std::string& key) const {
   return it == obj_.end() || it->is_null() ? nullptr : &*it;
 }
 
-bool JsonReader::has(const std::string& key) const { return obj_.contains(key); }
+bool JsonReader::has(const std::string& key) const {
+  return obj_.contains(key);
+}
 
 [[noreturn]] void JsonReader::bad(const std::string& key, const std::string& what) const {
   throw ConfigError(where_ + ": '" + key + "' " + what);
@@ -238,7 +242,8 @@ void MimiConfig::validate(const std::string& origin) const {
   auto bad = [&](const std::string& what) { throw ConfigError(origin + ": " + what); };
   if (sample_rate <= 0 || frame_rate <= 0) bad("sample_rate and frame_rate must be positive");
   if (channels != 1 || seanet.channels != 1) bad("only mono Mimi models are supported");
-  if (seanet.ratios.empty() || seanet.n_filters <= 0 || seanet.dimension <= 0 || seanet.compress <= 0)
+  if (seanet.ratios.empty() || seanet.n_filters <= 0 || seanet.dimension <= 0 ||
+      seanet.compress <= 0)
     bad("seanet sizes must be positive");
   for (int r : seanet.ratios)
     if (r <= 0) bad("seanet ratios must be positive");
@@ -255,7 +260,8 @@ void MimiConfig::validate(const std::string& origin) const {
     bad("quantizer needs n_q > n_q_semantic >= 1 and positive sizes");
   if (q.input_dimension != seanet.dimension || q.output_dimension != seanet.dimension)
     bad("quantizer input/output dimensions must equal seanet.dimension");
-  if (transformer_input_dimension != seanet.dimension || transformer_output_dimensions.size() != 1 ||
+  if (transformer_input_dimension != seanet.dimension ||
+      transformer_output_dimensions.size() != 1 ||
       transformer_output_dimensions[0] != seanet.dimension)
     bad("transformer input/output dimensions must equal seanet.dimension");
   detail::validate_transformer(transformer, origin + ": transformer");
@@ -294,8 +300,8 @@ void reject_unsupported(const JsonReader& r, const std::string& origin) {
   refuse(r.get_bool("cross_attention", false), "cross attention");
 }
 
-TransformerConfig read_depformer(const JsonReader& r, const TransformerConfig& main, double hidden_scale,
-                                 int dep_q) {
+TransformerConfig read_depformer(const JsonReader& r, const TransformerConfig& main,
+                                 double hidden_scale, int dep_q) {
   TransformerConfig d = main;
   d.d_model = r.get_int("depformer_dim", 256);
   d.num_heads = r.get_int("depformer_num_heads", main.num_heads);
@@ -317,7 +323,9 @@ TransformerConfig read_depformer(const JsonReader& r, const TransformerConfig& m
 
 }  // namespace
 
-LmConfig LmConfig::moshi_7b_2024() { return from_json(kMoshi7b2024, "Moshi 7B defaults"); }
+LmConfig LmConfig::moshi_7b_2024() {
+  return from_json(kMoshi7b2024, "Moshi 7B defaults");
+}
 
 LmConfig LmConfig::from_json(const std::string& text, const std::string& origin) {
   const json doc = detail::parse_json(text, origin);

@@ -18,7 +18,7 @@ struct TransformerConfig {
   std::optional<double> layer_scale = 0.01;
   std::optional<int> context = 250;  // attention window in steps; none = unbounded
   double max_period = 10000;
-  std::string gating = "none";  // "none" (linear1 -> GELU -> linear2) or an activation name
+  std::string gating = "none";      // "none" (linear1 -> GELU -> linear2) or an activation name
   std::string norm = "layer_norm";  // layer_norm, layer_norm_f32, rms_norm, rms_norm_f32
   std::string positional_embedding = "rope";  // rope, sin, sin_rope, none
   // Depformer only: one weight set per step, optionally shared through a schedule.
@@ -74,7 +74,9 @@ struct MimiConfig {
   static MimiConfig from_file(const std::string& path);
 
   int frame_size() const { return static_cast<int>(sample_rate / frame_rate); }
-  double encoder_frame_rate() const { return static_cast<double>(sample_rate) / seanet.hop_length(); }
+  double encoder_frame_rate() const {
+    return static_cast<double>(sample_rate) / seanet.hop_length();
+  }
   // Stride of the learnt resampler between the encoder and the quantizer (1: none).
   int resample_stride() const;
   // Throws ConfigError when the configuration cannot be built.

@@ -46,7 +46,8 @@ at::Tensor StreamingConv1d::step(const at::Tensor& x, ConvState& state) const {
   const int64_t steps = x.size(2);
   if (steps == 0 || steps % o_.stride != 0)
     throw InputError("convolution input of " + std::to_string(steps) +
-                     " steps is not a positive multiple of its stride " + std::to_string(o_.stride));
+                     " steps is not a positive multiple of its stride " +
+                     std::to_string(o_.stride));
   const int64_t ctx = context();
   if (ctx <= 0) return conv(x);
   if (o_.replicate && state.first) {

@@ -38,8 +38,8 @@ at::Tensor undelay(const at::Tensor& logits, const std::vector<int>& delays, at:
   for (size_t k = 0; k < delays.size(); ++k) {
     const int64_t d = std::min<int64_t>(delays[k], steps);
     at::Tensor row = logits.select(1, static_cast<int64_t>(k));
-    at::Tensor tail = at::full({row.size(0), d, row.size(2)}, std::numeric_limits<float>::quiet_NaN(),
-                               row.options());
+    at::Tensor tail = at::full({row.size(0), d, row.size(2)},
+                               std::numeric_limits<float>::quiet_NaN(), row.options());
     rows.push_back(at::cat({row.narrow(1, d, steps - d), tail}, 1));
     at::Tensor m = at::ones({row.size(0), steps}, row.options().dtype(at::kBool));
     if (d > 0) m.narrow(1, steps - d, d).fill_(false);
@@ -143,9 +143,11 @@ void LmModel::check_tokens(const at::Tensor& tokens) const {
   // "no input" in the reference.
   const at::Tensor text = tokens.select(1, 0);
   const at::Tensor audio = tokens.narrow(1, 1, config_.n_q);
-  if (text.numel() && (text.min().item<int64_t>() < -1 || text.max().item<int64_t>() > config_.text_card))
+  if (text.numel() &&
+      (text.min().item<int64_t>() < -1 || text.max().item<int64_t>() > config_.text_card))
     throw InputError("text tokens must be in [0, " + std::to_string(config_.text_card) + "]");
-  if (audio.numel() && (audio.min().item<int64_t>() < -1 || audio.max().item<int64_t>() > config_.card))
+  if (audio.numel() &&
+      (audio.min().item<int64_t>() < -1 || audio.max().item<int64_t>() > config_.card))
     throw InputError("audio tokens must be in [0, " + std::to_string(config_.card) + "]");
 }
 
@@ -188,15 +190,17 @@ at::Tensor LmModel::depformer_input(int cb, const at::Tensor& transformer_out,
   size_t in = 0;
   if (config_.depformer_multi_linear)
     in = static_cast<size_t>(schedule.empty() ? cb : schedule[static_cast<size_t>(cb)]);
-  const at::Tensor token_in = cb == 0 ? depformer_text_emb_(tokens)
-                                      : depformer_emb_[static_cast<size_t>(cb - 1)](tokens);
+  const at::Tensor token_in =
+      cb == 0 ? depformer_text_emb_(tokens) : depformer_emb_[static_cast<size_t>(cb - 1)](tokens);
   return depformer_in_[in](transformer_out) + token_in;
 }
 
 at::Tensor LmModel::depformer_step(int cb, const at::Tensor& previous,
-                                   const at::Tensor& transformer_out, TransformerState& state) const {
+                                   const at::Tensor& transformer_out,
+                                   TransformerState& state) const {
   c10::InferenceMode guard;
-  const at::Tensor x = depformer_input(cb, transformer_out, previous.to(device_, at::kLong).view({-1, 1}));
+  const at::Tensor x =
+      depformer_input(cb, transformer_out, previous.to(device_, at::kLong).view({-1, 1}));
   const at::Tensor y = depformer_.step(x, state);
   return linears_[static_cast<size_t>(cb)](y).select(1, 0).to(at::kFloat);
 }
@@ -215,7 +219,8 @@ LmOutput LmModel::forward(const at::Tensor& codes_in) const {
   // The model reads step t-1 of the delayed streams to predict step t.
   const at::Tensor delayed = at::cat({first, delay(codes, c.delays, initial)}, 2);
   at::Tensor text_logits;
-  const at::Tensor out = head(transformer_.forward(embed(delayed.narrow(2, 0, steps))), &text_logits);
+  const at::Tensor out =
+      head(transformer_.forward(embed(delayed.narrow(2, 0, steps))), &text_logits);
 
   const at::Tensor targets = delayed.narrow(2, 1, steps);
   std::vector<at::Tensor> inputs;
@@ -224,10 +229,12 @@ LmOutput LmModel::forward(const at::Tensor& codes_in) const {
     inputs.push_back(depformer_input(cb, out, targets.select(1, cb)));
   }
   // [B, T, dep_q, D] -> [B*T, dep_q, D]: the depformer runs along the codebooks of each step.
-  const at::Tensor dep_out = depformer_.forward(at::stack(inputs, 2).view({batch * steps, c.dep_q, -1}));
+  const at::Tensor dep_out =
+      depformer_.forward(at::stack(inputs, 2).view({batch * steps, c.dep_q, -1}));
   std::vector<at::Tensor> logits;
   for (int cb = 0; cb < c.dep_q; ++cb)
-    logits.push_back(linears_[static_cast<size_t>(cb)](dep_out.select(1, cb)).view({batch, steps, -1}));
+    logits.push_back(
+        linears_[static_cast<size_t>(cb)](dep_out.select(1, cb)).view({batch, steps, -1}));
 
   LmOutput result;
   const std::vector<int> audio_delays(c.delays.begin() + 1, c.delays.begin() + 1 + c.dep_q);

@@ -65,7 +65,8 @@ class LmModel {
 
   // One step of the temporal transformer. Tokens [B, K] (text, then the n_q audio streams) ->
   // transformer output after out_norm [B, 1, dim]; text logits [B, text_card] in float32.
-  at::Tensor text_step(const at::Tensor& tokens, TransformerState& state, at::Tensor* text_logits) const;
+  at::Tensor text_step(const at::Tensor& tokens, TransformerState& state,
+                       at::Tensor* text_logits) const;
   TransformerState new_text_state(int64_t batch) const;
   // Depformer codebook `cb` of one step: the previous token [B] (the text token for cb 0) and
   // the temporal output [B, 1, dim] -> audio logits [B, card] in float32. `state` starts fresh
@@ -80,7 +81,8 @@ class LmModel {
   // transformer output [B, T, dim] -> (normed output, text logits [B, T, text_card]).
   at::Tensor head(const at::Tensor& out, at::Tensor* text_logits) const;
   // Input of depformer codebook cb: [B, T, dim] temporal output and [B, T] tokens.
-  at::Tensor depformer_input(int cb, const at::Tensor& transformer_out, const at::Tensor& tokens) const;
+  at::Tensor depformer_input(int cb, const at::Tensor& transformer_out,
+                             const at::Tensor& tokens) const;
   void check_tokens(const at::Tensor& tokens) const;
 
   LmConfig config_;

@@ -57,7 +57,8 @@ std::optional<std::vector<int64_t>> LmGen::step(const std::vector<int64_t>& user
   at::Tensor text_logits;
   const at::Tensor out =
       model_.text_step(at::tensor(input, at::kLong).view({1, -1}), state.transformer, &text_logits);
-  const int64_t text = state.sampler.sample(text_logits[0], params.text_temperature, params.text_top_k);
+  const int64_t text =
+      state.sampler.sample(text_logits[0], params.text_temperature, params.text_top_k);
   if (trace) {
     trace->main_input = input;
     trace->transformer_out = out.view({-1}).to(at::kCPU, at::kFloat);
@@ -77,7 +78,8 @@ std::optional<std::vector<int64_t>> LmGen::step(const std::vector<int64_t>& user
   if (state.offset <= c.max_delay()) return std::nullopt;
   std::vector<int64_t> result(static_cast<size_t>(c.dep_q + 1));
   for (int k = 0; k <= c.dep_q; ++k)
-    result[static_cast<size_t>(k)] = slot(k, state.offset - c.max_delay() + c.delays[static_cast<size_t>(k)]);
+    result[static_cast<size_t>(k)] =
+        slot(k, state.offset - c.max_delay() + c.delays[static_cast<size_t>(k)]);
   return result;
 }
 

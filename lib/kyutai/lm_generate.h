@@ -43,8 +43,8 @@ class LmGen {
   // Feeds one frame of the user's audio codes (at least n_q - dep_q of them; extra ones are
   // ignored) and generates one step. Returns the tokens of the frame max_delay steps back, all
   // streams realigned: [text, audio 0 .. dep_q-1], or nothing during the first max_delay steps.
-  std::optional<std::vector<int64_t>> step(const std::vector<int64_t>& user_codes, LmGenState& state,
-                                           const SamplingParams& params,
+  std::optional<std::vector<int64_t>> step(const std::vector<int64_t>& user_codes,
+                                           LmGenState& state, const SamplingParams& params,
                                            LmStepTrace* trace = nullptr,
                                            LmStepTimes* times = nullptr) const;
 

@@ -152,7 +152,9 @@ at::Tensor MimiModel::encode_step(const at::Tensor& frame, MimiEncoderState& sta
   return quantizer_.encode(emb, state.num_codebooks);
 }
 
-MimiDecoderState MimiModel::new_decoder_state() const { return MimiDecoderState(); }
+MimiDecoderState MimiModel::new_decoder_state() const {
+  return MimiDecoderState();
+}
 
 at::Tensor MimiModel::decode_step(const at::Tensor& codes, MimiDecoderState& state,
                                   MimiTrace* trace) const {

@@ -88,7 +88,8 @@ std::shared_ptr<const Moshi> Moshi::random(const std::string& config, uint64_t s
   return translate_torch_errors([&] {
     auto model = std::make_unique<LmModel>(config_or_default(config), parse_dtype(dtype));
     model->init_random(seed, at::kCPU);
-    std::shared_ptr<const TextTokenizer> tok = tokenizer.empty() ? nullptr : TextTokenizer::load(tokenizer);
+    std::shared_ptr<const TextTokenizer> tok =
+        tokenizer.empty() ? nullptr : TextTokenizer::load(tokenizer);
     check_tokenizer(tok.get(), model->config());
     return std::shared_ptr<const Moshi>(new Moshi(std::move(model), std::move(tok)));
   });
@@ -96,7 +97,9 @@ std::shared_ptr<const Moshi> Moshi::random(const std::string& config, uint64_t s
 
 struct MoshiConversation::State {
   State(const LmModel& model, uint64_t seed, std::shared_ptr<const TextTokenizer> tokenizer)
-      : gen(model), lm(gen.new_state(seed)), text(std::move(tokenizer), padding_ids(model.config())) {}
+      : gen(model),
+        lm(gen.new_state(seed)),
+        text(std::move(tokenizer), padding_ids(model.config())) {}
   static std::vector<int> padding_ids(const LmConfig& c) {
     return {c.existing_text_padding_id, c.existing_text_end_padding_id};
   }
@@ -116,8 +119,8 @@ MoshiConversation::Step MoshiConversation::step(const int64_t* user_codes, int c
                                                 const SamplingParams& params) {
   return translate_torch_errors([&] {
     Step result;
-    const auto out = state_->gen.step(std::vector<int64_t>(user_codes, user_codes + count),
-                                      state_->lm, params);
+    const auto out =
+        state_->gen.step(std::vector<int64_t>(user_codes, user_codes + count), state_->lm, params);
     if (!out) return result;
     result.ready = true;
     result.text_token = (*out)[0];
@@ -132,6 +135,8 @@ void MoshiConversation::reset(uint64_t seed) {
   state_->text.reset();
 }
 
-int64_t MoshiConversation::steps() const { return state_->lm.offset; }
+int64_t MoshiConversation::steps() const {
+  return state_->lm.offset;
+}
 
 }  // namespace kyutai

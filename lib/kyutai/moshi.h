@@ -30,7 +30,8 @@ class Moshi {
   // Loads the LM and its tokenizer onto `device` ("cpu", "cuda", "cuda:N") in `dtype`
   // ("float32" or "bfloat16"). Throws NotFoundError, FormatError, CheckpointError, ConfigError
   // (also when the tokenizer's size is not the model's text_card).
-  static std::shared_ptr<const Moshi> load(const MoshiFiles& files, const std::string& device = "cpu",
+  static std::shared_ptr<const Moshi> load(const MoshiFiles& files,
+                                           const std::string& device = "cpu",
                                            const std::string& dtype = "float32");
   // As load, but shares the copy already loaded in this process for the same files, device and
   // dtype.
@@ -61,7 +62,7 @@ class Moshi {
 class MoshiConversation {
  public:
   struct Step {
-    bool ready = false;          // false during the first max_delay steps
+    bool ready = false;  // false during the first max_delay steps
     int64_t text_token = -1;
     std::vector<int64_t> audio;  // model_codebooks codes of Moshi's voice
     std::string text;            // text this step completes (padding gives none), valid UTF-8

@@ -47,7 +47,8 @@ int64_t numel_of(const std::vector<int64_t>& shape) {
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 std::string replace_index(std::string pattern, int64_t i) {
@@ -56,37 +57,57 @@ std::string replace_index(std::string pattern, int64_t i) {
 
 at::ScalarType to_scalar_type(DType dtype) {
   switch (dtype) {
-    case DType::F32: return at::kFloat;
-    case DType::F16: return at::kHalf;
-    case DType::BF16: return at::kBFloat16;
-    case DType::I64: return at::kLong;
-    case DType::I32: return at::kInt;
-    case DType::U8: return at::kByte;
-    case DType::BOOL: return at::kBool;
+    case DType::F32:
+      return at::kFloat;
+    case DType::F16:
+      return at::kHalf;
+    case DType::BF16:
+      return at::kBFloat16;
+    case DType::I64:
+      return at::kLong;
+    case DType::I32:
+      return at::kInt;
+    case DType::U8:
+      return at::kByte;
+    case DType::BOOL:
+      return at::kBool;
   }
   return at::kFloat;
 }
 
 DType from_scalar_type(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return DType::F32;
-    case at::kHalf: return DType::F16;
-    case at::kBFloat16: return DType::BF16;
-    case at::kLong: return DType::I64;
-    case at::kInt: return DType::I32;
-    case at::kByte: return DType::U8;
-    case at::kBool: return DType::BOOL;
-    default: throw Error(std::string("cannot store dtype ") + c10::toString(t) + " in safetensors");
+    case at::kFloat:
+      return DType::F32;
+    case at::kHalf:
+      return DType::F16;
+    case at::kBFloat16:
+      return DType::BF16;
+    case at::kLong:
+      return DType::I64;
+    case at::kInt:
+      return DType::I32;
+    case at::kByte:
+      return DType::U8;
+    case at::kBool:
+      return DType::BOOL;
+    default:
+      throw Error(std::string("cannot store dtype ") + c10::toString(t) + " in safetensors");
   }
 }
 
 std::string torch_dtype_name(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return "float32";
-    case at::kBFloat16: return "bfloat16";
-    case at::kHalf: return "float16";
-    case at::kLong: return "int64";
-    default: return c10::toString(t);
+    case at::kFloat:
+      return "float32";
+    case at::kBFloat16:
+      return "bfloat16";
+    case at::kHalf:
+      return "float16";
+    case at::kLong:
+      return "int64";
+    default:
+      return c10::toString(t);
   }
 }
 
@@ -96,9 +117,9 @@ std::map<std::string, Source> map_sources(const std::set<std::string>& declared,
   std::map<std::string, Source> sources;
   auto claim = [&](const std::string& name, Source src, const std::string& from) {
     if (!sources.emplace(name, src).second)
-      throw CheckpointError(file.path() + ": key '" + name + "' is given twice (again as '" + from +
-                                "')",
-                            file.path(), from);
+      throw CheckpointError(
+          file.path() + ": key '" + name + "' is given twice (again as '" + from + "')",
+          file.path(), from);
   };
   for (const auto& info : file.header().tensors) {
     const std::string& key = info.name;
@@ -189,7 +210,8 @@ void Params::add(const std::string& name, std::vector<int64_t> shape, at::Tensor
 
 void Params::add(const std::string& name, std::vector<int64_t> shape, at::Tensor& slot,
                  at::ScalarType dtype) const {
-  specs_->push_back({prefix_.empty() ? name : prefix_ + "." + name, std::move(shape), dtype, &slot});
+  specs_->push_back(
+      {prefix_.empty() ? name : prefix_ + "." + name, std::move(shape), dtype, &slot});
 }
 
 std::vector<KeyInfo> state_dict_keys(const std::vector<ParamSpec>& specs) {
@@ -220,8 +242,8 @@ std::vector<KeyInfo> checkpoint_keys(const std::vector<ParamSpec>& specs) {
   return keys;
 }
 
-void load_strict(const std::vector<ParamSpec>& specs, const std::shared_ptr<const SafetensorsFile>& file,
-                 const at::Device& device) {
+void load_strict(const std::vector<ParamSpec>& specs,
+                 const std::shared_ptr<const SafetensorsFile>& file, const at::Device& device) {
   std::set<std::string> declared;
   for (const auto& s : specs) declared.insert(s.name);
   const auto sources = map_sources(declared, *file);
@@ -229,11 +251,11 @@ void load_strict(const std::vector<ParamSpec>& specs, const std::shared_ptr<cons
   for (const auto& s : specs)
     if (!sources.count(s.name)) missing.push_back(s.name);
   if (!missing.empty())
-    throw CheckpointError(file->path() + ": missing key '" + missing.front() + "'" +
-                              (missing.size() > 1
-                                   ? " (and " + std::to_string(missing.size() - 1) + " more)"
-                                   : std::string()),
-                          file->path(), missing.front());
+    throw CheckpointError(
+        file->path() + ": missing key '" + missing.front() + "'" +
+            (missing.size() > 1 ? " (and " + std::to_string(missing.size() - 1) + " more)"
+                                : std::string()),
+        file->path(), missing.front());
   for (const auto& [name, src] : sources)
     if (!declared.count(name))
       throw CheckpointError(file->path() + ": unexpected key '" + src.info->name +

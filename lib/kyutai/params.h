@@ -65,8 +65,8 @@ std::vector<KeyInfo> checkpoint_keys(const std::vector<ParamSpec>& specs);
 // alias table in params.cpp). Floating tensors are converted to each spec's dtype; a tensor whose
 // stored dtype already matches points into the file's mapping without a copy.
 // Throws CheckpointError naming the file and key on any mismatch.
-void load_strict(const std::vector<ParamSpec>& specs, const std::shared_ptr<const SafetensorsFile>& file,
-                 const at::Device& device);
+void load_strict(const std::vector<ParamSpec>& specs,
+                 const std::shared_ptr<const SafetensorsFile>& file, const at::Device& device);
 
 // Fills every slot with random values (benchmarks, tests): normal(0, 1/sqrt(fan_in)) for
 // weights, 1 + 0.1*normal for norm scales, and the codebook buffers made usable.

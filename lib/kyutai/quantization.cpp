@@ -95,7 +95,8 @@ void SplitResidualVQ::prepare() {
 at::Tensor SplitResidualVQ::encode(const at::Tensor& latent, int n) const {
   if (n < config_.n_q_semantic || n > config_.n_q)
     throw InputError("number of codebooks " + std::to_string(n) + " is outside [" +
-                     std::to_string(config_.n_q_semantic) + ", " + std::to_string(config_.n_q) + "]");
+                     std::to_string(config_.n_q_semantic) + ", " + std::to_string(config_.n_q) +
+                     "]");
   at::Tensor codes = first_.encode(latent, config_.n_q_semantic);
   if (n > config_.n_q_semantic)
     codes = at::cat({codes, rest_.encode(latent, n - config_.n_q_semantic)}, 1);

@@ -31,8 +31,8 @@ class ResidualVQ {
  private:
   struct Codebook {
     at::Tensor initialized, cluster_usage, embedding_sum;  // checkpoint buffers
-    at::Tensor table;    // [bins, dim], derived
-    at::Tensor norms2;   // [bins], squared codeword norms
+    at::Tensor table;                                      // [bins, dim], derived
+    at::Tensor norms2;                                     // [bins], squared codeword norms
   };
   QuantizerConfig config_;
   at::Tensor input_proj_, output_proj_;

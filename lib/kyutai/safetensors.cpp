@@ -29,8 +29,8 @@ struct DTypeName {
   size_t size;
 };
 constexpr DTypeName kDTypes[] = {
-    {DType::F32, "F32", 4}, {DType::F16, "F16", 2}, {DType::BF16, "BF16", 2},
-    {DType::I64, "I64", 8}, {DType::I32, "I32", 4}, {DType::U8, "U8", 1},
+    {DType::F32, "F32", 4},   {DType::F16, "F16", 2}, {DType::BF16, "BF16", 2},
+    {DType::I64, "I64", 8},   {DType::I32, "I32", 4}, {DType::U8, "U8", 1},
     {DType::BOOL, "BOOL", 1},
 };
 
@@ -112,8 +112,8 @@ void check_overlaps(const std::vector<TensorInfo>& sorted, const std::string& or
   for (const auto& info : sorted) {
     if (info.begin == info.end) continue;
     if (furthest && info.begin < furthest->end)
-      fail(origin, "tensors '" + furthest->name + "' and '" + info.name +
-                       "' overlap in the data section");
+      fail(origin,
+           "tensors '" + furthest->name + "' and '" + info.name + "' overlap in the data section");
     if (!furthest || info.end > furthest->end) furthest = &info;
   }
 }
@@ -245,8 +245,8 @@ void write_safetensors(const std::string& path, const std::vector<RawTensor>& te
   for (size_t i = 0; i < tensors.size(); ++i) {
     const std::string pad(offsets[i] - written, '\0');
     out.write(pad.data(), static_cast<std::streamsize>(pad.size()));
-    const uint64_t nbytes = json(header[tensors[i].name]["data_offsets"])[1].get<uint64_t>() -
-                            offsets[i];
+    const uint64_t nbytes =
+        json(header[tensors[i].name]["data_offsets"])[1].get<uint64_t>() - offsets[i];
     out.write(static_cast<const char*>(tensors[i].data), static_cast<std::streamsize>(nbytes));
     written = offsets[i] + nbytes;
   }

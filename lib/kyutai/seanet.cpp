@@ -23,9 +23,10 @@ std::vector<SeanetResBlock> make_blocks(const SeanetConfig& c, int dim) {
   const int hidden = dim / c.compress;
   int dilation = 1;
   for (int j = 0; j < c.n_residual_layers; ++j, dilation *= c.dilation_base) {
-    SeanetResBlock b{StreamingConv1d(conv_options(c, dim, hidden, c.residual_kernel_size, 1, dilation)),
-                     StreamingConv1d(conv_options(c, hidden, dim, 1)),
-                     {}};
+    SeanetResBlock b{
+        StreamingConv1d(conv_options(c, dim, hidden, c.residual_kernel_size, 1, dilation)),
+        StreamingConv1d(conv_options(c, hidden, dim, 1)),
+        {}};
     if (!c.true_skip) b.shortcut.emplace_back(conv_options(c, dim, dim, 1));
     blocks.push_back(std::move(b));
   }
@@ -68,8 +69,8 @@ SeanetEncoder::SeanetEncoder(const SeanetConfig& config)
   int mult = 1;
   for (auto it = config.ratios.rbegin(); it != config.ratios.rend(); ++it, mult *= 2) {
     const int dim = mult * config.n_filters;
-    stages_.push_back(
-        {make_blocks(config, dim), StreamingConv1d(conv_options(config, dim, 2 * dim, 2 * *it, *it))});
+    stages_.push_back({make_blocks(config, dim),
+                       StreamingConv1d(conv_options(config, dim, 2 * dim, 2 * *it, *it))});
   }
 }
 

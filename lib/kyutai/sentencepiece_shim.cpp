@@ -33,7 +33,7 @@ int copy_out(const std::string& s, char* buf, size_t cap) {
 extern "C" {
 
 __attribute__((visibility("default"))) void* kyutai_spm_load(const char* path, char* error,
-                                                              size_t error_size) {
+                                                             size_t error_size) {
   auto* p = new sentencepiece::SentencePieceProcessor();
   const auto status = p->Load(path);
   if (!status.ok()) {
@@ -44,14 +44,16 @@ __attribute__((visibility("default"))) void* kyutai_spm_load(const char* path, c
   return p;
 }
 
-__attribute__((visibility("default"))) void kyutai_spm_free(void* handle) { delete sp(handle); }
+__attribute__((visibility("default"))) void kyutai_spm_free(void* handle) {
+  delete sp(handle);
+}
 
 __attribute__((visibility("default"))) int kyutai_spm_size(void* handle) {
   return sp(handle)->GetPieceSize();
 }
 
 __attribute__((visibility("default"))) int kyutai_spm_piece(void* handle, int id, char* buf,
-                                                             size_t cap) {
+                                                            size_t cap) {
   return copy_out(sp(handle)->IdToPiece(id), buf, cap);
 }
 
@@ -61,7 +63,7 @@ __attribute__((visibility("default"))) int kyutai_spm_is_byte(void* handle, int 
 
 // Writes up to cap ids; returns how many the text has.
 __attribute__((visibility("default"))) int kyutai_spm_encode(void* handle, const char* text,
-                                                              size_t length, int* ids, size_t cap) {
+                                                             size_t length, int* ids, size_t cap) {
   std::vector<int> out;
   sp(handle)->Encode(std::string(text, length), &out);
   for (size_t i = 0; i < out.size() && i < cap; ++i) ids[i] = out[i];
@@ -69,7 +71,7 @@ __attribute__((visibility("default"))) int kyutai_spm_encode(void* handle, const
 }
 
 __attribute__((visibility("default"))) int kyutai_spm_decode(void* handle, const int* ids,
-                                                              size_t count, char* buf, size_t cap) {
+                                                             size_t count, char* buf, size_t cap) {
   std::string text;
   sp(handle)->Decode(std::vector<int>(ids, ids + count), &text);
   return copy_out(text, buf, cap);

@@ -81,7 +81,8 @@ const Shim& shim() {
     api.is_byte = reinterpret_cast<decltype(api.is_byte)>(sym("kyutai_spm_is_byte"));
     api.encode = reinterpret_cast<decltype(api.encode)>(sym("kyutai_spm_encode"));
     api.decode = reinterpret_cast<decltype(api.decode)>(sym("kyutai_spm_decode"));
-    if (!api.load || !api.free || !api.size || !api.piece || !api.is_byte || !api.encode || !api.decode) {
+    if (!api.load || !api.free || !api.size || !api.piece || !api.is_byte || !api.encode ||
+        !api.decode) {
       api = Shim{};
       error = path + ": not the kyutai sentencepiece shim";
     }

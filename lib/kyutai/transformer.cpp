@@ -94,8 +94,7 @@ at::Tensor Norm::operator()(const at::Tensor& x) const {
 }
 
 StreamingTransformer::StreamingTransformer(const TransformerConfig& config) : config_(config) {
-  for (int i = 0; i < config.num_layers; ++i)
-    layers_.emplace_back(config.norm, config.d_model);
+  for (int i = 0; i < config.num_layers; ++i) layers_.emplace_back(config.norm, config.d_model);
 }
 
 void StreamingTransformer::declare(const Params& p) {
@@ -152,7 +151,9 @@ TransformerState StreamingTransformer::init_state(int64_t batch,
   return state;
 }
 
-at::Tensor StreamingTransformer::forward(const at::Tensor& x) const { return run(x, 0, nullptr); }
+at::Tensor StreamingTransformer::forward(const at::Tensor& x) const {
+  return run(x, 0, nullptr);
+}
 
 at::Tensor StreamingTransformer::step(const at::Tensor& x, TransformerState& state) const {
   if (x.size(1) > capacity())

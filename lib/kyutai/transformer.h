@@ -54,17 +54,17 @@ class StreamingTransformer {
   struct Layer {
     Layer(const std::string& norm, int dim) : norm1(norm, dim), norm2(norm, dim) {}
     Norm norm1, norm2;
-    std::vector<at::Tensor> in_projs, out_projs;   // one per weight set
-    std::vector<at::Tensor> gate_in, gate_out;     // gating, one per weight set
-    at::Tensor linear1, linear2;                   // plain feed-forward (gating "none")
-    at::Tensor scale1, scale2;                     // layer scale, when configured
+    std::vector<at::Tensor> in_projs, out_projs;  // one per weight set
+    std::vector<at::Tensor> gate_in, gate_out;    // gating, one per weight set
+    at::Tensor linear1, linear2;                  // plain feed-forward (gating "none")
+    at::Tensor scale1, scale2;                    // layer scale, when configured
   };
   // What every layer of one call shares: positions, rotations and the attention mask.
   struct Positions {
-    int64_t offset = 0;     // position of the first new step
-    int64_t keys = 0;       // number of key slots attended to
-    at::Tensor cos, sin;    // rope rotations [T, D / 2]
-    at::Tensor bias;        // [T, keys], 0 or -inf
+    int64_t offset = 0;   // position of the first new step
+    int64_t keys = 0;     // number of key slots attended to
+    at::Tensor cos, sin;  // rope rotations [T, D / 2]
+    at::Tensor bias;      // [T, keys], 0 or -inf
   };
   Positions positions(int64_t offset, int64_t steps, bool streaming, const at::Tensor& like) const;
   at::Tensor run(const at::Tensor& x, int64_t offset, TransformerState* state) const;

@@ -20,7 +20,9 @@ using kyutai::tools::read_wav;
 using kyutai::tools::Wav;
 
 const std::string kSpeech = data_path("speechlike.wav");  // 3 s, 24 kHz, mono
-std::string moshi_tiny() { return source_root() + "/models/moshi-tiny"; }
+std::string moshi_tiny() {
+  return source_root() + "/models/moshi-tiny";
+}
 
 // ---------------------------------------------------------------------------------------------
 // In-process pipelines whose sinks record what reaches them.
@@ -102,9 +104,12 @@ class Recorder {
 TEST(MoshiBin, RunsEndToEndOnTheSmallModels) {
   // 2 s of a tone through the whole conversation: as much audio comes out, at Mimi's rate, and
   // the text branch carries valid UTF-8.
-  Recorder r("audiotestsrc num-buffers=100 samplesperbuffer=960 ! audio/x-raw,rate=48000 ! "
-             "moshibin model=" + moshi_tiny() + " name=m ! fakesink name=rec0 "
-             "m.text_src ! fakesink name=rec1");
+  Recorder r(
+      "audiotestsrc num-buffers=100 samplesperbuffer=960 ! audio/x-raw,rate=48000 ! "
+      "moshibin model=" +
+      moshi_tiny() +
+      " name=m ! fakesink name=rec0 "
+      "m.text_src ! fakesink name=rec1");
   r.play();
   ASSERT_EQ(r.wait(), "");
   size_t samples = 0;
@@ -120,7 +125,8 @@ TEST(MoshiBin, RunsEndToEndOnTheSmallModels) {
 }
 
 TEST(MoshiBin, WorksWithTheTextPadLeftUnlinked) {
-  Recorder r("audiotestsrc num-buffers=20 ! moshibin model=" + moshi_tiny() + " ! fakesink name=rec0");
+  Recorder r("audiotestsrc num-buffers=20 ! moshibin model=" + moshi_tiny() +
+             " ! fakesink name=rec0");
   r.play();
   EXPECT_EQ(r.wait(), "");
   EXPECT_FALSE(r.take("rec0").empty());
@@ -158,16 +164,17 @@ TEST(MoshiBin, ARepositoryWithoutMimiIsNotFound) {
 TEST(ConversationPipelines, FileConversationWritesTheAnswerAndTheTranscript) {
   TempDir dir;
   const std::string answer = dir.path("answer.wav"), text = dir.path("transcript.txt");
-  const Outcome r = run("pipelines/conversation-file.sh " + quote(kSpeech) + " " + quote(answer) +
-                            " " + quote(text),
-                        dir);
+  const Outcome r = run(
+      "pipelines/conversation-file.sh " + quote(kSpeech) + " " + quote(answer) + " " + quote(text),
+      dir);
   ASSERT_EQ(r.status, 0) << r.output;
   const Wav wav = read_wav(answer);
   EXPECT_EQ(wav.sample_rate, 24000);
   // 3 s is 37.5 frames of 80 ms: the last, partial one is padded, so 38 frames come back.
   EXPECT_EQ(wav.samples.size(), 38u * 1920);
   std::ifstream in(text);
-  const std::string transcript((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string transcript((std::istreambuf_iterator<char>(in)),
+                               std::istreambuf_iterator<char>());
   EXPECT_FALSE(transcript.empty());
   EXPECT_TRUE(g_utf8_validate(transcript.data(), transcript.size(), nullptr));
 }
@@ -179,7 +186,8 @@ TEST(ConversationPipelines, LiveConversationRunsAgainstTheClockAndPrintsText) {
   const Outcome r = run("SRC=" + quote(src) + " SINK=" + quote("fakesink sync=true") +
                             " pipelines/conversation-live.sh",
                         dir);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("Got EOS"), std::string::npos) << r.output;
   EXPECT_GE(seconds, 40 * 1200 / 44100.0);  // live: at least the input's duration
@@ -190,7 +198,8 @@ TEST(ConversationPipelines, BroadcastBotMuxesVoiceAndSubtitles) {
   const std::string out = dir.path("bot.mkv");
   const Outcome r = run("pipelines/broadcast-bot.sh " + quote(kSpeech) + " " + quote(out), dir);
   ASSERT_EQ(r.status, 0) << r.output;
-  Recorder check("filesrc location=" + out + " ! matroskademux name=d "
+  Recorder check("filesrc location=" + out +
+                 " ! matroskademux name=d "
                  "d.audio_0 ! queue ! opusdec ! fakesink name=rec0 "
                  "d.subtitle_0 ! queue ! fakesink name=rec1");
   check.play();
@@ -217,9 +226,11 @@ class RtpGateway : public ::testing::TestWithParam<const char*> {
   };
   static Codec codec(const std::string& name) {
     if (name == "pcmu")
-      return {"pcmu", 8000, "application/x-rtp,media=audio,clock-rate=8000,encoding-name=PCMU,payload=0",
+      return {"pcmu", 8000,
+              "application/x-rtp,media=audio,clock-rate=8000,encoding-name=PCMU,payload=0",
               "audio/x-raw,rate=8000 ! mulawenc ! rtppcmupay"};
-    return {"opus", 48000, "application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=96",
+    return {"opus", 48000,
+            "application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=96",
             "audio/x-raw,rate=48000 ! opusenc ! rtpopuspay"};
   }
 };
@@ -235,21 +246,21 @@ TEST_P(RtpGateway, ReturnsAStreamOfTheRightLengthAndTiming) {
   receiver.play();
   // The gateway, in the background, until SIGINT (gst-launch -e turns it into EOS).
   const std::string pid_file = dir.path("gateway.pid");
-  const Outcome started = run("IN_PORT=" + std::to_string(in_port) + " OUT_PORT=" +
-                                  std::to_string(out_port) + " CODEC=" + c.name +
-                                  " sh -c 'echo $$ > " + pid_file +
-                                  "; exec pipelines/rtp-gateway.sh' > " + dir.path("gateway.log") +
-                                  " 2>&1 &",
-                              dir);
+  const Outcome started =
+      run("IN_PORT=" + std::to_string(in_port) + " OUT_PORT=" + std::to_string(out_port) +
+              " CODEC=" + c.name + " sh -c 'echo $$ > " + pid_file +
+              "; exec pipelines/rtp-gateway.sh' > " + dir.path("gateway.log") + " 2>&1 &",
+          dir);
   ASSERT_EQ(started.status, 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   // Sender: 3 s of audio as 20 ms RTP packets, in real time.
-  const Outcome sent = run("gst-launch-1.0 -q audiotestsrc is-live=true num-buffers=150 "
-                           "samplesperbuffer=" + std::to_string(c.clock_rate / 50) + " ! " +
-                               "audio/x-raw,rate=" + std::to_string(c.clock_rate) +
-                               " ! audioconvert ! " + c.payloader + " ! udpsink host=127.0.0.1 port=" +
-                               std::to_string(in_port),
-                           dir);
+  const Outcome sent =
+      run("gst-launch-1.0 -q audiotestsrc is-live=true num-buffers=150 "
+          "samplesperbuffer=" +
+              std::to_string(c.clock_rate / 50) + " ! " +
+              "audio/x-raw,rate=" + std::to_string(c.clock_rate) + " ! audioconvert ! " +
+              c.payloader + " ! udpsink host=127.0.0.1 port=" + std::to_string(in_port),
+          dir);
   ASSERT_EQ(sent.status, 0) << sent.output;
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   std::ifstream pid_in(pid_file);
@@ -257,14 +268,17 @@ TEST_P(RtpGateway, ReturnsAStreamOfTheRightLengthAndTiming) {
   pid_in >> pid;
   ASSERT_GT(pid, 0);
   kill(pid, SIGINT);
-  for (int i = 0; i < 50 && kill(pid, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (int i = 0; i < 50 && kill(pid, 0) == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
 
   const std::vector<Received> packets = receiver.take("rec0");
   std::ifstream log_in(dir.path("gateway.log"));
   const std::string log((std::istreambuf_iterator<char>(log_in)), std::istreambuf_iterator<char>());
   ASSERT_GT(packets.size(), 100u) << log;
   // RTP headers: sequence numbers follow each other, timestamps span the 3 s sent.
-  auto seq = [](const Received& p) { return (static_cast<uint8_t>(p.bytes[2]) << 8) | static_cast<uint8_t>(p.bytes[3]); };
+  auto seq = [](const Received& p) {
+    return (static_cast<uint8_t>(p.bytes[2]) << 8) | static_cast<uint8_t>(p.bytes[3]);
+  };
   auto ts = [](const Received& p) {
     uint32_t v = 0;
     for (int i = 4; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(p.bytes[i]);

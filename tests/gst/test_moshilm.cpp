@@ -20,7 +20,9 @@ constexpr GstClockTime kLmFrame = 80 * GST_MSECOND;
 const char* const kCaps =
     "audio/x-mimi,rate=24000,channels=1,frame-size=1920,codebooks=8,cardinality=64";
 
-std::string lm_tiny() { return data_path("golden/lm_tiny"); }
+std::string lm_tiny() {
+  return data_path("golden/lm_tiny");
+}
 
 // The greedy trace of golden/lm_tiny: user codes [8][40] and the reference's outputs [9][40].
 struct Trace {
@@ -87,7 +89,8 @@ class MoshiLm : public ::testing::Test {
     for (GstBuffer* b = gst_harness_try_pull(h); b; b = gst_harness_try_pull(h)) {
       GstMapInfo map;
       gst_buffer_map(b, &map, GST_MAP_READ);
-      std::string line = std::to_string(GST_BUFFER_PTS(b)) + " " + std::to_string(GST_BUFFER_DURATION(b)) + " ";
+      std::string line =
+          std::to_string(GST_BUFFER_PTS(b)) + " " + std::to_string(GST_BUFFER_DURATION(b)) + " ";
       if (as_text) {
         line.append(reinterpret_cast<const char*>(map.data), map.size);
       } else {
@@ -128,7 +131,8 @@ TEST_F(MoshiLm, GreedyOutputIsTheReferenceTrace) {
   unref_all(frames);
 
   // The text is the reference's text tokens, padding dropped, as whole UTF-8.
-  kyutai::TextStream expected_text(kyutai::TextTokenizer::load(lm_tiny() + "/tokenizer.model"), {3, 0});
+  kyutai::TextStream expected_text(kyutai::TextTokenizer::load(lm_tiny() + "/tokenizer.model"),
+                                   {3, 0});
   std::string expected;
   for (int s = 1; s < t.steps; ++s) expected += expected_text.push(static_cast<int>(t.out[s]));
   std::string text;
@@ -152,7 +156,9 @@ TEST_F(MoshiLm, StampsFramesWithTheInputTimeAndFillsTheStartWithGaps) {
   ASSERT_EQ(audio.size(), 5u);
   EXPECT_EQ(audio[0], "gap " + std::to_string(t0) + " " + std::to_string(kLmFrame));
   for (int s = 1; s < 5; ++s)
-    EXPECT_EQ(audio[s].rfind(std::to_string(t0 + s * kLmFrame) + " " + std::to_string(kLmFrame) + " ", 0), 0u)
+    EXPECT_EQ(
+        audio[s].rfind(std::to_string(t0 + s * kLmFrame) + " " + std::to_string(kLmFrame) + " ", 0),
+        0u)
         << audio[s];
   // Text: a buffer or a GAP for every step, so downstream time never stops.
   EXPECT_EQ(drain(text_, true).size(), 5u);
@@ -160,10 +166,12 @@ TEST_F(MoshiLm, StampsFramesWithTheInputTimeAndFillsTheStartWithGaps) {
 
 TEST_F(MoshiLm, CountsFramesWhenBuffersHaveNoTimestamps) {
   start();
-  for (int s = 0; s < 4; ++s) ASSERT_EQ(push(trace().user_frame(s), GST_CLOCK_TIME_NONE), GST_FLOW_OK);
+  for (int s = 0; s < 4; ++s)
+    ASSERT_EQ(push(trace().user_frame(s), GST_CLOCK_TIME_NONE), GST_FLOW_OK);
   std::vector<GstBuffer*> frames = lm_.pull_all();
   ASSERT_EQ(frames.size(), 3u);
-  for (size_t i = 0; i < frames.size(); ++i) EXPECT_EQ(GST_BUFFER_PTS(frames[i]), (i + 1) * kLmFrame);
+  for (size_t i = 0; i < frames.size(); ++i)
+    EXPECT_EQ(GST_BUFFER_PTS(frames[i]), (i + 1) * kLmFrame);
   unref_all(frames);
 }
 
@@ -242,7 +250,8 @@ TEST_F(MoshiLm, WarnsWhenAStepIsLongerThanAFrame) {
   ASSERT_NE(warning, nullptr);
   GError* error = nullptr;
   gst_message_parse_warning(warning, &error, nullptr);
-  EXPECT_NE(std::string(error->message).find("slower than real time"), std::string::npos) << error->message;
+  EXPECT_NE(std::string(error->message).find("slower than real time"), std::string::npos)
+      << error->message;
   g_error_free(error);
   gst_message_unref(warning);
   // Timestamps stay those of the input.
@@ -258,7 +267,8 @@ class MoshiLmSeeds : public ::testing::Test {
   static std::vector<std::string> run(const std::string& seed) {
     Harnessed lm("moshilm", {{"model", lm_tiny()}, {"dtype", "float32"}, {"seed", seed}});
     gst_harness_set_src_caps_str(lm.h, kCaps);
-    for (int s = 0; s < 12; ++s) gst_harness_push(lm.h, codes_buffer(trace().user_frame(s), s * kLmFrame));
+    for (int s = 0; s < 12; ++s)
+      gst_harness_push(lm.h, codes_buffer(trace().user_frame(s), s * kLmFrame));
     std::vector<std::string> out;
     std::vector<GstBuffer*> frames = lm.pull_all();
     for (GstBuffer* b : frames) {
@@ -293,13 +303,16 @@ TEST_F(MoshiLm, SamplingCanChangeWhilePlaying) {
 // Bad input
 
 TEST_F(MoshiLm, TooFewCodebooksAreRefused) {
-  EXPECT_FALSE(lm_.send_caps("audio/x-mimi,rate=24000,channels=1,frame-size=1920,codebooks=4,cardinality=64"));
+  EXPECT_FALSE(lm_.send_caps(
+      "audio/x-mimi,rate=24000,channels=1,frame-size=1920,codebooks=4,cardinality=64"));
   EXPECT_TRUE(is_error(pop_error(lm_.bus), GST_STREAM_ERROR, GST_STREAM_ERROR_FORMAT, "needs 8"));
 }
 
 TEST_F(MoshiLm, AnotherCardinalityIsRefused) {
-  EXPECT_FALSE(lm_.send_caps("audio/x-mimi,rate=24000,channels=1,frame-size=1920,codebooks=8,cardinality=2048"));
-  EXPECT_TRUE(is_error(pop_error(lm_.bus), GST_STREAM_ERROR, GST_STREAM_ERROR_FORMAT, "cardinality"));
+  EXPECT_FALSE(lm_.send_caps(
+      "audio/x-mimi,rate=24000,channels=1,frame-size=1920,codebooks=8,cardinality=2048"));
+  EXPECT_TRUE(
+      is_error(pop_error(lm_.bus), GST_STREAM_ERROR, GST_STREAM_ERROR_FORMAT, "cardinality"));
 }
 
 TEST_F(MoshiLm, MoreCodebooksThanNeededAreFine) {
@@ -366,7 +379,8 @@ TEST_F(MoshiLmModel, TokenizerOfAnotherSize) {
   std::filesystem::copy_file(lm_tiny() + "/tokenizer.model", dir.path("tokenizer.model"));
   const ErrorMessage e = start_with({{"model", dir.str()}});
   EXPECT_TRUE(is_error(e, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT));
-  EXPECT_NE(e.debug.find("96 pieces but the model's text_card is 97"), std::string::npos) << e.debug;
+  EXPECT_NE(e.debug.find("96 pieces but the model's text_card is 97"), std::string::npos)
+      << e.debug;
 }
 
 TEST_F(MoshiLmModel, InvalidCheckpoint) {

@@ -114,10 +114,11 @@ class LmSharing : public ::testing::Test {
     const std::string tiny = data_path("golden/lm_tiny");
     std::ifstream in(tiny + "/config.json");
     std::string config((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    for (auto [from, to] : {std::pair<std::string, std::string>{"\"dim\": 32", "\"dim\": 512"},
-                            {"\"num_layers\": 2", "\"num_layers\": 4"},
-                            {"\"depformer_dim\": 32", "\"depformer_dim\": 512"},
-                            {"\"depformer_dim_feedforward\": 64", "\"depformer_dim_feedforward\": 2048"}}) {
+    for (auto [from, to] :
+         {std::pair<std::string, std::string>{"\"dim\": 32", "\"dim\": 512"},
+          {"\"num_layers\": 2", "\"num_layers\": 4"},
+          {"\"depformer_dim\": 32", "\"depformer_dim\": 512"},
+          {"\"depformer_dim_feedforward\": 64", "\"depformer_dim_feedforward\": 2048"}}) {
       const size_t at = config.find(from);
       ASSERT_NE(at, std::string::npos) << from;
       config.replace(at, from.size(), to);
@@ -126,7 +127,8 @@ class LmSharing : public ::testing::Test {
     std::filesystem::copy_file(tiny + "/tokenizer.model", dir_->path("tokenizer.model"));
     const pid_t child = fork();  // keeps the memory used to make the model out of this process
     if (child == 0) {
-      kyutai::Moshi::random(dir_->path("config.json"), 1, "float32")->save_weights(dir_->path("model.safetensors"));
+      kyutai::Moshi::random(dir_->path("config.json"), 1, "float32")
+          ->save_weights(dir_->path("model.safetensors"));
       _exit(0);
     }
     int status = -1;
@@ -144,8 +146,9 @@ class LmSharing : public ::testing::Test {
     gst_harness_set_src_caps_str(
         e->h, "audio/x-mimi,rate=24000,channels=1,frame-size=1920,codebooks=8,cardinality=64");
     for (int s = 0; s < 2; ++s)
-      EXPECT_EQ(gst_harness_push(e->h, codes_buffer(std::vector<int64_t>(8, 1), s * 80 * GST_MSECOND)),
-                GST_FLOW_OK);
+      EXPECT_EQ(
+          gst_harness_push(e->h, codes_buffer(std::vector<int64_t>(8, 1), s * 80 * GST_MSECOND)),
+          GST_FLOW_OK);
     std::vector<GstBuffer*> out = e->pull_all();
     EXPECT_EQ(out.size(), 1u);
     unref_all(out);
@@ -155,7 +158,8 @@ class LmSharing : public ::testing::Test {
 };
 
 TEST_F(LmSharing, TwoElementsHoldOneCopyOfTheWeights) {
-  const double weights = static_cast<double>(std::filesystem::file_size(dir_->path("model.safetensors")));
+  const double weights =
+      static_cast<double>(std::filesystem::file_size(dir_->path("model.safetensors")));
   const double rss0 = resident_bytes();
   auto first = start();
   const double rss1 = resident_bytes();

@@ -191,9 +191,11 @@ void cycle_and_stream() {
 
 // The same for moshilm and moshibin, on the small models.
 void cycle_and_stream_moshi() {
-  const std::string lm_tiny = data_path("golden/lm_tiny"), moshi_tiny = source_root() + "/models/moshi-tiny";
+  const std::string lm_tiny = data_path("golden/lm_tiny"),
+                    moshi_tiny = source_root() + "/models/moshi-tiny";
   for (auto [factory, model] : {std::pair{"moshilm", lm_tiny}, {"moshibin", moshi_tiny}}) {
-    GstElement* element = GST_ELEMENT(gst_object_ref_sink(make_element(factory, {{"model", model}})));
+    GstElement* element =
+        GST_ELEMENT(gst_object_ref_sink(make_element(factory, {{"model", model}})));
     for (GstState state : {GST_STATE_READY, GST_STATE_PAUSED, GST_STATE_READY, GST_STATE_PAUSED,
                            GST_STATE_READY, GST_STATE_NULL})
       ASSERT_EQ(gst_element_set_state(element, state), GST_STATE_CHANGE_SUCCESS) << factory;
@@ -205,8 +207,9 @@ void cycle_and_stream_moshi() {
   gst_harness_set_src_caps_str(
       lm.h, "audio/x-mimi,rate=24000,channels=1,frame-size=1920,codebooks=8,cardinality=64");
   for (int s = 0; s < 5; ++s)
-    ASSERT_EQ(gst_harness_push(lm.h, codes_buffer(std::vector<int64_t>(8, s), s * 80 * GST_MSECOND)),
-              GST_FLOW_OK);
+    ASSERT_EQ(
+        gst_harness_push(lm.h, codes_buffer(std::vector<int64_t>(8, s), s * 80 * GST_MSECOND)),
+        GST_FLOW_OK);
   std::vector<GstBuffer*> frames = lm.pull_all();
   EXPECT_EQ(frames.size(), 4u);
   unref_all(frames);

@@ -18,14 +18,16 @@ namespace {
 namespace fs = std::filesystem;
 using test::data_path;
 
-std::string tiny_dir() { return data_path("golden/mimi_tiny"); }
+std::string tiny_dir() {
+  return data_path("golden/mimi_tiny");
+}
 
 // A scratch directory removed at the end of the test.
 class TempDir {
  public:
   TempDir() {
-    path_ = fs::path(::testing::TempDir()) / ("kyutai_api_" + std::to_string(getpid()) + "_" +
-                                               std::to_string(counter_++));
+    path_ = fs::path(::testing::TempDir()) /
+            ("kyutai_api_" + std::to_string(getpid()) + "_" + std::to_string(counter_++));
     fs::create_directories(path_);
   }
   ~TempDir() { fs::remove_all(path_); }
@@ -45,7 +47,10 @@ class ScopedEnv {
     setenv(name, value.c_str(), 1);
   }
   ~ScopedEnv() {
-    if (old_.empty()) unsetenv(name_); else setenv(name_, old_.c_str(), 1);
+    if (old_.empty())
+      unsetenv(name_);
+    else
+      setenv(name_, old_.c_str(), 1);
   }
 
  private:

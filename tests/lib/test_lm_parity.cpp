@@ -19,17 +19,22 @@ using test::data_path;
 constexpr double kAbsTol = 1e-5;
 
 // Same NaN positions and max |a - b| <= tol elsewhere.
-::testing::AssertionResult close_abs(const at::Tensor& actual, const at::Tensor& expected, double tol) {
+::testing::AssertionResult close_abs(const at::Tensor& actual, const at::Tensor& expected,
+                                     double tol) {
   if (actual.sizes() != expected.sizes())
-    return ::testing::AssertionFailure() << "shape " << actual.sizes() << " != " << expected.sizes();
+    return ::testing::AssertionFailure()
+           << "shape " << actual.sizes() << " != " << expected.sizes();
   const at::Tensor a = actual.to(at::kCPU, at::kDouble), e = expected.to(at::kCPU, at::kDouble);
-  if (!at::equal(at::isnan(a), at::isnan(e))) return ::testing::AssertionFailure() << "NaN positions differ";
+  if (!at::equal(at::isnan(a), at::isnan(e)))
+    return ::testing::AssertionFailure() << "NaN positions differ";
   const double err = at::nan_to_num(a - e, 0.0).abs().max().item<double>();
   if (err <= tol) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "max abs error " << err << " > " << tol;
 }
 
-std::string tiny(const std::string& file) { return data_path("golden/lm_tiny/" + file); }
+std::string tiny(const std::string& file) {
+  return data_path("golden/lm_tiny/" + file);
+}
 
 TEST(LmReferenceAssets, ForwardMatchesStoredOutputs) {
   LmModel model(LmConfig::from_file(tiny("test_lm_config.json")));
@@ -85,9 +90,12 @@ TEST_F(LmTiny, GreedyTraceMatchesEveryStep) {
     ASSERT_EQ(out.has_value(), golden("valid")[s].item<bool>()) << "step " << s;
     const at::Tensor main_input = golden("step_main_input")[s];
     EXPECT_TRUE(at::equal(at::tensor(trace.main_input), main_input)) << "step " << s;
-    EXPECT_TRUE(close_abs(trace.text_logits, golden("step_text_logits")[s], kAbsTol)) << "step " << s;
-    EXPECT_TRUE(close_abs(trace.audio_logits, golden("step_audio_logits")[s], kAbsTol)) << "step " << s;
-    EXPECT_TRUE(close_abs(trace.transformer_out, golden("step_transformer_out")[s], kAbsTol)) << "step " << s;
+    EXPECT_TRUE(close_abs(trace.text_logits, golden("step_text_logits")[s], kAbsTol))
+        << "step " << s;
+    EXPECT_TRUE(close_abs(trace.audio_logits, golden("step_audio_logits")[s], kAbsTol))
+        << "step " << s;
+    EXPECT_TRUE(close_abs(trace.transformer_out, golden("step_transformer_out")[s], kAbsTol))
+        << "step " << s;
     if (out) {
       EXPECT_TRUE(at::equal(at::tensor(*out), out_tokens[0].select(1, s))) << "step " << s;
     }
@@ -115,8 +123,9 @@ TEST_F(LmTiny, StreamingBeyondTheContextMatchesAWindowedForward) {
   for (int64_t s = 0; s <= steps; ++s) {
     LmStepTrace trace;
     const at::Tensor col = user.select(1, s).contiguous();
-    const auto out = gen.step(std::vector<int64_t>(col.data_ptr<int64_t>(), col.data_ptr<int64_t>() + col.numel()),
-                              state, {0.0, 0, 0.0, 0}, &trace);
+    const auto out = gen.step(
+        std::vector<int64_t>(col.data_ptr<int64_t>(), col.data_ptr<int64_t>() + col.numel()), state,
+        {0.0, 0, 0.0, 0}, &trace);
     ASSERT_EQ(out.has_value(), s >= 1);  // generation keeps going past the context
     text_logits.push_back(trace.text_logits);
     audio_logits.push_back(trace.audio_logits);
@@ -130,7 +139,8 @@ TEST_F(LmTiny, StreamingBeyondTheContextMatchesAWindowedForward) {
   for (int cb = 0; cb < c.dep_q; ++cb) {
     const int64_t d = c.delays[static_cast<size_t>(cb + 1)];
     for (int64_t t = 0; t + d < t_len; ++t)
-      EXPECT_TRUE(close_abs(fwd.logits[0][cb][t], audio_logits[t + d][cb], 2e-5)) << "cb " << cb << " t " << t;
+      EXPECT_TRUE(close_abs(fwd.logits[0][cb][t], audio_logits[t + d][cb], 2e-5))
+          << "cb " << cb << " t " << t;
   }
 }
 
@@ -177,8 +187,10 @@ TEST(LmDtypes, Bfloat16CheckpointsLoadAsShippedInBothDtypes) {
   LmModel f32(config, at::kFloat), bf16(config, at::kBFloat16);
   f32.load(path, at::kCPU);
   bf16.load(path, at::kCPU);
-  for (const auto& spec : bf16.params()) EXPECT_EQ(spec.slot->scalar_type(), at::kBFloat16) << spec.name;
-  for (const auto& spec : f32.params()) EXPECT_EQ(spec.slot->scalar_type(), at::kFloat) << spec.name;
+  for (const auto& spec : bf16.params())
+    EXPECT_EQ(spec.slot->scalar_type(), at::kBFloat16) << spec.name;
+  for (const auto& spec : f32.params())
+    EXPECT_EQ(spec.slot->scalar_type(), at::kFloat) << spec.name;
   const at::Tensor codes = read_tensors(tiny("trace.safetensors")).at("forward_codes");
   const at::Tensor a = f32.forward(codes).text_logits, b = bf16.forward(codes).text_logits;
   const at::Tensor valid = ~at::isnan(a);
@@ -202,7 +214,8 @@ TEST(LmManifest, Moshi7bHasExactlyTheReferenceKeys) {
   ASSERT_EQ(fused.size(), expected_fused.size());
   for (size_t i = 0; i < fused.size(); ++i) {
     EXPECT_EQ(fused[i].name, expected_fused[i]["key"].get<std::string>()) << i;
-    EXPECT_EQ(fused[i].shape, expected_fused[i]["shape"].get<std::vector<int64_t>>()) << fused[i].name;
+    EXPECT_EQ(fused[i].shape, expected_fused[i]["shape"].get<std::vector<int64_t>>())
+        << fused[i].name;
   }
   EXPECT_EQ(count_elements(model.params()), manifest["num_params"].get<int64_t>());
 }
@@ -219,9 +232,11 @@ TEST(LmConfig, ReadsKyutaiConfigs) {
   EXPECT_EQ(big.dim, 4096);
   EXPECT_EQ(big.transformer.dim_feedforward, 16896);
   EXPECT_EQ(big.depformer.num_layers, 6);
-  EXPECT_THROW(LmConfig::from_json(R"({"num_layers": 2, "n_q": 2, "dep_q": 1, "delays": [0, 1]})", "d.json"),
-               ConfigError);  // 3 delays needed
-  EXPECT_THROW(LmConfig::from_json(R"({"num_layers": 2, "conditioners": {}})", "c.json"), ConfigError);
+  EXPECT_THROW(
+      LmConfig::from_json(R"({"num_layers": 2, "n_q": 2, "dep_q": 1, "delays": [0, 1]})", "d.json"),
+      ConfigError);  // 3 delays needed
+  EXPECT_THROW(LmConfig::from_json(R"({"num_layers": 2, "conditioners": {}})", "c.json"),
+               ConfigError);
 }
 
 }  // namespace

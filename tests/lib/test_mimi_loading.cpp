@@ -26,8 +26,12 @@ json read_json(const std::string& path) {
   return json::parse(in);
 }
 
-std::string tiny_config() { return data_path("golden/mimi_tiny/config.json"); }
-std::string tiny_weights() { return data_path("golden/mimi_tiny/model.safetensors"); }
+std::string tiny_config() {
+  return data_path("golden/mimi_tiny/config.json");
+}
+std::string tiny_weights() {
+  return data_path("golden/mimi_tiny/model.safetensors");
+}
 
 // Compares declared keys with a manifest list of {key, shape, dtype}, in order.
 void expect_keys(const std::vector<KeyInfo>& keys, const json& manifest) {
@@ -41,8 +45,8 @@ void expect_keys(const std::vector<KeyInfo>& keys, const json& manifest) {
 
 TEST(MimiConfig, DefaultIsTheReleasedModel) {
   const MimiConfig released = MimiConfig::moshi_2024();
-  const MimiConfig file = MimiConfig::from_file(std::string(KYUTAI_SOURCE_ROOT) +
-                                                "/bench/configs/mimi_config.json");
+  const MimiConfig file =
+      MimiConfig::from_file(std::string(KYUTAI_SOURCE_ROOT) + "/bench/configs/mimi_config.json");
   EXPECT_EQ(released.frame_size(), 1920);
   EXPECT_EQ(file.frame_size(), 1920);
   EXPECT_EQ(released.seanet.ratios, file.seanet.ratios);
@@ -75,7 +79,8 @@ TEST(MimiConfig, RejectsBadFiles) {
     MimiConfig::from_json(doc.dump(), "typed.json");
     FAIL() << "no error";
   } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("typed.json.seanet: 'ratios'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("typed.json.seanet: 'ratios'"), std::string::npos)
+        << e.what();
   }
   doc = read_json(tiny_config());
   doc["frame_rate"] = 700.0;  // not a whole number of samples per frame
@@ -105,7 +110,8 @@ std::string write_fused_checkpoint() {
       fused[name.substr(0, outp) + ".out_proj.weight"].push_back(t);
     } else {
       std::string renamed = name;
-      for (auto [from, to] : {std::pair{"._initialized", ".inited"}, {".cluster_usage", ".cluster_size"},
+      for (auto [from, to] : {std::pair{"._initialized", ".inited"},
+                              {".cluster_usage", ".cluster_size"},
                               {".embedding_sum", ".embed_avg"}}) {
         const size_t at = renamed.find(from);
         if (at != std::string::npos) renamed.replace(at, std::string(from).size(), to);
@@ -162,7 +168,9 @@ TEST(MimiLoading, UnexpectedKeyIsNamed) {
 }
 
 TEST(MimiLoading, ShapeMismatchGivesBothShapes) {
-  const auto e = load_error([](auto& t) { t["encoder.model.0.conv.conv.weight"] = at::zeros({8, 1, 5}); });
+  const auto e = load_error([](auto& t) {
+    t["encoder.model.0.conv.conv.weight"] = at::zeros({8, 1, 5});
+  });
   EXPECT_EQ(e.key(), "encoder.model.0.conv.conv.weight");
   const std::string msg = e.what();
   EXPECT_NE(msg.find("expected shape [8, 1, 7]"), std::string::npos) << msg;

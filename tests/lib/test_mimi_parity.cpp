@@ -22,7 +22,8 @@ class MimiParity : public ::testing::Test {
   static void SetUpTestSuite() {
     model_ = new MimiModel(MimiConfig::from_file(data_path("golden/mimi_tiny/config.json")));
     model_->load(data_path("golden/mimi_tiny/model.safetensors"), at::kCPU);
-    io_ = new std::map<std::string, at::Tensor>(read_tensors(data_path("golden/mimi_tiny/io.safetensors")));
+    io_ = new std::map<std::string, at::Tensor>(
+        read_tensors(data_path("golden/mimi_tiny/io.safetensors")));
   }
   static void TearDownTestSuite() {
     delete model_;
@@ -41,14 +42,16 @@ TEST_F(MimiParity, BatchEncodeStages) {
   EXPECT_TRUE(close_rel(trace.seanet, io("enc_seanet"), kTol));
   EXPECT_TRUE(close_rel(trace.transformer, io("enc_transformer"), kTol));
   EXPECT_TRUE(close_rel(trace.latent, io("latent"), kTol));
-  EXPECT_TRUE(close_rel(model_->quantizer().first().project_in(io("latent")), io("q_in_first"), kTol));
-  EXPECT_TRUE(close_rel(model_->quantizer().rest().project_in(io("latent")), io("q_in_rest"), kTol));
+  EXPECT_TRUE(
+      close_rel(model_->quantizer().first().project_in(io("latent")), io("q_in_first"), kTol));
+  EXPECT_TRUE(
+      close_rel(model_->quantizer().rest().project_in(io("latent")), io("q_in_rest"), kTol));
   EXPECT_TRUE(equal_codes(codes, io("codes_batch")));
 }
 
 TEST_F(MimiParity, CodebooksApplyTheUsageClamp) {
-  const at::Tensor tables = at::cat({model_->quantizer().first().codebooks(),
-                                     model_->quantizer().rest().codebooks()});
+  const at::Tensor tables =
+      at::cat({model_->quantizer().first().codebooks(), model_->quantizer().rest().codebooks()});
   EXPECT_TRUE(close_rel(tables, io("codebooks"), kTol));
 }
 

@@ -17,10 +17,13 @@ namespace {
 namespace fs = std::filesystem;
 using test::data_path;
 
-std::string tiny_dir() { return data_path("golden/lm_tiny"); }
+std::string tiny_dir() {
+  return data_path("golden/lm_tiny");
+}
 
 fs::path scratch(const std::string& name) {
-  const fs::path p = fs::path(::testing::TempDir()) / ("kyutai_moshi_" + std::to_string(getpid()) + "_" + name);
+  const fs::path p =
+      fs::path(::testing::TempDir()) / ("kyutai_moshi_" + std::to_string(getpid()) + "_" + name);
   fs::remove_all(p);
   fs::create_directories(p);
   return p;
@@ -69,7 +72,10 @@ TEST(TextStream, ByteFallbackPiecesComeOutAsWholeCharacters) {
   // A byte-fallback tokenizer spells "é" as <0xC3><0xA9> and "€" as three byte pieces: nothing
   // comes out until the character is whole.
   TextStream text(TextTokenizer::load(tiny_dir() + "/tokenizer.model"), {3, 0});
-  EXPECT_EQ(text.push_piece("\xe2\x96\x81" "caf", false), " caf");
+  EXPECT_EQ(text.push_piece("\xe2\x96\x81"
+                            "caf",
+                            false),
+            " caf");
   EXPECT_EQ(text.push_piece("<0xC3>", true), "");
   EXPECT_EQ(text.push_piece("<0xA9>", true), "\xc3\xa9");
   EXPECT_EQ(text.push_piece("<0xE2>", true), "");
@@ -119,13 +125,15 @@ TEST(LocateMoshi, MissingPiecesAreNamed) {
 
 class MoshiApi : public ::testing::Test {
  protected:
-  static std::shared_ptr<const Moshi> tiny() { return Moshi::load_shared(locate_moshi(tiny_dir())); }
+  static std::shared_ptr<const Moshi> tiny() {
+    return Moshi::load_shared(locate_moshi(tiny_dir()));
+  }
 };
 
 TEST_F(MoshiApi, GreedyConversationReproducesTheTrace) {
   const auto trace = read_tensors(data_path("golden/lm_tiny/trace.safetensors"));
   const at::Tensor user = trace.at("user_codes")[0].contiguous();  // [8, 40]
-  const at::Tensor expected = trace.at("out_tokens")[0];            // [9, 40]
+  const at::Tensor expected = trace.at("out_tokens")[0];           // [9, 40]
   MoshiConversation conversation(tiny(), 1);
   const SamplingParams greedy{0.0, 0, 0.0, 0};
   for (int64_t s = 0; s < user.size(1); ++s) {
@@ -189,7 +197,8 @@ TEST_F(MoshiApi, TokenizerOfTheWrongSizeIsRefused) {
     Moshi::load(locate_moshi(dir.string()));
     FAIL();
   } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("96 pieces but the model's text_card is 100"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("96 pieces but the model's text_card is 100"),
+              std::string::npos)
         << e.what();
   }
 }

@@ -24,7 +24,8 @@ std::string make_file(const std::string& name, const std::string& header, size_t
                       int64_t length_override = -1) {
   const std::string path = temp_path(name);
   std::ofstream out(path, std::ios::binary);
-  const uint64_t len = length_override >= 0 ? static_cast<uint64_t>(length_override) : header.size();
+  const uint64_t len =
+      length_override >= 0 ? static_cast<uint64_t>(length_override) : header.size();
   for (int i = 0; i < 8; ++i) out.put(static_cast<char>((len >> (8 * i)) & 0xff));
   out << header << std::string(data_bytes, '\x01');
   return path;

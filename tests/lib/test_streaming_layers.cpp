@@ -52,8 +52,8 @@ TEST_P(ConvStreaming, StepsMatchWholeSignal) {
   for (int64_t frames : {1, 2, 3, 8}) {
     ConvState state;
     state = conv.init_state(1, x.options());
-    const at::Tensor streamed =
-        chunked(x, frames * c.stride, 2, [&](const at::Tensor& part) { return conv.step(part, state); });
+    const at::Tensor streamed = chunked(
+        x, frames * c.stride, 2, [&](const at::Tensor& part) { return conv.step(part, state); });
     EXPECT_TRUE(close_rel(streamed, whole, 1e-6)) << "chunk of " << frames << " strides";
   }
 }
@@ -62,7 +62,8 @@ INSTANTIATE_TEST_SUITE_P(Kernels, ConvStreaming,
                          ::testing::Values(ConvCase{1, 1, 1, 1, false}, ConvCase{3, 1, 1, 1, false},
                                            ConvCase{3, 1, 2, 1, false}, ConvCase{7, 1, 1, 1, false},
                                            ConvCase{4, 2, 1, 1, true}, ConvCase{8, 4, 1, 1, false},
-                                           ConvCase{10, 5, 1, 1, false}, ConvCase{4, 2, 1, 6, true}));
+                                           ConvCase{10, 5, 1, 1, false},
+                                           ConvCase{4, 2, 1, 6, true}));
 
 class ConvTrStreaming : public ::testing::TestWithParam<ConvCase> {};
 
@@ -87,7 +88,8 @@ TEST_P(ConvTrStreaming, StepsMatchWholeSignal) {
 INSTANTIATE_TEST_SUITE_P(Kernels, ConvTrStreaming,
                          ::testing::Values(ConvCase{2, 1, 1, 1, false}, ConvCase{4, 2, 1, 1, false},
                                            ConvCase{8, 4, 1, 1, false}, ConvCase{6, 4, 1, 1, false},
-                                           ConvCase{16, 8, 1, 1, false}, ConvCase{4, 2, 1, 12, false}));
+                                           ConvCase{16, 8, 1, 1, false},
+                                           ConvCase{4, 2, 1, 12, false}));
 
 TEST(SeanetStreaming, EncoderAndDecoderStepsMatchWholeSignal) {
   c10::InferenceMode guard;
@@ -106,9 +108,9 @@ TEST(SeanetStreaming, EncoderAndDecoderStepsMatchWholeSignal) {
     EXPECT_TRUE(close_rel(chunked(audio, frames * hop, 2,
                                   [&](const at::Tensor& p) { return encoder.step(p, enc_state); }),
                           latent, 1e-6));
-    EXPECT_TRUE(close_rel(chunked(latent, frames, 2,
-                                  [&](const at::Tensor& p) { return decoder.step(p, dec_state); }),
-                          decoded, 1e-6));
+    EXPECT_TRUE(close_rel(
+        chunked(latent, frames, 2, [&](const at::Tensor& p) { return decoder.step(p, dec_state); }),
+        decoded, 1e-6));
   }
 }
 
@@ -142,8 +144,8 @@ TEST(TransformerStreaming, ChunksMatchWhileTheContextHoldsTheSequence) {
   const at::Tensor whole = tr.forward(x);
   for (int64_t chunk : {1, 2, 4, 5}) {
     TransformerState state = tr.init_state(1, x.options());
-    EXPECT_TRUE(close_rel(chunked(x, chunk, 1, [&](const at::Tensor& p) { return tr.step(p, state); }),
-                          whole, 1e-5))
+    EXPECT_TRUE(close_rel(
+        chunked(x, chunk, 1, [&](const at::Tensor& p) { return tr.step(p, state); }), whole, 1e-5))
         << "chunk " << chunk;
   }
 }
@@ -176,8 +178,8 @@ TEST(MimiStreaming, LongContextStreamEqualsWholeSignal) {
   const at::Tensor audio = read_tensors(data_path("golden/mimi_tiny/io.safetensors")).at("audio");
   const at::Tensor codes = model.encode(audio, 8);
   MimiEncoderState enc = model.new_encoder_state(8);
-  const at::Tensor stream_codes = chunked(audio, model.frame_size(), 2,
-                                          [&](const at::Tensor& f) { return model.encode_step(f, enc); });
+  const at::Tensor stream_codes = chunked(
+      audio, model.frame_size(), 2, [&](const at::Tensor& f) { return model.encode_step(f, enc); });
   EXPECT_TRUE(test::equal_codes(stream_codes, codes));
   MimiDecoderState dec = model.new_decoder_state();
   const at::Tensor stream_audio =

@@ -36,7 +36,8 @@ inline ::testing::AssertionResult close_rel(const at::Tensor& actual, const at::
 }
 
 // gtest assertion: integer tensors exactly equal.
-inline ::testing::AssertionResult equal_codes(const at::Tensor& actual, const at::Tensor& expected) {
+inline ::testing::AssertionResult equal_codes(const at::Tensor& actual,
+                                              const at::Tensor& expected) {
   if (actual.sizes() != expected.sizes())
     return ::testing::AssertionFailure()
            << "shape " << actual.sizes() << " != expected " << expected.sizes();

@@ -15,7 +15,9 @@
 namespace kyutai {
 namespace {
 
-std::string data(const std::string& p) { return std::string(KYUTAI_TEST_DATA) + "/" + p; }
+std::string data(const std::string& p) {
+  return std::string(KYUTAI_TEST_DATA) + "/" + p;
+}
 
 std::string temp_path(const std::string& name) {
   return ::testing::TempDir() + "/kyutai_cli_" + std::to_string(getpid()) + "_" + name;
@@ -48,16 +50,19 @@ const std::string kModel = " --model " + data("golden/mimi_tiny");
 
 TEST(MimiCodecCli, StreamingEncodeGivesTheReferenceStreamingCodes) {
   const std::string codes = temp_path("golden.codes");
-  const Result r = run("encode " + data("mimi_tiny_audio.wav") + " " + codes + kModel + " --streaming");
+  const Result r =
+      run("encode " + data("mimi_tiny_audio.wav") + " " + codes + kModel + " --streaming");
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_EQ(tensor_i64(codes, "codes"), tensor_i64(data("golden/mimi_tiny/io.safetensors"), "codes_stream"));
+  EXPECT_EQ(tensor_i64(codes, "codes"),
+            tensor_i64(data("golden/mimi_tiny/io.safetensors"), "codes_stream"));
 }
 
 TEST(MimiCodecCli, WholeSignalEncodeGivesTheReferenceBatchCodes) {
   const std::string codes = temp_path("batch.codes");
   const Result r = run("encode " + data("mimi_tiny_audio.wav") + " " + codes + kModel);
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_EQ(tensor_i64(codes, "codes"), tensor_i64(data("golden/mimi_tiny/io.safetensors"), "codes_batch"));
+  EXPECT_EQ(tensor_i64(codes, "codes"),
+            tensor_i64(data("golden/mimi_tiny/io.safetensors"), "codes_batch"));
 }
 
 TEST(MimiCodecCli, RoundTripsKeepTheLength) {
@@ -74,7 +79,8 @@ TEST(MimiCodecCli, RoundTripsKeepTheLength) {
 
 TEST(MimiCodecCli, CodesFileDecodesLater) {
   const std::string codes = temp_path("four.codes"), out = temp_path("four.wav");
-  ASSERT_EQ(run("encode " + data("speechlike.wav") + " " + codes + kModel + " --codebooks 4").status, 0);
+  ASSERT_EQ(
+      run("encode " + data("speechlike.wav") + " " + codes + kModel + " --codebooks 4").status, 0);
   const Result r = run("decode " + codes + " " + out + kModel + " --streaming");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(tools::read_wav(out).samples.size(), 72000u);
@@ -86,10 +92,12 @@ TEST(MimiCodecCli, ErrorsAreClear) {
   Result r = run("roundtrip " + data("speechlike.wav") + " " + temp_path("x.wav"));
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("--model is required"), std::string::npos) << r.output;
-  r = run("roundtrip " + data("speechlike.wav") + " " + temp_path("x.wav") + " --model no/such-repo");
+  r = run("roundtrip " + data("speechlike.wav") + " " + temp_path("x.wav") +
+          " --model no/such-repo");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("not in the Hugging Face cache"), std::string::npos) << r.output;
-  r = run("encode " + data("speechlike.wav") + " " + temp_path("x.codes") + kModel + " --codebooks 9");
+  r = run("encode " + data("speechlike.wav") + " " + temp_path("x.codes") + kModel +
+          " --codebooks 9");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("between 1 and 8"), std::string::npos) << r.output;
   r = run("decode " + data("speechlike.wav") + " " + temp_path("x.wav") + kModel);

@@ -47,15 +47,37 @@ TEST(Wav, ClipsOutOfRangeSamples) {
 TEST(Wav, ReadsTwentyFourBitStereoAndMixesDown) {
   const std::string path = temp_path("s24.wav");
   std::ofstream out(path, std::ios::binary);
-  auto u32 = [&](uint32_t v) { for (int i = 0; i < 4; ++i) out.put(char(v >> (8 * i))); };
-  auto u16 = [&](uint16_t v) { out.put(char(v)); out.put(char(v >> 8)); };
-  auto s24 = [&](int32_t v) { for (int i = 0; i < 3; ++i) out.put(char(v >> (8 * i))); };
-  out.write("RIFF", 4); u32(4 + 24 + 14 + 8 + 12); out.write("WAVE", 4);
-  out.write("fmt ", 4); u32(16); u16(1); u16(2); u32(48000); u32(48000 * 6); u16(6); u16(24);
-  out.write("LIST", 4); u32(5); out.write("hello", 5); out.put(0);  // odd chunk, padded
-  out.write("data", 4); u32(12);
-  s24(4194304); s24(-4194304);  // +0.5, -0.5
-  s24(8388607); s24(8388607);   // ~1, ~1
+  auto u32 = [&](uint32_t v) {
+    for (int i = 0; i < 4; ++i) out.put(char(v >> (8 * i)));
+  };
+  auto u16 = [&](uint16_t v) {
+    out.put(char(v));
+    out.put(char(v >> 8));
+  };
+  auto s24 = [&](int32_t v) {
+    for (int i = 0; i < 3; ++i) out.put(char(v >> (8 * i)));
+  };
+  out.write("RIFF", 4);
+  u32(4 + 24 + 14 + 8 + 12);
+  out.write("WAVE", 4);
+  out.write("fmt ", 4);
+  u32(16);
+  u16(1);
+  u16(2);
+  u32(48000);
+  u32(48000 * 6);
+  u16(6);
+  u16(24);
+  out.write("LIST", 4);
+  u32(5);
+  out.write("hello", 5);
+  out.put(0);  // odd chunk, padded
+  out.write("data", 4);
+  u32(12);
+  s24(4194304);
+  s24(-4194304);  // +0.5, -0.5
+  s24(8388607);
+  s24(8388607);  // ~1, ~1
   out.close();
   const Wav wav = read_wav(path);
   EXPECT_EQ(wav.channels, 2);
