@@ -112,6 +112,12 @@ struct _GstMoshiLm {
   gint text_top_k;
   guint64 seed;
 
+  // What queries from any thread need, under the object lock: the model's needs while started
+  // (0 otherwise) and the frame duration once the caps are known.
+  gint model_user_codebooks;
+  gint model_cardinality;
+  GstClockTime published_frame;
+
   GstMoshiLmPrivate* priv;
 };
 
@@ -232,6 +238,15 @@ static kyutai::SamplingParams gst_moshi_lm_sampling(GstMoshiLm* self) {
   return params;
 }
 
+static void gst_moshi_lm_publish(GstMoshiLm* self, const kyutai::MoshiFormat* format,
+                                 GstClockTime frame) {
+  GST_OBJECT_LOCK(self);
+  self->model_user_codebooks = format ? format->user_codebooks : 0;
+  self->model_cardinality = format ? format->cardinality : 0;
+  self->published_frame = frame;
+  GST_OBJECT_UNLOCK(self);
+}
+
 static guint64 gst_moshi_lm_seed(GstMoshiLm* self) {
   GST_OBJECT_LOCK(self);
   const guint64 seed = self->seed;
@@ -242,15 +257,19 @@ static guint64 gst_moshi_lm_seed(GstMoshiLm* self) {
 // ---------------------------------------------------------------------------------------------
 // Conversations and output
 
-// Starts a new conversation (stream lock held, or not streaming).
-static void gst_moshi_lm_new_conversation(GstMoshiLm* self) {
+// Starts a new conversation (stream lock held, or not streaming). Returns false after posting
+// an error.
+static bool gst_moshi_lm_new_conversation(GstMoshiLm* self) {
   GstMoshiLmPrivate* priv = self->priv;
-  if (!priv->conversation) return;
+  if (!priv->conversation) return true;
   GST_DEBUG_OBJECT(self, "new conversation");
-  priv->conversation->reset(gst_moshi_lm_seed(self));
   priv->discont = true;
   priv->late_steps = 0;
   priv->next_pts = GST_CLOCK_TIME_NONE;
+  const guint64 seed = gst_moshi_lm_seed(self);
+  return gst_kyutai_try(GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
+                        "Cannot start a new Moshi conversation.",
+                        [&] { priv->conversation->reset(seed); });
 }
 
 static GstFlowReturn gst_moshi_lm_combine(GstMoshiLm* self, GstPad* pad, GstFlowReturn ret) {
@@ -383,6 +402,10 @@ static std::string gst_moshi_lm_check_caps(GstMoshiLm* self, const GstStructure*
   if (cardinality != f.cardinality)
     return "the codes have a cardinality of " + std::to_string(cardinality) +
            " but the model's is " + std::to_string(f.cardinality);
+  gboolean framed = TRUE;
+  if (gst_structure_get_boolean(s, "framed", &framed) && !framed)
+    return "moshilm needs one frame per buffer (framed=true); a byte stream (framed=false, from "
+           "a file) must go through mimidec and mimienc first";
   return {};
 }
 
@@ -403,6 +426,7 @@ static gboolean gst_moshi_lm_set_caps(GstMoshiLm* self, GstCaps* caps) {
   priv->codes.assign(priv->in_codebooks, 0);
   priv->frame_duration = gst_util_uint64_scale_int(priv->frame_size, GST_SECOND, priv->rate);
   gst_moshi_lm_stats_reset(self, static_cast<double>(priv->frame_duration) / GST_MSECOND);
+  gst_moshi_lm_publish(self, &priv->moshi->format(), priv->frame_duration);
 
   const kyutai::MoshiFormat& f = priv->moshi->format();
   g_autoptr(GstCaps) out = gst_caps_new_simple(
@@ -413,14 +437,27 @@ static gboolean gst_moshi_lm_set_caps(GstMoshiLm* self, GstCaps* caps) {
   return gst_pad_set_caps(self->srcpad, out) && gst_pad_set_caps(self->textpad, text);
 }
 
-// The text pad is a stream of its own: same group, its own id.
+// The text pad is a stream of its own: same group, and an id made from the input's.
 static void gst_moshi_lm_stream_start(GstMoshiLm* self, GstEvent* event) {
+  const gchar* upstream_id = nullptr;
   guint group = 0;
-  g_autofree gchar* id = gst_pad_create_stream_id(self->textpad, GST_ELEMENT(self), "text");
+  gst_event_parse_stream_start(event, &upstream_id);
+  g_autofree gchar* id = g_strconcat(upstream_id ? upstream_id : "moshilm", "/text", nullptr);
   GstEvent* text_start = gst_event_new_stream_start(id);
   if (gst_event_parse_group_id(event, &group)) gst_event_set_group_id(text_start, group);
   gst_pad_push_event(self->textpad, text_start);
   gst_pad_push_event(self->srcpad, event);
+}
+
+// Text left in the conversation at the end of the stream, pushed before EOS.
+static void gst_moshi_lm_flush_text(GstMoshiLm* self) {
+  GstMoshiLmPrivate* priv = self->priv;
+  if (!priv->conversation) return;
+  const std::string text = priv->conversation->flush_text();
+  if (text.empty() || !GST_CLOCK_TIME_IS_VALID(priv->next_pts)) return;
+  GstBuffer* buffer = gst_buffer_new_memdup(text.data(), text.size());
+  GST_BUFFER_PTS(buffer) = priv->next_pts;
+  gst_pad_push(self->textpad, buffer);
 }
 
 static gboolean gst_moshi_lm_sink_event(GstPad* pad, GstObject* parent, GstEvent* event) {
@@ -428,7 +465,10 @@ static gboolean gst_moshi_lm_sink_event(GstPad* pad, GstObject* parent, GstEvent
   GstMoshiLmPrivate* priv = self->priv;
   switch (GST_EVENT_TYPE(event)) {
     case GST_EVENT_STREAM_START:
-      gst_moshi_lm_new_conversation(self);
+      if (!gst_moshi_lm_new_conversation(self)) {
+        gst_event_unref(event);
+        return FALSE;
+      }
       gst_moshi_lm_stream_start(self, event);
       return TRUE;
     case GST_EVENT_CAPS: {
@@ -443,8 +483,11 @@ static gboolean gst_moshi_lm_sink_event(GstPad* pad, GstObject* parent, GstEvent
       priv->next_pts = GST_CLOCK_TIME_NONE;
       break;
     case GST_EVENT_FLUSH_STOP:
-      gst_moshi_lm_new_conversation(self);
       gst_flow_combiner_reset(priv->combiner);
+      if (!gst_moshi_lm_new_conversation(self)) {
+        gst_event_unref(event);
+        return FALSE;
+      }
       break;
     case GST_EVENT_GAP: {
       // No user audio for a while: the model does not step, downstream gets the gap.
@@ -454,6 +497,12 @@ static gboolean gst_moshi_lm_sink_event(GstPad* pad, GstObject* parent, GstEvent
         priv->next_pts = ts + duration;
       break;
     }
+    case GST_EVENT_TAG:
+      // The user's codec and bitrate describe the voice, not the text.
+      return gst_pad_push_event(self->srcpad, event);
+    case GST_EVENT_EOS:
+      gst_moshi_lm_flush_text(self);
+      break;
     default:
       break;
   }
@@ -469,7 +518,9 @@ static gboolean gst_moshi_lm_latency(GstMoshiLm* self, GstQuery* query) {
   gboolean live;
   GstClockTime min, max;
   gst_query_parse_latency(query, &live, &min, &max);
-  const GstClockTime frame = self->priv->frame_duration;
+  GST_OBJECT_LOCK(self);
+  const GstClockTime frame = self->published_frame;
+  GST_OBJECT_UNLOCK(self);
   if (GST_CLOCK_TIME_IS_VALID(frame)) {
     min += frame;
     if (GST_CLOCK_TIME_IS_VALID(max)) max += frame;
@@ -489,15 +540,17 @@ static gboolean gst_moshi_lm_src_query(GstPad* pad, GstObject* parent, GstQuery*
 // Offers the model's needs upstream: enough codebooks and its cardinality.
 static gboolean gst_moshi_lm_sink_query(GstPad* pad, GstObject* parent, GstQuery* query) {
   GstMoshiLm* self = GST_MOSHI_LM(parent);
-  if (GST_QUERY_TYPE(query) != GST_QUERY_CAPS || !self->priv->moshi)
-    return gst_pad_query_default(pad, parent, query);
-  const kyutai::MoshiFormat& f = self->priv->moshi->format();
+  if (GST_QUERY_TYPE(query) != GST_QUERY_CAPS) return gst_pad_query_default(pad, parent, query);
+  GST_OBJECT_LOCK(self);
+  const gint codebooks = self->model_user_codebooks, cardinality = self->model_cardinality;
+  GST_OBJECT_UNLOCK(self);
+  if (codebooks == 0) return gst_pad_query_default(pad, parent, query);  // not started
   GstCaps* filter;
   gst_query_parse_caps(query, &filter);
   g_autoptr(GstCaps) caps = gst_static_pad_template_get_caps(&sink_template);
   caps = gst_caps_make_writable(caps);
-  gst_caps_set_simple(caps, "codebooks", GST_TYPE_INT_RANGE, f.user_codebooks,
-                      GST_KYUTAI_MIMI_MAX_CODEBOOKS, "cardinality", G_TYPE_INT, f.cardinality,
+  gst_caps_set_simple(caps, "codebooks", GST_TYPE_INT_RANGE, codebooks,
+                      GST_KYUTAI_MIMI_MAX_CODEBOOKS, "cardinality", G_TYPE_INT, cardinality,
                       nullptr);
   GstCaps* result =
       filter ? gst_caps_intersect_full(filter, caps, GST_CAPS_INTERSECT_FIRST) : gst_caps_ref(caps);
@@ -514,8 +567,15 @@ static gboolean gst_moshi_lm_start(GstMoshiLm* self) {
   const GstMoshiConfig config = gst_moshi_settings_copy(GST_ELEMENT(self), &self->settings);
   priv->moshi = gst_moshi_load_lm(GST_ELEMENT(self), config);
   if (!priv->moshi) return FALSE;
-  priv->conversation =
-      std::make_unique<kyutai::MoshiConversation>(priv->moshi, gst_moshi_lm_seed(self));
+  const guint64 seed = gst_moshi_lm_seed(self);
+  if (!gst_kyutai_try(GST_ELEMENT(self), GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT,
+                      "Cannot start a Moshi conversation with this model.", [&] {
+                        priv->conversation =
+                            std::make_unique<kyutai::MoshiConversation>(priv->moshi, seed);
+                      })) {
+    priv->moshi.reset();
+    return FALSE;
+  }
   const kyutai::MoshiFormat& f = priv->moshi->format();
   GST_INFO_OBJECT(self, "model %s: reads %d codebooks, writes %d of %d entries, %d silent steps",
                   config.model.c_str(), f.user_codebooks, f.model_codebooks, f.cardinality,
@@ -524,10 +584,12 @@ static gboolean gst_moshi_lm_start(GstMoshiLm* self) {
   priv->discont = true;
   gst_segment_init(&priv->segment, GST_FORMAT_TIME);
   gst_flow_combiner_reset(priv->combiner);
+  gst_moshi_lm_publish(self, &f, GST_CLOCK_TIME_NONE);
   return TRUE;
 }
 
 static void gst_moshi_lm_stop(GstMoshiLm* self) {
+  gst_moshi_lm_publish(self, nullptr, GST_CLOCK_TIME_NONE);
   self->priv->conversation.reset();
   self->priv->moshi.reset();
   self->priv->in_codebooks = 0;
@@ -556,6 +618,7 @@ static void gst_moshi_lm_init(GstMoshiLm* self) {
   self->top_k = kDefaultSampling.top_k;
   self->text_top_k = kDefaultSampling.text_top_k;
   self->seed = DEFAULT_SEED;
+  self->published_frame = GST_CLOCK_TIME_NONE;
 
   self->sinkpad = gst_pad_new_from_static_template(&sink_template, "sink");
   gst_pad_set_chain_function(self->sinkpad, GST_DEBUG_FUNCPTR(gst_moshi_lm_chain));

@@ -166,6 +166,9 @@ void validate_transformer(const TransformerConfig& t, const std::string& where) 
   if (t.num_layers < 0 || t.dim_feedforward <= 0) bad("num_layers/dim_feedforward out of range");
   if (!t.causal) bad("only causal transformers are supported");
   if (t.context && *t.context <= 0) bad("context must be positive");
+  // The reference cannot stream without one either: the KV cache is sized by it.
+  if (!t.context && !t.weights_per_step)
+    bad("context is missing: a streaming transformer needs it to size its KV cache");
   const std::string& n = t.norm;
   if (n != "layer_norm" && n != "layer_norm_f32" && n != "rms_norm" && n != "rms_norm_f32")
     bad("unknown norm '" + n + "'");

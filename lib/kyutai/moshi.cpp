@@ -131,9 +131,13 @@ MoshiConversation::Step MoshiConversation::step(const int64_t* user_codes, int c
 }
 
 void MoshiConversation::reset(uint64_t seed) {
-  state_->lm = state_->gen.new_state(seed);
-  state_->text.reset();
+  translate_torch_errors([&] {
+    state_->lm = state_->gen.new_state(seed);
+    state_->text.reset();
+  });
 }
+
+std::string MoshiConversation::flush_text() { return state_->text.flush(); }
 
 int64_t MoshiConversation::steps() const {
   return state_->lm.offset;

@@ -74,6 +74,8 @@ class MoshiConversation {
   Step step(const int64_t* user_codes, int count, const SamplingParams& params);
   // Starts a new conversation with a new seed.
   void reset(uint64_t seed);
+  // Text still held at the end of a conversation (an unfinished UTF-8 character, as U+FFFD).
+  std::string flush_text();
   int64_t steps() const;
   const Moshi& moshi() const { return *moshi_; }
 

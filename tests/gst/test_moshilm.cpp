@@ -288,15 +288,62 @@ TEST_F(MoshiLmSeeds, SameSeedSameOutputOtherSeedOtherOutput) {
   EXPECT_NE(run("8"), a);
 }
 
-TEST_F(MoshiLm, SamplingCanChangeWhilePlaying) {
+// Two elements with the same seed take greedy steps (the reference trace), then one of them
+// switches to hot sampling while playing: their outputs part from that step on.
+TEST_F(MoshiLmSeeds, SamplingCanChangeWhilePlaying) {
+  const char* const greedy[] = {"temperature", "text-temperature"};
+  Harnessed a("moshilm", {{"model", lm_tiny()}, {"dtype", "float32"}});
+  Harnessed b("moshilm", {{"model", lm_tiny()}, {"dtype", "float32"}});
+  for (Harnessed* e : {&a, &b}) {
+    for (const char* name : greedy) g_object_set(e->element, name, 0.0, nullptr);
+    gst_harness_set_src_caps_str(e->h, kCaps);
+  }
+  auto step = [](Harnessed& e, int s) {
+    gst_harness_push(e.h, codes_buffer(trace().user_frame(s), s * kLmFrame));
+    std::vector<GstBuffer*> out = e.pull_all();
+    std::vector<int64_t> codes = out.empty() ? std::vector<int64_t>() : buffer_codes(out[0]);
+    unref_all(out);
+    return codes;
+  };
+  const Trace& t = trace();
+  for (int s = 0; s < 10; ++s) {
+    const std::vector<int64_t> first = step(a, s);
+    EXPECT_EQ(step(b, s), first) << "step " << s;
+    if (s > 0) {
+      EXPECT_EQ(first[0], t.out[1 * t.steps + s]) << "greedy step " << s;
+    }
+  }
+  g_object_set(b.element, "temperature", 5.0, "top-k", 0, "text-temperature", 5.0, "text-top-k", 0,
+               nullptr);
+  int differing = 0;
+  for (int s = 10; s < 30; ++s) differing += step(a, s) != step(b, s);
+  EXPECT_GT(differing, 10);
+}
+
+TEST_F(MoshiLm, TheTextStreamIsNamedAfterTheInputStream) {
+  ASSERT_TRUE(gst_harness_push_event(lm_.h, gst_event_new_stream_start("voice-42")));
   start();
-  push_trace(5);
-  g_object_set(lm_.element, "temperature", 0.0, "top-k", 1, "text-temperature", 0.0, nullptr);
-  push_trace(5, 5 * kLmFrame);
-  double temperature = 1;
-  g_object_get(lm_.element, "temperature", &temperature, nullptr);
-  EXPECT_EQ(temperature, 0.0);
-  EXPECT_EQ(lm_.pull_all().size(), 9u);
+  push_trace(2);
+  GstEvent* start_event = gst_pad_get_sticky_event(text_->sinkpad, GST_EVENT_STREAM_START, 0);
+  ASSERT_NE(start_event, nullptr);
+  const gchar* id = nullptr;
+  gst_event_parse_stream_start(start_event, &id);
+  EXPECT_STREQ(id, "voice-42/text");
+  gst_event_unref(start_event);
+}
+
+TEST_F(MoshiLm, TagsDescribeTheVoiceOnly) {
+  start();
+  GstTagList* tags = gst_tag_list_new(GST_TAG_AUDIO_CODEC, "Mimi", nullptr);
+  gst_tag_list_set_scope(tags, GST_TAG_SCOPE_STREAM);
+  ASSERT_TRUE(gst_harness_push_event(lm_.h, gst_event_new_tag(tags)));
+  push_trace(2);
+  GstEvent* voice_tags = gst_pad_get_sticky_event(lm_.h->sinkpad, GST_EVENT_TAG, 0);
+  GstEvent* text_tags = gst_pad_get_sticky_event(text_->sinkpad, GST_EVENT_TAG, 0);
+  EXPECT_NE(voice_tags, nullptr);
+  EXPECT_EQ(text_tags, nullptr);
+  if (voice_tags) gst_event_unref(voice_tags);
+  if (text_tags) gst_event_unref(text_tags);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -313,6 +360,11 @@ TEST_F(MoshiLm, AnotherCardinalityIsRefused) {
       "audio/x-mimi,rate=24000,channels=1,frame-size=1920,codebooks=8,cardinality=2048"));
   EXPECT_TRUE(
       is_error(pop_error(lm_.bus), GST_STREAM_ERROR, GST_STREAM_ERROR_FORMAT, "cardinality"));
+}
+
+TEST_F(MoshiLm, AByteStreamIsRefused) {
+  EXPECT_FALSE(lm_.send_caps(std::string(kCaps) + ",framed=false"));
+  EXPECT_TRUE(is_error(pop_error(lm_.bus), GST_STREAM_ERROR, GST_STREAM_ERROR_FORMAT, "framed"));
 }
 
 TEST_F(MoshiLm, MoreCodebooksThanNeededAreFine) {
@@ -391,6 +443,20 @@ TEST_F(MoshiLmModel, InvalidCheckpoint) {
   const ErrorMessage e = start_with({{"model", dir.str()}});
   EXPECT_TRUE(is_error(e, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT));
   EXPECT_NE(e.debug.find("model.safetensors"), std::string::npos) << e.debug;
+}
+
+TEST_F(MoshiLmModel, AConfigurationThatCannotStream) {
+  // Without a context the KV cache cannot be sized: an error, not an abort.
+  TempDir dir;
+  std::ifstream in(lm_tiny() + "/config.json");
+  std::string config((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  config.replace(config.find("\"context\": 16,"), 15, "");
+  std::ofstream(dir.path("config.json")) << config;
+  std::filesystem::copy_file(lm_tiny() + "/model.safetensors", dir.path("model.safetensors"));
+  std::filesystem::copy_file(lm_tiny() + "/tokenizer.model", dir.path("tokenizer.model"));
+  const ErrorMessage e = start_with({{"model", dir.str()}});
+  EXPECT_TRUE(is_error(e, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT));
+  EXPECT_NE(e.debug.find("context is missing"), std::string::npos) << e.debug;
 }
 
 TEST_F(MoshiLmModel, BadSettings) {

@@ -237,6 +237,16 @@ TEST(LmConfig, ReadsKyutaiConfigs) {
       ConfigError);  // 3 delays needed
   EXPECT_THROW(LmConfig::from_json(R"({"num_layers": 2, "conditioners": {}})", "c.json"),
                ConfigError);
+  // Without a context the temporal transformer cannot stream (nor can the reference's).
+  try {
+    LmConfig::from_json(R"({"num_layers": 2, "n_q": 2, "dep_q": 1, "delays": [0, 1, 1]})",
+                        "noctx.json");
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("noctx.json: transformer: context is missing"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace
