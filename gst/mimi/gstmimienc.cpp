@@ -260,8 +260,36 @@ static GstFlowReturn gst_mimi_enc_handle_frame(GstAudioEncoder* encoder, GstBuff
                                         static_cast<gint>(priv->pcm.size()));
 }
 
+// A GAP (no audio for a while) is encoded as that much silence, so that the code stream stays
+// continuous: a decoder keeps its state, and a conversation downstream keeps stepping once per
+// frame. Returns false when the gap cannot be filled (no format yet, no duration).
+static bool gst_mimi_enc_fill_gap(GstMimiEnc* self, GstEvent* gap) {
+  GstPad* sinkpad = GST_AUDIO_ENCODER_SINK_PAD(self);
+  GstClockTime ts, duration;
+  gst_event_parse_gap(gap, &ts, &duration);
+  if (!self->priv->mimi || !gst_pad_has_current_caps(sinkpad) || !GST_CLOCK_TIME_IS_VALID(ts) ||
+      !GST_CLOCK_TIME_IS_VALID(duration))
+    return false;
+  const int rate = self->priv->mimi->format().sample_rate;
+  const guint64 samples = gst_util_uint64_scale_round(duration, rate, GST_SECOND);
+  if (samples == 0) return false;
+  GST_DEBUG_OBJECT(self, "gap of %" GST_TIME_FORMAT ": %" G_GUINT64_FORMAT " samples of silence",
+                   GST_TIME_ARGS(duration), samples);
+  GstBuffer* silence = gst_buffer_new_allocate(nullptr, samples * sizeof(float), nullptr);
+  gst_buffer_memset(silence, 0, 0, samples * sizeof(float));
+  GST_BUFFER_PTS(silence) = ts;
+  GST_BUFFER_DURATION(silence) = duration;
+  // Through the pad like any audio: the base class frames it with what is already queued.
+  gst_pad_chain(sinkpad, silence);
+  return true;
+}
+
 static gboolean gst_mimi_enc_sink_event(GstAudioEncoder* encoder, GstEvent* event) {
   GstMimiEnc* self = GST_MIMI_ENC(encoder);
+  if (GST_EVENT_TYPE(event) == GST_EVENT_GAP && gst_mimi_enc_fill_gap(self, event)) {
+    gst_event_unref(event);
+    return TRUE;
+  }
   // The base class calls flush() only when it has undrained data; reset in any case.
   if (GST_EVENT_TYPE(event) == GST_EVENT_FLUSH_STOP) {
     GST_AUDIO_ENCODER_STREAM_LOCK(self);

@@ -162,6 +162,25 @@ TEST_F(MimiEnc, WithoutADiscontinuityTheStreamGoesOn) {
   EXPECT_NE(pull_codes(), golden_frames());  // the encoder remembers the first 20 frames
 }
 
+TEST_F(MimiEnc, AGapIsEncodedAsSilence) {
+  // Two frames of audio, a GAP of three frames, two more frames: seven frames of codes with
+  // continuous timestamps, the gap's being the codes of silence.
+  set_caps();
+  push_audio(0, 2 * kFrame, kFrame);
+  ASSERT_TRUE(gst_harness_push_event(enc_.h, gst_event_new_gap(2 * kFrameTime, 3 * kFrameTime)));
+  push_audio(2 * kFrame, 4 * kFrame, kFrame, 5 * kFrameTime);
+  std::vector<GstBuffer*> buffers = enc_.pull_all();
+  ASSERT_EQ(buffers.size(), 7u);
+  for (size_t f = 0; f < buffers.size(); ++f)
+    EXPECT_EQ(GST_BUFFER_PTS(buffers[f]), f * kFrameTime) << "frame " << f;
+  unref_all(buffers);
+  GstEvent* event;
+  while ((event = gst_harness_try_pull_event(enc_.h))) {
+    EXPECT_NE(GST_EVENT_TYPE(event), GST_EVENT_GAP);
+    gst_event_unref(event);
+  }
+}
+
 TEST_F(MimiEnc, PostsTheNominalBitrate) {
   set_caps();
   push_audio(0, kFrame, kFrame);
