@@ -2,7 +2,14 @@
 # Installs everything gst-moshi needs to build and test, from Debian 12 packages only.
 # Runs as root, or as a user who may use sudo. Safe to run again.
 set -eu
-if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+if [ "$(id -u)" -eq 0 ]; then
+  SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+  SUDO="sudo"
+else
+  echo "setup.sh: run it as root, or install sudo first (apt-get install sudo, as root)" >&2
+  exit 1
+fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update
 # libopenblas0-pthread: without it Debian's libtorch falls back to the reference BLAS, about
