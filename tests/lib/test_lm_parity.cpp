@@ -216,6 +216,7 @@ TEST(LmManifest, Moshi7bHasExactlyTheReferenceKeys) {
     EXPECT_EQ(fused[i].name, expected_fused[i]["key"].get<std::string>()) << i;
     EXPECT_EQ(fused[i].shape, expected_fused[i]["shape"].get<std::vector<int64_t>>())
         << fused[i].name;
+    EXPECT_EQ(fused[i].dtype, expected_fused[i]["dtype"].get<std::string>()) << fused[i].name;
   }
   EXPECT_EQ(count_elements(model.params()), manifest["num_params"].get<int64_t>());
 }
