@@ -18,7 +18,6 @@
 #include "gstmoshibin.h"
 
 #include <algorithm>
-#include <filesystem>
 #include <string>
 
 #include "gstmoshicommon.h"
@@ -105,9 +104,7 @@ static bool gst_moshi_bin_locate(GstMoshiBin* self, const std::string& model, st
                                         ? kyutai::LmConfig::moshi_7b_2024()
                                         : kyutai::LmConfig::from_file(files.config);
     *codebooks = std::max(config.dep_q, config.user_codebooks());
-    *dir = kyutai::resolve_model_path(model);
-    if (!kyutai::dir_exists(*dir))
-      *dir = std::filesystem::path(files.weights).parent_path().string();
+    *dir = files.dir;
     return true;
   } catch (const kyutai::NotFoundError& e) {
     GST_ELEMENT_ERROR(self, RESOURCE, NOT_FOUND, ("Moshi model '%s' not found.", model.c_str()),

@@ -5,12 +5,11 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
-#include <filesystem>
-#include <map>
-#include <mutex>
 
 #include "kyutai/error.h"
+#include "kyutai/hub.h"
 #include "kyutai/mimi.h"
+#include "kyutai/shared_cache.h"
 #include "kyutai/torch_errors.h"
 
 namespace kyutai {
@@ -24,12 +23,6 @@ at::Device parse_device(const std::string& device) {
 
 MimiConfig config_or_default(const std::string& config) {
   return config.empty() ? MimiConfig::moshi_2024() : MimiConfig::from_file(config);
-}
-
-std::string canonical(const std::string& path) {
-  std::error_code ec;
-  const auto p = std::filesystem::canonical(path, ec);
-  return ec ? path : p.string();
 }
 
 }  // namespace
@@ -70,14 +63,8 @@ std::shared_ptr<const Mimi> Mimi::load(const std::string& weights, const std::st
 
 std::shared_ptr<const Mimi> Mimi::load_shared(const std::string& weights, const std::string& config,
                                               const std::string& device) {
-  static std::mutex mutex;
-  static std::map<std::string, std::weak_ptr<const Mimi>> loaded;
-  const std::string key = canonical(weights) + '\n' + canonical(config) + '\n' + device;
-  std::lock_guard<std::mutex> lock(mutex);
-  if (auto existing = loaded[key].lock()) return existing;
-  auto mimi = load(weights, config, device);
-  loaded[key] = mimi;
-  return mimi;
+  const std::string key = canonical_path(weights) + '\n' + canonical_path(config) + '\n' + device;
+  return SharedCache<Mimi>::get(key, [&] { return load(weights, config, device); });
 }
 
 std::shared_ptr<const Mimi> Mimi::random(const std::string& config, uint64_t seed) {

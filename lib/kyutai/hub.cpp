@@ -80,6 +80,12 @@ bool file_exists(const std::string& path) {
   return fs::is_regular_file(path, ec);
 }
 
+std::string canonical_path(const std::string& path) {
+  std::error_code ec;
+  const fs::path p = fs::canonical(path, ec);
+  return ec ? path : p.string();
+}
+
 bool dir_exists(const std::string& path) {
   std::error_code ec;
   return fs::is_directory(path, ec);
@@ -140,6 +146,7 @@ MoshiFiles locate_moshi(const std::string& spec) {
   const std::string path = resolve_model_path(spec);
   const fs::path dir = dir_exists(path) ? fs::path(path) : fs::path(path).parent_path();
   MoshiFiles files;
+  files.dir = dir.string();
   if (!dir_exists(path) && fs::path(path).extension() == ".json")
     files.config = path;
   else if (file_exists((dir / "config.json").string()))

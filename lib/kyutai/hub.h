@@ -41,6 +41,7 @@ struct MimiFiles {
 MimiFiles locate_mimi(const std::string& spec);
 
 struct MoshiFiles {
+  std::string dir;        // the repository directory holding the files
   std::string config;     // the LM's config.json; empty: the Moshi 7B defaults
   std::string weights;    // LM weights
   std::string tokenizer;  // sentencepiece text tokenizer
@@ -54,6 +55,8 @@ struct MoshiFiles {
 MoshiFiles locate_moshi(const std::string& spec);
 
 bool file_exists(const std::string& path);
+// The canonical form of an existing path (links and "." resolved); the path itself otherwise.
+std::string canonical_path(const std::string& path);
 bool dir_exists(const std::string& path);
 
 }  // namespace kyutai

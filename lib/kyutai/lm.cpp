@@ -57,11 +57,9 @@ void Embedding::declare(const Params& p) {
 }
 
 at::Tensor Embedding::operator()(const at::Tensor& tokens) const {
-  at::Tensor y = at::embedding(weight_, tokens.clamp_min(0));
-  const at::Tensor zero = (tokens == -1).unsqueeze(-1);
-  if (zero.any().item<bool>()) y = y.masked_fill(zero, 0);
-  if (low_rank_) y = ops::linear(y, projection_);
-  return y;
+  const at::Tensor y =
+      at::embedding(weight_, tokens.clamp_min(0)).masked_fill((tokens == -1).unsqueeze(-1), 0);
+  return low_rank_ ? ops::linear(y, projection_) : y;
 }
 
 void Linear::declare(const Params& p, int64_t out, int64_t in, bool with_bias) {

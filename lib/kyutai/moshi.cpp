@@ -2,14 +2,12 @@
 
 #include <ATen/ATen.h>
 
-#include <filesystem>
-#include <map>
-#include <mutex>
-
 #include "kyutai/codec.h"
 #include "kyutai/error.h"
+#include "kyutai/hub.h"
 #include "kyutai/lm.h"
 #include "kyutai/lm_generate.h"
+#include "kyutai/shared_cache.h"
 #include "kyutai/torch_errors.h"
 
 namespace kyutai {
@@ -31,12 +29,6 @@ void check_tokenizer(const TextTokenizer* tokenizer, const LmConfig& config) {
     throw ConfigError(tokenizer->path() + ": the text tokenizer has " +
                       std::to_string(tokenizer->vocab_size()) +
                       " pieces but the model's text_card is " + std::to_string(config.text_card));
-}
-
-std::string canonical(const std::string& path) {
-  std::error_code ec;
-  const auto p = std::filesystem::canonical(path, ec);
-  return ec ? path : p.string();
 }
 
 }  // namespace
@@ -72,15 +64,9 @@ std::shared_ptr<const Moshi> Moshi::load(const MoshiFiles& files, const std::str
 
 std::shared_ptr<const Moshi> Moshi::load_shared(const MoshiFiles& files, const std::string& device,
                                                 const std::string& dtype) {
-  static std::mutex mutex;
-  static std::map<std::string, std::weak_ptr<const Moshi>> loaded;
-  const std::string key = canonical(files.weights) + '\n' + canonical(files.config) + '\n' +
-                          canonical(files.tokenizer) + '\n' + device + '\n' + dtype;
-  std::lock_guard<std::mutex> lock(mutex);
-  if (auto existing = loaded[key].lock()) return existing;
-  auto moshi = load(files, device, dtype);
-  loaded[key] = moshi;
-  return moshi;
+  const std::string key = canonical_path(files.weights) + '\n' + canonical_path(files.config) +
+                          '\n' + canonical_path(files.tokenizer) + '\n' + device + '\n' + dtype;
+  return SharedCache<Moshi>::get(key, [&] { return load(files, device, dtype); });
 }
 
 std::shared_ptr<const Moshi> Moshi::random(const std::string& config, uint64_t seed,
@@ -137,7 +123,9 @@ void MoshiConversation::reset(uint64_t seed) {
   });
 }
 
-std::string MoshiConversation::flush_text() { return state_->text.flush(); }
+std::string MoshiConversation::flush_text() {
+  return state_->text.flush();
+}
 
 int64_t MoshiConversation::steps() const {
   return state_->lm.offset;

@@ -90,11 +90,13 @@ TEST(TextStream, ByteFallbackPiecesComeOutAsWholeCharacters) {
 
 TEST(LocateMoshi, ReadsAKyutaiStyleDirectory) {
   const MoshiFiles files = locate_moshi(tiny_dir());
+  EXPECT_EQ(files.dir, tiny_dir());
   EXPECT_EQ(fs::path(files.config).filename(), "config.json");
   EXPECT_EQ(fs::path(files.weights).filename(), "model.safetensors");
   EXPECT_EQ(fs::path(files.tokenizer).filename(), "tokenizer.model");
   EXPECT_TRUE(files.mimi.weights.empty());  // lm_tiny ships no Mimi
   EXPECT_EQ(locate_moshi(tiny_dir() + "/config.json").weights, files.weights);
+  EXPECT_EQ(locate_moshi(tiny_dir() + "/config.json").dir, tiny_dir());
 }
 
 TEST(LocateMoshi, WithoutConfigJsonUsesThe7bNames) {
