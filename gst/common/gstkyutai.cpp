@@ -5,25 +5,111 @@
 static const GParamFlags kReadyFlags =
     static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
 
-GParamSpec* gst_kyutai_param_spec_device() {
-  return g_param_spec_string("device", "Device",
-                             "Where the model runs: cpu, or cuda / cuda:N with a CUDA build of "
-                             "libtorch",
-                             GST_KYUTAI_DEFAULT_DEVICE, kReadyFlags);
+void gst_kyutai_settings_init(GstKyutaiSettings* settings, gboolean has_dtype) {
+  settings->model = g_strdup(GST_KYUTAI_DEFAULT_MODEL);
+  settings->device = g_strdup(GST_KYUTAI_DEFAULT_DEVICE);
+  settings->dtype = has_dtype ? g_strdup(GST_KYUTAI_DEFAULT_DTYPE) : nullptr;
+  settings->threads = GST_KYUTAI_DEFAULT_THREADS;
+  settings->has_dtype = has_dtype;
 }
 
-GParamSpec* gst_kyutai_param_spec_threads() {
-  return g_param_spec_int("threads", "Threads",
-                          "Compute threads, 0 for one per core. Process-wide: it applies to every "
-                          "model of the process, and the element that started last wins",
-                          0, 1024, GST_KYUTAI_DEFAULT_THREADS, kReadyFlags);
+void gst_kyutai_settings_clear(GstKyutaiSettings* settings) {
+  g_clear_pointer(&settings->model, g_free);
+  g_clear_pointer(&settings->device, g_free);
+  g_clear_pointer(&settings->dtype, g_free);
 }
 
-void gst_kyutai_replace_string(GstElement* element, gchar** field, const GValue* value) {
+void gst_kyutai_install_settings(GObjectClass* klass, guint first, const char* model_blurb,
+                                 gboolean has_dtype) {
+  g_object_class_install_property(
+      klass, first + GST_KYUTAI_PROP_MODEL,
+      g_param_spec_string("model", "Model", model_blurb, GST_KYUTAI_DEFAULT_MODEL, kReadyFlags));
+  g_object_class_install_property(
+      klass, first + GST_KYUTAI_PROP_DEVICE,
+      g_param_spec_string("device", "Device",
+                          "Where the model runs: cpu, or cuda / cuda:N with a CUDA build of "
+                          "libtorch",
+                          GST_KYUTAI_DEFAULT_DEVICE, kReadyFlags));
+  g_object_class_install_property(
+      klass, first + GST_KYUTAI_PROP_THREADS,
+      g_param_spec_int("threads", "Threads",
+                       "Compute threads, 0 for one per core. Process-wide: it applies to every "
+                       "model of the process, and the element that started last wins",
+                       0, 1024, GST_KYUTAI_DEFAULT_THREADS, kReadyFlags));
+  if (!has_dtype) return;
+  g_object_class_install_property(
+      klass, first + GST_KYUTAI_PROP_DTYPE,
+      g_param_spec_string("dtype", "Data type",
+                          "Precision the language model runs in: bfloat16 (as Kyutai ships the "
+                          "weights; the 7B needs 15.4 GB) or float32 (twice the memory; the "
+                          "reference's numerics)",
+                          GST_KYUTAI_DEFAULT_DTYPE, kReadyFlags));
+}
+
+static void replace_string(GstElement* element, gchar** field, const GValue* value) {
   GST_OBJECT_LOCK(element);
   g_free(*field);
   *field = g_value_dup_string(value);
   GST_OBJECT_UNLOCK(element);
+}
+
+gboolean gst_kyutai_settings_set_property(GstElement* element, GstKyutaiSettings* settings,
+                                          guint offset, const GValue* value) {
+  switch (offset) {
+    case GST_KYUTAI_PROP_MODEL:
+      replace_string(element, &settings->model, value);
+      return TRUE;
+    case GST_KYUTAI_PROP_DEVICE:
+      replace_string(element, &settings->device, value);
+      return TRUE;
+    case GST_KYUTAI_PROP_THREADS:
+      GST_OBJECT_LOCK(element);
+      settings->threads = g_value_get_int(value);
+      GST_OBJECT_UNLOCK(element);
+      return TRUE;
+    case GST_KYUTAI_PROP_DTYPE:
+      if (!settings->has_dtype) return FALSE;
+      replace_string(element, &settings->dtype, value);
+      return TRUE;
+    default:
+      return FALSE;
+  }
+}
+
+gboolean gst_kyutai_settings_get_property(GstElement* element, GstKyutaiSettings* settings,
+                                          guint offset, GValue* value) {
+  gboolean known = TRUE;
+  GST_OBJECT_LOCK(element);
+  switch (offset) {
+    case GST_KYUTAI_PROP_MODEL:
+      g_value_set_string(value, settings->model);
+      break;
+    case GST_KYUTAI_PROP_DEVICE:
+      g_value_set_string(value, settings->device);
+      break;
+    case GST_KYUTAI_PROP_THREADS:
+      g_value_set_int(value, settings->threads);
+      break;
+    case GST_KYUTAI_PROP_DTYPE:
+      known = settings->has_dtype;
+      if (known) g_value_set_string(value, settings->dtype);
+      break;
+    default:
+      known = FALSE;
+  }
+  GST_OBJECT_UNLOCK(element);
+  return known;
+}
+
+GstKyutaiConfig gst_kyutai_settings_copy(GstElement* element, const GstKyutaiSettings* settings) {
+  GstKyutaiConfig config;
+  GST_OBJECT_LOCK(element);
+  config.model = settings->model ? settings->model : "";
+  config.device = settings->device ? settings->device : "";
+  config.dtype = settings->dtype ? settings->dtype : "";
+  config.threads = settings->threads;
+  GST_OBJECT_UNLOCK(element);
+  return config;
 }
 
 void gst_kyutai_post_error(GstElement* element, GQuark domain, gint code, const std::string& text,

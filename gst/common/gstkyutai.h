@@ -20,13 +20,45 @@
 #define GST_KYUTAI_DEFAULT_MODEL "kyutai/moshiko-pytorch-bf16"
 #define GST_KYUTAI_DEFAULT_DEVICE "cpu"
 #define GST_KYUTAI_DEFAULT_THREADS 0
+#define GST_KYUTAI_DEFAULT_DTYPE "bfloat16"
 
-// The device and threads properties, documented once for every element.
-GParamSpec* gst_kyutai_param_spec_device();
-GParamSpec* gst_kyutai_param_spec_threads();
+// The model settings every element has, as plain C data inside the GObject instance, under its
+// object lock. dtype is used only by elements that install it (the language model's).
+struct GstKyutaiSettings {
+  gchar* model;
+  gchar* device;
+  gchar* dtype;
+  gint threads;
+  gboolean has_dtype;
+};
 
-// Replaces a string setting under the element's object lock.
-void gst_kyutai_replace_string(GstElement* element, gchar** field, const GValue* value);
+// Offsets of the settings' properties from the first id an element gives them; an element
+// numbers its own properties from first + GST_KYUTAI_N_PROPS.
+enum {
+  GST_KYUTAI_PROP_MODEL,
+  GST_KYUTAI_PROP_DEVICE,
+  GST_KYUTAI_PROP_THREADS,
+  GST_KYUTAI_PROP_DTYPE,
+  GST_KYUTAI_N_PROPS
+};
+
+void gst_kyutai_settings_init(GstKyutaiSettings* settings, gboolean has_dtype);
+void gst_kyutai_settings_clear(GstKyutaiSettings* settings);
+// Installs model (documented by `model_blurb`), device, threads, and dtype when `has_dtype`.
+void gst_kyutai_install_settings(GObjectClass* klass, guint first, const char* model_blurb,
+                                 gboolean has_dtype);
+// `offset` is the property id minus the first one; FALSE when it is not a setting.
+gboolean gst_kyutai_settings_set_property(GstElement* element, GstKyutaiSettings* settings,
+                                          guint offset, const GValue* value);
+gboolean gst_kyutai_settings_get_property(GstElement* element, GstKyutaiSettings* settings,
+                                          guint offset, GValue* value);
+
+// The settings copied at start, so that streaming never reads properties.
+struct GstKyutaiConfig {
+  std::string model, device, dtype;
+  int threads = GST_KYUTAI_DEFAULT_THREADS;
+};
+GstKyutaiConfig gst_kyutai_settings_copy(GstElement* element, const GstKyutaiSettings* settings);
 
 // Posts an element error with a sentence for the user and the technical detail.
 void gst_kyutai_post_error(GstElement* element, GQuark domain, gint code, const std::string& text,

@@ -6,82 +6,15 @@
 #include "kyutai/hub.h"
 #include "kyutai/runtime.h"
 
-void gst_mimi_settings_init(GstMimiSettings* settings) {
-  settings->model = g_strdup(GST_KYUTAI_DEFAULT_MODEL);
-  settings->device = g_strdup(GST_KYUTAI_DEFAULT_DEVICE);
-  settings->threads = GST_KYUTAI_DEFAULT_THREADS;
-}
-
-void gst_mimi_settings_clear(GstMimiSettings* settings) {
-  g_clear_pointer(&settings->model, g_free);
-  g_clear_pointer(&settings->device, g_free);
-}
-
-void gst_mimi_install_common_properties(GObjectClass* klass) {
-  const auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-                                              GST_PARAM_MUTABLE_READY);
-  g_object_class_install_property(
+void gst_mimi_install_settings(GObjectClass* klass) {
+  gst_kyutai_install_settings(
       klass, PROP_MIMI_MODEL,
-      g_param_spec_string(
-          "model", "Model",
-          "Mimi weights: a .safetensors file (a Mimi config.json beside it is used), a directory "
-          "holding one, or a Hugging Face repository id such as kyutai/moshiko-pytorch-bf16, "
-          "looked up in the local Hugging Face cache ($HF_HUB_CACHE, else $HF_HOME/hub, else "
-          "~/.cache/huggingface/hub; snapshot of refs/main) and never downloaded. Loaded when "
-          "the element goes from READY to PAUSED; elements using the same model share one copy",
-          GST_KYUTAI_DEFAULT_MODEL, flags));
-  g_object_class_install_property(klass, PROP_MIMI_DEVICE, gst_kyutai_param_spec_device());
-  g_object_class_install_property(klass, PROP_MIMI_THREADS, gst_kyutai_param_spec_threads());
-}
-
-gboolean gst_mimi_settings_set_property(GstElement* element, GstMimiSettings* settings,
-                                        guint prop_id, const GValue* value) {
-  switch (prop_id) {
-    case PROP_MIMI_MODEL:
-      gst_kyutai_replace_string(element, &settings->model, value);
-      return TRUE;
-    case PROP_MIMI_DEVICE:
-      gst_kyutai_replace_string(element, &settings->device, value);
-      return TRUE;
-    case PROP_MIMI_THREADS:
-      GST_OBJECT_LOCK(element);
-      settings->threads = g_value_get_int(value);
-      GST_OBJECT_UNLOCK(element);
-      return TRUE;
-    default:
-      return FALSE;
-  }
-}
-
-gboolean gst_mimi_settings_get_property(GstElement* element, GstMimiSettings* settings,
-                                        guint prop_id, GValue* value) {
-  GST_OBJECT_LOCK(element);
-  gboolean known = TRUE;
-  switch (prop_id) {
-    case PROP_MIMI_MODEL:
-      g_value_set_string(value, settings->model);
-      break;
-    case PROP_MIMI_DEVICE:
-      g_value_set_string(value, settings->device);
-      break;
-    case PROP_MIMI_THREADS:
-      g_value_set_int(value, settings->threads);
-      break;
-    default:
-      known = FALSE;
-  }
-  GST_OBJECT_UNLOCK(element);
-  return known;
-}
-
-GstMimiConfig gst_mimi_settings_copy(GstElement* element, const GstMimiSettings* settings) {
-  GstMimiConfig config;
-  GST_OBJECT_LOCK(element);
-  config.model = settings->model ? settings->model : "";
-  config.device = settings->device ? settings->device : "";
-  config.threads = settings->threads;
-  GST_OBJECT_UNLOCK(element);
-  return config;
+      "Mimi weights: a .safetensors file (a Mimi config.json beside it is used), a directory "
+      "holding one, or a Hugging Face repository id such as kyutai/moshiko-pytorch-bf16, "
+      "looked up in the local Hugging Face cache ($HF_HUB_CACHE, else $HF_HOME/hub, else "
+      "~/.cache/huggingface/hub; snapshot of refs/main) and never downloaded. Loaded when "
+      "the element goes from READY to PAUSED; elements using the same model share one copy",
+      FALSE);
 }
 
 static bool locate(GstElement* element, const std::string& spec, kyutai::MimiFiles* files) {
@@ -119,7 +52,7 @@ static std::shared_ptr<const kyutai::Mimi> load(GstElement* element, const kyuta
 }
 
 std::shared_ptr<const kyutai::Mimi> gst_mimi_load_model(GstElement* element,
-                                                        const GstMimiConfig& config) {
+                                                        const GstKyutaiConfig& config) {
   if (config.model.empty()) {
     GST_KYUTAI_POST_ERROR(element, RESOURCE, SETTINGS,
                           "No Mimi model given: set the 'model' property.", "");

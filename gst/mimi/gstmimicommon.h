@@ -1,4 +1,4 @@
-// Helpers shared by mimienc and mimidec: the properties both elements have, model loading with
+// Helpers shared by mimienc and mimidec: the model property, model loading with
 // the library's errors turned into element errors, and the audio/x-mimi caps.
 // Torch-free: it includes only the library's public headers.
 #pragma once
@@ -12,39 +12,18 @@
 #include "gstkyutai.h"
 #include "kyutai/codec.h"
 
-enum { PROP_MIMI_0, PROP_MIMI_MODEL, PROP_MIMI_DEVICE, PROP_MIMI_THREADS, PROP_MIMI_LAST };
+// Property ids of the settings both elements have (model, device, threads); each element
+// numbers its own from PROP_MIMI_LAST.
+enum { PROP_MIMI_0, PROP_MIMI_MODEL, PROP_MIMI_LAST = PROP_MIMI_MODEL + GST_KYUTAI_N_PROPS };
 
-// The shared properties as plain C data inside the GObject instance, protected by the object
-// lock of the element that holds them.
-struct GstMimiSettings {
-  gchar* model;
-  gchar* device;
-  gint threads;
-};
-
-void gst_mimi_settings_init(GstMimiSettings* settings);
-void gst_mimi_settings_clear(GstMimiSettings* settings);
-void gst_mimi_install_common_properties(GObjectClass* klass);
-// Return FALSE when prop_id is not one of the shared properties. Take the object lock.
-gboolean gst_mimi_settings_set_property(GstElement* element, GstMimiSettings* settings,
-                                        guint prop_id, const GValue* value);
-gboolean gst_mimi_settings_get_property(GstElement* element, GstMimiSettings* settings,
-                                        guint prop_id, GValue* value);
-
-// The settings copied at start(), so that streaming never reads properties.
-struct GstMimiConfig {
-  std::string model;
-  std::string device;
-  int threads = GST_KYUTAI_DEFAULT_THREADS;
-};
-
-GstMimiConfig gst_mimi_settings_copy(GstElement* element, const GstMimiSettings* settings);
+// Installs model (documented for Mimi), device and threads.
+void gst_mimi_install_settings(GObjectClass* klass);
 
 // Applies the thread count, finds the model and loads it, or returns the copy this process
 // already holds. On failure posts RESOURCE/SETTINGS (empty model, bad device), RESOURCE/NOT_FOUND
 // (no such model) or LIBRARY/INIT (invalid checkpoint or configuration) and returns nullptr.
 std::shared_ptr<const kyutai::Mimi> gst_mimi_load_model(GstElement* element,
-                                                        const GstMimiConfig& config);
+                                                        const GstKyutaiConfig& config);
 
 // audio/x-mimi caps of one model format and codebook count.
 GstCaps* gst_mimi_caps_new(const kyutai::MimiFormat& format, int codebooks);

@@ -47,7 +47,7 @@ struct _GstMimiDec {
   GstAudioDecoder parent;
 
   // Properties, under the object lock.
-  GstMimiSettings settings;
+  GstKyutaiSettings settings;
   // The model's format while started, zeros otherwise; under the object lock because caps
   // queries read it from any thread.
   gint model_rate;
@@ -75,14 +75,16 @@ GST_ELEMENT_REGISTER_DEFINE(mimidec, "mimidec", GST_RANK_PRIMARY, GST_TYPE_MIMI_
 static void gst_mimi_dec_set_property(GObject* object, guint prop_id, const GValue* value,
                                       GParamSpec* pspec) {
   GstMimiDec* self = GST_MIMI_DEC(object);
-  if (!gst_mimi_settings_set_property(GST_ELEMENT(self), &self->settings, prop_id, value))
+  if (!gst_kyutai_settings_set_property(GST_ELEMENT(self), &self->settings,
+                                        prop_id - PROP_MIMI_MODEL, value))
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
 }
 
 static void gst_mimi_dec_get_property(GObject* object, guint prop_id, GValue* value,
                                       GParamSpec* pspec) {
   GstMimiDec* self = GST_MIMI_DEC(object);
-  if (!gst_mimi_settings_get_property(GST_ELEMENT(self), &self->settings, prop_id, value))
+  if (!gst_kyutai_settings_get_property(GST_ELEMENT(self), &self->settings,
+                                        prop_id - PROP_MIMI_MODEL, value))
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
 }
 
@@ -99,7 +101,7 @@ static void gst_mimi_dec_publish_format(GstMimiDec* self, const kyutai::MimiForm
 static gboolean gst_mimi_dec_start(GstAudioDecoder* decoder) {
   GstMimiDec* self = GST_MIMI_DEC(decoder);
   GstMimiDecPrivate* priv = self->priv;
-  const GstMimiConfig config = gst_mimi_settings_copy(GST_ELEMENT(self), &self->settings);
+  const GstKyutaiConfig config = gst_kyutai_settings_copy(GST_ELEMENT(self), &self->settings);
   priv->mimi = gst_mimi_load_model(GST_ELEMENT(self), config);
   if (!priv->mimi) return FALSE;
   const bool ok =
@@ -367,7 +369,7 @@ static void gst_mimi_dec_flush(GstAudioDecoder* decoder, gboolean hard) {
 
 static void gst_mimi_dec_init(GstMimiDec* self) {
   self->priv = new GstMimiDecPrivate();
-  gst_mimi_settings_init(&self->settings);
+  gst_kyutai_settings_init(&self->settings, FALSE);
   GstAudioDecoder* decoder = GST_AUDIO_DECODER(self);
   gst_audio_decoder_set_needs_format(decoder, TRUE);
   gst_audio_decoder_set_plc(decoder, TRUE);
@@ -380,7 +382,7 @@ static void gst_mimi_dec_finalize(GObject* object) {
   GstMimiDec* self = GST_MIMI_DEC(object);
   delete self->priv;
   self->priv = nullptr;
-  gst_mimi_settings_clear(&self->settings);
+  gst_kyutai_settings_clear(&self->settings);
   G_OBJECT_CLASS(parent_class)->finalize(object);
 }
 
@@ -392,7 +394,7 @@ static void gst_mimi_dec_class_init(GstMimiDecClass* klass) {
   gobject_class->set_property = gst_mimi_dec_set_property;
   gobject_class->get_property = gst_mimi_dec_get_property;
   gobject_class->finalize = gst_mimi_dec_finalize;
-  gst_mimi_install_common_properties(gobject_class);
+  gst_mimi_install_settings(gobject_class);
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);

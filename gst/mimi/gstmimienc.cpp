@@ -50,7 +50,7 @@ struct _GstMimiEnc {
   GstAudioEncoder parent;
 
   // Properties, under the object lock.
-  GstMimiSettings settings;
+  GstKyutaiSettings settings;
   gint num_codebooks;
   // The model's sample rate while started, 0 otherwise; under the object lock because caps
   // queries read it from any thread.
@@ -74,7 +74,9 @@ GST_ELEMENT_REGISTER_DEFINE(mimienc, "mimienc", GST_RANK_PRIMARY, GST_TYPE_MIMI_
 static void gst_mimi_enc_set_property(GObject* object, guint prop_id, const GValue* value,
                                       GParamSpec* pspec) {
   GstMimiEnc* self = GST_MIMI_ENC(object);
-  if (gst_mimi_settings_set_property(GST_ELEMENT(self), &self->settings, prop_id, value)) return;
+  if (gst_kyutai_settings_set_property(GST_ELEMENT(self), &self->settings,
+                                       prop_id - PROP_MIMI_MODEL, value))
+    return;
   if (prop_id == PROP_NUM_CODEBOOKS) {
     GST_OBJECT_LOCK(self);
     self->num_codebooks = g_value_get_int(value);
@@ -87,7 +89,9 @@ static void gst_mimi_enc_set_property(GObject* object, guint prop_id, const GVal
 static void gst_mimi_enc_get_property(GObject* object, guint prop_id, GValue* value,
                                       GParamSpec* pspec) {
   GstMimiEnc* self = GST_MIMI_ENC(object);
-  if (gst_mimi_settings_get_property(GST_ELEMENT(self), &self->settings, prop_id, value)) return;
+  if (gst_kyutai_settings_get_property(GST_ELEMENT(self), &self->settings,
+                                       prop_id - PROP_MIMI_MODEL, value))
+    return;
   if (prop_id == PROP_NUM_CODEBOOKS) {
     GST_OBJECT_LOCK(self);
     g_value_set_int(value, self->num_codebooks);
@@ -121,7 +125,7 @@ static gboolean gst_mimi_enc_open_stream(GstMimiEnc* self, int num_codebooks) {
 
 static gboolean gst_mimi_enc_start(GstAudioEncoder* encoder) {
   GstMimiEnc* self = GST_MIMI_ENC(encoder);
-  const GstMimiConfig config = gst_mimi_settings_copy(GST_ELEMENT(self), &self->settings);
+  const GstKyutaiConfig config = gst_kyutai_settings_copy(GST_ELEMENT(self), &self->settings);
   GST_OBJECT_LOCK(self);
   const int num_codebooks = self->num_codebooks;
   GST_OBJECT_UNLOCK(self);
@@ -319,7 +323,7 @@ static GstPadProbeReturn gst_mimi_enc_buffer_probe(GstPad*, GstPadProbeInfo* inf
 
 static void gst_mimi_enc_init(GstMimiEnc* self) {
   self->priv = new GstMimiEncPrivate();
-  gst_mimi_settings_init(&self->settings);
+  gst_kyutai_settings_init(&self->settings, FALSE);
   self->num_codebooks = DEFAULT_NUM_CODEBOOKS;
   GstPad* sinkpad = GST_AUDIO_ENCODER_SINK_PAD(self);
   // Caps with another rate reach set_format, which says what is wrong.
@@ -334,12 +338,12 @@ static void gst_mimi_enc_finalize(GObject* object) {
   GstMimiEnc* self = GST_MIMI_ENC(object);
   delete self->priv;
   self->priv = nullptr;
-  gst_mimi_settings_clear(&self->settings);
+  gst_kyutai_settings_clear(&self->settings);
   G_OBJECT_CLASS(parent_class)->finalize(object);
 }
 
 static void gst_mimi_enc_install_properties(GObjectClass* gobject_class) {
-  gst_mimi_install_common_properties(gobject_class);
+  gst_mimi_install_settings(gobject_class);
   g_object_class_install_property(
       gobject_class, PROP_NUM_CODEBOOKS,
       g_param_spec_int("num-codebooks", "Number of codebooks",

@@ -31,11 +31,8 @@ GST_DEBUG_CATEGORY_STATIC(gst_moshi_bin_debug);
 
 enum {
   PROP_0,
-  PROP_MODEL,
-  PROP_DEVICE,
-  PROP_DTYPE,
-  PROP_THREADS,
-  PROP_LM_FIRST,  // sampling properties, proxied to moshilm
+  PROP_MODEL,  // then the other settings: GST_KYUTAI_N_PROPS ids in all
+  PROP_LM_FIRST = PROP_MODEL + GST_KYUTAI_N_PROPS,  // sampling properties, proxied to moshilm
 };
 
 // moshilm's properties that the bin exposes as its own.
@@ -45,7 +42,7 @@ static const char* const kLmProperties[] = {
 struct _GstMoshiBin {
   GstBin parent;
   // Properties, under the object lock.
-  GstMoshiSettings settings;
+  GstKyutaiSettings settings;
   // Children, made in _init and owned by the bin.
   GstElement* convert;
   GstElement* resample;
@@ -75,8 +72,8 @@ static void gst_moshi_bin_set_property(GObject* object, guint prop_id, const GVa
     g_object_set_property(G_OBJECT(self->lm), pspec->name, value);
     return;
   }
-  if (!gst_moshi_settings_set_property(GST_ELEMENT(self), &self->settings, prop_id - PROP_MODEL,
-                                       value))
+  if (!gst_kyutai_settings_set_property(GST_ELEMENT(self), &self->settings, prop_id - PROP_MODEL,
+                                        value))
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
 }
 
@@ -87,8 +84,8 @@ static void gst_moshi_bin_get_property(GObject* object, guint prop_id, GValue* v
     g_object_get_property(G_OBJECT(self->lm), pspec->name, value);
     return;
   }
-  if (!gst_moshi_settings_get_property(GST_ELEMENT(self), &self->settings, prop_id - PROP_MODEL,
-                                       value))
+  if (!gst_kyutai_settings_get_property(GST_ELEMENT(self), &self->settings, prop_id - PROP_MODEL,
+                                        value))
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
 }
 
@@ -118,7 +115,7 @@ static bool gst_moshi_bin_locate(GstMoshiBin* self, const std::string& model, st
 
 // Hands the settings to the children, before they leave NULL.
 static bool gst_moshi_bin_configure(GstMoshiBin* self) {
-  const GstMoshiConfig config = gst_moshi_settings_copy(GST_ELEMENT(self), &self->settings);
+  const GstKyutaiConfig config = gst_kyutai_settings_copy(GST_ELEMENT(self), &self->settings);
   std::string dir;
   int codebooks = 0;
   if (!gst_moshi_bin_locate(self, config.model, &dir, &codebooks)) return false;
@@ -160,7 +157,7 @@ static GstElement* gst_moshi_bin_make(const char* factory, const char* name, boo
 }
 
 static void gst_moshi_bin_init(GstMoshiBin* self) {
-  gst_moshi_settings_init(&self->settings);
+  gst_kyutai_settings_init(&self->settings, TRUE);
   bool ok = true;
   self->convert = gst_moshi_bin_make("audioconvert", "convert", &ok);
   self->resample = gst_moshi_bin_make("audioresample", "resample", &ok);
@@ -188,7 +185,7 @@ static void gst_moshi_bin_init(GstMoshiBin* self) {
 }
 
 static void gst_moshi_bin_finalize(GObject* object) {
-  gst_moshi_settings_clear(&GST_MOSHI_BIN(object)->settings);
+  gst_kyutai_settings_clear(&GST_MOSHI_BIN(object)->settings);
   G_OBJECT_CLASS(parent_class)->finalize(object);
 }
 
@@ -230,7 +227,7 @@ static void gst_moshi_bin_class_init(GstMoshiBinClass* klass) {
   gobject_class->set_property = gst_moshi_bin_set_property;
   gobject_class->get_property = gst_moshi_bin_get_property;
   gobject_class->finalize = gst_moshi_bin_finalize;
-  gst_moshi_install_settings_properties(gobject_class, PROP_MODEL);
+  gst_moshi_install_settings(gobject_class, PROP_MODEL);
   gst_moshi_bin_install_lm_properties(gobject_class);
   element_class->change_state = GST_DEBUG_FUNCPTR(gst_moshi_bin_change_state);
 

@@ -56,11 +56,8 @@ static const kyutai::SamplingParams kDefaultSampling;
 
 enum {
   PROP_0,
-  PROP_MODEL,
-  PROP_DEVICE,
-  PROP_DTYPE,
-  PROP_THREADS,
-  PROP_TEMPERATURE,
+  PROP_MODEL,  // then the other settings: GST_KYUTAI_N_PROPS ids in all
+  PROP_TEMPERATURE = PROP_MODEL + GST_KYUTAI_N_PROPS,
   PROP_TEXT_TEMPERATURE,
   PROP_TOP_K,
   PROP_TEXT_TOP_K,
@@ -105,7 +102,7 @@ struct _GstMoshiLm {
   GstPad* textpad;
 
   // Properties, under the object lock.
-  GstMoshiSettings settings;
+  GstKyutaiSettings settings;
   gdouble temperature;
   gdouble text_temperature;
   gint top_k;
@@ -172,8 +169,8 @@ static GstStructure* gst_moshi_lm_stats_structure(const GstMoshiLmStats& s) {
 static void gst_moshi_lm_set_property(GObject* object, guint prop_id, const GValue* value,
                                       GParamSpec* pspec) {
   GstMoshiLm* self = GST_MOSHI_LM(object);
-  if (gst_moshi_settings_set_property(GST_ELEMENT(self), &self->settings, prop_id - PROP_MODEL,
-                                      value))
+  if (gst_kyutai_settings_set_property(GST_ELEMENT(self), &self->settings, prop_id - PROP_MODEL,
+                                       value))
     return;
   GST_OBJECT_LOCK(self);
   switch (prop_id) {
@@ -201,8 +198,8 @@ static void gst_moshi_lm_set_property(GObject* object, guint prop_id, const GVal
 static void gst_moshi_lm_get_property(GObject* object, guint prop_id, GValue* value,
                                       GParamSpec* pspec) {
   GstMoshiLm* self = GST_MOSHI_LM(object);
-  if (gst_moshi_settings_get_property(GST_ELEMENT(self), &self->settings, prop_id - PROP_MODEL,
-                                      value))
+  if (gst_kyutai_settings_get_property(GST_ELEMENT(self), &self->settings, prop_id - PROP_MODEL,
+                                       value))
     return;
   GST_OBJECT_LOCK(self);
   switch (prop_id) {
@@ -564,7 +561,7 @@ static gboolean gst_moshi_lm_sink_query(GstPad* pad, GstObject* parent, GstQuery
 
 static gboolean gst_moshi_lm_start(GstMoshiLm* self) {
   GstMoshiLmPrivate* priv = self->priv;
-  const GstMoshiConfig config = gst_moshi_settings_copy(GST_ELEMENT(self), &self->settings);
+  const GstKyutaiConfig config = gst_kyutai_settings_copy(GST_ELEMENT(self), &self->settings);
   priv->moshi = gst_moshi_load_lm(GST_ELEMENT(self), config);
   if (!priv->moshi) return FALSE;
   const guint64 seed = gst_moshi_lm_seed(self);
@@ -612,7 +609,7 @@ static GstStateChangeReturn gst_moshi_lm_change_state(GstElement* element,
 static void gst_moshi_lm_init(GstMoshiLm* self) {
   self->priv = new GstMoshiLmPrivate();
   self->priv->combiner = gst_flow_combiner_new();
-  gst_moshi_settings_init(&self->settings);
+  gst_kyutai_settings_init(&self->settings, TRUE);
   self->temperature = kDefaultSampling.temperature;
   self->text_temperature = kDefaultSampling.text_temperature;
   self->top_k = kDefaultSampling.top_k;
@@ -642,12 +639,12 @@ static void gst_moshi_lm_finalize(GObject* object) {
   gst_flow_combiner_free(self->priv->combiner);
   delete self->priv;
   self->priv = nullptr;
-  gst_moshi_settings_clear(&self->settings);
+  gst_kyutai_settings_clear(&self->settings);
   G_OBJECT_CLASS(parent_class)->finalize(object);
 }
 
 static void gst_moshi_lm_install_properties(GObjectClass* klass) {
-  gst_moshi_install_settings_properties(klass, PROP_MODEL);
+  gst_moshi_install_settings(klass, PROP_MODEL);
   const auto playing = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                                 GST_PARAM_MUTABLE_PLAYING);
   g_object_class_install_property(
