@@ -17,27 +17,11 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::data_path;
+using test::TempDir;
 
 std::string tiny_dir() {
   return data_path("golden/mimi_tiny");
 }
-
-// A scratch directory removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::path(::testing::TempDir()) /
-            ("kyutai_api_" + std::to_string(getpid()) + "_" + std::to_string(counter_++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-  std::string str() const { return path_.string(); }
-
- private:
-  static inline int counter_ = 0;
-  fs::path path_;
-};
 
 // Sets an environment variable for the lifetime of the object.
 class ScopedEnv {

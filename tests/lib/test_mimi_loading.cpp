@@ -14,12 +14,10 @@
 namespace kyutai {
 namespace {
 
+using test::temp_path;
+
 using nlohmann::json;
 using test::data_path;
-
-std::string temp_path(const std::string& name) {
-  return ::testing::TempDir() + "/kyutai_load_" + std::to_string(getpid()) + "_" + name;
-}
 
 json read_json(const std::string& path) {
   std::ifstream in(path);

@@ -16,17 +16,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::data_path;
+using test::TempDir;
 
 std::string tiny_dir() {
   return data_path("golden/lm_tiny");
-}
-
-fs::path scratch(const std::string& name) {
-  const fs::path p =
-      fs::path(::testing::TempDir()) / ("kyutai_moshi_" + std::to_string(getpid()) + "_" + name);
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
 }
 
 TEST(Tokenizer, ReproducesTheReferenceCheck) {
@@ -102,10 +95,10 @@ TEST(LocateMoshi, ReadsAKyutaiStyleDirectory) {
 TEST(LocateMoshi, WithoutConfigJsonUsesThe7bNames) {
   // Legacy repositories (kyutai/moshiko-pytorch-bf16) have no config.json: the 7B defaults and
   // Kyutai's file names apply.
-  const fs::path dir = scratch("legacy");
+  const TempDir dir;
   for (const char* name : {kMoshiWeightsName, kTextTokenizerName, kMimiWeightsName})
     std::ofstream(dir / name) << "x";
-  const MoshiFiles files = locate_moshi(dir.string());
+  const MoshiFiles files = locate_moshi(dir.str());
   EXPECT_TRUE(files.config.empty());
   EXPECT_EQ(files.weights, (dir / kMoshiWeightsName).string());
   EXPECT_EQ(files.tokenizer, (dir / kTextTokenizerName).string());
@@ -113,11 +106,11 @@ TEST(LocateMoshi, WithoutConfigJsonUsesThe7bNames) {
 }
 
 TEST(LocateMoshi, MissingPiecesAreNamed) {
-  const fs::path dir = scratch("no-tokenizer");
+  const TempDir dir;
   fs::copy_file(tiny_dir() + "/config.json", dir / "config.json");
   fs::copy_file(tiny_dir() + "/model.safetensors", dir / "model.safetensors");
   try {
-    locate_moshi(dir.string());
+    locate_moshi(dir.str());
     FAIL();
   } catch (const NotFoundError& e) {
     EXPECT_NE(std::string(e.what()).find("tokenizer.model"), std::string::npos) << e.what();
@@ -188,7 +181,7 @@ TEST_F(MoshiApi, RunsInBfloat16) {
 }
 
 TEST_F(MoshiApi, TokenizerOfTheWrongSizeIsRefused) {
-  const fs::path dir = scratch("mismatch");
+  const TempDir dir;
   nlohmann::json config;
   std::ifstream(tiny_dir() + "/config.json") >> config;
   config["text_card"] = 100;
@@ -196,7 +189,7 @@ TEST_F(MoshiApi, TokenizerOfTheWrongSizeIsRefused) {
   fs::copy_file(tiny_dir() + "/model.safetensors", dir / "model.safetensors");
   fs::copy_file(tiny_dir() + "/tokenizer.model", dir / "tokenizer.model");
   try {
-    Moshi::load(locate_moshi(dir.string()));
+    Moshi::load(locate_moshi(dir.str()));
     FAIL();
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("96 pieces but the model's text_card is 100"),

@@ -11,13 +11,12 @@
 #include "kyutai/error.h"
 #include "kyutai/params.h"
 #include "kyutai/safetensors.h"
+#include "test_util.h"
 
 namespace kyutai {
 namespace {
 
-std::string temp_path(const std::string& name) {
-  return ::testing::TempDir() + "/kyutai_st_" + std::to_string(getpid()) + "_" + name;
-}
+using test::temp_path;
 
 // A file made of an 8-byte length, the given header text and `data_bytes` bytes of data.
 std::string make_file(const std::string& name, const std::string& header, size_t data_bytes,

@@ -4,6 +4,9 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <string>
 
 #include "kyutai/params.h"
@@ -13,6 +16,29 @@ namespace kyutai::test {
 inline std::string data_path(const std::string& relative) {
   return std::string(KYUTAI_TEST_DATA) + "/" + relative;
 }
+
+// A file name in the test's temporary directory, unique to this process.
+inline std::string temp_path(const std::string& name) {
+  return ::testing::TempDir() + "/kyutai_" + std::to_string(getpid()) + "_" + name;
+}
+
+// A scratch directory removed at the end of the test.
+class TempDir {
+ public:
+  TempDir() : path_(temp_path("dir" + std::to_string(counter_++))) {
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+  std::string str() const { return path_.string(); }
+
+ private:
+  static inline int counter_ = 0;
+  std::filesystem::path path_;
+};
 
 // Relative L2 error ||a - b|| / ||b||, in float64.
 inline double rel_l2(const at::Tensor& a, const at::Tensor& b) {
