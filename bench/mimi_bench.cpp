@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "kyutai/mimi.h"
+#include "kyutai/mimi_model.h"
 #include "kyutai/runtime.h"
 
 namespace {

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "kyutai/codec.h"
+#include "kyutai/mimi.h"
 #include "kyutai/error.h"
 #include "kyutai/hub.h"
 #include "kyutai/runtime.h"

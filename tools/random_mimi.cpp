@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <exception>
 
-#include "kyutai/codec.h"
+#include "kyutai/mimi.h"
 
 int main(int argc, char** argv) {
   if (argc != 4) {

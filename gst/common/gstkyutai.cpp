@@ -1,6 +1,6 @@
 #include "gstkyutai.h"
 
-#include "kyutai/codec.h"
+#include "kyutai/device.h"
 
 static const GParamFlags kReadyFlags =
     static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "gstkyutai.h"
-#include "kyutai/codec.h"
+#include "kyutai/mimi.h"
 
 // Property ids of the settings both elements have (model, device, threads); each element
 // numbers its own from PROP_MIMI_LAST.

@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "gstmimicommon.h"
-#include "kyutai/codec.h"
+#include "kyutai/mimi.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_mimi_dec_debug);
 #define GST_CAT_DEFAULT gst_mimi_dec_debug

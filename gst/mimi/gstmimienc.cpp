@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "gstmimicommon.h"
-#include "kyutai/codec.h"
+#include "kyutai/mimi.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_mimi_enc_debug);
 #define GST_CAT_DEFAULT gst_mimi_enc_debug

@@ -1,6 +1,6 @@
 #include "gstmoshicommon.h"
 
-#include "kyutai/codec.h"
+#include "kyutai/device.h"
 #include "kyutai/error.h"
 #include "kyutai/hub.h"
 #include "kyutai/runtime.h"

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "kyutai/lm.h"
-#include "kyutai/sampling.h"
+#include "kyutai/sampler.h"
 
 namespace kyutai {
 

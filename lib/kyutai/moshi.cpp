@@ -2,7 +2,7 @@
 
 #include <ATen/ATen.h>
 
-#include "kyutai/codec.h"
+#include "kyutai/device.h"
 #include "kyutai/error.h"
 #include "kyutai/hub.h"
 #include "kyutai/lm.h"

@@ -14,7 +14,7 @@ fi
 mkdir -p "$work/corpus"
 bin="$work/fuzz_safetensors_header"
 if ! "$cxx" -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -I"$src/lib" "$src/tests/fuzz/fuzz_safetensors_header.cpp" "$src/lib/kyutai/safetensors.cpp" \
+    -I"$src/lib/include" -I"$src/lib" "$src/tests/fuzz/fuzz_safetensors_header.cpp" "$src/lib/kyutai/safetensors.cpp" \
     -o "$bin" 2>"$work/build.log"; then
   if grep -q "libclang_rt.fuzzer" "$work/build.log"; then
     echo "libFuzzer runtime missing: skipping (install libclang-rt-14-dev)"

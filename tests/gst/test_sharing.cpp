@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "gst_test_util.h"
-#include "kyutai/codec.h"
+#include "kyutai/mimi.h"
 #include "kyutai/moshi.h"
 
 namespace gstmimi::test {

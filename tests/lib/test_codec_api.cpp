@@ -7,7 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "kyutai/codec.h"
+#include "kyutai/mimi.h"
+#include "kyutai/device.h"
 #include "kyutai/error.h"
 #include "kyutai/hub.h"
 #include "test_util.h"

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "kyutai/conv.h"
-#include "kyutai/mimi.h"
+#include "kyutai/mimi_model.h"
 #include "kyutai/seanet.h"
 #include "kyutai/transformer.h"
 #include "test_util.h"

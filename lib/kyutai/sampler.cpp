@@ -1,4 +1,4 @@
-#include "kyutai/sampling.h"
+#include "kyutai/sampler.h"
 
 #include <ATen/ATen.h>
 

@@ -93,7 +93,4 @@ class MimiDecoder {
   std::unique_ptr<State> state_;
 };
 
-// "cpu", "cuda", "cuda:N": throws ConfigError for anything else, or for CUDA in a CPU-only build.
-void check_device(const std::string& device);
-
 }  // namespace kyutai

@@ -1,4 +1,4 @@
-#include "kyutai/codec.h"
+#include "kyutai/mimi.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
@@ -6,9 +6,10 @@
 
 #include <algorithm>
 
+#include "kyutai/device.h"
 #include "kyutai/error.h"
 #include "kyutai/hub.h"
-#include "kyutai/mimi.h"
+#include "kyutai/mimi_model.h"
 #include "kyutai/shared_cache.h"
 #include "kyutai/torch_errors.h"
 
@@ -26,20 +27,6 @@ MimiConfig config_or_default(const std::string& config) {
 }
 
 }  // namespace
-
-void check_device(const std::string& device) {
-  try {
-    const at::Device d(device);
-    if (d.is_cuda() && !at::hasCUDA())
-      throw ConfigError("device '" + device +
-                        "' needs a CUDA build of libtorch (build with -Dtorch_dir=...); this one "
-                        "is CPU-only");
-    if (!d.is_cpu() && !d.is_cuda())
-      throw ConfigError("device '" + device + "' is not supported; use cpu, cuda or cuda:N");
-  } catch (const c10::Error&) {
-    throw ConfigError("'" + device + "' is not a device name; use cpu, cuda or cuda:N");
-  }
-}
 
 Mimi::Mimi(std::unique_ptr<MimiModel> model) : model_(std::move(model)) {
   const MimiConfig& c = model_->config();

@@ -1,24 +1,18 @@
 // Internal: token sampling (reference moshi/utils/sampling.py): greedy argmax at temperature 0,
 // otherwise softmax at a temperature, restricted to the top k, drawn from a seeded generator.
-// Torch-free: the public API uses SamplingParams.
+// Torch-free; the public settings are SamplingParams (sampling.h).
 #pragma once
 
 #include <cstdint>
 #include <random>
+
+#include "kyutai/sampling.h"
 
 namespace at {
 class Tensor;
 }
 
 namespace kyutai {
-
-// The reference LMGen defaults.
-struct SamplingParams {
-  double temperature = 0.8;  // audio; 0 = greedy
-  int top_k = 250;           // 0 = the whole vocabulary
-  double text_temperature = 0.7;
-  int text_top_k = 25;
-};
 
 class Sampler {
  public:
