@@ -72,7 +72,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(std::make_pair(WeightFormat::Float32, 1e-5),
                       std::make_pair(WeightFormat::BFloat16, 0.05),
                       std::make_pair(WeightFormat::Int8, 0.05),
-                      std::make_pair(WeightFormat::Int4, 0.3)),
+                      std::make_pair(WeightFormat::Int4, 0.5)),
     [](const auto& info) { return std::string(weight_format_name(info.param.first)); });
 
 TEST_P(WeightFormats, TraceLogitsCloseToFloat32) {
