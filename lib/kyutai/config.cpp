@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "kyutai/config_json.h"
 #include "kyutai/error.h"
@@ -37,6 +39,45 @@ namespace {
 
 using detail::JsonReader;
 
+// The reference's name of each value of an option, for reading and for error messages.
+template <typename E>
+using Names = std::initializer_list<std::pair<const char*, E>>;
+
+const Names<Activation> kActivations = {{"gelu", Activation::gelu},
+                                        {"silu", Activation::silu},
+                                        {"relu", Activation::relu},
+                                        {"sigmoid", Activation::sigmoid},
+                                        {"tanh", Activation::tanh}};
+const Names<NormKind> kNorms = {{"layer_norm", NormKind::layer_norm},
+                                {"layer_norm_f32", NormKind::layer_norm_f32},
+                                {"rms_norm", NormKind::rms_norm},
+                                {"rms_norm_f32", NormKind::rms_norm_f32}};
+const Names<PositionalEmbedding> kPositionalEmbeddings = {
+    {"none", PositionalEmbedding::none},
+    {"sin", PositionalEmbedding::sin},
+    {"rope", PositionalEmbedding::rope},
+    {"sin_rope", PositionalEmbedding::sin_rope}};
+
+// The value named by string option `key`; `fallback` when absent. An unknown name is a
+// ConfigError that quotes it: "<where>: unsupported <what> '<name>'".
+template <typename E>
+E read_enum(const JsonReader& r, const std::string& key, const Names<E>& names, E fallback,
+            const std::string& what) {
+  if (!r.find(key)) return fallback;
+  const std::string name = r.get_string(key, "");
+  for (const auto& [n, value] : names)
+    if (name == n) return value;
+  throw ConfigError(r.where() + ": unsupported " + what + " '" + name + "'");
+}
+
+// Gating is an activation name or "none" (the plain GELU feed-forward).
+std::optional<Activation> read_gating(const JsonReader& r, const std::string& key,
+                                      std::optional<Activation> fallback) {
+  if (!r.find(key)) return fallback;
+  if (r.get_string(key, "") == "none") return std::nullopt;
+  return read_enum(r, key, kActivations, Activation::gelu, "gating");
+}
+
 // The reference StreamingTransformer keyword arguments, with its class defaults.
 TransformerConfig read_transformer(const JsonReader& r, const std::string& prefix) {
   TransformerConfig t;
@@ -48,9 +89,10 @@ TransformerConfig read_transformer(const JsonReader& r, const std::string& prefi
   t.layer_scale = r.get_optional_double(prefix + "layer_scale", std::nullopt);
   t.context = r.get_optional_int(prefix + "context", std::nullopt);
   t.max_period = r.get_double(prefix + "max_period", 10000);
-  t.gating = r.get_string(prefix + "gating", "none");
-  t.norm = r.get_string(prefix + "norm", "layer_norm");
-  t.positional_embedding = r.get_string(prefix + "positional_embedding", "sin");
+  t.gating = read_gating(r, prefix + "gating", std::nullopt);
+  t.norm = read_enum(r, prefix + "norm", kNorms, NormKind::layer_norm, "norm");
+  t.positional_embedding = read_enum(r, prefix + "positional_embedding", kPositionalEmbeddings,
+                                     PositionalEmbedding::sin, "positional_embedding");
   return t;
 }
 
@@ -58,7 +100,8 @@ void validate_transformer(const TransformerConfig& t, const std::string& where) 
   auto bad = [&](const std::string& what) { throw ConfigError(where + ": " + what); };
   if (t.d_model <= 0 || t.num_heads <= 0 || t.d_model % t.num_heads != 0)
     bad("d_model must be a positive multiple of num_heads");
-  if (t.head_dim() % 2 != 0 && t.positional_embedding != "sin" && t.positional_embedding != "none")
+  const PositionalEmbedding p = t.positional_embedding;
+  if (t.head_dim() % 2 != 0 && p != PositionalEmbedding::sin && p != PositionalEmbedding::none)
     bad("rope needs an even head dimension");
   if (t.num_layers < 0 || t.dim_feedforward <= 0) bad("num_layers/dim_feedforward out of range");
   if (!t.causal) bad("only causal transformers are supported");
@@ -66,16 +109,7 @@ void validate_transformer(const TransformerConfig& t, const std::string& where) 
   // The reference cannot stream without one either: the KV cache is sized by it.
   if (!t.context && !t.weights_per_step)
     bad("context is missing: a streaming transformer needs it to size its KV cache");
-  const std::string& n = t.norm;
-  if (n != "layer_norm" && n != "layer_norm_f32" && n != "rms_norm" && n != "rms_norm_f32")
-    bad("unknown norm '" + n + "'");
-  const std::string& p = t.positional_embedding;
-  if (p != "rope" && p != "sin" && p != "sin_rope" && p != "none")
-    bad("unsupported positional_embedding '" + p + "'");
-  const std::string& g = t.gating;
-  if (g != "none" && g != "silu" && g != "gelu" && g != "relu" && g != "sigmoid" && g != "tanh")
-    bad("unsupported gating '" + g + "'");
-  if (g == "none" && t.weights_per_step) bad("weights per step need gating");
+  if (!t.gating && t.weights_per_step) bad("weights per step need gating");
   if (!t.weights_per_step_schedule.empty() &&
       static_cast<int>(t.weights_per_step_schedule.size()) != t.weights_per_step)
     bad("weights_per_step_schedule must have one entry per step");
@@ -105,7 +139,14 @@ MimiConfig MimiConfig::from_json(const std::string& text, const std::string& ori
   c.seanet.dilation_base = s.get_int("dilation_base", 2);
   c.seanet.compress = s.get_int("compress", 2);
   c.seanet.true_skip = s.get_bool("true_skip", true);
-  c.seanet.pad_mode = s.get_string("pad_mode", "reflect");
+  // The reference's default, "reflect", is not causal: a file must name its padding.
+  const std::string pad_mode = s.get_string("pad_mode", "reflect");
+  if (pad_mode != "constant" && pad_mode != "replicate")
+    throw ConfigError(origin +
+                      ": seanet.pad_mode must be 'constant' or 'replicate' for a causal "
+                      "model, not '" +
+                      pad_mode + "'");
+  c.seanet.pad_mode = pad_mode == "replicate" ? PadMode::replicate : PadMode::constant;
   auto unsupported = [&](bool bad, const std::string& what) {
     if (bad) throw ConfigError(origin + ": seanet." + what + " is not supported");
   };
@@ -145,8 +186,6 @@ void MimiConfig::validate(const std::string& origin) const {
     bad("seanet sizes must be positive");
   for (int r : seanet.ratios)
     if (r <= 0) bad("seanet ratios must be positive");
-  if (seanet.pad_mode != "constant" && seanet.pad_mode != "replicate")
-    bad("seanet.pad_mode must be 'constant' or 'replicate' for a causal model");
   const double enc_rate = encoder_frame_rate();
   const double stride = enc_rate / frame_rate;
   if (stride < 1 || std::fabs(stride - std::round(stride)) > 1e-9)
@@ -209,8 +248,9 @@ TransformerConfig read_depformer(const JsonReader& r, const TransformerConfig& m
                           : static_cast<int>(hidden_scale * d.d_model);
   d.layer_scale = r.get_optional_double("depformer_layer_scale", main.layer_scale);
   d.max_period = r.get_double("depformer_max_period", main.max_period);
-  d.gating = r.get_string("depformer_gating", main.gating);
-  d.positional_embedding = r.get_string("depformer_pos_emb", "sin");
+  d.gating = read_gating(r, "depformer_gating", main.gating);
+  d.positional_embedding = read_enum(r, "depformer_pos_emb", kPositionalEmbeddings,
+                                     PositionalEmbedding::sin, "depformer_pos_emb");
   d.weights_per_step = r.get_bool("depformer_weights_per_step", false) ? dep_q : 0;
   d.weights_per_step_schedule = r.get_ints("depformer_weights_per_step_schedule", {});
   // The reference ignores depformer_context: the depformer attends over the dep_q steps of one
@@ -252,9 +292,10 @@ LmConfig LmConfig::from_json(const std::string& text, const std::string& origin)
   t.context = r.get_optional_int("context", std::nullopt);
   t.layer_scale = r.get_optional_double("layer_scale", std::nullopt);
   t.max_period = r.get_double("max_period", 10000);
-  t.gating = r.get_string("gating", "none");
-  t.norm = r.get_string("norm", "layer_norm");
-  t.positional_embedding = r.get_string("positional_embedding", "sin");
+  t.gating = read_gating(r, "gating", std::nullopt);
+  t.norm = read_enum(r, "norm", kNorms, NormKind::layer_norm, "norm");
+  t.positional_embedding = read_enum(r, "positional_embedding", kPositionalEmbeddings,
+                                     PositionalEmbedding::sin, "positional_embedding");
   c.depformer = read_depformer(r, t, c.hidden_scale, c.dep_q);
   c.depformer_multi_linear = r.get_bool("depformer_multi_linear", false);
   c.depformer_low_rank_embeddings = r.get_int("depformer_low_rank_embeddings", 0);

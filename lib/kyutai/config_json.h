@@ -27,6 +27,7 @@ class JsonReader {
   std::optional<int> get_optional_int(const std::string& key, std::optional<int> fallback) const;
   JsonReader child(const std::string& key) const;
   [[noreturn]] void bad(const std::string& key, const std::string& what) const;
+  const std::string& where() const { return where_; }
 
  private:
   const nlohmann::json& obj_;
