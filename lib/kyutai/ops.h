@@ -8,7 +8,7 @@
 
 #include <ATen/core/Tensor.h>
 
-#include <string>
+#include "kyutai/config.h"
 
 namespace kyutai {
 class LinearWeight;
@@ -24,7 +24,6 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& w);
 // The same with a product layer's weight, in whatever format it is packed.
 at::Tensor linear(const at::Tensor& x, const LinearWeight& w);
 
-// Activation by the reference's name: "gelu" (erf form), "silu", "relu", "sigmoid", "tanh".
-at::Tensor activation(const at::Tensor& x, const std::string& name);
+at::Tensor activation(const at::Tensor& x, Activation kind);
 
 }  // namespace kyutai::ops
