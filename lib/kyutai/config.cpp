@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
+#include <initializer_list>
 #include <nlohmann/json.hpp>
-#include <sstream>
+#include <utility>
 
 #include "kyutai/config_json.h"
 #include "kyutai/error.h"
@@ -35,109 +35,47 @@ MimiConfig MimiConfig::moshi_2024() {
   return MimiConfig();
 }
 
-namespace detail {
+namespace {
 
-JsonReader::JsonReader(const json& obj, std::string where) : obj_(obj), where_(std::move(where)) {
-  if (!obj_.is_object()) throw ConfigError(where_ + " is not a JSON object");
+using detail::JsonReader;
+
+// The reference's name of each value of an option, for reading and for error messages.
+template <typename E>
+using Names = std::initializer_list<std::pair<const char*, E>>;
+
+const Names<Activation> kActivations = {{"gelu", Activation::gelu},
+                                        {"silu", Activation::silu},
+                                        {"relu", Activation::relu},
+                                        {"sigmoid", Activation::sigmoid},
+                                        {"tanh", Activation::tanh}};
+const Names<NormKind> kNorms = {{"layer_norm", NormKind::layer_norm},
+                                {"layer_norm_f32", NormKind::layer_norm_f32},
+                                {"rms_norm", NormKind::rms_norm},
+                                {"rms_norm_f32", NormKind::rms_norm_f32}};
+const Names<PositionalEmbedding> kPositionalEmbeddings = {
+    {"none", PositionalEmbedding::none},
+    {"sin", PositionalEmbedding::sin},
+    {"rope", PositionalEmbedding::rope},
+    {"sin_rope", PositionalEmbedding::sin_rope}};
+
+// The value named by string option `key`; `fallback` when absent. An unknown name is a
+// ConfigError that quotes it: "<where>: unsupported <what> '<name>'".
+template <typename E>
+E read_enum(const JsonReader& r, const std::string& key, const Names<E>& names, E fallback,
+            const std::string& what) {
+  if (!r.find(key)) return fallback;
+  const std::string name = r.get_string(key, "");
+  for (const auto& [n, value] : names)
+    if (name == n) return value;
+  throw ConfigError(r.where() + ": unsupported " + what + " '" + name + "'");
 }
 
-const json* JsonReader::find(const std::string& key) const {
-  auto it = obj_.find(key);
-  return it == obj_.end() || it->is_null() ? nullptr : &*it;
-}
-
-bool JsonReader::has(const std::string& key) const {
-  return obj_.contains(key);
-}
-
-[[noreturn]] void JsonReader::bad(const std::string& key, const std::string& what) const {
-  throw ConfigError(where_ + ": '" + key + "' " + what);
-}
-
-const json& JsonReader::require(const std::string& key) const {
-  const json* v = find(key);
-  if (!v) bad(key, "is missing");
-  return *v;
-}
-
-int JsonReader::get_int(const std::string& key, int fallback) const {
-  const json* v = find(key);
-  if (!v) return fallback;
-  if (v->is_number_integer()) return v->get<int>();
-  if (v->is_number_float() && std::floor(v->get<double>()) == v->get<double>())
-    return static_cast<int>(v->get<double>());
-  bad(key, "must be an integer");
-}
-
-int JsonReader::require_int(const std::string& key) const {
-  require(key);
-  return get_int(key, 0);
-}
-
-double JsonReader::get_double(const std::string& key, double fallback) const {
-  const json* v = find(key);
-  if (!v) return fallback;
-  if (!v->is_number()) bad(key, "must be a number");
-  return v->get<double>();
-}
-
-bool JsonReader::get_bool(const std::string& key, bool fallback) const {
-  const json* v = find(key);
-  if (!v) return fallback;
-  if (!v->is_boolean()) bad(key, "must be true or false");
-  return v->get<bool>();
-}
-
-std::string JsonReader::get_string(const std::string& key, const std::string& fallback) const {
-  const json* v = find(key);
-  if (!v) return fallback;
-  if (!v->is_string()) bad(key, "must be a string");
-  return v->get<std::string>();
-}
-
-std::vector<int> JsonReader::get_ints(const std::string& key, std::vector<int> fallback) const {
-  const json* v = find(key);
-  if (!v) return fallback;
-  if (!v->is_array()) bad(key, "must be a list of integers");
-  std::vector<int> out;
-  for (const auto& e : *v) {
-    if (!e.is_number_integer()) bad(key, "must be a list of integers");
-    out.push_back(e.get<int>());
-  }
-  return out;
-}
-
-std::optional<double> JsonReader::get_optional_double(const std::string& key,
-                                                      std::optional<double> fallback) const {
-  if (!has(key)) return fallback;
-  const json* v = find(key);
-  if (!v) return std::nullopt;  // explicit null
-  return get_double(key, 0.0);
-}
-
-std::optional<int> JsonReader::get_optional_int(const std::string& key,
-                                                std::optional<int> fallback) const {
-  if (!has(key)) return fallback;
-  if (!find(key)) return std::nullopt;
-  return get_int(key, 0);
-}
-
-JsonReader JsonReader::child(const std::string& key) const {
-  return JsonReader(require(key), where_ + "." + key);
-}
-
-json parse_json(const std::string& text, const std::string& origin) {
-  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) throw ConfigError(origin + ": not valid JSON");
-  return doc;
-}
-
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw NotFoundError(path + ": cannot open the configuration file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+// Gating is an activation name or "none" (the plain GELU feed-forward).
+std::optional<Activation> read_gating(const JsonReader& r, const std::string& key,
+                                      std::optional<Activation> fallback) {
+  if (!r.find(key)) return fallback;
+  if (r.get_string(key, "") == "none") return std::nullopt;
+  return read_enum(r, key, kActivations, Activation::gelu, "gating");
 }
 
 // The reference StreamingTransformer keyword arguments, with its class defaults.
@@ -151,9 +89,10 @@ TransformerConfig read_transformer(const JsonReader& r, const std::string& prefi
   t.layer_scale = r.get_optional_double(prefix + "layer_scale", std::nullopt);
   t.context = r.get_optional_int(prefix + "context", std::nullopt);
   t.max_period = r.get_double(prefix + "max_period", 10000);
-  t.gating = r.get_string(prefix + "gating", "none");
-  t.norm = r.get_string(prefix + "norm", "layer_norm");
-  t.positional_embedding = r.get_string(prefix + "positional_embedding", "sin");
+  t.gating = read_gating(r, prefix + "gating", std::nullopt);
+  t.norm = read_enum(r, prefix + "norm", kNorms, NormKind::layer_norm, "norm");
+  t.positional_embedding = read_enum(r, prefix + "positional_embedding", kPositionalEmbeddings,
+                                     PositionalEmbedding::sin, "positional_embedding");
   return t;
 }
 
@@ -161,7 +100,8 @@ void validate_transformer(const TransformerConfig& t, const std::string& where) 
   auto bad = [&](const std::string& what) { throw ConfigError(where + ": " + what); };
   if (t.d_model <= 0 || t.num_heads <= 0 || t.d_model % t.num_heads != 0)
     bad("d_model must be a positive multiple of num_heads");
-  if (t.head_dim() % 2 != 0 && t.positional_embedding != "sin" && t.positional_embedding != "none")
+  const PositionalEmbedding p = t.positional_embedding;
+  if (t.head_dim() % 2 != 0 && p != PositionalEmbedding::sin && p != PositionalEmbedding::none)
     bad("rope needs an even head dimension");
   if (t.num_layers < 0 || t.dim_feedforward <= 0) bad("num_layers/dim_feedforward out of range");
   if (!t.causal) bad("only causal transformers are supported");
@@ -169,24 +109,13 @@ void validate_transformer(const TransformerConfig& t, const std::string& where) 
   // The reference cannot stream without one either: the KV cache is sized by it.
   if (!t.context && !t.weights_per_step)
     bad("context is missing: a streaming transformer needs it to size its KV cache");
-  const std::string& n = t.norm;
-  if (n != "layer_norm" && n != "layer_norm_f32" && n != "rms_norm" && n != "rms_norm_f32")
-    bad("unknown norm '" + n + "'");
-  const std::string& p = t.positional_embedding;
-  if (p != "rope" && p != "sin" && p != "sin_rope" && p != "none")
-    bad("unsupported positional_embedding '" + p + "'");
-  const std::string& g = t.gating;
-  if (g != "none" && g != "silu" && g != "gelu" && g != "relu" && g != "sigmoid" && g != "tanh")
-    bad("unsupported gating '" + g + "'");
-  if (g == "none" && t.weights_per_step) bad("weights per step need gating");
+  if (!t.gating && t.weights_per_step) bad("weights per step need gating");
   if (!t.weights_per_step_schedule.empty() &&
       static_cast<int>(t.weights_per_step_schedule.size()) != t.weights_per_step)
     bad("weights_per_step_schedule must have one entry per step");
 }
 
-}  // namespace detail
-
-using detail::JsonReader;
+}  // namespace
 
 MimiConfig MimiConfig::from_json(const std::string& text, const std::string& origin) {
   const json doc = detail::parse_json(text, origin);
@@ -210,7 +139,14 @@ MimiConfig MimiConfig::from_json(const std::string& text, const std::string& ori
   c.seanet.dilation_base = s.get_int("dilation_base", 2);
   c.seanet.compress = s.get_int("compress", 2);
   c.seanet.true_skip = s.get_bool("true_skip", true);
-  c.seanet.pad_mode = s.get_string("pad_mode", "reflect");
+  // The reference's default, "reflect", is not causal: a file must name its padding.
+  const std::string pad_mode = s.get_string("pad_mode", "reflect");
+  if (pad_mode != "constant" && pad_mode != "replicate")
+    throw ConfigError(origin +
+                      ": seanet.pad_mode must be 'constant' or 'replicate' for a causal "
+                      "model, not '" +
+                      pad_mode + "'");
+  c.seanet.pad_mode = pad_mode == "replicate" ? PadMode::replicate : PadMode::constant;
   auto unsupported = [&](bool bad, const std::string& what) {
     if (bad) throw ConfigError(origin + ": seanet." + what + " is not supported");
   };
@@ -228,7 +164,7 @@ MimiConfig MimiConfig::from_json(const std::string& text, const std::string& ori
   c.quantizer.output_dimension = q.get_int("output_dimension", c.quantizer.dimension);
 
   const JsonReader t = top.child("transformer");
-  c.transformer = detail::read_transformer(t, "");
+  c.transformer = read_transformer(t, "");
   c.transformer_input_dimension = t.require_int("input_dimension");
   c.transformer_output_dimensions = t.get_ints("output_dimensions", {});
   if (!t.get_bool("conv_layout", false))
@@ -250,8 +186,6 @@ void MimiConfig::validate(const std::string& origin) const {
     bad("seanet sizes must be positive");
   for (int r : seanet.ratios)
     if (r <= 0) bad("seanet ratios must be positive");
-  if (seanet.pad_mode != "constant" && seanet.pad_mode != "replicate")
-    bad("seanet.pad_mode must be 'constant' or 'replicate' for a causal model");
   const double enc_rate = encoder_frame_rate();
   const double stride = enc_rate / frame_rate;
   if (stride < 1 || std::fabs(stride - std::round(stride)) > 1e-9)
@@ -267,7 +201,7 @@ void MimiConfig::validate(const std::string& origin) const {
       transformer_output_dimensions.size() != 1 ||
       transformer_output_dimensions[0] != seanet.dimension)
     bad("transformer input/output dimensions must equal seanet.dimension");
-  detail::validate_transformer(transformer, origin + ": transformer");
+  validate_transformer(transformer, origin + ": transformer");
 }
 
 namespace {
@@ -314,8 +248,9 @@ TransformerConfig read_depformer(const JsonReader& r, const TransformerConfig& m
                           : static_cast<int>(hidden_scale * d.d_model);
   d.layer_scale = r.get_optional_double("depformer_layer_scale", main.layer_scale);
   d.max_period = r.get_double("depformer_max_period", main.max_period);
-  d.gating = r.get_string("depformer_gating", main.gating);
-  d.positional_embedding = r.get_string("depformer_pos_emb", "sin");
+  d.gating = read_gating(r, "depformer_gating", main.gating);
+  d.positional_embedding = read_enum(r, "depformer_pos_emb", kPositionalEmbeddings,
+                                     PositionalEmbedding::sin, "depformer_pos_emb");
   d.weights_per_step = r.get_bool("depformer_weights_per_step", false) ? dep_q : 0;
   d.weights_per_step_schedule = r.get_ints("depformer_weights_per_step_schedule", {});
   // The reference ignores depformer_context: the depformer attends over the dep_q steps of one
@@ -357,9 +292,10 @@ LmConfig LmConfig::from_json(const std::string& text, const std::string& origin)
   t.context = r.get_optional_int("context", std::nullopt);
   t.layer_scale = r.get_optional_double("layer_scale", std::nullopt);
   t.max_period = r.get_double("max_period", 10000);
-  t.gating = r.get_string("gating", "none");
-  t.norm = r.get_string("norm", "layer_norm");
-  t.positional_embedding = r.get_string("positional_embedding", "sin");
+  t.gating = read_gating(r, "gating", std::nullopt);
+  t.norm = read_enum(r, "norm", kNorms, NormKind::layer_norm, "norm");
+  t.positional_embedding = read_enum(r, "positional_embedding", kPositionalEmbeddings,
+                                     PositionalEmbedding::sin, "positional_embedding");
   c.depformer = read_depformer(r, t, c.hidden_scale, c.dep_q);
   c.depformer_multi_linear = r.get_bool("depformer_multi_linear", false);
   c.depformer_low_rank_embeddings = r.get_int("depformer_low_rank_embeddings", 0);
@@ -400,8 +336,8 @@ void LmConfig::validate(const std::string& origin) const {
     bad("depformer_weights_per_step_schedule must have dep_q entries");
   for (int i : schedule)
     if (i < 0) bad("depformer_weights_per_step_schedule must not be negative");
-  detail::validate_transformer(transformer, origin + ": transformer");
-  detail::validate_transformer(depformer, origin + ": depformer");
+  validate_transformer(transformer, origin + ": transformer");
+  validate_transformer(depformer, origin + ": depformer");
 }
 
 bool json_has_key(const std::string& text, const std::string& key) {

@@ -1,12 +1,11 @@
 // Internal: typed access to JSON configuration objects, with errors that name the file and key.
+// Knows JSON, not the model configurations (config.cpp reads those with it).
 #pragma once
 
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include "kyutai/config.h"
 
 namespace kyutai::detail {
 
@@ -28,6 +27,7 @@ class JsonReader {
   std::optional<int> get_optional_int(const std::string& key, std::optional<int> fallback) const;
   JsonReader child(const std::string& key) const;
   [[noreturn]] void bad(const std::string& key, const std::string& what) const;
+  const std::string& where() const { return where_; }
 
  private:
   const nlohmann::json& obj_;
@@ -36,8 +36,5 @@ class JsonReader {
 
 nlohmann::json parse_json(const std::string& text, const std::string& origin);
 std::string read_text_file(const std::string& path);
-// Reads StreamingTransformer keyword arguments named `prefix + key`, with the class defaults.
-TransformerConfig read_transformer(const JsonReader& r, const std::string& prefix);
-void validate_transformer(const TransformerConfig& t, const std::string& where);
 
 }  // namespace kyutai::detail

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "kyutai/config.h"
 #include "kyutai/config_json.h"
 #include "kyutai/error.h"
 

@@ -38,13 +38,20 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& w) {
   return matmul_wx(w, x.reshape({rows, -1}).t()).t().reshape(shape);
 }
 
-at::Tensor activation(const at::Tensor& x, const std::string& name) {
-  if (name == "gelu") return at::gelu(x);
-  if (name == "silu") return at::silu(x);
-  if (name == "relu") return at::relu(x);
-  if (name == "sigmoid") return at::sigmoid(x);
-  if (name == "tanh") return at::tanh(x);
-  throw ConfigError("unsupported activation '" + name + "'");
+at::Tensor activation(const at::Tensor& x, Activation kind) {
+  switch (kind) {
+    case Activation::gelu:
+      return at::gelu(x);
+    case Activation::silu:
+      return at::silu(x);
+    case Activation::relu:
+      return at::relu(x);
+    case Activation::sigmoid:
+      return at::sigmoid(x);
+    case Activation::tanh:
+      return at::tanh(x);
+  }
+  throw Error("unknown activation");  // unreachable: configs hold only the values above
 }
 
 }  // namespace kyutai::ops

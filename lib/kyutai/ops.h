@@ -8,7 +8,7 @@
 
 #include <ATen/core/Tensor.h>
 
-#include <string>
+#include "kyutai/config.h"
 
 namespace kyutai::ops {
 
@@ -18,7 +18,6 @@ at::Tensor matmul_wx(const at::Tensor& w, const at::Tensor& x);
 // x [..., in] @ w[out, in]^T -> [..., out], no bias.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w);
 
-// Activation by the reference's name: "gelu" (erf form), "silu", "relu", "sigmoid", "tanh".
-at::Tensor activation(const at::Tensor& x, const std::string& name);
+at::Tensor activation(const at::Tensor& x, Activation kind);
 
 }  // namespace kyutai::ops

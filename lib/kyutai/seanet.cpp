@@ -14,7 +14,7 @@ Conv1dOptions conv_options(const SeanetConfig& c, int in, int out, int kernel, i
   o.kernel = kernel;
   o.stride = stride;
   o.dilation = dilation;
-  o.replicate = c.pad_mode == "replicate";
+  o.replicate = c.pad_mode == PadMode::replicate;
   return o;
 }
 

@@ -3,8 +3,10 @@
 // Why: Debian's libsentencepiece.so.0 carries its own copy of protobuf-lite and exports those
 // symbols, while libtorch loads the system libprotobuf.so.32. In one global symbol scope each
 // library's static initialisers call into the other's copy and the process crashes before main.
-// Loaded with RTLD_LOCAL | RTLD_DEEPBIND, sentencepiece and its protobuf stay private.
-// Only plain C types cross this boundary.
+// Loaded with dlmopen into a link-map namespace of its own, sentencepiece and its protobuf stay
+// private (RTLD_DEEPBIND did so too, but AddressSanitizer refuses it). That namespace has its own
+// C and C++ runtimes, so only plain C types cross this boundary, and what one side allocates the
+// same side frees.
 #include <sentencepiece_processor.h>
 
 #include <cstddef>

@@ -66,8 +66,10 @@ const Shim& shim() {
   static std::once_flag once;
   std::call_once(once, [] {
     const std::string path = shim_path();
-    // Local and deep-bound: sentencepiece's private protobuf must not meet libtorch's.
-    void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+    // In a link-map namespace of its own, sentencepiece's private protobuf never meets
+    // libtorch's. RTLD_DEEPBIND did the same within one namespace, but AddressSanitizer refuses
+    // it, and the shim would still see the process's global symbols first.
+    void* lib = dlmopen(LM_ID_NEWLM, path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
       error = std::string("cannot load the sentencepiece shim ") + path + ": " + dlerror() +
               " (set KYUTAI_SENTENCEPIECE_SHIM to its path)";

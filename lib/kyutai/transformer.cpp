@@ -65,9 +65,9 @@ void ring_write(at::Tensor& ring, const at::Tensor& x, int64_t offset) {
 
 }  // namespace
 
-Norm::Norm(const std::string& kind, int dim)
-    : rms_(kind.rfind("rms_norm", 0) == 0),
-      eps_(kind == "layer_norm" || kind == "rms_norm" ? 1e-5 : 1e-8),
+Norm::Norm(NormKind kind, int dim)
+    : rms_(kind == NormKind::rms_norm || kind == NormKind::rms_norm_f32),
+      eps_(kind == NormKind::layer_norm || kind == NormKind::rms_norm ? 1e-5 : 1e-8),
       dim_(dim) {}
 
 void Norm::declare(const Params& p) {
@@ -101,7 +101,7 @@ void StreamingTransformer::declare(const Params& p) {
   const int64_t dim = config_.d_model;
   const int sets = config_.num_weight_sets();
   int64_t hidden = 0;
-  if (config_.gating != "none")
+  if (config_.gating)
     hidden = config_.dim_feedforward == 4 * dim ? 21 * dim / 8 : 2 * config_.dim_feedforward / 3;
   for (size_t i = 0; i < layers_.size(); ++i) {
     Layer& layer = layers_[i];
@@ -115,7 +115,7 @@ void StreamingTransformer::declare(const Params& p) {
       lp.sub("self_attn").sub("in_projs").sub(s).add("weight", {3 * dim, dim}, layer.in_projs[s]);
     layer.norm1.declare(lp.sub("norm1"));
     layer.norm2.declare(lp.sub("norm2"));
-    if (config_.gating == "none") {
+    if (!config_.gating) {
       lp.add("linear1.weight", {config_.dim_feedforward, dim}, layer.linear1);
       lp.add("linear2.weight", {dim, config_.dim_feedforward}, layer.linear2);
     } else {
@@ -179,8 +179,8 @@ StreamingTransformer::Positions StreamingTransformer::positions(int64_t offset, 
   if (config_.causal)
     pos.bias = attention_bias(offset, steps, key_pos, config_.context.value_or(0))
                    .to(like.options().dtype(at::kFloat));
-  const std::string& pe = config_.positional_embedding;
-  if (pe == "rope" || pe == "sin_rope") {
+  const PositionalEmbedding pe = config_.positional_embedding;
+  if (pe == PositionalEmbedding::rope || pe == PositionalEmbedding::sin_rope) {
     // Angles t * max_period^(-2i/D), in float32 exactly as the reference computes them.
     const int64_t dim = config_.head_dim();
     const auto f32 = like.options().dtype(at::kFloat);
@@ -197,8 +197,8 @@ StreamingTransformer::Positions StreamingTransformer::positions(int64_t offset, 
 at::Tensor StreamingTransformer::run(const at::Tensor& input, int64_t offset,
                                      TransformerState* state) const {
   at::Tensor x = input;
-  const std::string& pe = config_.positional_embedding;
-  if (pe == "sin" || pe == "sin_rope")
+  const PositionalEmbedding pe = config_.positional_embedding;
+  if (pe == PositionalEmbedding::sin || pe == PositionalEmbedding::sin_rope)
     x = x + sin_embedding(offset, x.size(1), x.size(2), config_.max_period, x.options());
   const Positions pos = positions(offset, x.size(1), state != nullptr, x);
   for (size_t i = 0; i < layers_.size(); ++i) {
@@ -263,12 +263,13 @@ at::Tensor StreamingTransformer::attention(const Layer& layer, const at::Tensor&
 
 at::Tensor StreamingTransformer::feed_forward(const Layer& layer, const at::Tensor& x,
                                               int64_t offset) const {
-  if (config_.gating == "none")
-    return ops::linear(ops::activation(ops::linear(x, layer.linear1), "gelu"), layer.linear2);
+  if (!config_.gating)
+    return ops::linear(ops::activation(ops::linear(x, layer.linear1), Activation::gelu),
+                       layer.linear2);
   auto gated = [&](const at::Tensor& xs, size_t set) {
     at::Tensor h = ops::linear(xs, layer.gate_in[set]);
     const int64_t hidden = h.size(-1) / 2;
-    h = ops::activation(h.narrow(-1, 0, hidden), config_.gating) * h.narrow(-1, hidden, hidden);
+    h = ops::activation(h.narrow(-1, 0, hidden), *config_.gating) * h.narrow(-1, hidden, hidden);
     return ops::linear(h, layer.gate_out[set]);
   };
   if (layer.gate_in.size() == 1) return gated(x, 0);

@@ -23,10 +23,10 @@ struct TransformerState {
   int64_t offset = 0;  // steps processed so far: the position of the next step
 };
 
-// Normalisation by the reference's name; `f32` variants compute in float32 whatever the dtype.
+// The reference's normalisations; `f32` variants compute in float32 whatever the dtype.
 class Norm {
  public:
-  Norm(const std::string& kind, int dim);
+  Norm(NormKind kind, int dim);
   void declare(const Params& p);
   at::Tensor operator()(const at::Tensor& x) const;  // [B, T, C] -> [B, T, C]
 
@@ -52,7 +52,7 @@ class StreamingTransformer {
 
  private:
   struct Layer {
-    Layer(const std::string& norm, int dim) : norm1(norm, dim), norm2(norm, dim) {}
+    Layer(NormKind norm, int dim) : norm1(norm, dim), norm2(norm, dim) {}
     Norm norm1, norm2;
     std::vector<at::Tensor> in_projs, out_projs;  // one per weight set
     std::vector<at::Tensor> gate_in, gate_out;    // gating, one per weight set

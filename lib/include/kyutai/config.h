@@ -8,6 +8,13 @@
 
 namespace kyutai {
 
+// The string-valued options of the reference, parsed once when a configuration is read so that
+// no layer compares names per call. The JSON keeps the reference's names.
+enum class Activation { gelu, silu, relu, sigmoid, tanh };  // "gelu" is the erf form
+enum class NormKind { layer_norm, layer_norm_f32, rms_norm, rms_norm_f32 };
+enum class PositionalEmbedding { none, sin, rope, sin_rope };
+enum class PadMode { constant, replicate };  // the causal ones; "reflect" is refused
+
 // Keyword arguments of the reference StreamingTransformer (Mimi's and the LM's).
 struct TransformerConfig {
   int d_model = 512;
@@ -18,9 +25,9 @@ struct TransformerConfig {
   std::optional<double> layer_scale = 0.01;
   std::optional<int> context = 250;  // attention window in steps; none = unbounded
   double max_period = 10000;
-  std::string gating = "none";      // "none" (linear1 -> GELU -> linear2) or an activation name
-  std::string norm = "layer_norm";  // layer_norm, layer_norm_f32, rms_norm, rms_norm_f32
-  std::string positional_embedding = "rope";  // rope, sin, sin_rope, none
+  std::optional<Activation> gating;  // "none" in JSON: linear1 -> GELU -> linear2
+  NormKind norm = NormKind::layer_norm;
+  PositionalEmbedding positional_embedding = PositionalEmbedding::rope;
   // Depformer only: one weight set per step, optionally shared through a schedule.
   int weights_per_step = 0;
   std::vector<int> weights_per_step_schedule;
@@ -42,7 +49,7 @@ struct SeanetConfig {
   int dilation_base = 2;
   int compress = 2;
   bool true_skip = true;
-  std::string pad_mode = "constant";
+  PadMode pad_mode = PadMode::constant;
 
   int hop_length() const;
 };
