@@ -1,5 +1,7 @@
 #include "gstkyutai.h"
 
+#include <cinttypes>
+
 #include "kyutai/device.h"
 
 static const GParamFlags kReadyFlags =
@@ -130,4 +132,53 @@ bool gst_kyutai_check_device(GstElement* element, const std::string& device, con
                           e.what());
     return false;
   }
+}
+
+GstCaps* gst_kyutai_mimi_caps_new(int rate, int frame_size, int codebooks, int cardinality) {
+  return gst_caps_new_simple(GST_KYUTAI_MIMI_MEDIA_TYPE, "rate", G_TYPE_INT, rate, "channels",
+                             G_TYPE_INT, 1, "frame-size", G_TYPE_INT, frame_size, "codebooks",
+                             G_TYPE_INT, codebooks, "cardinality", G_TYPE_INT, cardinality,
+                             nullptr);
+}
+
+GstBuffer* gst_kyutai_mimi_pack(const int64_t* codes, size_t count) {
+  GstBuffer* buffer = gst_buffer_new_allocate(nullptr, count * GST_KYUTAI_MIMI_CODE_BYTES, nullptr);
+  GstMapInfo map;
+  gst_buffer_map(buffer, &map, GST_MAP_WRITE);
+  for (size_t k = 0; k < count; ++k)
+    GST_WRITE_UINT16_LE(map.data + GST_KYUTAI_MIMI_CODE_BYTES * k, static_cast<guint16>(codes[k]));
+  gst_buffer_unmap(buffer, &map);
+  return buffer;
+}
+
+static std::string read_codes(const GstMapInfo& map, size_t count, int cardinality,
+                              int64_t* codes) {
+  for (size_t k = 0; k < count; ++k) {
+    codes[k] = GST_READ_UINT16_LE(map.data + GST_KYUTAI_MIMI_CODE_BYTES * k);
+    if (cardinality > 0 && codes[k] >= cardinality) {
+      g_autofree gchar* why = g_strdup_printf(
+          "Invalid Mimi code %" PRId64 " in codebook %zu: codes must be below the cardinality, %d.",
+          codes[k], k, cardinality);
+      return why;
+    }
+  }
+  return {};
+}
+
+std::string gst_kyutai_mimi_unpack(GstBuffer* buffer, size_t count, int cardinality, int64_t* codes,
+                                   const char* size_hint) {
+  GstMapInfo map;
+  if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return "Cannot read a Mimi frame.";
+  std::string why;
+  const gsize expected = count * GST_KYUTAI_MIMI_CODE_BYTES;
+  if (map.size != expected) {
+    g_autofree gchar* text =
+        g_strdup_printf("A Mimi frame of %zu codebooks is %zu bytes, but this buffer has %zu%s.",
+                        count, expected, map.size, size_hint);
+    why = text;
+  } else {
+    why = read_codes(map, count, cardinality, codes);
+  }
+  gst_buffer_unmap(buffer, &map);
+  return why;
 }

@@ -5,6 +5,8 @@
 
 #include <gst/gst.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <string>
 
@@ -16,6 +18,18 @@
   ", rate = (int) [ 1, MAX ], channels = (int) 1, "                     \
   "frame-size = (int) [ 1, MAX ], codebooks = (int) [ 1, " G_STRINGIFY( \
       GST_KYUTAI_MIMI_MAX_CODEBOOKS) " ], cardinality = (int) [ 1, 65536 ]"
+
+// The audio/x-mimi wire format (docs/MEDIA-TYPE.md): one frame per buffer, its codes as
+// little-endian guint16 in codebook order, so a frame of `count` codes is 2 x count bytes.
+#define GST_KYUTAI_MIMI_CODE_BYTES 2
+// Fixed audio/x-mimi caps of one format (framed, the default).
+GstCaps* gst_kyutai_mimi_caps_new(int rate, int frame_size, int codebooks, int cardinality);
+GstBuffer* gst_kyutai_mimi_pack(const int64_t* codes, size_t count);
+// Reads one frame of `count` codes into `codes`. Returns an empty string, or the sentence of a
+// STREAM/DECODE error: a buffer of another size (`size_hint` is added to that sentence), or a
+// code at or above `cardinality` (not checked when `cardinality` is 0).
+std::string gst_kyutai_mimi_unpack(GstBuffer* buffer, size_t count, int cardinality, int64_t* codes,
+                                   const char* size_hint = "");
 
 #define GST_KYUTAI_DEFAULT_MODEL "kyutai/moshiko-pytorch-bf16"
 #define GST_KYUTAI_DEFAULT_DEVICE "cpu"

@@ -71,8 +71,6 @@ std::shared_ptr<const kyutai::Mimi> gst_mimi_load_model(GstElement* element,
 }
 
 GstCaps* gst_mimi_caps_new(const kyutai::MimiFormat& format, int codebooks) {
-  return gst_caps_new_simple(GST_KYUTAI_MIMI_MEDIA_TYPE, "rate", G_TYPE_INT, format.sample_rate,
-                             "channels", G_TYPE_INT, 1, "frame-size", G_TYPE_INT, format.frame_size,
-                             "codebooks", G_TYPE_INT, codebooks, "cardinality", G_TYPE_INT,
-                             format.cardinality, nullptr);
+  return gst_kyutai_mimi_caps_new(format.sample_rate, format.frame_size, codebooks,
+                                  format.cardinality);
 }

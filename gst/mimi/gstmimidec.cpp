@@ -258,32 +258,16 @@ static GstFlowReturn gst_mimi_dec_fill_gap(GstMimiDec* self, GstBuffer* gap) {
   return gst_audio_decoder_finish_frame(decoder, silence, 1);
 }
 
-// Reads one frame of little-endian guint16 codes into priv->codes, or posts STREAM/DECODE.
+// Reads one frame of codes into priv->codes, or posts STREAM/DECODE.
 static gboolean gst_mimi_dec_unpack(GstMimiDec* self, GstBuffer* buffer) {
   GstMimiDecPrivate* priv = self->priv;
-  const gsize expected = 2 * priv->codes.size();
-  const int cardinality = priv->mimi->format().cardinality;
-  GstMapInfo map;
-  if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return FALSE;
-  gboolean ok = map.size == expected;
-  if (!ok)
-    GST_ELEMENT_ERROR(self, STREAM, DECODE,
-                      ("A Mimi frame of %d codebooks is %zu bytes, but this buffer has %zu (a "
-                       "byte stream such as a file needs framed=false in its caps).",
-                       priv->codebooks, expected, map.size),
-                      ("buffer at %" GST_TIME_FORMAT, GST_TIME_ARGS(GST_BUFFER_PTS(buffer))));
-  for (size_t k = 0; ok && k < priv->codes.size(); ++k) {
-    priv->codes[k] = GST_READ_UINT16_LE(map.data + 2 * k);
-    ok = priv->codes[k] < cardinality;
-    if (!ok)
-      GST_ELEMENT_ERROR(self, STREAM, DECODE,
-                        ("Invalid Mimi code %d in codebook %zu: codes must be below the "
-                         "cardinality, %d.",
-                         static_cast<int>(priv->codes[k]), k, cardinality),
-                        ("buffer at %" GST_TIME_FORMAT, GST_TIME_ARGS(GST_BUFFER_PTS(buffer))));
-  }
-  gst_buffer_unmap(buffer, &map);
-  return ok;
+  const std::string why = gst_kyutai_mimi_unpack(
+      buffer, priv->codes.size(), priv->mimi->format().cardinality, priv->codes.data(),
+      " (a byte stream such as a file needs framed=false in its caps)");
+  if (why.empty()) return TRUE;
+  GST_ELEMENT_ERROR(self, STREAM, DECODE, ("%s", why.c_str()),
+                    ("buffer at %" GST_TIME_FORMAT, GST_TIME_ARGS(GST_BUFFER_PTS(buffer))));
+  return FALSE;
 }
 
 static GstFlowReturn gst_mimi_dec_handle_frame(GstAudioDecoder* decoder, GstBuffer* buffer) {

@@ -225,17 +225,6 @@ static bool gst_mimi_enc_reset_stream(GstMimiEnc* self) {
                         [&] { priv->encoder->reset(); });
 }
 
-// Packs one frame of codes as little-endian guint16, in codebook order.
-static GstBuffer* gst_mimi_enc_pack(const std::vector<int64_t>& codes) {
-  GstBuffer* buffer = gst_buffer_new_allocate(nullptr, codes.size() * 2, nullptr);
-  GstMapInfo map;
-  gst_buffer_map(buffer, &map, GST_MAP_WRITE);
-  for (size_t k = 0; k < codes.size(); ++k)
-    GST_WRITE_UINT16_LE(map.data + 2 * k, static_cast<guint16>(codes[k]));
-  gst_buffer_unmap(buffer, &map);
-  return buffer;
-}
-
 static GstFlowReturn gst_mimi_enc_handle_frame(GstAudioEncoder* encoder, GstBuffer* buffer) {
   GstMimiEnc* self = GST_MIMI_ENC(encoder);
   GstMimiEncPrivate* priv = self->priv;
@@ -260,8 +249,9 @@ static GstFlowReturn gst_mimi_enc_handle_frame(GstAudioEncoder* encoder, GstBuff
   priv->dirty = true;
   // A padded frame still stands for a whole frame of audio; the base class allows claiming
   // more samples than it handed over only while draining, which is when frames are partial.
-  return gst_audio_encoder_finish_frame(encoder, gst_mimi_enc_pack(priv->codes),
-                                        static_cast<gint>(priv->pcm.size()));
+  return gst_audio_encoder_finish_frame(
+      encoder, gst_kyutai_mimi_pack(priv->codes.data(), priv->codes.size()),
+      static_cast<gint>(priv->pcm.size()));
 }
 
 // A GAP (no audio for a while) is encoded as that much silence, so that the code stream stays

@@ -273,16 +273,6 @@ static GstFlowReturn gst_moshi_lm_combine(GstMoshiLm* self, GstPad* pad, GstFlow
   return gst_flow_combiner_update_pad_flow(self->priv->combiner, pad, ret);
 }
 
-static GstBuffer* gst_moshi_lm_codes_buffer(const std::vector<int64_t>& codes) {
-  GstBuffer* buffer = gst_buffer_new_allocate(nullptr, 2 * codes.size(), nullptr);
-  GstMapInfo map;
-  gst_buffer_map(buffer, &map, GST_MAP_WRITE);
-  for (size_t k = 0; k < codes.size(); ++k)
-    GST_WRITE_UINT16_LE(map.data + 2 * k, static_cast<guint16>(codes[k]));
-  gst_buffer_unmap(buffer, &map);
-  return buffer;
-}
-
 static void gst_moshi_lm_stamp(GstMoshiLm* self, GstBuffer* buffer, GstClockTime pts) {
   GST_BUFFER_PTS(buffer) = pts;
   GST_BUFFER_DURATION(buffer) = self->priv->frame_duration;
@@ -298,7 +288,7 @@ static GstFlowReturn gst_moshi_lm_push_step(GstMoshiLm* self,
   if (!step.ready) {
     gst_pad_push_event(self->srcpad, gst_event_new_gap(pts, priv->frame_duration));
   } else {
-    GstBuffer* frame = gst_moshi_lm_codes_buffer(step.audio);
+    GstBuffer* frame = gst_kyutai_mimi_pack(step.audio.data(), step.audio.size());
     gst_moshi_lm_stamp(self, frame, pts);
     audio_ret = gst_pad_push(self->srcpad, frame);
   }
@@ -328,24 +318,14 @@ static void gst_moshi_lm_check_late(GstMoshiLm* self, double step_ms) {
                       ("real-time factor %.2f", step_ms / frame_ms));
 }
 
-// Reads one frame of user codes, or posts STREAM/DECODE.
+// Reads one frame of user codes, or posts STREAM/DECODE. The library checks the codes' range.
 static bool gst_moshi_lm_unpack(GstMoshiLm* self, GstBuffer* buffer) {
   GstMoshiLmPrivate* priv = self->priv;
-  const gsize expected = 2 * static_cast<gsize>(priv->in_codebooks);
-  GstMapInfo map;
-  if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return false;
-  const bool ok = map.size == expected;
-  if (ok) {
-    for (int k = 0; k < priv->in_codebooks; ++k)
-      priv->codes[k] = GST_READ_UINT16_LE(map.data + 2 * k);
-  } else {
-    GST_ELEMENT_ERROR(self, STREAM, DECODE,
-                      ("A Mimi frame of %d codebooks is %zu bytes, but this buffer has %zu.",
-                       priv->in_codebooks, expected, map.size),
-                      ("buffer at %" GST_TIME_FORMAT, GST_TIME_ARGS(GST_BUFFER_PTS(buffer))));
-  }
-  gst_buffer_unmap(buffer, &map);
-  return ok;
+  const std::string why = gst_kyutai_mimi_unpack(buffer, priv->codes.size(), 0, priv->codes.data());
+  if (why.empty()) return true;
+  GST_ELEMENT_ERROR(self, STREAM, DECODE, ("%s", why.c_str()),
+                    ("buffer at %" GST_TIME_FORMAT, GST_TIME_ARGS(GST_BUFFER_PTS(buffer))));
+  return false;
 }
 
 static GstFlowReturn gst_moshi_lm_chain(GstPad* /*pad*/, GstObject* parent, GstBuffer* buffer) {
@@ -426,10 +406,8 @@ static gboolean gst_moshi_lm_set_caps(GstMoshiLm* self, GstCaps* caps) {
   gst_moshi_lm_publish(self, &priv->moshi->format(), priv->frame_duration);
 
   const kyutai::MoshiFormat& f = priv->moshi->format();
-  g_autoptr(GstCaps) out = gst_caps_new_simple(
-      GST_KYUTAI_MIMI_MEDIA_TYPE, "rate", G_TYPE_INT, priv->rate, "channels", G_TYPE_INT, 1,
-      "frame-size", G_TYPE_INT, priv->frame_size, "codebooks", G_TYPE_INT, f.model_codebooks,
-      "cardinality", G_TYPE_INT, f.cardinality, nullptr);
+  g_autoptr(GstCaps) out =
+      gst_kyutai_mimi_caps_new(priv->rate, priv->frame_size, f.model_codebooks, f.cardinality);
   g_autoptr(GstCaps) text = gst_static_pad_template_get_caps(&text_template);
   return gst_pad_set_caps(self->srcpad, out) && gst_pad_set_caps(self->textpad, text);
 }
