@@ -3,6 +3,7 @@
 #include <cinttypes>
 
 #include "kyutai/device.h"
+#include "kyutai/error.h"
 
 static const GParamFlags kReadyFlags =
     static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
@@ -114,24 +115,51 @@ GstKyutaiConfig gst_kyutai_settings_copy(GstElement* element, const GstKyutaiSet
   return config;
 }
 
-void gst_kyutai_post_error(GstElement* element, GQuark domain, gint code, const std::string& text,
-                           const std::string& detail, const char* file, const char* function,
-                           int line) {
-  gst_element_message_full(element, GST_MESSAGE_ERROR, domain, code, g_strdup(text.c_str()),
-                           detail.empty() ? nullptr : g_strdup(detail.c_str()), file, function,
-                           line);
+bool gst_kyutai_error_code_is(GstKyutaiErrorCode a, GstKyutaiErrorCode b) {
+  return a.domain == b.domain && a.code == b.code;
 }
 
-bool gst_kyutai_check_device(GstElement* element, const std::string& device, const char* what) {
+GstKyutaiErrorCode gst_kyutai_error_code(const std::exception_ptr& error,
+                                         GstKyutaiErrorCode fallback) {
+  const GstKyutaiErrorCode settings = GST_KYUTAI_ERROR_CODE(RESOURCE, SETTINGS);
   try {
-    kyutai::check_device(device);
-    return true;
-  } catch (const std::exception& e) {
-    GST_KYUTAI_POST_ERROR(element, RESOURCE, SETTINGS,
-                          std::string("Cannot run ") + what + " on device '" + device + "'.",
-                          e.what());
-    return false;
+    std::rethrow_exception(error);
+  } catch (const kyutai::NotFoundError&) {
+    return GST_KYUTAI_ERROR_CODE(RESOURCE, NOT_FOUND);
+  } catch (const kyutai::FormatError&) {
+    return GST_KYUTAI_ERROR_CODE(LIBRARY, INIT);
+  } catch (const kyutai::CheckpointError&) {
+    return GST_KYUTAI_ERROR_CODE(LIBRARY, INIT);
+  } catch (const kyutai::ConfigError&) {
+    return gst_kyutai_error_code_is(fallback, settings) ? settings
+                                                        : GST_KYUTAI_ERROR_CODE(LIBRARY, INIT);
+  } catch (...) {
+    return fallback;  // InputError and anything unexpected: what the call site does
   }
+}
+
+std::string gst_kyutai_error_detail(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "unknown exception";
+  }
+}
+
+void gst_kyutai_post_error(GstElement* element, GstKyutaiErrorCode code, const std::string& text,
+                           const std::string& detail, const GstKyutaiSite& site) {
+  gst_element_message_full(
+      element, GST_MESSAGE_ERROR, code.domain, code.code, g_strdup(text.c_str()),
+      detail.empty() ? nullptr : g_strdup(detail.c_str()), site.file, site.function, site.line);
+}
+
+bool gst_kyutai_check_device(GstElement* element, const std::string& device, const char* what,
+                             const GstKyutaiSite& site) {
+  return gst_kyutai_try(site, element, GST_KYUTAI_ERROR_CODE(RESOURCE, SETTINGS),
+                        std::string("Cannot run ") + what + " on device '" + device + "'.",
+                        [&] { kyutai::check_device(device); });
 }
 
 GstCaps* gst_kyutai_mimi_caps_new(int rate, int frame_size, int codebooks, int cardinality) {

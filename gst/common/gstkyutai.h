@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <exception>
 #include <string>
+#include <type_traits>
 
 #define GST_KYUTAI_MIMI_MEDIA_TYPE "audio/x-mimi"
 // The widest codebook range the media type allows (the released Mimi has 32).
@@ -74,30 +75,76 @@ struct GstKyutaiConfig {
 };
 GstKyutaiConfig gst_kyutai_settings_copy(GstElement* element, const GstKyutaiSettings* settings);
 
-// Posts an element error with a sentence for the user and the technical detail.
-void gst_kyutai_post_error(GstElement* element, GQuark domain, gint code, const std::string& text,
-                           const std::string& detail, const char* file, const char* function,
-                           int line);
+// Where an error comes from: the call site's file, function and line, so that an error posted
+// by a helper points at the element's code.
+struct GstKyutaiSite {
+  const char* file;
+  const char* function;
+  int line;
+};
+#define GST_KYUTAI_SITE (GstKyutaiSite{__FILE__, GST_FUNCTION, __LINE__})
 
-#define GST_KYUTAI_POST_ERROR(element, domain, code, text, detail)                                \
-  gst_kyutai_post_error(element, GST_##domain##_ERROR, GST_##domain##_ERROR_##code, text, detail, \
-                        __FILE__, GST_FUNCTION, __LINE__)
+// A GStreamer error domain and code.
+struct GstKyutaiErrorCode {
+  GQuark domain;
+  gint code;
+};
+#define GST_KYUTAI_ERROR_CODE(domain, code) \
+  (GstKyutaiErrorCode{GST_##domain##_ERROR, GST_##domain##_ERROR_##code})
+bool gst_kyutai_error_code_is(GstKyutaiErrorCode a, GstKyutaiErrorCode b);
+
+// The one table from the library's exceptions to element errors (docs/ELEMENTS.md, "Errors"):
+// NotFoundError is RESOURCE/NOT_FOUND; FormatError and CheckpointError are LIBRARY/INIT;
+// ConfigError is RESOURCE/SETTINGS where the call checks settings (its `fallback` is
+// RESOURCE/SETTINGS) and LIBRARY/INIT elsewhere (a configuration file); InputError and anything
+// else is the call site's `fallback` (STREAM/ENCODE or STREAM/DECODE while streaming).
+GstKyutaiErrorCode gst_kyutai_error_code(const std::exception_ptr& error,
+                                         GstKyutaiErrorCode fallback);
+// The exception's message, for the error's debug text.
+std::string gst_kyutai_error_detail(const std::exception_ptr& error);
+
+// Posts an element error with a sentence for the user and the technical detail, located at
+// `site`.
+void gst_kyutai_post_error(GstElement* element, GstKyutaiErrorCode code, const std::string& text,
+                           const std::string& detail, const GstKyutaiSite& site);
+
+#define GST_KYUTAI_POST_ERROR(element, domain, code, text, detail) \
+  gst_kyutai_post_error(element, GST_KYUTAI_ERROR_CODE(domain, code), text, detail, GST_KYUTAI_SITE)
 
 // Checks a device name; a bad one is RESOURCE/SETTINGS ("Cannot run `what` on device ...").
-bool gst_kyutai_check_device(GstElement* element, const std::string& device, const char* what);
+bool gst_kyutai_check_device(GstElement* element, const std::string& device, const char* what,
+                             const GstKyutaiSite& site);
+#define GST_KYUTAI_CHECK_DEVICE(element, device, what) \
+  gst_kyutai_check_device(element, device, what, GST_KYUTAI_SITE)
 
-// Runs `body`; an exception becomes an element error of `domain`/`code` with `what` as the
-// sentence for the user. Returns false after posting.
-template <typename Body>
-bool gst_kyutai_try(GstElement* element, GQuark domain, gint code, const char* what, Body&& body) {
+// The sentence for the user: a string, or a function of the error code (to say "not found"
+// differently from "invalid").
+template <typename Sentence>
+std::string gst_kyutai_sentence(const Sentence& what, GstKyutaiErrorCode code) {
+  if constexpr (std::is_invocable_v<const Sentence&, GstKyutaiErrorCode>)
+    return what(code);
+  else
+    return std::string(what);
+}
+
+// Runs `body`; an exception becomes an element error whose domain and code come from
+// gst_kyutai_error_code, located at `site`. Returns false after posting. Use GST_KYUTAI_TRY.
+template <typename Sentence, typename Body>
+bool gst_kyutai_try(const GstKyutaiSite& site, GstElement* element, GstKyutaiErrorCode fallback,
+                    const Sentence& what, Body&& body) {
   try {
     body();
     return true;
-  } catch (const std::exception& e) {
-    gst_kyutai_post_error(element, domain, code, what, e.what(), __FILE__, GST_FUNCTION, __LINE__);
   } catch (...) {
-    gst_kyutai_post_error(element, domain, code, what, "unknown exception", __FILE__, GST_FUNCTION,
-                          __LINE__);
+    const std::exception_ptr error = std::current_exception();
+    const GstKyutaiErrorCode code = gst_kyutai_error_code(error, fallback);
+    gst_kyutai_post_error(element, code, gst_kyutai_sentence(what, code),
+                          gst_kyutai_error_detail(error), site);
   }
   return false;
 }
+
+// GST_KYUTAI_TRY(element, STREAM, DECODE, "sentence", [&] { ... }): gst_kyutai_try at the
+// caller's file and line, with the caller's default domain and code.
+#define GST_KYUTAI_TRY(element, domain, code, what, ...) \
+  gst_kyutai_try(GST_KYUTAI_SITE, element, GST_KYUTAI_ERROR_CODE(domain, code), what, __VA_ARGS__)

@@ -105,8 +105,7 @@ static gboolean gst_mimi_dec_start(GstAudioDecoder* decoder) {
   priv->mimi = gst_mimi_load_model(GST_ELEMENT(self), config);
   if (!priv->mimi) return FALSE;
   const bool ok =
-      gst_kyutai_try(GST_ELEMENT(self), GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT,
-                     "Cannot start a Mimi decoding stream.",
+      GST_KYUTAI_TRY(GST_ELEMENT(self), LIBRARY, INIT, "Cannot start a Mimi decoding stream.",
                      [&] { priv->decoder = std::make_unique<kyutai::MimiDecoder>(priv->mimi); });
   if (!ok) {
     priv->mimi.reset();
@@ -159,7 +158,7 @@ static bool gst_mimi_dec_reset_stream(GstMimiDec* self) {
   if (!priv->dirty || !priv->decoder) return true;
   GST_DEBUG_OBJECT(self, "resetting the streaming state");
   priv->dirty = false;
-  return gst_kyutai_try(GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
+  return GST_KYUTAI_TRY(GST_ELEMENT(self), STREAM, DECODE,
                         "Cannot restart the Mimi decoding stream.",
                         [&] { priv->decoder->reset(); });
 }
@@ -281,11 +280,11 @@ static GstFlowReturn gst_mimi_dec_handle_frame(GstAudioDecoder* decoder, GstBuff
   GstBuffer* out = gst_buffer_new_allocate(nullptr, samples * sizeof(float), nullptr);
   GstMapInfo map;
   gst_buffer_map(out, &map, GST_MAP_WRITE);
-  const bool ok = gst_kyutai_try(GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
-                                 "Mimi could not decode a frame.", [&] {
-                                   priv->decoder->decode_frame(priv->codes.data(), priv->codebooks,
-                                                               reinterpret_cast<float*>(map.data));
-                                 });
+  const bool ok =
+      GST_KYUTAI_TRY(GST_ELEMENT(self), STREAM, DECODE, "Mimi could not decode a frame.", [&] {
+        priv->decoder->decode_frame(priv->codes.data(), priv->codebooks,
+                                    reinterpret_cast<float*>(map.data));
+      });
   gst_buffer_unmap(out, &map);
   if (!ok) {
     gst_buffer_unref(out);

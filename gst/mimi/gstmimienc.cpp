@@ -112,9 +112,8 @@ static gboolean gst_mimi_enc_open_stream(GstMimiEnc* self, int num_codebooks) {
                       (NULL));
     return FALSE;
   }
-  const bool ok = gst_kyutai_try(
-      GST_ELEMENT(self), GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT,
-      "Cannot start a Mimi encoding stream.",
+  const bool ok = GST_KYUTAI_TRY(
+      GST_ELEMENT(self), LIBRARY, INIT, "Cannot start a Mimi encoding stream.",
       [&] { priv->encoder = std::make_unique<kyutai::MimiEncoder>(priv->mimi, num_codebooks); });
   if (!ok) return FALSE;
   priv->pcm.assign(format.frame_size, 0.0f);
@@ -220,7 +219,7 @@ static bool gst_mimi_enc_reset_stream(GstMimiEnc* self) {
   if (!priv->dirty || !priv->encoder) return true;
   GST_DEBUG_OBJECT(self, "resetting the streaming state");
   priv->dirty = false;
-  return gst_kyutai_try(GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_ENCODE,
+  return GST_KYUTAI_TRY(GST_ELEMENT(self), STREAM, ENCODE,
                         "Cannot restart the Mimi encoding stream.",
                         [&] { priv->encoder->reset(); });
 }
@@ -241,9 +240,8 @@ static GstFlowReturn gst_mimi_enc_handle_frame(GstAudioEncoder* encoder, GstBuff
     GST_DEBUG_OBJECT(self, "padding the last %zu samples with zeros", samples);
 
   if (priv->reset_pending && !gst_mimi_enc_reset_stream(self)) return GST_FLOW_ERROR;
-  const bool ok = gst_kyutai_try(
-      GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_ENCODE,
-      "Mimi could not encode a frame.",
+  const bool ok = GST_KYUTAI_TRY(
+      GST_ELEMENT(self), STREAM, ENCODE, "Mimi could not encode a frame.",
       [&] { priv->encoder->encode_frame(priv->pcm.data(), priv->pcm.size(), priv->codes.data()); });
   if (!ok) return GST_FLOW_ERROR;
   priv->dirty = true;

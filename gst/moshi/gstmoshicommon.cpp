@@ -1,7 +1,5 @@
 #include "gstmoshicommon.h"
 
-#include "kyutai/device.h"
-#include "kyutai/error.h"
 #include "kyutai/hub.h"
 #include "kyutai/runtime.h"
 
@@ -30,23 +28,25 @@ static bool check_settings(GstElement* element, const GstKyutaiConfig& config) {
                           "dtype must be float32 or bfloat16, not '" + config.dtype + "'.", "");
     return false;
   }
-  return gst_kyutai_check_device(element, config.device, "Moshi");
+  return GST_KYUTAI_CHECK_DEVICE(element, config.device, "Moshi");
 }
 
 std::shared_ptr<const kyutai::Moshi> gst_moshi_load_lm(GstElement* element,
                                                        const GstKyutaiConfig& config) {
   if (!check_settings(element, config)) return nullptr;
-  try {
-    const kyutai::MoshiFiles files = kyutai::locate_moshi(config.model);
-    auto moshi = kyutai::Moshi::load_shared(files, config.device, config.dtype);
-    kyutai::set_num_threads(config.threads);
-    return moshi;
-  } catch (const kyutai::NotFoundError& e) {
-    GST_KYUTAI_POST_ERROR(element, RESOURCE, NOT_FOUND,
-                          "Moshi model '" + config.model + "' not found.", e.what());
-  } catch (const std::exception& e) {
-    GST_KYUTAI_POST_ERROR(element, LIBRARY, INIT,
-                          "Cannot load the Moshi model '" + config.model + "'.", e.what());
-  }
-  return nullptr;
+  const auto sentence = [&](GstKyutaiErrorCode code) {
+    if (gst_kyutai_error_code_is(code, GST_KYUTAI_ERROR_CODE(RESOURCE, NOT_FOUND)))
+      return "Moshi model '" + config.model + "' not found.";
+    return "Cannot load the Moshi model '" + config.model + "'.";
+  };
+  std::shared_ptr<const kyutai::Moshi> moshi;
+  if (!GST_KYUTAI_TRY(element, LIBRARY, INIT, sentence, [&] {
+        moshi = kyutai::Moshi::load_shared(kyutai::locate_moshi(config.model), config.device,
+                                           config.dtype);
+      }))
+    return nullptr;
+  if (!GST_KYUTAI_TRY(element, RESOURCE, SETTINGS, "Cannot set the number of compute threads.",
+                      [&] { kyutai::set_num_threads(config.threads); }))
+    return nullptr;
+  return moshi;
 }

@@ -264,8 +264,7 @@ static bool gst_moshi_lm_new_conversation(GstMoshiLm* self) {
   priv->late_steps = 0;
   priv->next_pts = GST_CLOCK_TIME_NONE;
   const guint64 seed = gst_moshi_lm_seed(self);
-  return gst_kyutai_try(GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
-                        "Cannot start a new Moshi conversation.",
+  return GST_KYUTAI_TRY(GST_ELEMENT(self), STREAM, DECODE, "Cannot start a new Moshi conversation.",
                         [&] { priv->conversation->reset(seed); });
 }
 
@@ -348,7 +347,7 @@ static GstFlowReturn gst_moshi_lm_chain(GstPad* /*pad*/, GstObject* parent, GstB
 
   kyutai::MoshiConversation::Step step;
   const auto start = std::chrono::steady_clock::now();
-  if (!gst_kyutai_try(GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
+  if (!GST_KYUTAI_TRY(GST_ELEMENT(self), STREAM, DECODE,
                       "Moshi could not process a frame of the user's audio.", [&] {
                         step = priv->conversation->step(priv->codes.data(), priv->in_codebooks,
                                                         gst_moshi_lm_sampling(self));
@@ -543,7 +542,7 @@ static gboolean gst_moshi_lm_start(GstMoshiLm* self) {
   priv->moshi = gst_moshi_load_lm(GST_ELEMENT(self), config);
   if (!priv->moshi) return FALSE;
   const guint64 seed = gst_moshi_lm_seed(self);
-  if (!gst_kyutai_try(GST_ELEMENT(self), GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT,
+  if (!GST_KYUTAI_TRY(GST_ELEMENT(self), LIBRARY, INIT,
                       "Cannot start a Moshi conversation with this model.", [&] {
                         priv->conversation =
                             std::make_unique<kyutai::MoshiConversation>(priv->moshi, seed);

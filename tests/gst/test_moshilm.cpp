@@ -391,6 +391,17 @@ TEST_F(MoshiLm, CodesAtOrAboveTheCardinalityAreADecodeError) {
   EXPECT_TRUE(is_error(pop_error(lm_.bus), GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE, "Moshi"));
 }
 
+// Errors are posted by a helper in gst/common but located at the element's call.
+TEST_F(MoshiLm, AnErrorNamesTheElementsSourceLine) {
+  start();
+  std::vector<int64_t> codes(kLmCodebooks, kLmCard);
+  EXPECT_EQ(push(codes, 0), GST_FLOW_ERROR);
+  const ErrorMessage e = pop_error(lm_.bus);
+  EXPECT_NE(e.debug.find("gstmoshilm.cpp("), std::string::npos) << e.debug;
+  EXPECT_NE(e.debug.find("gst_moshi_lm_chain"), std::string::npos) << e.debug;
+  EXPECT_EQ(e.debug.find("gstkyutai.h"), std::string::npos) << e.debug;
+}
+
 TEST_F(MoshiLm, ABufferOfTheWrongSizeIsADecodeError) {
   start();
   EXPECT_EQ(push(std::vector<int64_t>(5, 1), 0), GST_FLOW_ERROR);
