@@ -50,10 +50,9 @@ void gst_kyutai_install_settings(GObjectClass* klass, guint first, const char* m
 }
 
 static void replace_string(GstElement* element, gchar** field, const GValue* value) {
-  GST_OBJECT_LOCK(element);
+  GstObjectLocker lock(element);
   g_free(*field);
   *field = g_value_dup_string(value);
-  GST_OBJECT_UNLOCK(element);
 }
 
 gboolean gst_kyutai_settings_set_property(GstElement* element, GstKyutaiSettings* settings,
@@ -65,11 +64,11 @@ gboolean gst_kyutai_settings_set_property(GstElement* element, GstKyutaiSettings
     case GST_KYUTAI_PROP_DEVICE:
       replace_string(element, &settings->device, value);
       return TRUE;
-    case GST_KYUTAI_PROP_THREADS:
-      GST_OBJECT_LOCK(element);
+    case GST_KYUTAI_PROP_THREADS: {
+      GstObjectLocker lock(element);
       settings->threads = g_value_get_int(value);
-      GST_OBJECT_UNLOCK(element);
       return TRUE;
+    }
     case GST_KYUTAI_PROP_DTYPE:
       if (!settings->has_dtype) return FALSE;
       replace_string(element, &settings->dtype, value);
@@ -82,7 +81,7 @@ gboolean gst_kyutai_settings_set_property(GstElement* element, GstKyutaiSettings
 gboolean gst_kyutai_settings_get_property(GstElement* element, GstKyutaiSettings* settings,
                                           guint offset, GValue* value) {
   gboolean known = TRUE;
-  GST_OBJECT_LOCK(element);
+  GstObjectLocker lock(element);
   switch (offset) {
     case GST_KYUTAI_PROP_MODEL:
       g_value_set_string(value, settings->model);
@@ -100,18 +99,16 @@ gboolean gst_kyutai_settings_get_property(GstElement* element, GstKyutaiSettings
     default:
       known = FALSE;
   }
-  GST_OBJECT_UNLOCK(element);
   return known;
 }
 
 GstKyutaiConfig gst_kyutai_settings_copy(GstElement* element, const GstKyutaiSettings* settings) {
   GstKyutaiConfig config;
-  GST_OBJECT_LOCK(element);
+  GstObjectLocker lock(element);
   config.model = settings->model ? settings->model : "";
   config.device = settings->device ? settings->device : "";
   config.dtype = settings->dtype ? settings->dtype : "";
   config.threads = settings->threads;
-  GST_OBJECT_UNLOCK(element);
   return config;
 }
 

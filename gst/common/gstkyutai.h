@@ -32,6 +32,27 @@ GstBuffer* gst_kyutai_mimi_pack(const int64_t* codes, size_t count);
 std::string gst_kyutai_mimi_unpack(GstBuffer* buffer, size_t count, int cardinality, int64_t* codes,
                                    const char* size_hint = "");
 
+// Holds a GstObject's lock for its lifetime, as libcamera's element holds its mutexes.
+class GstObjectLocker {
+ public:
+  explicit GstObjectLocker(gpointer object) : object_(GST_OBJECT(object)) {
+    GST_OBJECT_LOCK(object_);
+  }
+  ~GstObjectLocker() { GST_OBJECT_UNLOCK(object_); }
+  GstObjectLocker(const GstObjectLocker&) = delete;
+  GstObjectLocker& operator=(const GstObjectLocker&) = delete;
+
+ private:
+  GstObject* object_;
+};
+
+// What `read` returns, read under the object's lock: a copy of fields that other threads set.
+template <typename Read>
+auto gst_kyutai_locked(gpointer object, Read&& read) {
+  GstObjectLocker lock(object);
+  return read();
+}
+
 #define GST_KYUTAI_DEFAULT_MODEL "kyutai/moshiko-pytorch-bf16"
 #define GST_KYUTAI_DEFAULT_DEVICE "cpu"
 #define GST_KYUTAI_DEFAULT_THREADS 0

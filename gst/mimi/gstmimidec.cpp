@@ -89,13 +89,12 @@ static void gst_mimi_dec_get_property(GObject* object, guint prop_id, GValue* va
 }
 
 static void gst_mimi_dec_publish_format(GstMimiDec* self, const kyutai::MimiFormat* format) {
-  GST_OBJECT_LOCK(self);
+  GstObjectLocker lock(self);
   self->frame_bytes = 0;
   self->model_rate = format ? format->sample_rate : 0;
   self->model_frame_size = format ? format->frame_size : 0;
   self->model_codebooks = format ? format->total_codebooks : 0;
   self->model_cardinality = format ? format->cardinality : 0;
-  GST_OBJECT_UNLOCK(self);
 }
 
 static gboolean gst_mimi_dec_start(GstAudioDecoder* decoder) {
@@ -138,15 +137,16 @@ static gboolean gst_mimi_dec_stop(GstAudioDecoder* decoder) {
 static GstCaps* gst_mimi_dec_getcaps(GstAudioDecoder* decoder, GstCaps* filter) {
   GstMimiDec* self = GST_MIMI_DEC(decoder);
   GstCaps* caps = gst_static_pad_template_get_caps(&sink_template);
-  GST_OBJECT_LOCK(self);
-  if (self->model_rate > 0) {
-    caps = gst_caps_make_writable(caps);
-    gst_caps_set_simple(caps, "rate", G_TYPE_INT, self->model_rate, "frame-size", G_TYPE_INT,
-                        self->model_frame_size, "codebooks", GST_TYPE_INT_RANGE, 1,
-                        self->model_codebooks, "cardinality", G_TYPE_INT, self->model_cardinality,
-                        nullptr);
+  {
+    GstObjectLocker lock(self);
+    if (self->model_rate > 0) {
+      caps = gst_caps_make_writable(caps);
+      gst_caps_set_simple(caps, "rate", G_TYPE_INT, self->model_rate, "frame-size", G_TYPE_INT,
+                          self->model_frame_size, "codebooks", GST_TYPE_INT_RANGE, 1,
+                          self->model_codebooks, "cardinality", G_TYPE_INT, self->model_cardinality,
+                          nullptr);
+    }
   }
-  GST_OBJECT_UNLOCK(self);
   GstCaps* result = gst_audio_decoder_proxy_getcaps(decoder, caps, filter);
   gst_caps_unref(caps);
   return result;
@@ -210,9 +210,7 @@ static gboolean gst_mimi_dec_set_format(GstAudioDecoder* decoder, GstCaps* caps)
   priv->codebooks = codebooks;
   priv->framed = framed;
   priv->codes.assign(codebooks, 0);
-  GST_OBJECT_LOCK(self);
-  self->frame_bytes = 2 * codebooks;
-  GST_OBJECT_UNLOCK(self);
+  gst_kyutai_locked(self, [&] { self->frame_bytes = GST_KYUTAI_MIMI_CODE_BYTES * codebooks; });
 
   GstAudioInfo info;
   gst_audio_info_set_format(&info, GST_AUDIO_FORMAT_F32LE, format.sample_rate, 1, nullptr);
@@ -300,11 +298,11 @@ static gboolean gst_mimi_dec_convert(GstMimiDec* self, GstQuery* query) {
   GstFormat src_format, dest_format;
   gint64 src_value, dest_value;
   gst_query_parse_convert(query, &src_format, &src_value, &dest_format, nullptr);
-  GST_OBJECT_LOCK(self);
-  const guint64 frame_bytes = self->frame_bytes;
-  const guint64 frame_time =
-      self->model_rate > 0 ? gst_mimi_samples_to_time(self->model_frame_size, self->model_rate) : 0;
-  GST_OBJECT_UNLOCK(self);
+  const guint64 frame_bytes = gst_kyutai_locked(self, [&] { return self->frame_bytes; });
+  const guint64 frame_time = gst_kyutai_locked(self, [&] {
+    return self->model_rate > 0 ? gst_mimi_samples_to_time(self->model_frame_size, self->model_rate)
+                                : 0;
+  });
   if (src_format == dest_format || src_value == -1) {
     dest_value = src_value;
   } else if (frame_bytes == 0 || frame_time == 0 || src_value < 0) {

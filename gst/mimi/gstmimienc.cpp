@@ -78,9 +78,8 @@ static void gst_mimi_enc_set_property(GObject* object, guint prop_id, const GVal
                                        prop_id - PROP_MIMI_MODEL, value))
     return;
   if (prop_id == PROP_NUM_CODEBOOKS) {
-    GST_OBJECT_LOCK(self);
+    GstObjectLocker lock(self);
     self->num_codebooks = g_value_get_int(value);
-    GST_OBJECT_UNLOCK(self);
     return;
   }
   G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -93,9 +92,8 @@ static void gst_mimi_enc_get_property(GObject* object, guint prop_id, GValue* va
                                        prop_id - PROP_MIMI_MODEL, value))
     return;
   if (prop_id == PROP_NUM_CODEBOOKS) {
-    GST_OBJECT_LOCK(self);
+    GstObjectLocker lock(self);
     g_value_set_int(value, self->num_codebooks);
-    GST_OBJECT_UNLOCK(self);
     return;
   }
   G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -125,9 +123,7 @@ static gboolean gst_mimi_enc_open_stream(GstMimiEnc* self, int num_codebooks) {
 static gboolean gst_mimi_enc_start(GstAudioEncoder* encoder) {
   GstMimiEnc* self = GST_MIMI_ENC(encoder);
   const GstKyutaiConfig config = gst_kyutai_settings_copy(GST_ELEMENT(self), &self->settings);
-  GST_OBJECT_LOCK(self);
-  const int num_codebooks = self->num_codebooks;
-  GST_OBJECT_UNLOCK(self);
+  const int num_codebooks = gst_kyutai_locked(self, [&] { return self->num_codebooks; });
 
   self->priv->mimi = gst_mimi_load_model(GST_ELEMENT(self), config);
   if (!self->priv->mimi || !gst_mimi_enc_open_stream(self, num_codebooks)) {
@@ -138,9 +134,7 @@ static gboolean gst_mimi_enc_start(GstAudioEncoder* encoder) {
   GST_INFO_OBJECT(self, "model %s: %d Hz, %d samples per frame, %d of %d codebooks",
                   config.model.c_str(), format.sample_rate, format.frame_size, num_codebooks,
                   format.total_codebooks);
-  GST_OBJECT_LOCK(self);
-  self->model_rate = format.sample_rate;
-  GST_OBJECT_UNLOCK(self);
+  gst_kyutai_locked(self, [&] { self->model_rate = format.sample_rate; });
   // A frame is encoded once its last sample is in: one frame of latency.
   const GstClockTime frame = gst_mimi_samples_to_time(format.frame_size, format.sample_rate);
   gst_audio_encoder_set_latency(encoder, frame, frame);
@@ -149,9 +143,7 @@ static gboolean gst_mimi_enc_start(GstAudioEncoder* encoder) {
 
 static gboolean gst_mimi_enc_stop(GstAudioEncoder* encoder) {
   GstMimiEnc* self = GST_MIMI_ENC(encoder);
-  GST_OBJECT_LOCK(self);
-  self->model_rate = 0;
-  GST_OBJECT_UNLOCK(self);
+  gst_kyutai_locked(self, [&] { self->model_rate = 0; });
   self->priv->encoder.reset();
   self->priv->mimi.reset();
   return TRUE;
@@ -162,9 +154,7 @@ static gboolean gst_mimi_enc_stop(GstAudioEncoder* encoder) {
 static GstCaps* gst_mimi_enc_getcaps(GstAudioEncoder* encoder, GstCaps* filter) {
   GstMimiEnc* self = GST_MIMI_ENC(encoder);
   GstCaps* caps = gst_static_pad_template_get_caps(&sink_template);
-  GST_OBJECT_LOCK(self);
-  const gint rate = self->model_rate;
-  GST_OBJECT_UNLOCK(self);
+  const gint rate = gst_kyutai_locked(self, [&] { return self->model_rate; });
   if (rate > 0) {
     caps = gst_caps_make_writable(caps);
     gst_caps_set_simple(caps, "rate", G_TYPE_INT, rate, nullptr);

@@ -133,14 +133,13 @@ GST_ELEMENT_REGISTER_DEFINE(moshilm, "moshilm", GST_RANK_NONE, GST_TYPE_MOSHI_LM
 // Statistics
 
 static void gst_moshi_lm_stats_reset(GstMoshiLm* self, double frame_ms) {
-  GST_OBJECT_LOCK(self);
+  GstObjectLocker lock(self);
   self->priv->stats = GstMoshiLmStats();
   self->priv->stats.frame_ms = frame_ms;
-  GST_OBJECT_UNLOCK(self);
 }
 
 static void gst_moshi_lm_stats_add(GstMoshiLm* self, double ms) {
-  GST_OBJECT_LOCK(self);
+  GstObjectLocker lock(self);
   GstMoshiLmStats& s = self->priv->stats;
   if (s.window_ms.size() < STATS_WINDOW)
     s.window_ms.push_back(ms);
@@ -149,7 +148,6 @@ static void gst_moshi_lm_stats_add(GstMoshiLm* self, double ms) {
   s.next = (s.next + 1) % STATS_WINDOW;
   s.steps++;
   s.max_ms = std::max(s.max_ms, ms);
-  GST_OBJECT_UNLOCK(self);
 }
 
 // Called with the object lock held.
@@ -172,7 +170,7 @@ static void gst_moshi_lm_set_property(GObject* object, guint prop_id, const GVal
   if (gst_kyutai_settings_set_property(GST_ELEMENT(self), &self->settings, prop_id - PROP_MODEL,
                                        value))
     return;
-  GST_OBJECT_LOCK(self);
+  GstObjectLocker lock(self);
   switch (prop_id) {
     case PROP_TEMPERATURE:
       self->temperature = g_value_get_double(value);
@@ -192,7 +190,6 @@ static void gst_moshi_lm_set_property(GObject* object, guint prop_id, const GVal
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
-  GST_OBJECT_UNLOCK(self);
 }
 
 static void gst_moshi_lm_get_property(GObject* object, guint prop_id, GValue* value,
@@ -201,7 +198,7 @@ static void gst_moshi_lm_get_property(GObject* object, guint prop_id, GValue* va
   if (gst_kyutai_settings_get_property(GST_ELEMENT(self), &self->settings, prop_id - PROP_MODEL,
                                        value))
     return;
-  GST_OBJECT_LOCK(self);
+  GstObjectLocker lock(self);
   switch (prop_id) {
     case PROP_TEMPERATURE:
       g_value_set_double(value, self->temperature);
@@ -224,31 +221,25 @@ static void gst_moshi_lm_get_property(GObject* object, guint prop_id, GValue* va
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
-  GST_OBJECT_UNLOCK(self);
 }
 
 static kyutai::SamplingParams gst_moshi_lm_sampling(GstMoshiLm* self) {
-  GST_OBJECT_LOCK(self);
-  const kyutai::SamplingParams params{self->temperature, self->top_k, self->text_temperature,
-                                      self->text_top_k};
-  GST_OBJECT_UNLOCK(self);
-  return params;
+  GstObjectLocker lock(self);
+  return kyutai::SamplingParams{self->temperature, self->top_k, self->text_temperature,
+                                self->text_top_k};
 }
 
 static void gst_moshi_lm_publish(GstMoshiLm* self, const kyutai::MoshiFormat* format,
                                  GstClockTime frame) {
-  GST_OBJECT_LOCK(self);
+  GstObjectLocker lock(self);
   self->model_user_codebooks = format ? format->user_codebooks : 0;
   self->model_cardinality = format ? format->cardinality : 0;
   self->published_frame = frame;
-  GST_OBJECT_UNLOCK(self);
 }
 
 static guint64 gst_moshi_lm_seed(GstMoshiLm* self) {
-  GST_OBJECT_LOCK(self);
-  const guint64 seed = self->seed;
-  GST_OBJECT_UNLOCK(self);
-  return seed;
+  GstObjectLocker lock(self);
+  return self->seed;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -492,9 +483,7 @@ static gboolean gst_moshi_lm_latency(GstMoshiLm* self, GstQuery* query) {
   gboolean live;
   GstClockTime min, max;
   gst_query_parse_latency(query, &live, &min, &max);
-  GST_OBJECT_LOCK(self);
-  const GstClockTime frame = self->published_frame;
-  GST_OBJECT_UNLOCK(self);
+  const GstClockTime frame = gst_kyutai_locked(self, [&] { return self->published_frame; });
   if (GST_CLOCK_TIME_IS_VALID(frame)) {
     min += frame;
     if (GST_CLOCK_TIME_IS_VALID(max)) max += frame;
@@ -515,9 +504,9 @@ static gboolean gst_moshi_lm_src_query(GstPad* pad, GstObject* parent, GstQuery*
 static gboolean gst_moshi_lm_sink_query(GstPad* pad, GstObject* parent, GstQuery* query) {
   GstMoshiLm* self = GST_MOSHI_LM(parent);
   if (GST_QUERY_TYPE(query) != GST_QUERY_CAPS) return gst_pad_query_default(pad, parent, query);
-  GST_OBJECT_LOCK(self);
-  const gint codebooks = self->model_user_codebooks, cardinality = self->model_cardinality;
-  GST_OBJECT_UNLOCK(self);
+  const auto [codebooks, cardinality] = gst_kyutai_locked(self, [&] {
+    return std::pair{self->model_user_codebooks, self->model_cardinality};
+  });
   if (codebooks == 0) return gst_pad_query_default(pad, parent, query);  // not started
   GstCaps* filter;
   gst_query_parse_caps(query, &filter);
