@@ -27,8 +27,9 @@
  *     lm.text_src ! queue ! fdsink fd=1
  * ]|
  *
- * Both outputs are pushed from the input's streaming thread: as after a demuxer, give each
- * branch its own queue.
+ * `src` is pushed from the input's streaming thread, `text_src` from a thread of its own behind
+ * a small queue, so a sink blocking on one output never holds back the other: no queue is
+ * needed after moshilm.
  */
 #include "gstmoshilm.h"
 
@@ -53,6 +54,8 @@ static const kyutai::SamplingParams kDefaultSampling;
 #define STATS_WINDOW 256
 // A late step is reported once, then again after this many late steps (10 s of audio).
 #define LATE_WARNING_EVERY 125
+// Buffers and events waiting for text_src's own thread: 5 s of steps.
+#define TEXT_QUEUE_ITEMS 64
 
 enum {
   PROP_0,
@@ -80,6 +83,7 @@ struct GstMoshiLmPrivate {
   std::shared_ptr<const kyutai::Moshi> moshi;
   std::unique_ptr<kyutai::MoshiConversation> conversation;
   GstFlowCombiner* combiner = nullptr;
+  std::unique_ptr<GstMoshiPadQueue> text;  // text_src's streaming thread; made in _init
 
   // Stream lock of the sink pad.
   int in_codebooks = 0;  // from the caps
@@ -269,12 +273,23 @@ static void gst_moshi_lm_stamp(GstMoshiLm* self, GstBuffer* buffer, GstClockTime
   if (self->priv->discont) GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_DISCONT);
 }
 
-// Pushes what one step made: Moshi's frame (or a GAP before it has one) and its text (or a GAP).
+// Pushes what one step made: its text (or a GAP) and Moshi's frame (or a GAP before it has
+// one). The text goes first, to its own thread: a sink prerolling on src then never holds
+// back the text a sink on text_src needs to preroll.
 static GstFlowReturn gst_moshi_lm_push_step(GstMoshiLm* self,
                                             const kyutai::MoshiConversation::Step& step,
                                             GstClockTime pts) {
   GstMoshiLmPrivate* priv = self->priv;
-  GstFlowReturn audio_ret = GST_FLOW_OK, text_ret = GST_FLOW_OK;
+  GstMiniObject* text;
+  if (step.text.empty()) {
+    text = GST_MINI_OBJECT(gst_event_new_gap(pts, priv->frame_duration));
+  } else {
+    GstBuffer* buffer = gst_buffer_new_memdup(step.text.data(), step.text.size());
+    gst_moshi_lm_stamp(self, buffer, pts);
+    text = GST_MINI_OBJECT(buffer);
+  }
+  const bool text_queued = priv->text->push(text);
+  GstFlowReturn audio_ret = GST_FLOW_OK;
   if (!step.ready) {
     gst_pad_push_event(self->srcpad, gst_event_new_gap(pts, priv->frame_duration));
   } else {
@@ -282,16 +297,11 @@ static GstFlowReturn gst_moshi_lm_push_step(GstMoshiLm* self,
     gst_moshi_lm_stamp(self, frame, pts);
     audio_ret = gst_pad_push(self->srcpad, frame);
   }
-  if (step.text.empty()) {
-    gst_pad_push_event(self->textpad, gst_event_new_gap(pts, priv->frame_duration));
-  } else {
-    GstBuffer* text = gst_buffer_new_memdup(step.text.data(), step.text.size());
-    gst_moshi_lm_stamp(self, text, pts);
-    text_ret = gst_pad_push(self->textpad, text);
-  }
   priv->discont = false;
-  gst_moshi_lm_combine(self, self->srcpad, audio_ret);
-  return gst_moshi_lm_combine(self, self->textpad, text_ret);
+  // The text thread stopped: its pad's last flow return says why.
+  if (!text_queued)
+    gst_moshi_lm_combine(self, self->textpad, gst_pad_get_last_flow_return(self->textpad));
+  return gst_moshi_lm_combine(self, self->srcpad, audio_ret);
 }
 
 // Warns when a step takes longer than a frame: output then falls behind real time.
@@ -399,7 +409,8 @@ static gboolean gst_moshi_lm_set_caps(GstMoshiLm* self, GstCaps* caps) {
   g_autoptr(GstCaps) out =
       gst_kyutai_mimi_caps_new(priv->rate, priv->frame_size, f.model_codebooks, f.cardinality);
   g_autoptr(GstCaps) text = gst_static_pad_template_get_caps(&text_template);
-  return gst_pad_set_caps(self->srcpad, out) && gst_pad_set_caps(self->textpad, text);
+  priv->text->push(GST_MINI_OBJECT(gst_event_new_caps(text)));
+  return gst_pad_set_caps(self->srcpad, out);
 }
 
 // The text pad is a stream of its own: same group, and an id made from the input's.
@@ -410,7 +421,7 @@ static void gst_moshi_lm_stream_start(GstMoshiLm* self, GstEvent* event) {
   g_autofree gchar* id = g_strconcat(upstream_id ? upstream_id : "moshilm", "/text", nullptr);
   GstEvent* text_start = gst_event_new_stream_start(id);
   if (gst_event_parse_group_id(event, &group)) gst_event_set_group_id(text_start, group);
-  gst_pad_push_event(self->textpad, text_start);
+  self->priv->text->push(GST_MINI_OBJECT(text_start));
   gst_pad_push_event(self->srcpad, event);
 }
 
@@ -422,7 +433,26 @@ static void gst_moshi_lm_flush_text(GstMoshiLm* self) {
   if (text.empty() || !GST_CLOCK_TIME_IS_VALID(priv->next_pts)) return;
   GstBuffer* buffer = gst_buffer_new_memdup(text.data(), text.size());
   GST_BUFFER_PTS(buffer) = priv->next_pts;
-  gst_pad_push(self->textpad, buffer);
+  priv->text->push(GST_MINI_OBJECT(buffer));
+}
+
+// Serialized events go to both outputs, text_src's through its queue, first.
+static gboolean gst_moshi_lm_forward(GstMoshiLm* self, GstEvent* event) {
+  self->priv->text->push(GST_MINI_OBJECT(gst_event_ref(event)));
+  return gst_pad_push_event(self->srcpad, event);
+}
+
+// FLUSH_START, and FLUSH_STOP, which begins a new conversation.
+static gboolean gst_moshi_lm_flush(GstMoshiLm* self, GstEvent* event) {
+  GstMoshiLmPrivate* priv = self->priv;
+  if (GST_EVENT_TYPE(event) == GST_EVENT_FLUSH_START) {
+    priv->text->flush_start(gst_event_ref(event));
+    return gst_pad_push_event(self->srcpad, event);
+  }
+  gst_flow_combiner_reset(priv->combiner);
+  const bool ok = gst_moshi_lm_new_conversation(self);
+  priv->text->flush_stop(gst_event_ref(event));
+  return gst_pad_push_event(self->srcpad, event) && ok;
 }
 
 static gboolean gst_moshi_lm_sink_event(GstPad* pad, GstObject* parent, GstEvent* event) {
@@ -447,13 +477,9 @@ static gboolean gst_moshi_lm_sink_event(GstPad* pad, GstObject* parent, GstEvent
       gst_event_copy_segment(event, &priv->segment);
       priv->next_pts = GST_CLOCK_TIME_NONE;
       break;
+    case GST_EVENT_FLUSH_START:
     case GST_EVENT_FLUSH_STOP:
-      gst_flow_combiner_reset(priv->combiner);
-      if (!gst_moshi_lm_new_conversation(self)) {
-        gst_event_unref(event);
-        return FALSE;
-      }
-      break;
+      return gst_moshi_lm_flush(self, event);
     case GST_EVENT_GAP: {
       // No user audio for a while: the model does not step, downstream gets the gap.
       GstClockTime ts, duration;
@@ -471,6 +497,7 @@ static gboolean gst_moshi_lm_sink_event(GstPad* pad, GstObject* parent, GstEvent
     default:
       break;
   }
+  if (GST_EVENT_IS_SERIALIZED(event)) return gst_moshi_lm_forward(self, event);
   return gst_pad_event_default(pad, parent, event);
 }
 
@@ -598,6 +625,7 @@ static void gst_moshi_lm_init(GstMoshiLm* self) {
     gst_element_add_pad(GST_ELEMENT(self), *pad);
     gst_flow_combiner_add_pad(self->priv->combiner, *pad);
   }
+  self->priv->text = std::make_unique<GstMoshiPadQueue>(self->textpad, TEXT_QUEUE_ITEMS);
 }
 
 static void gst_moshi_lm_finalize(GObject* object) {
