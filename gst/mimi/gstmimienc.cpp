@@ -266,8 +266,26 @@ static bool gst_mimi_enc_fill_gap(GstMimiEnc* self, GstEvent* gap) {
   return true;
 }
 
+// GstAudioEncoder drops a segment that is not in TIME (raw audio straight from filesrc comes
+// in BYTES) and would then push codes with no segment at all; an open TIME segment replaces it,
+// and the input's times are counted from 0.
+static GstEvent* gst_mimi_enc_time_segment(GstMimiEnc* self, GstEvent* event) {
+  const GstSegment* segment;
+  gst_event_parse_segment(event, &segment);
+  if (segment->format == GST_FORMAT_TIME) return event;
+  GST_DEBUG_OBJECT(self, "%s segment: an open TIME segment replaces it",
+                   gst_format_get_name(segment->format));
+  GstSegment time;
+  gst_segment_init(&time, GST_FORMAT_TIME);
+  GstEvent* replacement = gst_event_new_segment(&time);
+  gst_event_set_seqnum(replacement, gst_event_get_seqnum(event));
+  gst_event_unref(event);
+  return replacement;
+}
+
 static gboolean gst_mimi_enc_sink_event(GstAudioEncoder* encoder, GstEvent* event) {
   GstMimiEnc* self = GST_MIMI_ENC(encoder);
+  if (GST_EVENT_TYPE(event) == GST_EVENT_SEGMENT) event = gst_mimi_enc_time_segment(self, event);
   if (GST_EVENT_TYPE(event) == GST_EVENT_GAP && gst_mimi_enc_fill_gap(self, event)) {
     gst_event_unref(event);
     return TRUE;

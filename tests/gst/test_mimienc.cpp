@@ -181,6 +181,27 @@ TEST_F(MimiEnc, AGapIsEncodedAsSilence) {
   }
 }
 
+// Raw audio straight from filesrc comes in a BYTES segment, which GstAudioEncoder drops; the
+// codes must still follow a TIME segment ("Got data flow before segment event" otherwise).
+TEST_F(MimiEnc, AfterABytesSegmentTheOutputHasATimeSegment) {
+  ASSERT_TRUE(gst_harness_push_event(enc_.h, gst_event_new_stream_start("raw")));
+  ASSERT_TRUE(gst_harness_push_event(
+      enc_.h, gst_event_new_caps(gst_caps_from_string(enc_sink_caps().c_str()))));
+  GstSegment bytes;
+  gst_segment_init(&bytes, GST_FORMAT_BYTES);
+  ASSERT_TRUE(gst_harness_push_event(enc_.h, gst_event_new_segment(&bytes)));
+  push_audio(0, 2 * kFrame, kFrame);
+  std::vector<GstBuffer*> codes = enc_.pull_all();
+  EXPECT_EQ(codes.size(), 2u);
+  unref_all(codes);
+  GstEvent* segment = gst_pad_get_sticky_event(enc_.h->sinkpad, GST_EVENT_SEGMENT, 0);
+  ASSERT_NE(segment, nullptr);
+  const GstSegment* s = nullptr;
+  gst_event_parse_segment(segment, &s);
+  EXPECT_EQ(s->format, GST_FORMAT_TIME);
+  gst_event_unref(segment);
+}
+
 TEST_F(MimiEnc, PostsTheNominalBitrate) {
   set_caps();
   push_audio(0, kFrame, kFrame);
