@@ -53,6 +53,11 @@ auto gst_kyutai_locked(gpointer object, Read&& read) {
   return read();
 }
 
+// A GAP up to this long is filled with silence, frame by frame; a longer one is a
+// discontinuity: the stream restarts after it and the GAP goes downstream. So a GAP costs
+// bounded memory and time whatever its duration (docs/ELEMENTS.md).
+#define GST_KYUTAI_MAX_GAP_FILL (5 * GST_SECOND)
+
 #define GST_KYUTAI_DEFAULT_MODEL "kyutai/moshiko-pytorch-bf16"
 #define GST_KYUTAI_DEFAULT_DEVICE "cpu"
 #define GST_KYUTAI_DEFAULT_THREADS 0

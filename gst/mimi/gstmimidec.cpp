@@ -236,19 +236,27 @@ static GstFlowReturn gst_mimi_dec_parse(GstAudioDecoder* decoder, GstAdapter* ad
   return GST_FLOW_OK;
 }
 
-// A GAP arrives as an empty buffer carrying its time span; it becomes that much silence, and
-// the next frame starts a new stream since the codes around the gap are not contiguous.
+// A GAP arrives as an empty buffer carrying its time span. Up to GST_KYUTAI_MAX_GAP_FILL it
+// becomes that much silence (one bounded buffer); a longer one goes downstream as a GAP. Either
+// way the next frame starts a new stream, since the codes around the gap are not contiguous.
 static GstFlowReturn gst_mimi_dec_fill_gap(GstMimiDec* self, GstBuffer* gap) {
   if (!gst_mimi_dec_reset_stream(self)) return GST_FLOW_ERROR;
+  GstAudioDecoder* decoder = GST_AUDIO_DECODER(self);
   const GstClockTime duration = GST_BUFFER_DURATION(gap);
+  if (GST_CLOCK_TIME_IS_VALID(duration) && duration > GST_KYUTAI_MAX_GAP_FILL) {
+    GST_DEBUG_OBJECT(self, "gap of %" GST_TIME_FORMAT ": forwarded", GST_TIME_ARGS(duration));
+    const GstFlowReturn ret = gst_audio_decoder_finish_frame(decoder, nullptr, 1);
+    gst_pad_push_event(GST_AUDIO_DECODER_SRC_PAD(self),
+                       gst_event_new_gap(GST_BUFFER_PTS(gap), duration));
+    return ret;
+  }
   // The output rate, which is the model's unless a GAP came before any caps.
-  const int rate = GST_AUDIO_INFO_RATE(gst_audio_decoder_get_audio_info(GST_AUDIO_DECODER(self)));
+  const int rate = GST_AUDIO_INFO_RATE(gst_audio_decoder_get_audio_info(decoder));
   const guint64 samples = GST_CLOCK_TIME_IS_VALID(duration)
                               ? gst_util_uint64_scale_round(duration, rate, GST_SECOND)
                               : 0;
   GST_DEBUG_OBJECT(self, "gap of %" GST_TIME_FORMAT ": %" G_GUINT64_FORMAT " samples of silence",
                    GST_TIME_ARGS(duration), samples);
-  GstAudioDecoder* decoder = GST_AUDIO_DECODER(self);
   if (samples == 0) return gst_audio_decoder_finish_frame(decoder, nullptr, 1);
   GstBuffer* silence = gst_buffer_new_allocate(nullptr, samples * sizeof(float), nullptr);
   gst_buffer_memset(silence, 0, 0, samples * sizeof(float));

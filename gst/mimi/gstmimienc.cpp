@@ -242,27 +242,44 @@ static GstFlowReturn gst_mimi_enc_handle_frame(GstAudioEncoder* encoder, GstBuff
       static_cast<gint>(priv->pcm.size()));
 }
 
-// A GAP (no audio for a while) is encoded as that much silence, so that the code stream stays
-// continuous: a decoder keeps its state, and a conversation downstream keeps stepping once per
-// frame. Returns false when the gap cannot be filled (no format yet, no duration).
+// Chains `samples` of silence from `ts` one frame at a time, so no gap needs a large buffer.
+static void gst_mimi_enc_chain_silence(GstMimiEnc* self, GstClockTime ts, guint64 samples) {
+  const kyutai::MimiFormat& format = self->priv->mimi->format();
+  for (guint64 done = 0; done < samples; done += format.frame_size) {
+    const guint64 n = std::min<guint64>(format.frame_size, samples - done);
+    GstBuffer* silence = gst_buffer_new_allocate(nullptr, n * sizeof(float), nullptr);
+    gst_buffer_memset(silence, 0, 0, n * sizeof(float));
+    GST_BUFFER_PTS(silence) = ts + gst_mimi_samples_to_time(done, format.sample_rate);
+    GST_BUFFER_DURATION(silence) = gst_mimi_samples_to_time(n, format.sample_rate);
+    // Through the pad like any audio: the base class frames it with what is already queued.
+    if (gst_pad_chain(GST_AUDIO_ENCODER_SINK_PAD(self), silence) != GST_FLOW_OK) return;
+  }
+}
+
+// A GAP (no audio for a while) up to GST_KYUTAI_MAX_GAP_FILL is encoded as that much silence,
+// so that the code stream stays continuous: a decoder keeps its state, and a conversation
+// downstream keeps stepping once per frame. A longer one is a discontinuity: the next frame
+// starts a new stream and the base class forwards the GAP. Returns false when the gap is not
+// filled (longer, no format yet, no duration).
 static bool gst_mimi_enc_fill_gap(GstMimiEnc* self, GstEvent* gap) {
-  GstPad* sinkpad = GST_AUDIO_ENCODER_SINK_PAD(self);
   GstClockTime ts, duration;
   gst_event_parse_gap(gap, &ts, &duration);
-  if (!self->priv->mimi || !gst_pad_has_current_caps(sinkpad) || !GST_CLOCK_TIME_IS_VALID(ts) ||
-      !GST_CLOCK_TIME_IS_VALID(duration))
+  if (!self->priv->mimi || !gst_pad_has_current_caps(GST_AUDIO_ENCODER_SINK_PAD(self)) ||
+      !GST_CLOCK_TIME_IS_VALID(ts) || !GST_CLOCK_TIME_IS_VALID(duration))
     return false;
+  if (duration > GST_KYUTAI_MAX_GAP_FILL) {
+    GST_DEBUG_OBJECT(self, "gap of %" GST_TIME_FORMAT ": a discontinuity", GST_TIME_ARGS(duration));
+    GST_AUDIO_ENCODER_STREAM_LOCK(self);
+    self->priv->reset_pending = true;
+    GST_AUDIO_ENCODER_STREAM_UNLOCK(self);
+    return false;
+  }
   const int rate = self->priv->mimi->format().sample_rate;
   const guint64 samples = gst_util_uint64_scale_round(duration, rate, GST_SECOND);
   if (samples == 0) return false;
   GST_DEBUG_OBJECT(self, "gap of %" GST_TIME_FORMAT ": %" G_GUINT64_FORMAT " samples of silence",
                    GST_TIME_ARGS(duration), samples);
-  GstBuffer* silence = gst_buffer_new_allocate(nullptr, samples * sizeof(float), nullptr);
-  gst_buffer_memset(silence, 0, 0, samples * sizeof(float));
-  GST_BUFFER_PTS(silence) = ts;
-  GST_BUFFER_DURATION(silence) = duration;
-  // Through the pad like any audio: the base class frames it with what is already queued.
-  gst_pad_chain(sinkpad, silence);
+  gst_mimi_enc_chain_silence(self, ts, samples);
   return true;
 }
 

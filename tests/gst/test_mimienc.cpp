@@ -202,6 +202,36 @@ TEST_F(MimiEnc, AfterABytesSegmentTheOutputHasATimeSegment) {
   gst_event_unref(segment);
 }
 
+// A GAP costs bounded time and memory whatever its duration: past 5 s it is a discontinuity
+// that goes downstream, not hours of silence to encode (a one-hour GAP took 100 s and 330 MB,
+// one of G_MAXUINT64 aborted on a 442 TB allocation).
+TEST_F(MimiEnc, HugeGapsAreDiscontinuitiesThatCostNoTimeOrMemory) {
+  set_caps();
+  push_audio(0, 2 * kFrame, kFrame);
+  const long rss_before = max_rss_kib();
+  const gint64 t0 = g_get_monotonic_time();
+  const GstClockTime hour = 3600 * GST_SECOND, after = 2 * kFrameTime + hour;
+  ASSERT_TRUE(gst_harness_push_event(enc_.h, gst_event_new_gap(2 * kFrameTime, hour)));
+  push_audio(0, 2 * kFrame, kFrame, after);
+  const GstClockTime end = after + 2 * kFrameTime;
+  ASSERT_TRUE(gst_harness_push_event(enc_.h, gst_event_new_gap(end, G_MAXUINT64 - end - 1)));
+  EXPECT_LT(g_get_monotonic_time() - t0, 2 * G_USEC_PER_SEC);
+  EXPECT_LT(max_rss_kib() - rss_before, 50 * 1024);
+
+  std::vector<GstBuffer*> buffers = enc_.pull_all();
+  ASSERT_EQ(buffers.size(), 4u);
+  EXPECT_EQ(GST_BUFFER_PTS(buffers[2]), after);
+  EXPECT_EQ(GST_BUFFER_PTS(buffers[3]), after + kFrameTime);
+  // After the discontinuity a new stream: a fresh encoder's codes.
+  EXPECT_EQ(buffer_codes(buffers[2]), golden().frame(golden().codes_stream, 0));
+  EXPECT_EQ(buffer_codes(buffers[3]), golden().frame(golden().codes_stream, 1));
+  unref_all(buffers);
+  // The hour goes downstream (the base class keeps the endless one to itself).
+  const auto gaps = pull_gaps(enc_.h);
+  ASSERT_GE(gaps.size(), 1u);
+  EXPECT_EQ(gaps[0], std::make_pair(2 * kFrameTime, hour));
+}
+
 TEST_F(MimiEnc, PostsTheNominalBitrate) {
   set_caps();
   push_audio(0, kFrame, kFrame);
