@@ -44,6 +44,7 @@ struct GstMimiEncPrivate {
   // Stream lock: a DISCONT buffer arrived, and frames were encoded since the last reset.
   bool reset_pending = false;
   bool dirty = false;
+  bool warned_samples = false;  // stream lock: the bad-samples warning was posted this stream
 };
 
 struct _GstMimiEnc {
@@ -116,7 +117,7 @@ static gboolean gst_mimi_enc_open_stream(GstMimiEnc* self, int num_codebooks) {
   if (!ok) return FALSE;
   priv->pcm.assign(format.frame_size, 0.0f);
   priv->codes.assign(num_codebooks, 0);
-  priv->reset_pending = priv->dirty = false;
+  priv->reset_pending = priv->dirty = priv->warned_samples = false;
   return TRUE;
 }
 
@@ -208,10 +209,25 @@ static bool gst_mimi_enc_reset_stream(GstMimiEnc* self) {
   priv->reset_pending = false;
   if (!priv->dirty || !priv->encoder) return true;
   GST_DEBUG_OBJECT(self, "resetting the streaming state");
-  priv->dirty = false;
+  priv->dirty = priv->warned_samples = false;
   return GST_KYUTAI_TRY(GST_ELEMENT(self), STREAM, ENCODE,
                         "Cannot restart the Mimi encoding stream.",
                         [&] { priv->encoder->reset(); });
+}
+
+// The library encoded non-finite or absurd samples as 0 (or clamped them) so that they cannot
+// poison the stream; says so once per stream.
+static void gst_mimi_enc_warn_samples(GstMimiEnc* self, size_t replaced, GstClockTime pts) {
+  GST_LOG_OBJECT(self, "%zu bad samples replaced at %" GST_TIME_FORMAT, replaced,
+                 GST_TIME_ARGS(pts));
+  if (self->priv->warned_samples) return;
+  self->priv->warned_samples = true;
+  GST_ELEMENT_WARNING(
+      self, STREAM, ENCODE,
+      ("The audio has samples that are not numbers, infinite or beyond +-%g: "
+       "they are encoded as silence (or clamped). Warned once per stream.",
+       static_cast<double>(kyutai::kMaxSampleMagnitude)),
+      ("%zu such samples in the frame at %" GST_TIME_FORMAT, replaced, GST_TIME_ARGS(pts)));
 }
 
 static GstFlowReturn gst_mimi_enc_handle_frame(GstAudioEncoder* encoder, GstBuffer* buffer) {
@@ -230,10 +246,14 @@ static GstFlowReturn gst_mimi_enc_handle_frame(GstAudioEncoder* encoder, GstBuff
     GST_DEBUG_OBJECT(self, "padding the last %zu samples with zeros", samples);
 
   if (priv->reset_pending && !gst_mimi_enc_reset_stream(self)) return GST_FLOW_ERROR;
-  const bool ok = GST_KYUTAI_TRY(
-      GST_ELEMENT(self), STREAM, ENCODE, "Mimi could not encode a frame.",
-      [&] { priv->encoder->encode_frame(priv->pcm.data(), priv->pcm.size(), priv->codes.data()); });
+  size_t replaced = 0;
+  const bool ok =
+      GST_KYUTAI_TRY(GST_ELEMENT(self), STREAM, ENCODE, "Mimi could not encode a frame.", [&] {
+        replaced =
+            priv->encoder->encode_frame(priv->pcm.data(), priv->pcm.size(), priv->codes.data());
+      });
   if (!ok) return GST_FLOW_ERROR;
+  if (replaced > 0) gst_mimi_enc_warn_samples(self, replaced, GST_BUFFER_PTS(buffer));
   priv->dirty = true;
   // A padded frame still stands for a whole frame of audio; the base class allows claiming
   // more samples than it handed over only while draining, which is when frames are partial.

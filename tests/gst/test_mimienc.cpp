@@ -3,6 +3,7 @@
 #include <gst/audio/audio.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "gst_test_util.h"
 
@@ -230,6 +231,41 @@ TEST_F(MimiEnc, HugeGapsAreDiscontinuitiesThatCostNoTimeOrMemory) {
   const auto gaps = pull_gaps(enc_.h);
   ASSERT_GE(gaps.size(), 1u);
   EXPECT_EQ(gaps[0], std::make_pair(2 * kFrameTime, hour));
+}
+
+// One NaN or infinity must not silence the stream: the library encodes it as 0, so
+// the codes after it are those after a frame of zeros; mimienc warns once per stream.
+TEST_F(MimiEnc, NonFiniteSamplesAreEncodedAsSilenceWithOneWarning) {
+  auto encode = [](const std::vector<float>& first, int* warnings) {
+    Harnessed enc("mimienc", {{"model", tiny_model()}});
+    gst_harness_set_src_caps_str(enc.h, enc_sink_caps().c_str());
+    for (int repeat = 0; repeat < 2; ++repeat)
+      EXPECT_EQ(gst_harness_push(enc.h, audio_buffer(first.data(), first.size())), GST_FLOW_OK);
+    const std::vector<float>& audio = golden().audio;
+    EXPECT_EQ(gst_harness_push(enc.h, audio_buffer(audio.data(), 20 * kFrame)), GST_FLOW_OK);
+    std::vector<std::vector<int64_t>> frames;
+    for (GstBuffer* b : enc.pull_all()) {
+      frames.push_back(buffer_codes(b));
+      gst_buffer_unref(b);
+    }
+    *warnings = 0;
+    while (GstMessage* m = gst_bus_pop_filtered(enc.bus, GST_MESSAGE_WARNING)) {
+      ++*warnings;
+      gst_message_unref(m);
+    }
+    return frames;
+  };
+  int warnings = 0;
+  const auto after_zeros = encode(std::vector<float>(kFrame, 0.f), &warnings);
+  EXPECT_EQ(warnings, 0);
+  std::vector<float> bad(kFrame, 0.f);
+  bad[0] = std::nanf("");
+  bad[7] = INFINITY;
+  const auto after_bad = encode(bad, &warnings);
+  EXPECT_EQ(warnings, 1);  // two bad frames, one warning
+  ASSERT_EQ(after_bad.size(), 22u);
+  for (size_t f = 2; f < after_bad.size(); ++f)
+    EXPECT_EQ(after_bad[f], after_zeros[f]) << "frame " << f;
 }
 
 TEST_F(MimiEnc, PostsTheNominalBitrate) {
