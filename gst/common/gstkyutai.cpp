@@ -1,6 +1,9 @@
 #include "gstkyutai.h"
 
+#include <cinttypes>
+
 #include "kyutai/device.h"
+#include "kyutai/error.h"
 
 static const GParamFlags kReadyFlags =
     static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
@@ -47,10 +50,9 @@ void gst_kyutai_install_settings(GObjectClass* klass, guint first, const char* m
 }
 
 static void replace_string(GstElement* element, gchar** field, const GValue* value) {
-  GST_OBJECT_LOCK(element);
+  GstObjectLocker lock(element);
   g_free(*field);
   *field = g_value_dup_string(value);
-  GST_OBJECT_UNLOCK(element);
 }
 
 gboolean gst_kyutai_settings_set_property(GstElement* element, GstKyutaiSettings* settings,
@@ -62,11 +64,11 @@ gboolean gst_kyutai_settings_set_property(GstElement* element, GstKyutaiSettings
     case GST_KYUTAI_PROP_DEVICE:
       replace_string(element, &settings->device, value);
       return TRUE;
-    case GST_KYUTAI_PROP_THREADS:
-      GST_OBJECT_LOCK(element);
+    case GST_KYUTAI_PROP_THREADS: {
+      GstObjectLocker lock(element);
       settings->threads = g_value_get_int(value);
-      GST_OBJECT_UNLOCK(element);
       return TRUE;
+    }
     case GST_KYUTAI_PROP_DTYPE:
       if (!settings->has_dtype) return FALSE;
       replace_string(element, &settings->dtype, value);
@@ -79,7 +81,7 @@ gboolean gst_kyutai_settings_set_property(GstElement* element, GstKyutaiSettings
 gboolean gst_kyutai_settings_get_property(GstElement* element, GstKyutaiSettings* settings,
                                           guint offset, GValue* value) {
   gboolean known = TRUE;
-  GST_OBJECT_LOCK(element);
+  GstObjectLocker lock(element);
   switch (offset) {
     case GST_KYUTAI_PROP_MODEL:
       g_value_set_string(value, settings->model);
@@ -97,37 +99,111 @@ gboolean gst_kyutai_settings_get_property(GstElement* element, GstKyutaiSettings
     default:
       known = FALSE;
   }
-  GST_OBJECT_UNLOCK(element);
   return known;
 }
 
 GstKyutaiConfig gst_kyutai_settings_copy(GstElement* element, const GstKyutaiSettings* settings) {
   GstKyutaiConfig config;
-  GST_OBJECT_LOCK(element);
+  GstObjectLocker lock(element);
   config.model = settings->model ? settings->model : "";
   config.device = settings->device ? settings->device : "";
   config.dtype = settings->dtype ? settings->dtype : "";
   config.threads = settings->threads;
-  GST_OBJECT_UNLOCK(element);
   return config;
 }
 
-void gst_kyutai_post_error(GstElement* element, GQuark domain, gint code, const std::string& text,
-                           const std::string& detail, const char* file, const char* function,
-                           int line) {
-  gst_element_message_full(element, GST_MESSAGE_ERROR, domain, code, g_strdup(text.c_str()),
-                           detail.empty() ? nullptr : g_strdup(detail.c_str()), file, function,
-                           line);
+bool gst_kyutai_error_code_is(GstKyutaiErrorCode a, GstKyutaiErrorCode b) {
+  return a.domain == b.domain && a.code == b.code;
 }
 
-bool gst_kyutai_check_device(GstElement* element, const std::string& device, const char* what) {
+GstKyutaiErrorCode gst_kyutai_error_code(const std::exception_ptr& error,
+                                         GstKyutaiErrorCode fallback) {
+  const GstKyutaiErrorCode settings = GST_KYUTAI_ERROR_CODE(RESOURCE, SETTINGS);
   try {
-    kyutai::check_device(device);
-    return true;
-  } catch (const std::exception& e) {
-    GST_KYUTAI_POST_ERROR(element, RESOURCE, SETTINGS,
-                          std::string("Cannot run ") + what + " on device '" + device + "'.",
-                          e.what());
-    return false;
+    std::rethrow_exception(error);
+  } catch (const kyutai::NotFoundError&) {
+    return GST_KYUTAI_ERROR_CODE(RESOURCE, NOT_FOUND);
+  } catch (const kyutai::FormatError&) {
+    return GST_KYUTAI_ERROR_CODE(LIBRARY, INIT);
+  } catch (const kyutai::CheckpointError&) {
+    return GST_KYUTAI_ERROR_CODE(LIBRARY, INIT);
+  } catch (const kyutai::ConfigError&) {
+    return gst_kyutai_error_code_is(fallback, settings) ? settings
+                                                        : GST_KYUTAI_ERROR_CODE(LIBRARY, INIT);
+  } catch (...) {
+    return fallback;  // InputError and anything unexpected: what the call site does
   }
+}
+
+std::string gst_kyutai_error_detail(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "unknown exception";
+  }
+}
+
+void gst_kyutai_post_error(GstElement* element, GstKyutaiErrorCode code, const std::string& text,
+                           const std::string& detail, const GstKyutaiSite& site) {
+  gst_element_message_full(
+      element, GST_MESSAGE_ERROR, code.domain, code.code, g_strdup(text.c_str()),
+      detail.empty() ? nullptr : g_strdup(detail.c_str()), site.file, site.function, site.line);
+}
+
+bool gst_kyutai_check_device(GstElement* element, const std::string& device, const char* what,
+                             const GstKyutaiSite& site) {
+  return gst_kyutai_try(site, element, GST_KYUTAI_ERROR_CODE(RESOURCE, SETTINGS),
+                        std::string("Cannot run ") + what + " on device '" + device + "'.",
+                        [&] { kyutai::check_device(device); });
+}
+
+GstCaps* gst_kyutai_mimi_caps_new(int rate, int frame_size, int codebooks, int cardinality) {
+  return gst_caps_new_simple(GST_KYUTAI_MIMI_MEDIA_TYPE, "rate", G_TYPE_INT, rate, "channels",
+                             G_TYPE_INT, 1, "frame-size", G_TYPE_INT, frame_size, "codebooks",
+                             G_TYPE_INT, codebooks, "cardinality", G_TYPE_INT, cardinality,
+                             nullptr);
+}
+
+GstBuffer* gst_kyutai_mimi_pack(const int64_t* codes, size_t count) {
+  GstBuffer* buffer = gst_buffer_new_allocate(nullptr, count * GST_KYUTAI_MIMI_CODE_BYTES, nullptr);
+  GstMapInfo map;
+  gst_buffer_map(buffer, &map, GST_MAP_WRITE);
+  for (size_t k = 0; k < count; ++k)
+    GST_WRITE_UINT16_LE(map.data + GST_KYUTAI_MIMI_CODE_BYTES * k, static_cast<guint16>(codes[k]));
+  gst_buffer_unmap(buffer, &map);
+  return buffer;
+}
+
+static std::string read_codes(const GstMapInfo& map, size_t count, int cardinality,
+                              int64_t* codes) {
+  for (size_t k = 0; k < count; ++k) {
+    codes[k] = GST_READ_UINT16_LE(map.data + GST_KYUTAI_MIMI_CODE_BYTES * k);
+    if (cardinality > 0 && codes[k] >= cardinality) {
+      g_autofree gchar* why = g_strdup_printf(
+          "Invalid Mimi code %" PRId64 " in codebook %zu: codes must be below the cardinality, %d.",
+          codes[k], k, cardinality);
+      return why;
+    }
+  }
+  return {};
+}
+
+std::string gst_kyutai_mimi_unpack(GstBuffer* buffer, size_t count, int cardinality, int64_t* codes,
+                                   const char* size_hint) {
+  GstMapInfo map;
+  if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return "Cannot read a Mimi frame.";
+  std::string why;
+  const gsize expected = count * GST_KYUTAI_MIMI_CODE_BYTES;
+  if (map.size != expected) {
+    g_autofree gchar* text =
+        g_strdup_printf("A Mimi frame of %zu codebooks is %zu bytes, but this buffer has %zu%s.",
+                        count, expected, map.size, size_hint);
+    why = text;
+  } else {
+    why = read_codes(map, count, cardinality, codes);
+  }
+  gst_buffer_unmap(buffer, &map);
+  return why;
 }

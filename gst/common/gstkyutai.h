@@ -5,8 +5,11 @@
 
 #include <gst/gst.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <string>
+#include <type_traits>
 
 #define GST_KYUTAI_MIMI_MEDIA_TYPE "audio/x-mimi"
 // The widest codebook range the media type allows (the released Mimi has 32).
@@ -16,6 +19,44 @@
   ", rate = (int) [ 1, MAX ], channels = (int) 1, "                     \
   "frame-size = (int) [ 1, MAX ], codebooks = (int) [ 1, " G_STRINGIFY( \
       GST_KYUTAI_MIMI_MAX_CODEBOOKS) " ], cardinality = (int) [ 1, 65536 ]"
+
+// The audio/x-mimi wire format (docs/MEDIA-TYPE.md): one frame per buffer, its codes as
+// little-endian guint16 in codebook order, so a frame of `count` codes is 2 x count bytes.
+#define GST_KYUTAI_MIMI_CODE_BYTES 2
+// Fixed audio/x-mimi caps of one format (framed, the default).
+GstCaps* gst_kyutai_mimi_caps_new(int rate, int frame_size, int codebooks, int cardinality);
+GstBuffer* gst_kyutai_mimi_pack(const int64_t* codes, size_t count);
+// Reads one frame of `count` codes into `codes`. Returns an empty string, or the sentence of a
+// STREAM/DECODE error: a buffer of another size (`size_hint` is added to that sentence), or a
+// code at or above `cardinality` (not checked when `cardinality` is 0).
+std::string gst_kyutai_mimi_unpack(GstBuffer* buffer, size_t count, int cardinality, int64_t* codes,
+                                   const char* size_hint = "");
+
+// Holds a GstObject's lock for its lifetime, as libcamera's element holds its mutexes.
+class GstObjectLocker {
+ public:
+  explicit GstObjectLocker(gpointer object) : object_(GST_OBJECT(object)) {
+    GST_OBJECT_LOCK(object_);
+  }
+  ~GstObjectLocker() { GST_OBJECT_UNLOCK(object_); }
+  GstObjectLocker(const GstObjectLocker&) = delete;
+  GstObjectLocker& operator=(const GstObjectLocker&) = delete;
+
+ private:
+  GstObject* object_;
+};
+
+// What `read` returns, read under the object's lock: a copy of fields that other threads set.
+template <typename Read>
+auto gst_kyutai_locked(gpointer object, Read&& read) {
+  GstObjectLocker lock(object);
+  return read();
+}
+
+// A GAP up to this long is filled with silence, frame by frame; a longer one is a
+// discontinuity: the stream restarts after it and the GAP goes downstream. So a GAP costs
+// bounded memory and time whatever its duration (docs/ELEMENTS.md).
+#define GST_KYUTAI_MAX_GAP_FILL (5 * GST_SECOND)
 
 #define GST_KYUTAI_DEFAULT_MODEL "kyutai/moshiko-pytorch-bf16"
 #define GST_KYUTAI_DEFAULT_DEVICE "cpu"
@@ -60,30 +101,76 @@ struct GstKyutaiConfig {
 };
 GstKyutaiConfig gst_kyutai_settings_copy(GstElement* element, const GstKyutaiSettings* settings);
 
-// Posts an element error with a sentence for the user and the technical detail.
-void gst_kyutai_post_error(GstElement* element, GQuark domain, gint code, const std::string& text,
-                           const std::string& detail, const char* file, const char* function,
-                           int line);
+// Where an error comes from: the call site's file, function and line, so that an error posted
+// by a helper points at the element's code.
+struct GstKyutaiSite {
+  const char* file;
+  const char* function;
+  int line;
+};
+#define GST_KYUTAI_SITE (GstKyutaiSite{__FILE__, GST_FUNCTION, __LINE__})
 
-#define GST_KYUTAI_POST_ERROR(element, domain, code, text, detail)                                \
-  gst_kyutai_post_error(element, GST_##domain##_ERROR, GST_##domain##_ERROR_##code, text, detail, \
-                        __FILE__, GST_FUNCTION, __LINE__)
+// A GStreamer error domain and code.
+struct GstKyutaiErrorCode {
+  GQuark domain;
+  gint code;
+};
+#define GST_KYUTAI_ERROR_CODE(domain, code) \
+  (GstKyutaiErrorCode{GST_##domain##_ERROR, GST_##domain##_ERROR_##code})
+bool gst_kyutai_error_code_is(GstKyutaiErrorCode a, GstKyutaiErrorCode b);
+
+// The one table from the library's exceptions to element errors (docs/ELEMENTS.md, "Errors"):
+// NotFoundError is RESOURCE/NOT_FOUND; FormatError and CheckpointError are LIBRARY/INIT;
+// ConfigError is RESOURCE/SETTINGS where the call checks settings (its `fallback` is
+// RESOURCE/SETTINGS) and LIBRARY/INIT elsewhere (a configuration file); InputError and anything
+// else is the call site's `fallback` (STREAM/ENCODE or STREAM/DECODE while streaming).
+GstKyutaiErrorCode gst_kyutai_error_code(const std::exception_ptr& error,
+                                         GstKyutaiErrorCode fallback);
+// The exception's message, for the error's debug text.
+std::string gst_kyutai_error_detail(const std::exception_ptr& error);
+
+// Posts an element error with a sentence for the user and the technical detail, located at
+// `site`.
+void gst_kyutai_post_error(GstElement* element, GstKyutaiErrorCode code, const std::string& text,
+                           const std::string& detail, const GstKyutaiSite& site);
+
+#define GST_KYUTAI_POST_ERROR(element, domain, code, text, detail) \
+  gst_kyutai_post_error(element, GST_KYUTAI_ERROR_CODE(domain, code), text, detail, GST_KYUTAI_SITE)
 
 // Checks a device name; a bad one is RESOURCE/SETTINGS ("Cannot run `what` on device ...").
-bool gst_kyutai_check_device(GstElement* element, const std::string& device, const char* what);
+bool gst_kyutai_check_device(GstElement* element, const std::string& device, const char* what,
+                             const GstKyutaiSite& site);
+#define GST_KYUTAI_CHECK_DEVICE(element, device, what) \
+  gst_kyutai_check_device(element, device, what, GST_KYUTAI_SITE)
 
-// Runs `body`; an exception becomes an element error of `domain`/`code` with `what` as the
-// sentence for the user. Returns false after posting.
-template <typename Body>
-bool gst_kyutai_try(GstElement* element, GQuark domain, gint code, const char* what, Body&& body) {
+// The sentence for the user: a string, or a function of the error code (to say "not found"
+// differently from "invalid").
+template <typename Sentence>
+std::string gst_kyutai_sentence(const Sentence& what, GstKyutaiErrorCode code) {
+  if constexpr (std::is_invocable_v<const Sentence&, GstKyutaiErrorCode>)
+    return what(code);
+  else
+    return std::string(what);
+}
+
+// Runs `body`; an exception becomes an element error whose domain and code come from
+// gst_kyutai_error_code, located at `site`. Returns false after posting. Use GST_KYUTAI_TRY.
+template <typename Sentence, typename Body>
+bool gst_kyutai_try(const GstKyutaiSite& site, GstElement* element, GstKyutaiErrorCode fallback,
+                    const Sentence& what, Body&& body) {
   try {
     body();
     return true;
-  } catch (const std::exception& e) {
-    gst_kyutai_post_error(element, domain, code, what, e.what(), __FILE__, GST_FUNCTION, __LINE__);
   } catch (...) {
-    gst_kyutai_post_error(element, domain, code, what, "unknown exception", __FILE__, GST_FUNCTION,
-                          __LINE__);
+    const std::exception_ptr error = std::current_exception();
+    const GstKyutaiErrorCode code = gst_kyutai_error_code(error, fallback);
+    gst_kyutai_post_error(element, code, gst_kyutai_sentence(what, code),
+                          gst_kyutai_error_detail(error), site);
   }
   return false;
 }
+
+// GST_KYUTAI_TRY(element, STREAM, DECODE, "sentence", [&] { ... }): gst_kyutai_try at the
+// caller's file and line, with the caller's default domain and code.
+#define GST_KYUTAI_TRY(element, domain, code, what, ...) \
+  gst_kyutai_try(GST_KYUTAI_SITE, element, GST_KYUTAI_ERROR_CODE(domain, code), what, __VA_ARGS__)

@@ -1,8 +1,5 @@
 #include "gstmimicommon.h"
 
-#include <exception>
-
-#include "kyutai/error.h"
 #include "kyutai/hub.h"
 #include "kyutai/runtime.h"
 
@@ -17,38 +14,30 @@ void gst_mimi_install_settings(GObjectClass* klass) {
       FALSE);
 }
 
+static bool is_not_found(GstKyutaiErrorCode code) {
+  return gst_kyutai_error_code_is(code, GST_KYUTAI_ERROR_CODE(RESOURCE, NOT_FOUND));
+}
+
 static bool locate(GstElement* element, const std::string& spec, kyutai::MimiFiles* files) {
-  try {
-    *files = kyutai::locate_mimi(spec);
-    return true;
-  } catch (const kyutai::NotFoundError& e) {
-    g_autofree gchar* text = g_strdup_printf("Mimi model '%s' not found.", spec.c_str());
-    GST_KYUTAI_POST_ERROR(element, RESOURCE, NOT_FOUND, text, e.what());
-  } catch (const std::exception& e) {
-    g_autofree gchar* text = g_strdup_printf("Cannot use Mimi model '%s'.", spec.c_str());
-    GST_KYUTAI_POST_ERROR(element, LIBRARY, INIT, text, e.what());
-  }
-  return false;
+  const auto sentence = [&](GstKyutaiErrorCode code) {
+    return is_not_found(code) ? "Mimi model '" + spec + "' not found."
+                              : "Cannot use Mimi model '" + spec + "'.";
+  };
+  return GST_KYUTAI_TRY(element, LIBRARY, INIT, sentence,
+                        [&] { *files = kyutai::locate_mimi(spec); });
 }
 
 static std::shared_ptr<const kyutai::Mimi> load(GstElement* element, const kyutai::MimiFiles& files,
                                                 const std::string& device) {
-  try {
-    return kyutai::Mimi::load_shared(files.weights, files.config, device);
-  } catch (const kyutai::NotFoundError& e) {
-    g_autofree gchar* text =
-        g_strdup_printf("Mimi model file '%s' not found.", files.weights.c_str());
-    GST_KYUTAI_POST_ERROR(element, RESOURCE, NOT_FOUND, text, e.what());
-  } catch (const std::exception& e) {
-    g_autofree gchar* text =
-        g_strdup_printf("'%s' is not a valid Mimi model%s%s.", files.weights.c_str(),
-                        files.config.empty() ? "" : " for ", files.config.c_str());
-    GST_KYUTAI_POST_ERROR(element, LIBRARY, INIT, text, e.what());
-  } catch (...) {
-    GST_KYUTAI_POST_ERROR(element, LIBRARY, INIT, "Cannot load the Mimi model.",
-                          "unknown exception");
-  }
-  return nullptr;
+  const auto sentence = [&](GstKyutaiErrorCode code) {
+    if (is_not_found(code)) return "Mimi model file '" + files.weights + "' not found.";
+    return "'" + files.weights + "' is not a valid Mimi model" +
+           (files.config.empty() ? "" : " for " + files.config) + ".";
+  };
+  std::shared_ptr<const kyutai::Mimi> mimi;
+  GST_KYUTAI_TRY(element, LIBRARY, INIT, sentence,
+                 [&] { mimi = kyutai::Mimi::load_shared(files.weights, files.config, device); });
+  return mimi;
 }
 
 std::shared_ptr<const kyutai::Mimi> gst_mimi_load_model(GstElement* element,
@@ -59,20 +48,18 @@ std::shared_ptr<const kyutai::Mimi> gst_mimi_load_model(GstElement* element,
     return nullptr;
   }
   kyutai::MimiFiles files;
-  if (!gst_kyutai_check_device(element, config.device, "Mimi") ||
+  if (!GST_KYUTAI_CHECK_DEVICE(element, config.device, "Mimi") ||
       !locate(element, config.model, &files))
     return nullptr;
   auto mimi = load(element, files, config.device);
-  if (mimi && !gst_kyutai_try(element, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
-                              "Cannot set the number of compute threads.",
-                              [&] { kyutai::set_num_threads(config.threads); }))
+  if (mimi &&
+      !GST_KYUTAI_TRY(element, RESOURCE, SETTINGS, "Cannot set the number of compute threads.",
+                      [&] { kyutai::set_num_threads(config.threads); }))
     return nullptr;
   return mimi;
 }
 
 GstCaps* gst_mimi_caps_new(const kyutai::MimiFormat& format, int codebooks) {
-  return gst_caps_new_simple(GST_KYUTAI_MIMI_MEDIA_TYPE, "rate", G_TYPE_INT, format.sample_rate,
-                             "channels", G_TYPE_INT, 1, "frame-size", G_TYPE_INT, format.frame_size,
-                             "codebooks", G_TYPE_INT, codebooks, "cardinality", G_TYPE_INT,
-                             format.cardinality, nullptr);
+  return gst_kyutai_mimi_caps_new(format.sample_rate, format.frame_size, codebooks,
+                                  format.cardinality);
 }

@@ -89,13 +89,12 @@ static void gst_mimi_dec_get_property(GObject* object, guint prop_id, GValue* va
 }
 
 static void gst_mimi_dec_publish_format(GstMimiDec* self, const kyutai::MimiFormat* format) {
-  GST_OBJECT_LOCK(self);
+  GstObjectLocker lock(self);
   self->frame_bytes = 0;
   self->model_rate = format ? format->sample_rate : 0;
   self->model_frame_size = format ? format->frame_size : 0;
   self->model_codebooks = format ? format->total_codebooks : 0;
   self->model_cardinality = format ? format->cardinality : 0;
-  GST_OBJECT_UNLOCK(self);
 }
 
 static gboolean gst_mimi_dec_start(GstAudioDecoder* decoder) {
@@ -105,8 +104,7 @@ static gboolean gst_mimi_dec_start(GstAudioDecoder* decoder) {
   priv->mimi = gst_mimi_load_model(GST_ELEMENT(self), config);
   if (!priv->mimi) return FALSE;
   const bool ok =
-      gst_kyutai_try(GST_ELEMENT(self), GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT,
-                     "Cannot start a Mimi decoding stream.",
+      GST_KYUTAI_TRY(GST_ELEMENT(self), LIBRARY, INIT, "Cannot start a Mimi decoding stream.",
                      [&] { priv->decoder = std::make_unique<kyutai::MimiDecoder>(priv->mimi); });
   if (!ok) {
     priv->mimi.reset();
@@ -139,15 +137,16 @@ static gboolean gst_mimi_dec_stop(GstAudioDecoder* decoder) {
 static GstCaps* gst_mimi_dec_getcaps(GstAudioDecoder* decoder, GstCaps* filter) {
   GstMimiDec* self = GST_MIMI_DEC(decoder);
   GstCaps* caps = gst_static_pad_template_get_caps(&sink_template);
-  GST_OBJECT_LOCK(self);
-  if (self->model_rate > 0) {
-    caps = gst_caps_make_writable(caps);
-    gst_caps_set_simple(caps, "rate", G_TYPE_INT, self->model_rate, "frame-size", G_TYPE_INT,
-                        self->model_frame_size, "codebooks", GST_TYPE_INT_RANGE, 1,
-                        self->model_codebooks, "cardinality", G_TYPE_INT, self->model_cardinality,
-                        nullptr);
+  {
+    GstObjectLocker lock(self);
+    if (self->model_rate > 0) {
+      caps = gst_caps_make_writable(caps);
+      gst_caps_set_simple(caps, "rate", G_TYPE_INT, self->model_rate, "frame-size", G_TYPE_INT,
+                          self->model_frame_size, "codebooks", GST_TYPE_INT_RANGE, 1,
+                          self->model_codebooks, "cardinality", G_TYPE_INT, self->model_cardinality,
+                          nullptr);
+    }
   }
-  GST_OBJECT_UNLOCK(self);
   GstCaps* result = gst_audio_decoder_proxy_getcaps(decoder, caps, filter);
   gst_caps_unref(caps);
   return result;
@@ -159,7 +158,7 @@ static bool gst_mimi_dec_reset_stream(GstMimiDec* self) {
   if (!priv->dirty || !priv->decoder) return true;
   GST_DEBUG_OBJECT(self, "resetting the streaming state");
   priv->dirty = false;
-  return gst_kyutai_try(GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
+  return GST_KYUTAI_TRY(GST_ELEMENT(self), STREAM, DECODE,
                         "Cannot restart the Mimi decoding stream.",
                         [&] { priv->decoder->reset(); });
 }
@@ -211,9 +210,7 @@ static gboolean gst_mimi_dec_set_format(GstAudioDecoder* decoder, GstCaps* caps)
   priv->codebooks = codebooks;
   priv->framed = framed;
   priv->codes.assign(codebooks, 0);
-  GST_OBJECT_LOCK(self);
-  self->frame_bytes = 2 * codebooks;
-  GST_OBJECT_UNLOCK(self);
+  gst_kyutai_locked(self, [&] { self->frame_bytes = GST_KYUTAI_MIMI_CODE_BYTES * codebooks; });
 
   GstAudioInfo info;
   gst_audio_info_set_format(&info, GST_AUDIO_FORMAT_F32LE, format.sample_rate, 1, nullptr);
@@ -239,51 +236,43 @@ static GstFlowReturn gst_mimi_dec_parse(GstAudioDecoder* decoder, GstAdapter* ad
   return GST_FLOW_OK;
 }
 
-// A GAP arrives as an empty buffer carrying its time span; it becomes that much silence, and
-// the next frame starts a new stream since the codes around the gap are not contiguous.
+// A GAP arrives as an empty buffer carrying its time span. Up to GST_KYUTAI_MAX_GAP_FILL it
+// becomes that much silence (one bounded buffer); a longer one goes downstream as a GAP. Either
+// way the next frame starts a new stream, since the codes around the gap are not contiguous.
 static GstFlowReturn gst_mimi_dec_fill_gap(GstMimiDec* self, GstBuffer* gap) {
   if (!gst_mimi_dec_reset_stream(self)) return GST_FLOW_ERROR;
+  GstAudioDecoder* decoder = GST_AUDIO_DECODER(self);
   const GstClockTime duration = GST_BUFFER_DURATION(gap);
+  if (GST_CLOCK_TIME_IS_VALID(duration) && duration > GST_KYUTAI_MAX_GAP_FILL) {
+    GST_DEBUG_OBJECT(self, "gap of %" GST_TIME_FORMAT ": forwarded", GST_TIME_ARGS(duration));
+    const GstFlowReturn ret = gst_audio_decoder_finish_frame(decoder, nullptr, 1);
+    gst_pad_push_event(GST_AUDIO_DECODER_SRC_PAD(self),
+                       gst_event_new_gap(GST_BUFFER_PTS(gap), duration));
+    return ret;
+  }
   // The output rate, which is the model's unless a GAP came before any caps.
-  const int rate = GST_AUDIO_INFO_RATE(gst_audio_decoder_get_audio_info(GST_AUDIO_DECODER(self)));
+  const int rate = GST_AUDIO_INFO_RATE(gst_audio_decoder_get_audio_info(decoder));
   const guint64 samples = GST_CLOCK_TIME_IS_VALID(duration)
                               ? gst_util_uint64_scale_round(duration, rate, GST_SECOND)
                               : 0;
   GST_DEBUG_OBJECT(self, "gap of %" GST_TIME_FORMAT ": %" G_GUINT64_FORMAT " samples of silence",
                    GST_TIME_ARGS(duration), samples);
-  GstAudioDecoder* decoder = GST_AUDIO_DECODER(self);
   if (samples == 0) return gst_audio_decoder_finish_frame(decoder, nullptr, 1);
   GstBuffer* silence = gst_buffer_new_allocate(nullptr, samples * sizeof(float), nullptr);
   gst_buffer_memset(silence, 0, 0, samples * sizeof(float));
   return gst_audio_decoder_finish_frame(decoder, silence, 1);
 }
 
-// Reads one frame of little-endian guint16 codes into priv->codes, or posts STREAM/DECODE.
+// Reads one frame of codes into priv->codes, or posts STREAM/DECODE.
 static gboolean gst_mimi_dec_unpack(GstMimiDec* self, GstBuffer* buffer) {
   GstMimiDecPrivate* priv = self->priv;
-  const gsize expected = 2 * priv->codes.size();
-  const int cardinality = priv->mimi->format().cardinality;
-  GstMapInfo map;
-  if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return FALSE;
-  gboolean ok = map.size == expected;
-  if (!ok)
-    GST_ELEMENT_ERROR(self, STREAM, DECODE,
-                      ("A Mimi frame of %d codebooks is %zu bytes, but this buffer has %zu (a "
-                       "byte stream such as a file needs framed=false in its caps).",
-                       priv->codebooks, expected, map.size),
-                      ("buffer at %" GST_TIME_FORMAT, GST_TIME_ARGS(GST_BUFFER_PTS(buffer))));
-  for (size_t k = 0; ok && k < priv->codes.size(); ++k) {
-    priv->codes[k] = GST_READ_UINT16_LE(map.data + 2 * k);
-    ok = priv->codes[k] < cardinality;
-    if (!ok)
-      GST_ELEMENT_ERROR(self, STREAM, DECODE,
-                        ("Invalid Mimi code %d in codebook %zu: codes must be below the "
-                         "cardinality, %d.",
-                         static_cast<int>(priv->codes[k]), k, cardinality),
-                        ("buffer at %" GST_TIME_FORMAT, GST_TIME_ARGS(GST_BUFFER_PTS(buffer))));
-  }
-  gst_buffer_unmap(buffer, &map);
-  return ok;
+  const std::string why = gst_kyutai_mimi_unpack(
+      buffer, priv->codes.size(), priv->mimi->format().cardinality, priv->codes.data(),
+      " (a byte stream such as a file needs framed=false in its caps)");
+  if (why.empty()) return TRUE;
+  GST_ELEMENT_ERROR(self, STREAM, DECODE, ("%s", why.c_str()),
+                    ("buffer at %" GST_TIME_FORMAT, GST_TIME_ARGS(GST_BUFFER_PTS(buffer))));
+  return FALSE;
 }
 
 static GstFlowReturn gst_mimi_dec_handle_frame(GstAudioDecoder* decoder, GstBuffer* buffer) {
@@ -297,11 +286,11 @@ static GstFlowReturn gst_mimi_dec_handle_frame(GstAudioDecoder* decoder, GstBuff
   GstBuffer* out = gst_buffer_new_allocate(nullptr, samples * sizeof(float), nullptr);
   GstMapInfo map;
   gst_buffer_map(out, &map, GST_MAP_WRITE);
-  const bool ok = gst_kyutai_try(GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
-                                 "Mimi could not decode a frame.", [&] {
-                                   priv->decoder->decode_frame(priv->codes.data(), priv->codebooks,
-                                                               reinterpret_cast<float*>(map.data));
-                                 });
+  const bool ok =
+      GST_KYUTAI_TRY(GST_ELEMENT(self), STREAM, DECODE, "Mimi could not decode a frame.", [&] {
+        priv->decoder->decode_frame(priv->codes.data(), priv->codebooks,
+                                    reinterpret_cast<float*>(map.data));
+      });
   gst_buffer_unmap(out, &map);
   if (!ok) {
     gst_buffer_unref(out);
@@ -317,11 +306,11 @@ static gboolean gst_mimi_dec_convert(GstMimiDec* self, GstQuery* query) {
   GstFormat src_format, dest_format;
   gint64 src_value, dest_value;
   gst_query_parse_convert(query, &src_format, &src_value, &dest_format, nullptr);
-  GST_OBJECT_LOCK(self);
-  const guint64 frame_bytes = self->frame_bytes;
-  const guint64 frame_time =
-      self->model_rate > 0 ? gst_mimi_samples_to_time(self->model_frame_size, self->model_rate) : 0;
-  GST_OBJECT_UNLOCK(self);
+  const guint64 frame_bytes = gst_kyutai_locked(self, [&] { return self->frame_bytes; });
+  const guint64 frame_time = gst_kyutai_locked(self, [&] {
+    return self->model_rate > 0 ? gst_mimi_samples_to_time(self->model_frame_size, self->model_rate)
+                                : 0;
+  });
   if (src_format == dest_format || src_value == -1) {
     dest_value = src_value;
   } else if (frame_bytes == 0 || frame_time == 0 || src_value < 0) {

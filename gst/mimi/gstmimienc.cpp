@@ -44,6 +44,7 @@ struct GstMimiEncPrivate {
   // Stream lock: a DISCONT buffer arrived, and frames were encoded since the last reset.
   bool reset_pending = false;
   bool dirty = false;
+  bool warned_samples = false;  // stream lock: the bad-samples warning was posted this stream
 };
 
 struct _GstMimiEnc {
@@ -78,9 +79,8 @@ static void gst_mimi_enc_set_property(GObject* object, guint prop_id, const GVal
                                        prop_id - PROP_MIMI_MODEL, value))
     return;
   if (prop_id == PROP_NUM_CODEBOOKS) {
-    GST_OBJECT_LOCK(self);
+    GstObjectLocker lock(self);
     self->num_codebooks = g_value_get_int(value);
-    GST_OBJECT_UNLOCK(self);
     return;
   }
   G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -93,9 +93,8 @@ static void gst_mimi_enc_get_property(GObject* object, guint prop_id, GValue* va
                                        prop_id - PROP_MIMI_MODEL, value))
     return;
   if (prop_id == PROP_NUM_CODEBOOKS) {
-    GST_OBJECT_LOCK(self);
+    GstObjectLocker lock(self);
     g_value_set_int(value, self->num_codebooks);
-    GST_OBJECT_UNLOCK(self);
     return;
   }
   G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -112,23 +111,20 @@ static gboolean gst_mimi_enc_open_stream(GstMimiEnc* self, int num_codebooks) {
                       (NULL));
     return FALSE;
   }
-  const bool ok = gst_kyutai_try(
-      GST_ELEMENT(self), GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT,
-      "Cannot start a Mimi encoding stream.",
+  const bool ok = GST_KYUTAI_TRY(
+      GST_ELEMENT(self), LIBRARY, INIT, "Cannot start a Mimi encoding stream.",
       [&] { priv->encoder = std::make_unique<kyutai::MimiEncoder>(priv->mimi, num_codebooks); });
   if (!ok) return FALSE;
   priv->pcm.assign(format.frame_size, 0.0f);
   priv->codes.assign(num_codebooks, 0);
-  priv->reset_pending = priv->dirty = false;
+  priv->reset_pending = priv->dirty = priv->warned_samples = false;
   return TRUE;
 }
 
 static gboolean gst_mimi_enc_start(GstAudioEncoder* encoder) {
   GstMimiEnc* self = GST_MIMI_ENC(encoder);
   const GstKyutaiConfig config = gst_kyutai_settings_copy(GST_ELEMENT(self), &self->settings);
-  GST_OBJECT_LOCK(self);
-  const int num_codebooks = self->num_codebooks;
-  GST_OBJECT_UNLOCK(self);
+  const int num_codebooks = gst_kyutai_locked(self, [&] { return self->num_codebooks; });
 
   self->priv->mimi = gst_mimi_load_model(GST_ELEMENT(self), config);
   if (!self->priv->mimi || !gst_mimi_enc_open_stream(self, num_codebooks)) {
@@ -139,9 +135,7 @@ static gboolean gst_mimi_enc_start(GstAudioEncoder* encoder) {
   GST_INFO_OBJECT(self, "model %s: %d Hz, %d samples per frame, %d of %d codebooks",
                   config.model.c_str(), format.sample_rate, format.frame_size, num_codebooks,
                   format.total_codebooks);
-  GST_OBJECT_LOCK(self);
-  self->model_rate = format.sample_rate;
-  GST_OBJECT_UNLOCK(self);
+  gst_kyutai_locked(self, [&] { self->model_rate = format.sample_rate; });
   // A frame is encoded once its last sample is in: one frame of latency.
   const GstClockTime frame = gst_mimi_samples_to_time(format.frame_size, format.sample_rate);
   gst_audio_encoder_set_latency(encoder, frame, frame);
@@ -150,9 +144,7 @@ static gboolean gst_mimi_enc_start(GstAudioEncoder* encoder) {
 
 static gboolean gst_mimi_enc_stop(GstAudioEncoder* encoder) {
   GstMimiEnc* self = GST_MIMI_ENC(encoder);
-  GST_OBJECT_LOCK(self);
-  self->model_rate = 0;
-  GST_OBJECT_UNLOCK(self);
+  gst_kyutai_locked(self, [&] { self->model_rate = 0; });
   self->priv->encoder.reset();
   self->priv->mimi.reset();
   return TRUE;
@@ -163,9 +155,7 @@ static gboolean gst_mimi_enc_stop(GstAudioEncoder* encoder) {
 static GstCaps* gst_mimi_enc_getcaps(GstAudioEncoder* encoder, GstCaps* filter) {
   GstMimiEnc* self = GST_MIMI_ENC(encoder);
   GstCaps* caps = gst_static_pad_template_get_caps(&sink_template);
-  GST_OBJECT_LOCK(self);
-  const gint rate = self->model_rate;
-  GST_OBJECT_UNLOCK(self);
+  const gint rate = gst_kyutai_locked(self, [&] { return self->model_rate; });
   if (rate > 0) {
     caps = gst_caps_make_writable(caps);
     gst_caps_set_simple(caps, "rate", G_TYPE_INT, rate, nullptr);
@@ -219,21 +209,25 @@ static bool gst_mimi_enc_reset_stream(GstMimiEnc* self) {
   priv->reset_pending = false;
   if (!priv->dirty || !priv->encoder) return true;
   GST_DEBUG_OBJECT(self, "resetting the streaming state");
-  priv->dirty = false;
-  return gst_kyutai_try(GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_ENCODE,
+  priv->dirty = priv->warned_samples = false;
+  return GST_KYUTAI_TRY(GST_ELEMENT(self), STREAM, ENCODE,
                         "Cannot restart the Mimi encoding stream.",
                         [&] { priv->encoder->reset(); });
 }
 
-// Packs one frame of codes as little-endian guint16, in codebook order.
-static GstBuffer* gst_mimi_enc_pack(const std::vector<int64_t>& codes) {
-  GstBuffer* buffer = gst_buffer_new_allocate(nullptr, codes.size() * 2, nullptr);
-  GstMapInfo map;
-  gst_buffer_map(buffer, &map, GST_MAP_WRITE);
-  for (size_t k = 0; k < codes.size(); ++k)
-    GST_WRITE_UINT16_LE(map.data + 2 * k, static_cast<guint16>(codes[k]));
-  gst_buffer_unmap(buffer, &map);
-  return buffer;
+// The library encoded non-finite or absurd samples as 0 (or clamped them) so that they cannot
+// poison the stream; says so once per stream.
+static void gst_mimi_enc_warn_samples(GstMimiEnc* self, size_t replaced, GstClockTime pts) {
+  GST_LOG_OBJECT(self, "%zu bad samples replaced at %" GST_TIME_FORMAT, replaced,
+                 GST_TIME_ARGS(pts));
+  if (self->priv->warned_samples) return;
+  self->priv->warned_samples = true;
+  GST_ELEMENT_WARNING(
+      self, STREAM, ENCODE,
+      ("The audio has samples that are not numbers, infinite or beyond +-%g: "
+       "they are encoded as silence (or clamped). Warned once per stream.",
+       static_cast<double>(kyutai::kMaxSampleMagnitude)),
+      ("%zu such samples in the frame at %" GST_TIME_FORMAT, replaced, GST_TIME_ARGS(pts)));
 }
 
 static GstFlowReturn gst_mimi_enc_handle_frame(GstAudioEncoder* encoder, GstBuffer* buffer) {
@@ -252,44 +246,83 @@ static GstFlowReturn gst_mimi_enc_handle_frame(GstAudioEncoder* encoder, GstBuff
     GST_DEBUG_OBJECT(self, "padding the last %zu samples with zeros", samples);
 
   if (priv->reset_pending && !gst_mimi_enc_reset_stream(self)) return GST_FLOW_ERROR;
-  const bool ok = gst_kyutai_try(
-      GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_ENCODE,
-      "Mimi could not encode a frame.",
-      [&] { priv->encoder->encode_frame(priv->pcm.data(), priv->pcm.size(), priv->codes.data()); });
+  size_t replaced = 0;
+  const bool ok =
+      GST_KYUTAI_TRY(GST_ELEMENT(self), STREAM, ENCODE, "Mimi could not encode a frame.", [&] {
+        replaced =
+            priv->encoder->encode_frame(priv->pcm.data(), priv->pcm.size(), priv->codes.data());
+      });
   if (!ok) return GST_FLOW_ERROR;
+  if (replaced > 0) gst_mimi_enc_warn_samples(self, replaced, GST_BUFFER_PTS(buffer));
   priv->dirty = true;
   // A padded frame still stands for a whole frame of audio; the base class allows claiming
   // more samples than it handed over only while draining, which is when frames are partial.
-  return gst_audio_encoder_finish_frame(encoder, gst_mimi_enc_pack(priv->codes),
-                                        static_cast<gint>(priv->pcm.size()));
+  return gst_audio_encoder_finish_frame(
+      encoder, gst_kyutai_mimi_pack(priv->codes.data(), priv->codes.size()),
+      static_cast<gint>(priv->pcm.size()));
 }
 
-// A GAP (no audio for a while) is encoded as that much silence, so that the code stream stays
-// continuous: a decoder keeps its state, and a conversation downstream keeps stepping once per
-// frame. Returns false when the gap cannot be filled (no format yet, no duration).
+// Chains `samples` of silence from `ts` one frame at a time, so no gap needs a large buffer.
+static void gst_mimi_enc_chain_silence(GstMimiEnc* self, GstClockTime ts, guint64 samples) {
+  const kyutai::MimiFormat& format = self->priv->mimi->format();
+  for (guint64 done = 0; done < samples; done += format.frame_size) {
+    const guint64 n = std::min<guint64>(format.frame_size, samples - done);
+    GstBuffer* silence = gst_buffer_new_allocate(nullptr, n * sizeof(float), nullptr);
+    gst_buffer_memset(silence, 0, 0, n * sizeof(float));
+    GST_BUFFER_PTS(silence) = ts + gst_mimi_samples_to_time(done, format.sample_rate);
+    GST_BUFFER_DURATION(silence) = gst_mimi_samples_to_time(n, format.sample_rate);
+    // Through the pad like any audio: the base class frames it with what is already queued.
+    if (gst_pad_chain(GST_AUDIO_ENCODER_SINK_PAD(self), silence) != GST_FLOW_OK) return;
+  }
+}
+
+// A GAP (no audio for a while) up to GST_KYUTAI_MAX_GAP_FILL is encoded as that much silence,
+// so that the code stream stays continuous: a decoder keeps its state, and a conversation
+// downstream keeps stepping once per frame. A longer one is a discontinuity: the next frame
+// starts a new stream and the base class forwards the GAP. Returns false when the gap is not
+// filled (longer, no format yet, no duration).
 static bool gst_mimi_enc_fill_gap(GstMimiEnc* self, GstEvent* gap) {
-  GstPad* sinkpad = GST_AUDIO_ENCODER_SINK_PAD(self);
   GstClockTime ts, duration;
   gst_event_parse_gap(gap, &ts, &duration);
-  if (!self->priv->mimi || !gst_pad_has_current_caps(sinkpad) || !GST_CLOCK_TIME_IS_VALID(ts) ||
-      !GST_CLOCK_TIME_IS_VALID(duration))
+  if (!self->priv->mimi || !gst_pad_has_current_caps(GST_AUDIO_ENCODER_SINK_PAD(self)) ||
+      !GST_CLOCK_TIME_IS_VALID(ts) || !GST_CLOCK_TIME_IS_VALID(duration))
     return false;
+  if (duration > GST_KYUTAI_MAX_GAP_FILL) {
+    GST_DEBUG_OBJECT(self, "gap of %" GST_TIME_FORMAT ": a discontinuity", GST_TIME_ARGS(duration));
+    GST_AUDIO_ENCODER_STREAM_LOCK(self);
+    self->priv->reset_pending = true;
+    GST_AUDIO_ENCODER_STREAM_UNLOCK(self);
+    return false;
+  }
   const int rate = self->priv->mimi->format().sample_rate;
   const guint64 samples = gst_util_uint64_scale_round(duration, rate, GST_SECOND);
   if (samples == 0) return false;
   GST_DEBUG_OBJECT(self, "gap of %" GST_TIME_FORMAT ": %" G_GUINT64_FORMAT " samples of silence",
                    GST_TIME_ARGS(duration), samples);
-  GstBuffer* silence = gst_buffer_new_allocate(nullptr, samples * sizeof(float), nullptr);
-  gst_buffer_memset(silence, 0, 0, samples * sizeof(float));
-  GST_BUFFER_PTS(silence) = ts;
-  GST_BUFFER_DURATION(silence) = duration;
-  // Through the pad like any audio: the base class frames it with what is already queued.
-  gst_pad_chain(sinkpad, silence);
+  gst_mimi_enc_chain_silence(self, ts, samples);
   return true;
+}
+
+// GstAudioEncoder drops a segment that is not in TIME (raw audio straight from filesrc comes
+// in BYTES) and would then push codes with no segment at all; an open TIME segment replaces it,
+// and the input's times are counted from 0.
+static GstEvent* gst_mimi_enc_time_segment(GstMimiEnc* self, GstEvent* event) {
+  const GstSegment* segment;
+  gst_event_parse_segment(event, &segment);
+  if (segment->format == GST_FORMAT_TIME) return event;
+  GST_DEBUG_OBJECT(self, "%s segment: an open TIME segment replaces it",
+                   gst_format_get_name(segment->format));
+  GstSegment time;
+  gst_segment_init(&time, GST_FORMAT_TIME);
+  GstEvent* replacement = gst_event_new_segment(&time);
+  gst_event_set_seqnum(replacement, gst_event_get_seqnum(event));
+  gst_event_unref(event);
+  return replacement;
 }
 
 static gboolean gst_mimi_enc_sink_event(GstAudioEncoder* encoder, GstEvent* event) {
   GstMimiEnc* self = GST_MIMI_ENC(encoder);
+  if (GST_EVENT_TYPE(event) == GST_EVENT_SEGMENT) event = gst_mimi_enc_time_segment(self, event);
   if (GST_EVENT_TYPE(event) == GST_EVENT_GAP && gst_mimi_enc_fill_gap(self, event)) {
     gst_event_unref(event);
     return TRUE;

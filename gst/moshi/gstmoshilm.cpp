@@ -27,8 +27,9 @@
  *     lm.text_src ! queue ! fdsink fd=1
  * ]|
  *
- * Both outputs are pushed from the input's streaming thread: as after a demuxer, give each
- * branch its own queue.
+ * `src` is pushed from the input's streaming thread, `text_src` from a thread of its own behind
+ * a small queue, so a sink blocking on one output never holds back the other: no queue is
+ * needed after moshilm.
  */
 #include "gstmoshilm.h"
 
@@ -53,6 +54,8 @@ static const kyutai::SamplingParams kDefaultSampling;
 #define STATS_WINDOW 256
 // A late step is reported once, then again after this many late steps (10 s of audio).
 #define LATE_WARNING_EVERY 125
+// Buffers and events waiting for text_src's own thread: 5 s of steps.
+#define TEXT_QUEUE_ITEMS 64
 
 enum {
   PROP_0,
@@ -80,6 +83,7 @@ struct GstMoshiLmPrivate {
   std::shared_ptr<const kyutai::Moshi> moshi;
   std::unique_ptr<kyutai::MoshiConversation> conversation;
   GstFlowCombiner* combiner = nullptr;
+  std::unique_ptr<GstMoshiPadQueue> text;  // text_src's streaming thread; made in _init
 
   // Stream lock of the sink pad.
   int in_codebooks = 0;  // from the caps
@@ -133,14 +137,13 @@ GST_ELEMENT_REGISTER_DEFINE(moshilm, "moshilm", GST_RANK_NONE, GST_TYPE_MOSHI_LM
 // Statistics
 
 static void gst_moshi_lm_stats_reset(GstMoshiLm* self, double frame_ms) {
-  GST_OBJECT_LOCK(self);
+  GstObjectLocker lock(self);
   self->priv->stats = GstMoshiLmStats();
   self->priv->stats.frame_ms = frame_ms;
-  GST_OBJECT_UNLOCK(self);
 }
 
 static void gst_moshi_lm_stats_add(GstMoshiLm* self, double ms) {
-  GST_OBJECT_LOCK(self);
+  GstObjectLocker lock(self);
   GstMoshiLmStats& s = self->priv->stats;
   if (s.window_ms.size() < STATS_WINDOW)
     s.window_ms.push_back(ms);
@@ -149,7 +152,6 @@ static void gst_moshi_lm_stats_add(GstMoshiLm* self, double ms) {
   s.next = (s.next + 1) % STATS_WINDOW;
   s.steps++;
   s.max_ms = std::max(s.max_ms, ms);
-  GST_OBJECT_UNLOCK(self);
 }
 
 // Called with the object lock held.
@@ -172,7 +174,7 @@ static void gst_moshi_lm_set_property(GObject* object, guint prop_id, const GVal
   if (gst_kyutai_settings_set_property(GST_ELEMENT(self), &self->settings, prop_id - PROP_MODEL,
                                        value))
     return;
-  GST_OBJECT_LOCK(self);
+  GstObjectLocker lock(self);
   switch (prop_id) {
     case PROP_TEMPERATURE:
       self->temperature = g_value_get_double(value);
@@ -192,7 +194,6 @@ static void gst_moshi_lm_set_property(GObject* object, guint prop_id, const GVal
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
-  GST_OBJECT_UNLOCK(self);
 }
 
 static void gst_moshi_lm_get_property(GObject* object, guint prop_id, GValue* value,
@@ -201,7 +202,7 @@ static void gst_moshi_lm_get_property(GObject* object, guint prop_id, GValue* va
   if (gst_kyutai_settings_get_property(GST_ELEMENT(self), &self->settings, prop_id - PROP_MODEL,
                                        value))
     return;
-  GST_OBJECT_LOCK(self);
+  GstObjectLocker lock(self);
   switch (prop_id) {
     case PROP_TEMPERATURE:
       g_value_set_double(value, self->temperature);
@@ -224,31 +225,25 @@ static void gst_moshi_lm_get_property(GObject* object, guint prop_id, GValue* va
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
-  GST_OBJECT_UNLOCK(self);
 }
 
 static kyutai::SamplingParams gst_moshi_lm_sampling(GstMoshiLm* self) {
-  GST_OBJECT_LOCK(self);
-  const kyutai::SamplingParams params{self->temperature, self->top_k, self->text_temperature,
-                                      self->text_top_k};
-  GST_OBJECT_UNLOCK(self);
-  return params;
+  GstObjectLocker lock(self);
+  return kyutai::SamplingParams{self->temperature, self->top_k, self->text_temperature,
+                                self->text_top_k};
 }
 
 static void gst_moshi_lm_publish(GstMoshiLm* self, const kyutai::MoshiFormat* format,
                                  GstClockTime frame) {
-  GST_OBJECT_LOCK(self);
+  GstObjectLocker lock(self);
   self->model_user_codebooks = format ? format->user_codebooks : 0;
   self->model_cardinality = format ? format->cardinality : 0;
   self->published_frame = frame;
-  GST_OBJECT_UNLOCK(self);
 }
 
 static guint64 gst_moshi_lm_seed(GstMoshiLm* self) {
-  GST_OBJECT_LOCK(self);
-  const guint64 seed = self->seed;
-  GST_OBJECT_UNLOCK(self);
-  return seed;
+  GstObjectLocker lock(self);
+  return self->seed;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -264,23 +259,12 @@ static bool gst_moshi_lm_new_conversation(GstMoshiLm* self) {
   priv->late_steps = 0;
   priv->next_pts = GST_CLOCK_TIME_NONE;
   const guint64 seed = gst_moshi_lm_seed(self);
-  return gst_kyutai_try(GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
-                        "Cannot start a new Moshi conversation.",
+  return GST_KYUTAI_TRY(GST_ELEMENT(self), STREAM, DECODE, "Cannot start a new Moshi conversation.",
                         [&] { priv->conversation->reset(seed); });
 }
 
 static GstFlowReturn gst_moshi_lm_combine(GstMoshiLm* self, GstPad* pad, GstFlowReturn ret) {
   return gst_flow_combiner_update_pad_flow(self->priv->combiner, pad, ret);
-}
-
-static GstBuffer* gst_moshi_lm_codes_buffer(const std::vector<int64_t>& codes) {
-  GstBuffer* buffer = gst_buffer_new_allocate(nullptr, 2 * codes.size(), nullptr);
-  GstMapInfo map;
-  gst_buffer_map(buffer, &map, GST_MAP_WRITE);
-  for (size_t k = 0; k < codes.size(); ++k)
-    GST_WRITE_UINT16_LE(map.data + 2 * k, static_cast<guint16>(codes[k]));
-  gst_buffer_unmap(buffer, &map);
-  return buffer;
 }
 
 static void gst_moshi_lm_stamp(GstMoshiLm* self, GstBuffer* buffer, GstClockTime pts) {
@@ -289,29 +273,35 @@ static void gst_moshi_lm_stamp(GstMoshiLm* self, GstBuffer* buffer, GstClockTime
   if (self->priv->discont) GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_DISCONT);
 }
 
-// Pushes what one step made: Moshi's frame (or a GAP before it has one) and its text (or a GAP).
+// Pushes what one step made: its text (or a GAP) and Moshi's frame (or a GAP before it has
+// one). The text goes first, to its own thread: a sink prerolling on src then never holds
+// back the text a sink on text_src needs to preroll.
 static GstFlowReturn gst_moshi_lm_push_step(GstMoshiLm* self,
                                             const kyutai::MoshiConversation::Step& step,
                                             GstClockTime pts) {
   GstMoshiLmPrivate* priv = self->priv;
-  GstFlowReturn audio_ret = GST_FLOW_OK, text_ret = GST_FLOW_OK;
+  GstMiniObject* text;
+  if (step.text.empty()) {
+    text = GST_MINI_OBJECT(gst_event_new_gap(pts, priv->frame_duration));
+  } else {
+    GstBuffer* buffer = gst_buffer_new_memdup(step.text.data(), step.text.size());
+    gst_moshi_lm_stamp(self, buffer, pts);
+    text = GST_MINI_OBJECT(buffer);
+  }
+  const bool text_queued = priv->text->push(text);
+  GstFlowReturn audio_ret = GST_FLOW_OK;
   if (!step.ready) {
     gst_pad_push_event(self->srcpad, gst_event_new_gap(pts, priv->frame_duration));
   } else {
-    GstBuffer* frame = gst_moshi_lm_codes_buffer(step.audio);
+    GstBuffer* frame = gst_kyutai_mimi_pack(step.audio.data(), step.audio.size());
     gst_moshi_lm_stamp(self, frame, pts);
     audio_ret = gst_pad_push(self->srcpad, frame);
   }
-  if (step.text.empty()) {
-    gst_pad_push_event(self->textpad, gst_event_new_gap(pts, priv->frame_duration));
-  } else {
-    GstBuffer* text = gst_buffer_new_memdup(step.text.data(), step.text.size());
-    gst_moshi_lm_stamp(self, text, pts);
-    text_ret = gst_pad_push(self->textpad, text);
-  }
   priv->discont = false;
-  gst_moshi_lm_combine(self, self->srcpad, audio_ret);
-  return gst_moshi_lm_combine(self, self->textpad, text_ret);
+  // The text thread stopped: its pad's last flow return says why.
+  if (!text_queued)
+    gst_moshi_lm_combine(self, self->textpad, gst_pad_get_last_flow_return(self->textpad));
+  return gst_moshi_lm_combine(self, self->srcpad, audio_ret);
 }
 
 // Warns when a step takes longer than a frame: output then falls behind real time.
@@ -328,24 +318,14 @@ static void gst_moshi_lm_check_late(GstMoshiLm* self, double step_ms) {
                       ("real-time factor %.2f", step_ms / frame_ms));
 }
 
-// Reads one frame of user codes, or posts STREAM/DECODE.
+// Reads one frame of user codes, or posts STREAM/DECODE. The library checks the codes' range.
 static bool gst_moshi_lm_unpack(GstMoshiLm* self, GstBuffer* buffer) {
   GstMoshiLmPrivate* priv = self->priv;
-  const gsize expected = 2 * static_cast<gsize>(priv->in_codebooks);
-  GstMapInfo map;
-  if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return false;
-  const bool ok = map.size == expected;
-  if (ok) {
-    for (int k = 0; k < priv->in_codebooks; ++k)
-      priv->codes[k] = GST_READ_UINT16_LE(map.data + 2 * k);
-  } else {
-    GST_ELEMENT_ERROR(self, STREAM, DECODE,
-                      ("A Mimi frame of %d codebooks is %zu bytes, but this buffer has %zu.",
-                       priv->in_codebooks, expected, map.size),
-                      ("buffer at %" GST_TIME_FORMAT, GST_TIME_ARGS(GST_BUFFER_PTS(buffer))));
-  }
-  gst_buffer_unmap(buffer, &map);
-  return ok;
+  const std::string why = gst_kyutai_mimi_unpack(buffer, priv->codes.size(), 0, priv->codes.data());
+  if (why.empty()) return true;
+  GST_ELEMENT_ERROR(self, STREAM, DECODE, ("%s", why.c_str()),
+                    ("buffer at %" GST_TIME_FORMAT, GST_TIME_ARGS(GST_BUFFER_PTS(buffer))));
+  return false;
 }
 
 static GstFlowReturn gst_moshi_lm_chain(GstPad* /*pad*/, GstObject* parent, GstBuffer* buffer) {
@@ -368,7 +348,7 @@ static GstFlowReturn gst_moshi_lm_chain(GstPad* /*pad*/, GstObject* parent, GstB
 
   kyutai::MoshiConversation::Step step;
   const auto start = std::chrono::steady_clock::now();
-  if (!gst_kyutai_try(GST_ELEMENT(self), GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE,
+  if (!GST_KYUTAI_TRY(GST_ELEMENT(self), STREAM, DECODE,
                       "Moshi could not process a frame of the user's audio.", [&] {
                         step = priv->conversation->step(priv->codes.data(), priv->in_codebooks,
                                                         gst_moshi_lm_sampling(self));
@@ -426,12 +406,11 @@ static gboolean gst_moshi_lm_set_caps(GstMoshiLm* self, GstCaps* caps) {
   gst_moshi_lm_publish(self, &priv->moshi->format(), priv->frame_duration);
 
   const kyutai::MoshiFormat& f = priv->moshi->format();
-  g_autoptr(GstCaps) out = gst_caps_new_simple(
-      GST_KYUTAI_MIMI_MEDIA_TYPE, "rate", G_TYPE_INT, priv->rate, "channels", G_TYPE_INT, 1,
-      "frame-size", G_TYPE_INT, priv->frame_size, "codebooks", G_TYPE_INT, f.model_codebooks,
-      "cardinality", G_TYPE_INT, f.cardinality, nullptr);
+  g_autoptr(GstCaps) out =
+      gst_kyutai_mimi_caps_new(priv->rate, priv->frame_size, f.model_codebooks, f.cardinality);
   g_autoptr(GstCaps) text = gst_static_pad_template_get_caps(&text_template);
-  return gst_pad_set_caps(self->srcpad, out) && gst_pad_set_caps(self->textpad, text);
+  priv->text->push(GST_MINI_OBJECT(gst_event_new_caps(text)));
+  return gst_pad_set_caps(self->srcpad, out);
 }
 
 // The text pad is a stream of its own: same group, and an id made from the input's.
@@ -442,7 +421,7 @@ static void gst_moshi_lm_stream_start(GstMoshiLm* self, GstEvent* event) {
   g_autofree gchar* id = g_strconcat(upstream_id ? upstream_id : "moshilm", "/text", nullptr);
   GstEvent* text_start = gst_event_new_stream_start(id);
   if (gst_event_parse_group_id(event, &group)) gst_event_set_group_id(text_start, group);
-  gst_pad_push_event(self->textpad, text_start);
+  self->priv->text->push(GST_MINI_OBJECT(text_start));
   gst_pad_push_event(self->srcpad, event);
 }
 
@@ -454,7 +433,26 @@ static void gst_moshi_lm_flush_text(GstMoshiLm* self) {
   if (text.empty() || !GST_CLOCK_TIME_IS_VALID(priv->next_pts)) return;
   GstBuffer* buffer = gst_buffer_new_memdup(text.data(), text.size());
   GST_BUFFER_PTS(buffer) = priv->next_pts;
-  gst_pad_push(self->textpad, buffer);
+  priv->text->push(GST_MINI_OBJECT(buffer));
+}
+
+// Serialized events go to both outputs, text_src's through its queue, first.
+static gboolean gst_moshi_lm_forward(GstMoshiLm* self, GstEvent* event) {
+  self->priv->text->push(GST_MINI_OBJECT(gst_event_ref(event)));
+  return gst_pad_push_event(self->srcpad, event);
+}
+
+// FLUSH_START, and FLUSH_STOP, which begins a new conversation.
+static gboolean gst_moshi_lm_flush(GstMoshiLm* self, GstEvent* event) {
+  GstMoshiLmPrivate* priv = self->priv;
+  if (GST_EVENT_TYPE(event) == GST_EVENT_FLUSH_START) {
+    priv->text->flush_start(gst_event_ref(event));
+    return gst_pad_push_event(self->srcpad, event);
+  }
+  gst_flow_combiner_reset(priv->combiner);
+  const bool ok = gst_moshi_lm_new_conversation(self);
+  priv->text->flush_stop(gst_event_ref(event));
+  return gst_pad_push_event(self->srcpad, event) && ok;
 }
 
 static gboolean gst_moshi_lm_sink_event(GstPad* pad, GstObject* parent, GstEvent* event) {
@@ -479,13 +477,9 @@ static gboolean gst_moshi_lm_sink_event(GstPad* pad, GstObject* parent, GstEvent
       gst_event_copy_segment(event, &priv->segment);
       priv->next_pts = GST_CLOCK_TIME_NONE;
       break;
+    case GST_EVENT_FLUSH_START:
     case GST_EVENT_FLUSH_STOP:
-      gst_flow_combiner_reset(priv->combiner);
-      if (!gst_moshi_lm_new_conversation(self)) {
-        gst_event_unref(event);
-        return FALSE;
-      }
-      break;
+      return gst_moshi_lm_flush(self, event);
     case GST_EVENT_GAP: {
       // No user audio for a while: the model does not step, downstream gets the gap.
       GstClockTime ts, duration;
@@ -503,6 +497,7 @@ static gboolean gst_moshi_lm_sink_event(GstPad* pad, GstObject* parent, GstEvent
     default:
       break;
   }
+  if (GST_EVENT_IS_SERIALIZED(event)) return gst_moshi_lm_forward(self, event);
   return gst_pad_event_default(pad, parent, event);
 }
 
@@ -515,9 +510,7 @@ static gboolean gst_moshi_lm_latency(GstMoshiLm* self, GstQuery* query) {
   gboolean live;
   GstClockTime min, max;
   gst_query_parse_latency(query, &live, &min, &max);
-  GST_OBJECT_LOCK(self);
-  const GstClockTime frame = self->published_frame;
-  GST_OBJECT_UNLOCK(self);
+  const GstClockTime frame = gst_kyutai_locked(self, [&] { return self->published_frame; });
   if (GST_CLOCK_TIME_IS_VALID(frame)) {
     min += frame;
     if (GST_CLOCK_TIME_IS_VALID(max)) max += frame;
@@ -538,9 +531,9 @@ static gboolean gst_moshi_lm_src_query(GstPad* pad, GstObject* parent, GstQuery*
 static gboolean gst_moshi_lm_sink_query(GstPad* pad, GstObject* parent, GstQuery* query) {
   GstMoshiLm* self = GST_MOSHI_LM(parent);
   if (GST_QUERY_TYPE(query) != GST_QUERY_CAPS) return gst_pad_query_default(pad, parent, query);
-  GST_OBJECT_LOCK(self);
-  const gint codebooks = self->model_user_codebooks, cardinality = self->model_cardinality;
-  GST_OBJECT_UNLOCK(self);
+  const auto [codebooks, cardinality] = gst_kyutai_locked(self, [&] {
+    return std::pair{self->model_user_codebooks, self->model_cardinality};
+  });
   if (codebooks == 0) return gst_pad_query_default(pad, parent, query);  // not started
   GstCaps* filter;
   gst_query_parse_caps(query, &filter);
@@ -565,7 +558,7 @@ static gboolean gst_moshi_lm_start(GstMoshiLm* self) {
   priv->moshi = gst_moshi_load_lm(GST_ELEMENT(self), config);
   if (!priv->moshi) return FALSE;
   const guint64 seed = gst_moshi_lm_seed(self);
-  if (!gst_kyutai_try(GST_ELEMENT(self), GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT,
+  if (!GST_KYUTAI_TRY(GST_ELEMENT(self), LIBRARY, INIT,
                       "Cannot start a Moshi conversation with this model.", [&] {
                         priv->conversation =
                             std::make_unique<kyutai::MoshiConversation>(priv->moshi, seed);
@@ -632,6 +625,7 @@ static void gst_moshi_lm_init(GstMoshiLm* self) {
     gst_element_add_pad(GST_ELEMENT(self), *pad);
     gst_flow_combiner_add_pad(self->priv->combiner, *pad);
   }
+  self->priv->text = std::make_unique<GstMoshiPadQueue>(self->textpad, TEXT_QUEUE_ITEMS);
 }
 
 static void gst_moshi_lm_finalize(GObject* object) {

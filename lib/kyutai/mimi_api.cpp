@@ -5,6 +5,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "kyutai/device.h"
 #include "kyutai/error.h"
@@ -24,6 +25,25 @@ at::Device parse_device(const std::string& device) {
 
 MimiConfig config_or_default(const std::string& config) {
   return config.empty() ? MimiConfig::moshi_2024() : MimiConfig::from_file(config);
+}
+
+bool is_sane(float x) {
+  return std::isfinite(x) && std::fabs(x) <= kMaxSampleMagnitude;
+}
+
+// The samples an encoder may see: `pcm` itself when every sample is sane, else a copy in
+// `clean` with non-finite samples as 0 and the others clamped. Counts the changed samples.
+const float* sanitize(const float* pcm, size_t samples, std::vector<float>* clean,
+                      size_t* replaced) {
+  *replaced = 0;
+  if (std::all_of(pcm, pcm + samples, is_sane)) return pcm;
+  clean->resize(samples);
+  for (size_t i = 0; i < samples; ++i) {
+    const float x = pcm[i];
+    (*clean)[i] = std::isfinite(x) ? std::clamp(x, -kMaxSampleMagnitude, kMaxSampleMagnitude) : 0.f;
+    *replaced += !is_sane(x);
+  }
+  return clean->data();
 }
 
 }  // namespace
@@ -66,7 +86,12 @@ void Mimi::save(const std::string& path) const {
   translate_torch_errors([&] { model_->save(path); });
 }
 
-std::vector<int64_t> Mimi::encode(const float* pcm, size_t samples, int num_codebooks) const {
+std::vector<int64_t> Mimi::encode(const float* pcm, size_t samples, int num_codebooks,
+                                  size_t* replaced) const {
+  std::vector<float> clean;
+  size_t changed = 0;
+  pcm = sanitize(pcm, samples, &clean, &changed);
+  if (replaced) *replaced = changed;
   return translate_torch_errors([&] {
     c10::InferenceMode guard;
     const at::Tensor audio =
@@ -98,7 +123,10 @@ MimiEncoder::MimiEncoder(std::shared_ptr<const Mimi> mimi, int num_codebooks)
 
 MimiEncoder::~MimiEncoder() = default;
 
-void MimiEncoder::encode_frame(const float* pcm, size_t samples, int64_t* codes) {
+size_t MimiEncoder::encode_frame(const float* pcm, size_t samples, int64_t* codes) {
+  std::vector<float> clean;
+  size_t replaced = 0;
+  pcm = sanitize(pcm, samples, &clean, &replaced);
   translate_torch_errors([&] {
     c10::InferenceMode guard;
     const at::Tensor frame =
@@ -107,6 +135,7 @@ void MimiEncoder::encode_frame(const float* pcm, size_t samples, int64_t* codes)
         mimi_->model().encode_step(frame, state_->stream).to(at::kCPU).contiguous();
     std::copy_n(out.data_ptr<int64_t>(), num_codebooks_, codes);
   });
+  return replaced;
 }
 
 void MimiEncoder::reset() {

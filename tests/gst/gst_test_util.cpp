@@ -1,3 +1,5 @@
+#include <sys/resource.h>
+
 #include "gst_test_util.h"
 
 #include <sys/wait.h>
@@ -191,6 +193,25 @@ double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
     norm += static_cast<double>(b[i]) * b[i];
   }
   return std::sqrt(diff / norm);
+}
+
+long max_rss_kib() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss;
+}
+
+std::vector<std::pair<GstClockTime, GstClockTime>> pull_gaps(GstHarness* h) {
+  std::vector<std::pair<GstClockTime, GstClockTime>> gaps;
+  while (GstEvent* e = gst_harness_try_pull_event(h)) {
+    GstClockTime ts, duration;
+    if (GST_EVENT_TYPE(e) == GST_EVENT_GAP) {
+      gst_event_parse_gap(e, &ts, &duration);
+      gaps.emplace_back(ts, duration);
+    }
+    gst_event_unref(e);
+  }
+  return gaps;
 }
 
 const char* build_dir() {

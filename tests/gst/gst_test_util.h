@@ -85,6 +85,12 @@ std::vector<int64_t> buffer_codes(GstBuffer* buffer);
 std::vector<float> buffer_samples(GstBuffer* buffer);
 void unref_all(std::vector<GstBuffer*>& buffers);
 
+// The process's peak resident memory so far, in KiB (getrusage).
+long max_rss_kib();
+
+// The GAP events waiting on `h`'s sink, as (timestamp, duration); other events are dropped.
+std::vector<std::pair<GstClockTime, GstClockTime>> pull_gaps(GstHarness* h);
+
 // Relative L2 error ||a - b|| / ||b||, in double.
 double rel_l2(const std::vector<float>& a, const std::vector<float>& b);
 

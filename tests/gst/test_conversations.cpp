@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -177,6 +178,28 @@ TEST(ConversationPipelines, FileConversationWritesTheAnswerAndTheTranscript) {
                                std::istreambuf_iterator<char>());
   EXPECT_FALSE(transcript.empty());
   EXPECT_TRUE(g_utf8_validate(transcript.data(), transcript.size(), nullptr));
+}
+
+// moshilm's two outputs straight into sinks, without queues: text_src has its own streaming
+// thread, so a sink prerolling on one output never blocks the other (this used to hang in
+// preroll), whether the text sink writes a file or syncs to the clock.
+TEST(ConversationPipelines, MoshiLmRunsToEosWithASinkOnEachOutputAndNoQueue) {
+  TempDir dir;
+  const std::string voice = dir.path("voice.mimi");
+  const std::string input = "filesrc location=" + quote(kSpeech) +
+                            " ! wavparse ! audioconvert ! mimienc model=" + quote(moshi_tiny()) +
+                            " ! moshilm model=" + quote(moshi_tiny()) + " name=lm ";
+  for (const std::string text_sink :
+       {"filesink location=" + quote(dir.path("text.txt")), std::string("fakesink sync=true")}) {
+    const Outcome r =
+        run("timeout 60 gst-launch-1.0 " + input + "lm.src ! filesink location=" + quote(voice) +
+                " lm.text_src ! " + text_sink,
+            dir);
+    ASSERT_EQ(r.status, 0) << text_sink << " (124: timed out): " << r.output;
+    EXPECT_NE(r.output.find("Got EOS"), std::string::npos) << r.output;
+    // 38 frames in (the last one padded), the first step silent: 37 frames of 8 codes out.
+    EXPECT_EQ(std::filesystem::file_size(voice), 37u * 8 * 2);
+  }
 }
 
 TEST(ConversationPipelines, LiveConversationRunsAgainstTheClockAndPrintsText) {

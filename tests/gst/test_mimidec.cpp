@@ -155,6 +155,33 @@ TEST_F(MimiDec, TurnsAGapIntoSilenceOfTheSameDuration) {
   unref_all(fresh_out);
 }
 
+// A GAP costs bounded time and memory whatever its duration: past 5 s it goes downstream as a
+// GAP instead of becoming hours of silence (G_MAXUINT64 used to abort the process).
+TEST_F(MimiDec, HugeGapsGoDownstreamAndCostNoTimeOrMemory) {
+  set_caps();
+  push_frames(0, 2, 0);
+  const long rss_before = max_rss_kib();
+  const gint64 t0 = g_get_monotonic_time();
+  const GstClockTime hour = 3600 * GST_SECOND, after = 2 * kFrameTime + hour;
+  ASSERT_TRUE(gst_harness_push_event(dec_.h, gst_event_new_gap(2 * kFrameTime, hour)));
+  push_frames(0, 2, after);
+  const GstClockTime end = after + 2 * kFrameTime;
+  ASSERT_TRUE(gst_harness_push_event(dec_.h, gst_event_new_gap(end, G_MAXUINT64 - end - 1)));
+  EXPECT_LT(g_get_monotonic_time() - t0, 2 * G_USEC_PER_SEC);
+  EXPECT_LT(max_rss_kib() - rss_before, 50 * 1024);
+
+  std::vector<GstBuffer*> buffers = dec_.pull_all();
+  ASSERT_EQ(buffers.size(), 4u);
+  EXPECT_EQ(GST_BUFFER_PTS(buffers[2]), after);
+  EXPECT_EQ(GST_BUFFER_PTS(buffers[3]), after + kFrameTime);
+  // A new stream after the gap: the same codes decode as at the start.
+  EXPECT_EQ(buffer_samples(buffers[2]), buffer_samples(buffers[0]));
+  unref_all(buffers);
+  const auto gaps = pull_gaps(dec_.h);
+  ASSERT_EQ(gaps.size(), 2u);
+  EXPECT_EQ(gaps[0], std::make_pair(2 * kFrameTime, hour));
+}
+
 TEST_F(MimiDec, AfterAFlushTheOutputIsAFreshDecodersOutput) {
   set_caps();
   push_frames(5, 20);

@@ -3,6 +3,7 @@
 #include <gst/audio/audio.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "gst_test_util.h"
 
@@ -179,6 +180,92 @@ TEST_F(MimiEnc, AGapIsEncodedAsSilence) {
     EXPECT_NE(GST_EVENT_TYPE(event), GST_EVENT_GAP);
     gst_event_unref(event);
   }
+}
+
+// Raw audio straight from filesrc comes in a BYTES segment, which GstAudioEncoder drops; the
+// codes must still follow a TIME segment ("Got data flow before segment event" otherwise).
+TEST_F(MimiEnc, AfterABytesSegmentTheOutputHasATimeSegment) {
+  ASSERT_TRUE(gst_harness_push_event(enc_.h, gst_event_new_stream_start("raw")));
+  ASSERT_TRUE(gst_harness_push_event(
+      enc_.h, gst_event_new_caps(gst_caps_from_string(enc_sink_caps().c_str()))));
+  GstSegment bytes;
+  gst_segment_init(&bytes, GST_FORMAT_BYTES);
+  ASSERT_TRUE(gst_harness_push_event(enc_.h, gst_event_new_segment(&bytes)));
+  push_audio(0, 2 * kFrame, kFrame);
+  std::vector<GstBuffer*> codes = enc_.pull_all();
+  EXPECT_EQ(codes.size(), 2u);
+  unref_all(codes);
+  GstEvent* segment = gst_pad_get_sticky_event(enc_.h->sinkpad, GST_EVENT_SEGMENT, 0);
+  ASSERT_NE(segment, nullptr);
+  const GstSegment* s = nullptr;
+  gst_event_parse_segment(segment, &s);
+  EXPECT_EQ(s->format, GST_FORMAT_TIME);
+  gst_event_unref(segment);
+}
+
+// A GAP costs bounded time and memory whatever its duration: past 5 s it is a discontinuity
+// that goes downstream, not hours of silence to encode (a one-hour GAP took 100 s and 330 MB,
+// one of G_MAXUINT64 aborted on a 442 TB allocation).
+TEST_F(MimiEnc, HugeGapsAreDiscontinuitiesThatCostNoTimeOrMemory) {
+  set_caps();
+  push_audio(0, 2 * kFrame, kFrame);
+  const long rss_before = max_rss_kib();
+  const gint64 t0 = g_get_monotonic_time();
+  const GstClockTime hour = 3600 * GST_SECOND, after = 2 * kFrameTime + hour;
+  ASSERT_TRUE(gst_harness_push_event(enc_.h, gst_event_new_gap(2 * kFrameTime, hour)));
+  push_audio(0, 2 * kFrame, kFrame, after);
+  const GstClockTime end = after + 2 * kFrameTime;
+  ASSERT_TRUE(gst_harness_push_event(enc_.h, gst_event_new_gap(end, G_MAXUINT64 - end - 1)));
+  EXPECT_LT(g_get_monotonic_time() - t0, 2 * G_USEC_PER_SEC);
+  EXPECT_LT(max_rss_kib() - rss_before, 50 * 1024);
+
+  std::vector<GstBuffer*> buffers = enc_.pull_all();
+  ASSERT_EQ(buffers.size(), 4u);
+  EXPECT_EQ(GST_BUFFER_PTS(buffers[2]), after);
+  EXPECT_EQ(GST_BUFFER_PTS(buffers[3]), after + kFrameTime);
+  // After the discontinuity a new stream: a fresh encoder's codes.
+  EXPECT_EQ(buffer_codes(buffers[2]), golden().frame(golden().codes_stream, 0));
+  EXPECT_EQ(buffer_codes(buffers[3]), golden().frame(golden().codes_stream, 1));
+  unref_all(buffers);
+  // The hour goes downstream (the base class keeps the endless one to itself).
+  const auto gaps = pull_gaps(enc_.h);
+  ASSERT_GE(gaps.size(), 1u);
+  EXPECT_EQ(gaps[0], std::make_pair(2 * kFrameTime, hour));
+}
+
+// One NaN or infinity must not silence the stream: the library encodes it as 0, so
+// the codes after it are those after a frame of zeros; mimienc warns once per stream.
+TEST_F(MimiEnc, NonFiniteSamplesAreEncodedAsSilenceWithOneWarning) {
+  auto encode = [](const std::vector<float>& first, int* warnings) {
+    Harnessed enc("mimienc", {{"model", tiny_model()}});
+    gst_harness_set_src_caps_str(enc.h, enc_sink_caps().c_str());
+    for (int repeat = 0; repeat < 2; ++repeat)
+      EXPECT_EQ(gst_harness_push(enc.h, audio_buffer(first.data(), first.size())), GST_FLOW_OK);
+    const std::vector<float>& audio = golden().audio;
+    EXPECT_EQ(gst_harness_push(enc.h, audio_buffer(audio.data(), 20 * kFrame)), GST_FLOW_OK);
+    std::vector<std::vector<int64_t>> frames;
+    for (GstBuffer* b : enc.pull_all()) {
+      frames.push_back(buffer_codes(b));
+      gst_buffer_unref(b);
+    }
+    *warnings = 0;
+    while (GstMessage* m = gst_bus_pop_filtered(enc.bus, GST_MESSAGE_WARNING)) {
+      ++*warnings;
+      gst_message_unref(m);
+    }
+    return frames;
+  };
+  int warnings = 0;
+  const auto after_zeros = encode(std::vector<float>(kFrame, 0.f), &warnings);
+  EXPECT_EQ(warnings, 0);
+  std::vector<float> bad(kFrame, 0.f);
+  bad[0] = std::nanf("");
+  bad[7] = INFINITY;
+  const auto after_bad = encode(bad, &warnings);
+  EXPECT_EQ(warnings, 1);  // two bad frames, one warning
+  ASSERT_EQ(after_bad.size(), 22u);
+  for (size_t f = 2; f < after_bad.size(); ++f)
+    EXPECT_EQ(after_bad[f], after_zeros[f]) << "frame " << f;
 }
 
 TEST_F(MimiEnc, PostsTheNominalBitrate) {

@@ -75,6 +75,25 @@ class MoshiLm : public ::testing::Test {
       ASSERT_EQ(push(trace().user_frame(s % trace().steps), start + s * kLmFrame), GST_FLOW_OK);
   }
 
+  // Waits until everything queued for text_src (which has its own streaming thread) has reached
+  // the text harness: a serialized marker event sent after it has arrived.
+  void sync_text() {
+    static int marker = 0;
+    const int n = ++marker;
+    GstStructure* s = gst_structure_new("moshilm-test-sync", "n", G_TYPE_INT, n, nullptr);
+    ASSERT_TRUE(
+        gst_harness_push_event(lm_.h, gst_event_new_custom(GST_EVENT_CUSTOM_DOWNSTREAM_STICKY, s)));
+    for (int waited_ms = 0; waited_ms < 10000; ++waited_ms) {
+      GstEvent* e = gst_pad_get_sticky_event(text_->sinkpad, GST_EVENT_CUSTOM_DOWNSTREAM_STICKY, 0);
+      int got = 0;
+      if (e) gst_structure_get_int(gst_event_get_structure(e), "n", &got);
+      if (e) gst_event_unref(e);
+      if (got == n) return;
+      g_usleep(1000);
+    }
+    FAIL() << "text_src's queue did not drain";
+  }
+
   // Everything that came out of `h`: buffers and GAP events, in order, as text lines.
   static std::vector<std::string> drain(GstHarness* h, bool as_text) {
     std::vector<std::string> out;
@@ -145,6 +164,7 @@ TEST_F(MoshiLm, GreedyOutputIsTheReferenceTrace) {
     expected += piece;
   }
   std::string text;
+  sync_text();
   while (GstBuffer* b = gst_harness_try_pull(text_)) {
     GstMapInfo map;
     gst_buffer_map(b, &map, GST_MAP_READ);
@@ -170,6 +190,7 @@ TEST_F(MoshiLm, StampsFramesWithTheInputTimeAndFillsTheStartWithGaps) {
         0u)
         << audio[s];
   // Text: a buffer or a GAP for every step, so downstream time never stops.
+  sync_text();
   EXPECT_EQ(drain(text_, true).size(), 5u);
 }
 
@@ -190,6 +211,7 @@ TEST_F(MoshiLm, OutputCapsAreMoshisVoice) {
   g_autoptr(GstCaps) caps = gst_pad_get_current_caps(lm_.h->sinkpad);
   g_autoptr(GstCaps) expected = gst_caps_from_string(kCaps);  // dep_q = 8 codebooks too
   EXPECT_TRUE(gst_caps_is_equal(caps, expected)) << gst_caps_to_string(caps);
+  sync_text();
   g_autoptr(GstCaps) text = gst_pad_get_current_caps(text_->sinkpad);
   g_autoptr(GstCaps) utf8 = gst_caps_from_string("text/x-raw,format=utf8");
   EXPECT_TRUE(gst_caps_is_equal(text, utf8));
@@ -333,6 +355,7 @@ TEST_F(MoshiLm, TheTextStreamIsNamedAfterTheInputStream) {
   ASSERT_TRUE(gst_harness_push_event(lm_.h, gst_event_new_stream_start("voice-42")));
   start();
   push_trace(2);
+  sync_text();
   GstEvent* start_event = gst_pad_get_sticky_event(text_->sinkpad, GST_EVENT_STREAM_START, 0);
   ASSERT_NE(start_event, nullptr);
   const gchar* id = nullptr;
@@ -347,6 +370,7 @@ TEST_F(MoshiLm, TagsDescribeTheVoiceOnly) {
   gst_tag_list_set_scope(tags, GST_TAG_SCOPE_STREAM);
   ASSERT_TRUE(gst_harness_push_event(lm_.h, gst_event_new_tag(tags)));
   push_trace(2);
+  sync_text();
   GstEvent* voice_tags = gst_pad_get_sticky_event(lm_.h->sinkpad, GST_EVENT_TAG, 0);
   GstEvent* text_tags = gst_pad_get_sticky_event(text_->sinkpad, GST_EVENT_TAG, 0);
   EXPECT_NE(voice_tags, nullptr);
@@ -389,6 +413,17 @@ TEST_F(MoshiLm, CodesAtOrAboveTheCardinalityAreADecodeError) {
   codes[3] = kLmCard;
   EXPECT_EQ(push(codes, 0), GST_FLOW_ERROR);
   EXPECT_TRUE(is_error(pop_error(lm_.bus), GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE, "Moshi"));
+}
+
+// Errors are posted by a helper in gst/common but located at the element's call.
+TEST_F(MoshiLm, AnErrorNamesTheElementsSourceLine) {
+  start();
+  std::vector<int64_t> codes(kLmCodebooks, kLmCard);
+  EXPECT_EQ(push(codes, 0), GST_FLOW_ERROR);
+  const ErrorMessage e = pop_error(lm_.bus);
+  EXPECT_NE(e.debug.find("gstmoshilm.cpp("), std::string::npos) << e.debug;
+  EXPECT_NE(e.debug.find("gst_moshi_lm_chain"), std::string::npos) << e.debug;
+  EXPECT_EQ(e.debug.find("gstkyutai.h"), std::string::npos) << e.debug;
 }
 
 TEST_F(MoshiLm, ABufferOfTheWrongSizeIsADecodeError) {

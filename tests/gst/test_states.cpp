@@ -76,6 +76,14 @@ TEST_P(ModelErrors, AMissingFileIsNotFound) {
   expect_failure({{"model", path}}, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND, path);
 }
 
+// The library's errors go through one helper in gst/common, but the error names the element's
+// code that called it.
+TEST_P(ModelErrors, AnErrorNamesTheCallersSourceFile) {
+  const StartResult r = start(GetParam(), {{"model", dir_.path("absent.safetensors")}});
+  EXPECT_NE(r.error.debug.find("gstmimicommon.cpp("), std::string::npos) << r.error.debug;
+  EXPECT_EQ(r.error.debug.find("gstkyutai.h"), std::string::npos) << r.error.debug;
+}
+
 TEST_P(ModelErrors, ARepositoryMissingFromTheCacheIsNotFound) {
   ScopedEnv cache("HF_HUB_CACHE", dir_.str());
   const StartResult r = start(GetParam(), {{"model", "kyutai/absent-mimi"}});

@@ -3,14 +3,15 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
-#include "kyutai/mimi.h"
 #include "kyutai/device.h"
 #include "kyutai/error.h"
 #include "kyutai/hub.h"
+#include "kyutai/mimi.h"
 #include "test_util.h"
 
 namespace kyutai {
@@ -167,6 +168,51 @@ TEST(CodecApi, EncoderResetStartsANewStream) {
   EXPECT_EQ(run(encoder), first);
   std::vector<int64_t> codes(8);
   EXPECT_THROW(encoder.encode_frame(pcm, frame - 1, codes.data()), InputError);
+}
+
+// A NaN, an infinity or an absurd sample must not poison the stream: it is encoded as a 0 (or
+// clamped), so the codes after it are those after a frame of zeros, not 0 for 250 frames.
+TEST(CodecApi, NonFiniteSamplesDoNotPoisonTheStream) {
+  const MimiFiles files = locate_mimi(tiny_dir());
+  const auto mimi = Mimi::load_shared(files.weights, files.config);
+  const int frame = mimi->format().frame_size;
+  const at::Tensor audio = read_tensors(data_path("golden/mimi_tiny/io.safetensors")).at("audio");
+  const float* pcm = audio.data_ptr<float>();
+  auto run = [&](const std::vector<float>& first, size_t* replaced) {
+    MimiEncoder encoder(mimi, 8);
+    std::vector<int64_t> all, codes(8);
+    *replaced = encoder.encode_frame(first.data(), frame, codes.data());
+    for (int f = 1; f < 20; ++f) {
+      EXPECT_EQ(encoder.encode_frame(pcm + f * frame, frame, codes.data()), 0u);
+      all.insert(all.end(), codes.begin(), codes.end());
+    }
+    return all;
+  };
+  size_t replaced = 0;
+  const auto after_zeros = run(std::vector<float>(frame, 0.f), &replaced);
+  EXPECT_EQ(replaced, 0u);
+  std::vector<float> bad(frame, 0.f);
+  bad[0] = std::nanf("");
+  bad[1] = INFINITY;
+  bad[2] = -INFINITY;
+  EXPECT_EQ(run(bad, &replaced), after_zeros);
+  EXPECT_EQ(replaced, 3u);
+  bad.assign(frame, 0.f);
+  bad[5] = 1e30f;
+  const auto after_huge = run(bad, &replaced);
+  EXPECT_EQ(replaced, 1u);
+  EXPECT_NE(std::count(after_huge.begin(), after_huge.end(), 0),
+            static_cast<long>(after_huge.size()));
+
+  // The whole-signal path sanitizes the same way.
+  std::vector<float> signal(pcm, pcm + 4 * frame);
+  const auto clean_codes = mimi->encode(signal.data(), signal.size(), 8);
+  signal[3] = std::nanf("");
+  signal[4] = 1e30f;
+  size_t whole_replaced = 0;
+  const auto codes = mimi->encode(signal.data(), signal.size(), 8, &whole_replaced);
+  EXPECT_EQ(whole_replaced, 2u);
+  EXPECT_EQ(codes.size(), clean_codes.size());
 }
 
 TEST(CodecApi, DecoderResetStartsANewStream) {

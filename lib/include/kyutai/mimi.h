@@ -26,6 +26,11 @@ struct MimiFormat {
 // The number of codebooks Moshi's models use, and the reference's default.
 inline constexpr int kDefaultNumCodebooks = 8;
 
+// The encoders' input bound. Float audio is nominally in [-1, 1]; this keeps 60 dB of headroom
+// and every activation finite. A NaN, an infinity or an absurd sample (1e30) would otherwise
+// enter the attention cache and spoil every code for the whole context (250 frames, 20 s).
+inline constexpr float kMaxSampleMagnitude = 1e3f;
+
 class Mimi {
  public:
   // Loads `weights` with the configuration file `config` (empty: the released Mimi) onto
@@ -48,8 +53,10 @@ class Mimi {
   const MimiModel& model() const { return *model_; }
 
   // Whole signal: mono samples -> codes, codebook-major ([num_codebooks][frames]). The input is
-  // padded with zeros to whole frames.
-  std::vector<int64_t> encode(const float* pcm, size_t samples, int num_codebooks) const;
+  // padded with zeros to whole frames. Non-finite samples are encoded as 0 and others clamped
+  // to +-kMaxSampleMagnitude; `replaced` (optional) receives how many were changed.
+  std::vector<int64_t> encode(const float* pcm, size_t samples, int num_codebooks,
+                              size_t* replaced = nullptr) const;
   // Codes [num_codebooks][frames] -> frames * frame_size samples.
   std::vector<float> decode(const int64_t* codes, int num_codebooks, int64_t frames) const;
 
@@ -64,8 +71,10 @@ class MimiEncoder {
  public:
   MimiEncoder(std::shared_ptr<const Mimi> mimi, int num_codebooks);
   ~MimiEncoder();
-  // `samples` must equal format().frame_size; writes num_codebooks() codes.
-  void encode_frame(const float* pcm, size_t samples, int64_t* codes);
+  // `samples` must equal format().frame_size; writes num_codebooks() codes. Non-finite samples
+  // are encoded as 0 and others clamped to +-kMaxSampleMagnitude, so they never reach the
+  // stream's state; returns how many were changed (0 for any sane audio).
+  size_t encode_frame(const float* pcm, size_t samples, int64_t* codes);
   void reset();
   int num_codebooks() const { return num_codebooks_; }
   const Mimi& mimi() const { return *mimi_; }
