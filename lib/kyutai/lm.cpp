@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <limits>
 #include <map>
+#include <optional>
 
 #include "kyutai/error.h"
 #include "kyutai/ops.h"
@@ -68,13 +69,20 @@ void Linear::declare(const Params& p, int64_t out, int64_t in, bool with_bias) {
 }
 
 at::Tensor Linear::operator()(const at::Tensor& x) const {
-  at::Tensor y = ops::linear(x, weight);
+  at::Tensor y = weight(x);
   return bias.defined() ? y + bias : y;
 }
 
 LmModel::LmModel(const LmConfig& config, at::ScalarType dtype)
+    : LmModel(config, dtype == at::kBFloat16 ? WeightFormat::BFloat16 : WeightFormat::Float32) {
+  if (dtype != at::kFloat && dtype != at::kBFloat16)
+    throw ConfigError("the LM runs in float32 or bfloat16");
+}
+
+LmModel::LmModel(const LmConfig& config, WeightFormat weights)
     : config_(config),
-      dtype_(dtype),
+      dtype_(weights == WeightFormat::Float32 ? at::kFloat : at::kBFloat16),
+      weights_(weights),
       text_emb_(config.text_card + 1, config.dim),
       transformer_(config.transformer),
       out_norm_(config.transformer.norm, config.dim),
@@ -82,8 +90,6 @@ LmModel::LmModel(const LmConfig& config, at::ScalarType dtype)
                           config.depformer_low_rank_embeddings),
       depformer_(config.depformer) {
   config_.validate("LM configuration");
-  if (dtype != at::kFloat && dtype != at::kBFloat16)
-    throw ConfigError("the LM runs in float32 or bfloat16");
   const LmConfig& c = config_;
   const int64_t dep_dim = c.depformer.d_model;
   for (int i = 0; i < c.n_q; ++i) emb_.emplace_back(c.card + 1, c.dim);
@@ -99,7 +105,7 @@ LmModel::LmModel(const LmConfig& config, at::ScalarType dtype)
   extra_heads_.resize(static_cast<size_t>(c.extra_heads_num_heads));
 
   // Declared in the reference's module order, so the key list reads like its state_dict.
-  Params p(&params_, dtype);
+  Params p(&params_, dtype_);
   for (size_t i = 0; i < emb_.size(); ++i) emb_[i].declare(p.sub("emb").sub(i));
   text_emb_.declare(p.sub("text_emb"));
   text_linear_.declare(p.sub("text_linear"), c.text_card_out ? c.text_card_out : c.text_card, c.dim,
@@ -118,22 +124,54 @@ LmModel::LmModel(const LmConfig& config, at::ScalarType dtype)
     linears_[i].declare(p.sub("linears").sub(i), c.card, dep_dim, c.bias_proj);
 }
 
-void LmModel::load(const std::string& path, const at::Device& device) {
+void LmModel::load(const std::string& path, const at::Device& device,
+                   const WeightCacheOptions* cache) {
   c10::InferenceMode guard;
-  load_strict(params_, SafetensorsFile::open(path), device);
+  const auto file = SafetensorsFile::open(path);
+  const bool quantized = weights_ == WeightFormat::Int8 || weights_ == WeightFormat::Int4;
+  std::optional<WeightCache> packed;
+  if (cache && quantized && device.is_cpu()) packed.emplace(path, weights_, *cache);
+  // The checkpoint's tensors are views of its mapping until read, so a weight found in the cache
+  // never touches the checkpoint's pages.
+  load_strict(params_, file, device, [&](const ParamSpec& spec) {
+    if (!spec.weight) {
+      // A private copy of the small tensors (embeddings, norms) lets the mapping, and every page
+      // that quantizing touched, go once the load is done.
+      if (quantized) *spec.slot = spec.slot->clone();
+      return;
+    }
+    auto hit = packed ? packed->find(spec.name, spec.shape[0], spec.shape[1]) : nullptr;
+    if (hit)
+      spec.weight->set_packed(std::move(hit));
+    else
+      spec.weight->pack(weights_);
+    if (packed) packed->add(spec.name, spec.weight->shared_packed());
+  });
+  if (packed) packed->write_if_built();
   device_ = device;
 }
 
 void LmModel::init_random(uint64_t seed, const at::Device& device) {
   c10::InferenceMode guard;
-  kyutai::init_random(params_, seed, device);
+  kyutai::init_random(params_, seed, device, pack_weights(weights_));
   device_ = device;
 }
 
 void LmModel::save(const std::string& path) const {
   std::map<std::string, at::Tensor> tensors;
-  for (const auto& spec : params_) tensors[spec.name] = *spec.slot;
+  for (const auto& spec : params_)
+    tensors[spec.name] = spec.weight ? spec.weight->dense().to(spec.dtype) : *spec.slot;
   write_tensors(path, tensors);
+}
+
+int64_t LmModel::step_weight_bytes() const {
+  int64_t bytes = 0;
+  for (const auto& spec : params_)
+    if (spec.weight) bytes += spec.weight->bytes();
+  // Per step each embedding table gives one row per token: negligible, but counted.
+  const int64_t rows = 1 + config_.n_q + config_.dep_q;
+  const int64_t row_bytes = config_.dim * at::elementSize(dtype_);
+  return bytes + rows * row_bytes;
 }
 
 void LmModel::check_tokens(const at::Tensor& tokens) const {

@@ -10,8 +10,10 @@
 #include <vector>
 
 #include "kyutai/config.h"
+#include "kyutai/linear_weight.h"
 #include "kyutai/params.h"
 #include "kyutai/transformer.h"
+#include "kyutai/weight_cache.h"
 
 namespace kyutai {
 
@@ -32,7 +34,8 @@ class Embedding {
 
 // A linear layer with optional bias (text head, audio heads).
 struct Linear {
-  at::Tensor weight, bias;
+  LinearWeight weight;
+  at::Tensor bias;
   void declare(const Params& p, int64_t out, int64_t in, bool with_bias);
   at::Tensor operator()(const at::Tensor& x) const;
 };
@@ -49,15 +52,24 @@ class LmModel {
  public:
   // `dtype` is the dtype the weights are kept and run in (float32 or bfloat16).
   explicit LmModel(const LmConfig& config, at::ScalarType dtype = at::kFloat);
+  // Product weights in `weights`. Activations, norms and embeddings run in float32 with float32
+  // weights, and in bfloat16 (as the reference runs Kyutai's bfloat16 release) otherwise.
+  LmModel(const LmConfig& config, WeightFormat weights);
   LmModel(const LmModel&) = delete;
   LmModel& operator=(const LmModel&) = delete;
 
-  void load(const std::string& path, const at::Device& device);
+  // Quantized formats go through the weights cache described by `cache` (null: no cache).
+  void load(const std::string& path, const at::Device& device,
+            const WeightCacheOptions* cache = nullptr);
   void init_random(uint64_t seed, const at::Device& device);
   void save(const std::string& path) const;
   const std::vector<ParamSpec>& params() const { return params_; }
   const LmConfig& config() const { return config_; }
   at::ScalarType dtype() const { return dtype_; }
+  WeightFormat weight_format() const { return weights_; }
+  // Bytes of weights one generation step reads: every product weight (the depformer's weight
+  // sets once each) and, per token, one row of each embedding table.
+  int64_t step_weight_bytes() const;
   const at::Device& device() const { return device_; }
 
   // Training-style forward over whole sequences (reference LMModel.forward): codes [B, K, T].
@@ -87,6 +99,7 @@ class LmModel {
 
   LmConfig config_;
   at::ScalarType dtype_;
+  WeightFormat weights_;
   at::Device device_ = at::kCPU;
   std::vector<Embedding> emb_;
   Embedding text_emb_;

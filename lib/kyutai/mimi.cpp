@@ -50,14 +50,14 @@ MimiModel::MimiModel(const MimiConfig& config)
 
 void MimiModel::load(const std::string& path, const at::Device& device) {
   c10::InferenceMode guard;
-  load_strict(params_, SafetensorsFile::open(path), device);
+  load_strict(params_, SafetensorsFile::open(path), device, pack_weights(WeightFormat::Float32));
   device_ = device;
   prepare();
 }
 
 void MimiModel::init_random(uint64_t seed, const at::Device& device) {
   c10::InferenceMode guard;
-  kyutai::init_random(params_, seed, device);
+  kyutai::init_random(params_, seed, device, pack_weights(WeightFormat::Float32));
   device_ = device;
   prepare();
 }

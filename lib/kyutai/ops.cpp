@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "kyutai/error.h"
+#include "kyutai/linear_weight.h"
 
 namespace kyutai::ops {
 
@@ -37,6 +38,8 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& w) {
   shape.back() = w.size(0);
   return matmul_wx(w, x.reshape({rows, -1}).t()).t().reshape(shape);
 }
+
+at::Tensor linear(const at::Tensor& x, const LinearWeight& w) { return w(x); }
 
 at::Tensor activation(const at::Tensor& x, Activation kind) {
   switch (kind) {

@@ -10,6 +10,10 @@
 
 #include "kyutai/config.h"
 
+namespace kyutai {
+class LinearWeight;
+}
+
 namespace kyutai::ops {
 
 // w [M, K] @ x [K, N] -> [M, N].
@@ -17,6 +21,8 @@ at::Tensor matmul_wx(const at::Tensor& w, const at::Tensor& x);
 
 // x [..., in] @ w[out, in]^T -> [..., out], no bias.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w);
+// The same with a product layer's weight, in whatever format it is packed.
+at::Tensor linear(const at::Tensor& x, const LinearWeight& w);
 
 at::Tensor activation(const at::Tensor& x, Activation kind);
 

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "kyutai/error.h"
+#include "kyutai/linear_weight.h"
 #include "kyutai/safetensors.h"
 
 namespace kyutai {
@@ -214,6 +215,11 @@ void Params::add(const std::string& name, std::vector<int64_t> shape, at::Tensor
       {prefix_.empty() ? name : prefix_ + "." + name, std::move(shape), dtype, &slot});
 }
 
+void Params::add(const std::string& name, std::vector<int64_t> shape, LinearWeight& weight) const {
+  add(name, std::move(shape), weight.tensor, dtype_);
+  specs_->back().weight = &weight;
+}
+
 std::vector<KeyInfo> state_dict_keys(const std::vector<ParamSpec>& specs) {
   std::vector<KeyInfo> keys;
   for (const auto& s : specs) keys.push_back({s.name, s.shape, torch_dtype_name(s.dtype)});
@@ -243,7 +249,8 @@ std::vector<KeyInfo> checkpoint_keys(const std::vector<ParamSpec>& specs) {
 }
 
 void load_strict(const std::vector<ParamSpec>& specs,
-                 const std::shared_ptr<const SafetensorsFile>& file, const at::Device& device) {
+                 const std::shared_ptr<const SafetensorsFile>& file, const at::Device& device,
+                 const AfterLoad& after) {
   std::set<std::string> declared;
   for (const auto& s : specs) declared.insert(s.name);
   const auto sources = map_sources(declared, *file);
@@ -261,10 +268,14 @@ void load_strict(const std::vector<ParamSpec>& specs,
       throw CheckpointError(file->path() + ": unexpected key '" + src.info->name +
                                 "' (the model has no tensor of that name)",
                             file->path(), src.info->name);
-  for (const auto& s : specs) *s.slot = load_one(s, sources.at(s.name), file, device);
+  for (const auto& s : specs) {
+    *s.slot = load_one(s, sources.at(s.name), file, device);
+    if (after) after(s);
+  }
 }
 
-void init_random(const std::vector<ParamSpec>& specs, uint64_t seed, const at::Device& device) {
+void init_random(const std::vector<ParamSpec>& specs, uint64_t seed, const at::Device& device,
+                 const AfterLoad& after) {
   at::Generator gen = at::detail::createCPUGenerator(seed);
   const auto opts = at::TensorOptions().dtype(at::kFloat);
   for (const auto& s : specs) {
@@ -286,6 +297,7 @@ void init_random(const std::vector<ParamSpec>& specs, uint64_t seed, const at::D
       t = at::randn(s.shape, gen, opts) / std::sqrt(fan_in);
     }
     *s.slot = t.to(device, s.dtype);
+    if (after) after(s);
   }
 }
 
@@ -306,6 +318,12 @@ void write_tensors(const std::string& path, const std::map<std::string, at::Tens
     raw.push_back({name, from_scalar_type(c.scalar_type()), c.sizes().vec(), c.data_ptr()});
   }
   write_safetensors(path, raw, metadata);
+}
+
+AfterLoad pack_weights(WeightFormat format) {
+  return [format](const ParamSpec& spec) {
+    if (spec.weight) spec.weight->pack(format);
+  };
 }
 
 int64_t count_elements(const std::vector<ParamSpec>& specs) {

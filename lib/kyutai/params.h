@@ -8,13 +8,17 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "kyutai/weights.h"
+
 namespace kyutai {
 
+class LinearWeight;
 class SafetensorsFile;
 struct TensorInfo;
 
@@ -23,7 +27,12 @@ struct ParamSpec {
   std::vector<int64_t> shape;
   at::ScalarType dtype;
   at::Tensor* slot;  // where the loaded tensor goes; owned by the module
+  LinearWeight* weight = nullptr;  // the product weight `slot` belongs to, if any
 };
+
+// Called after each tensor is loaded or made, so that product weights can be packed one at a
+// time and the checkpoint's copy released before the next is read.
+using AfterLoad = std::function<void(const ParamSpec&)>;
 
 // A prefix into a shared declaration list: `p.sub("layers").sub(3).add("weight", ...)` declares
 // "layers.3.weight".
@@ -38,6 +47,8 @@ class Params {
   // Declares a tensor that always has `dtype`, whatever the tree's dtype (float32 norms, buffers).
   void add(const std::string& name, std::vector<int64_t> shape, at::Tensor& slot,
            at::ScalarType dtype) const;
+  // Declares the weight [out, in] of a product layer.
+  void add(const std::string& name, std::vector<int64_t> shape, LinearWeight& weight) const;
   at::ScalarType dtype() const { return dtype_; }
 
  private:
@@ -66,11 +77,13 @@ std::vector<KeyInfo> checkpoint_keys(const std::vector<ParamSpec>& specs);
 // stored dtype already matches points into the file's mapping without a copy.
 // Throws CheckpointError naming the file and key on any mismatch.
 void load_strict(const std::vector<ParamSpec>& specs,
-                 const std::shared_ptr<const SafetensorsFile>& file, const at::Device& device);
+                 const std::shared_ptr<const SafetensorsFile>& file, const at::Device& device,
+                 const AfterLoad& after = {});
 
 // Fills every slot with random values (benchmarks, tests): normal(0, 1/sqrt(fan_in)) for
 // weights, 1 + 0.1*normal for norm scales, and the codebook buffers made usable.
-void init_random(const std::vector<ParamSpec>& specs, uint64_t seed, const at::Device& device);
+void init_random(const std::vector<ParamSpec>& specs, uint64_t seed, const at::Device& device,
+                 const AfterLoad& after = {});
 
 // One tensor of a mapped file: a view of the mapping (which it keeps alive) when its data is
 // aligned for its dtype, a copy otherwise.
@@ -80,6 +93,9 @@ std::map<std::string, at::Tensor> read_tensors(const std::string& path);
 // Writes CPU tensors (converted to contiguous) as a safetensors file.
 void write_tensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors,
                    const std::map<std::string, std::string>& metadata = {});
+
+// An AfterLoad that packs each product weight into `format` as soon as it is loaded.
+AfterLoad pack_weights(WeightFormat format);
 
 // Total number of elements over the declared tensors.
 int64_t count_elements(const std::vector<ParamSpec>& specs);

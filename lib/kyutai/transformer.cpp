@@ -146,7 +146,8 @@ TransformerState StreamingTransformer::init_state(int64_t batch,
   const int64_t cap = capacity();
   for (size_t i = 0; i < layers_.size(); ++i) {
     const std::vector<int64_t> shape = {batch, config_.num_heads, cap, config_.head_dim()};
-    state.layers.push_back({at::zeros(shape, options), at::zeros(shape, options)});
+    // Unfilled: a slot is read only once written, and a long context costs no memory until used.
+    state.layers.push_back({at::empty(shape, options), at::empty(shape, options)});
   }
   return state;
 }
@@ -211,7 +212,7 @@ at::Tensor StreamingTransformer::run(const at::Tensor& input, int64_t offset,
   return x;
 }
 
-at::Tensor StreamingTransformer::per_step(const std::vector<at::Tensor>& weights,
+at::Tensor StreamingTransformer::per_step(const std::vector<LinearWeight>& weights,
                                           const at::Tensor& x, int64_t offset) const {
   if (weights.size() == 1) return ops::linear(x, weights[0]);
   std::vector<at::Tensor> outs;

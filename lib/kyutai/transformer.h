@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kyutai/config.h"
+#include "kyutai/linear_weight.h"
 #include "kyutai/params.h"
 
 namespace kyutai {
@@ -54,9 +55,9 @@ class StreamingTransformer {
   struct Layer {
     Layer(NormKind norm, int dim) : norm1(norm, dim), norm2(norm, dim) {}
     Norm norm1, norm2;
-    std::vector<at::Tensor> in_projs, out_projs;  // one per weight set
-    std::vector<at::Tensor> gate_in, gate_out;    // gating, one per weight set
-    at::Tensor linear1, linear2;                  // plain feed-forward (gating "none")
+    std::vector<LinearWeight> in_projs, out_projs;  // one per weight set
+    std::vector<LinearWeight> gate_in, gate_out;    // gating, one per weight set
+    LinearWeight linear1, linear2;                  // plain feed-forward (gating "none")
     at::Tensor scale1, scale2;                    // layer scale, when configured
   };
   // What every layer of one call shares: positions, rotations and the attention mask.
@@ -72,7 +73,7 @@ class StreamingTransformer {
                        KVCache* cache) const;
   at::Tensor feed_forward(const Layer& layer, const at::Tensor& x, int64_t offset) const;
   // Applies weight set schedule(offset + t) to step t of x: [B, T, in] -> [B, T, out].
-  at::Tensor per_step(const std::vector<at::Tensor>& weights, const at::Tensor& x,
+  at::Tensor per_step(const std::vector<LinearWeight>& weights, const at::Tensor& x,
                       int64_t offset) const;
   static at::Tensor rope(const at::Tensor& x, const Positions& pos);
   int64_t capacity() const;

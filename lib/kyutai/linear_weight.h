@@ -1,0 +1,43 @@
+// Internal: the weight of a product layer (x [..., in] -> [..., out]), as loaded and then packed
+// for the CPU kernels of kernels/kernels.h in the model's weight format.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+
+#include "kyutai/weights.h"
+
+namespace kyutai {
+
+namespace kernels {
+struct PackedWeight;
+}
+
+class LinearWeight {
+ public:
+  // The declared slot [out, in]: what the loader fills. Once packed into a quantized format it is
+  // released, so the checkpoint's copy is not kept.
+  at::Tensor tensor;
+
+  // Converts the loaded tensor for the CPU kernels. Float32 and BFloat16 keep their values,
+  // Int8 and Int4 are quantized. On a GPU only the float formats exist and `tensor` stays as it
+  // is. Throws ConfigError for a quantized format off the CPU.
+  void pack(WeightFormat format);
+  // Uses arrays made earlier (for example memory-mapped from the quantized-weights cache).
+  void set_packed(std::shared_ptr<const kernels::PackedWeight> packed);
+  const kernels::PackedWeight* packed() const { return packed_.get(); }
+  const std::shared_ptr<const kernels::PackedWeight>& shared_packed() const { return packed_; }
+
+  // x [..., in] (any float dtype) -> [..., out] in x's dtype.
+  at::Tensor operator()(const at::Tensor& x) const;
+  // The weight as a float tensor [out, in] (dequantized for Int8 / Int4), for saving and tests.
+  at::Tensor dense() const;
+  // Bytes a product reads: the packed arrays, or the tensor.
+  int64_t bytes() const;
+
+ private:
+  std::shared_ptr<const kernels::PackedWeight> packed_;
+};
+
+}  // namespace kyutai
