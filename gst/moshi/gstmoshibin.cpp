@@ -112,9 +112,13 @@ static bool gst_moshi_bin_configure(GstMoshiBin* self) {
   if (!gst_moshi_bin_locate(self, config.model, &files)) return false;
   GST_INFO_OBJECT(self, "model %s in %s, %d codebooks", files.weights.c_str(), files.dir.c_str(),
                   files.mimi_codebooks());
+  // moshilm gets what the user named (a weights file is used as named); the Mimi elements get
+  // the repository directory, where config.json names Mimi's files.
+  g_object_set(self->lm, "model", files.path.c_str(), nullptr);
+  for (GstElement* child : {self->encoder, self->decoder})
+    g_object_set(child, "model", files.dir.c_str(), nullptr);
   for (GstElement* child : {self->encoder, self->lm, self->decoder})
-    g_object_set(child, "model", files.dir.c_str(), "device", config.device.c_str(), "threads",
-                 config.threads, nullptr);
+    g_object_set(child, "device", config.device.c_str(), "threads", config.threads, nullptr);
   g_object_set(self->encoder, "num-codebooks", files.mimi_codebooks(), nullptr);
   g_object_set(self->lm, "dtype", config.dtype.c_str(), nullptr);
   return true;

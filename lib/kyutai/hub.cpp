@@ -147,6 +147,7 @@ MoshiFiles locate_moshi(const std::string& spec) {
   const std::string path = resolve_model_path(spec);
   const fs::path dir = dir_exists(path) ? fs::path(path) : fs::path(path).parent_path();
   MoshiFiles files;
+  files.path = path;
   files.dir = dir.string();
   if (!dir_exists(path) && fs::path(path).extension() == ".json")
     files.config = path;

@@ -94,6 +94,7 @@ TEST(LocateMoshi, ReadsAKyutaiStyleDirectory) {
   EXPECT_EQ(files.lm_config.n_q, 16);
   EXPECT_EQ(files.lm_config.dep_q, 8);
   EXPECT_EQ(files.mimi_codebooks(), 8);
+  EXPECT_EQ(files.path, tiny_dir());
 }
 
 TEST(LocateMoshi, MimiCodebooksCoverBothStreams) {
@@ -103,6 +104,18 @@ TEST(LocateMoshi, MimiCodebooksCoverBothStreams) {
   EXPECT_EQ(c.mimi_codebooks(), 8);
   c.n_q = 10, c.dep_q = 8;
   EXPECT_EQ(c.mimi_codebooks(), 8);
+}
+
+TEST(LocateMoshi, AWeightsFileIsUsedAsNamed) {
+  const TempDir dir;
+  for (const char* name : {"config.json", "tokenizer.model"})
+    fs::copy_file(tiny_dir() + "/" + name, dir / name);
+  fs::copy_file(tiny_dir() + "/model.safetensors", dir / "other.safetensors");
+  const MoshiFiles files = locate_moshi((dir / "other.safetensors").string());
+  EXPECT_EQ(files.weights, (dir / "other.safetensors").string());
+  EXPECT_EQ(files.path, files.weights);
+  EXPECT_EQ(locate_moshi(files.path).weights, files.weights);  // what moshibin hands to moshilm
+  EXPECT_EQ(Moshi::load(files)->format().model_codebooks, 8);
 }
 
 TEST(LocateMoshi, WithoutConfigJsonUsesThe7bNames) {

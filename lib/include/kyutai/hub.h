@@ -43,6 +43,7 @@ struct MimiFiles {
 MimiFiles locate_mimi(const std::string& spec);
 
 struct MoshiFiles {
+  std::string path;       // the resolved model argument: directory, config.json or weights file
   std::string dir;        // the repository directory holding the files
   std::string config;     // the LM's config.json; empty: the Moshi 7B defaults
   LmConfig lm_config;     // `config` parsed once, here; Moshi::load uses it as it is
