@@ -1,5 +1,8 @@
 #include "wav.h"
 
+#include "kyutai/atomic_file.h"
+#include "kyutai/error.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -68,12 +71,44 @@ Format parse_fmt(const uint8_t* p, uint32_t size, const std::string& path) {
   return f;
 }
 
-void put32(std::ofstream& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.put(static_cast<char>(v >> (8 * i)));
+void put32(AtomicFile& out, uint32_t v) {
+  uint8_t b[4];
+  for (int i = 0; i < 4; ++i) b[i] = static_cast<uint8_t>(v >> (8 * i));
+  out.write(b, 4);
 }
-void put16(std::ofstream& out, uint16_t v) {
-  out.put(static_cast<char>(v));
-  out.put(static_cast<char>(v >> 8));
+void put16(AtomicFile& out, uint16_t v) {
+  const uint8_t b[2] = {static_cast<uint8_t>(v), static_cast<uint8_t>(v >> 8)};
+  out.write(b, 2);
+}
+
+// Into a new file renamed into place (kyutai/atomic_file.h says why).
+void write_wav_atomically(const std::string& path, const float* samples, size_t count,
+                          int sample_rate, bool float32) {
+  AtomicFile out(path);
+  const uint16_t bits = float32 ? 32 : 16;
+  const uint32_t data_size = static_cast<uint32_t>(count * bits / 8);
+  out.write("RIFF", 4);
+  put32(out, 36 + data_size);
+  out.write("WAVEfmt ", 8);
+  put32(out, 16);
+  put16(out, float32 ? kFormatFloat : kFormatPcm);
+  put16(out, 1);
+  put32(out, static_cast<uint32_t>(sample_rate));
+  put32(out, static_cast<uint32_t>(sample_rate) * bits / 8);
+  put16(out, bits / 8);
+  put16(out, bits);
+  out.write("data", 4);
+  put32(out, data_size);
+  for (size_t i = 0; i < count; ++i) {
+    if (float32) {
+      out.write(&samples[i], 4);
+    } else {
+      // The same scale as reading, so a 16-bit round trip is within half a step.
+      const long v = std::clamp(std::lrint(samples[i] * 32768.f), -32768L, 32767L);
+      put16(out, static_cast<uint16_t>(static_cast<int16_t>(v)));
+    }
+  }
+  out.commit();
 }
 
 }  // namespace
@@ -124,32 +159,11 @@ std::vector<float> to_mono(const Wav& wav) {
 
 void write_wav(const std::string& path, const float* samples, size_t count, int sample_rate,
                bool float32) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw WavError(path + ": cannot open for writing");
-  const uint16_t bits = float32 ? 32 : 16;
-  const uint32_t data_size = static_cast<uint32_t>(count * bits / 8);
-  out.write("RIFF", 4);
-  put32(out, 36 + data_size);
-  out.write("WAVEfmt ", 8);
-  put32(out, 16);
-  put16(out, float32 ? kFormatFloat : kFormatPcm);
-  put16(out, 1);
-  put32(out, static_cast<uint32_t>(sample_rate));
-  put32(out, static_cast<uint32_t>(sample_rate) * bits / 8);
-  put16(out, bits / 8);
-  put16(out, bits);
-  out.write("data", 4);
-  put32(out, data_size);
-  for (size_t i = 0; i < count; ++i) {
-    if (float32) {
-      out.write(reinterpret_cast<const char*>(&samples[i]), 4);
-    } else {
-      // The same scale as reading, so a 16-bit round trip is within half a step.
-      const long v = std::clamp(std::lrint(samples[i] * 32768.f), -32768L, 32767L);
-      put16(out, static_cast<uint16_t>(static_cast<int16_t>(v)));
-    }
+  try {
+    write_wav_atomically(path, samples, count, sample_rate, float32);
+  } catch (const kyutai::Error& e) {
+    throw WavError(e.what());
   }
-  if (!out) throw WavError(path + ": write failed");
 }
 
 }  // namespace kyutai::tools

@@ -17,12 +17,10 @@
  */
 #include "gstmoshibin.h"
 
-#include <algorithm>
 #include <string>
 
 #include "gstmoshicommon.h"
 #include "gstmoshilm.h"
-#include "kyutai/config.h"
 #include "kyutai/error.h"
 #include "kyutai/hub.h"
 
@@ -89,19 +87,13 @@ static void gst_moshi_bin_get_property(GObject* object, guint prop_id, GValue* v
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
 }
 
-// The repository directory every child is given, and the codebooks Mimi must encode: as the
-// reference's get_mimi does, max(dep_q, n_q - dep_q).
-static bool gst_moshi_bin_locate(GstMoshiBin* self, const std::string& model, std::string* dir,
-                                 int* codebooks) {
+// Where the model is, and the codebooks Mimi must encode (the library knows how many).
+static bool gst_moshi_bin_locate(GstMoshiBin* self, const std::string& model,
+                                 kyutai::MoshiFiles* files) {
   try {
-    const kyutai::MoshiFiles files = kyutai::locate_moshi(model);
-    if (files.mimi.weights.empty())
+    *files = kyutai::locate_moshi(model);
+    if (files->mimi.weights.empty())
       throw kyutai::NotFoundError("the repository holds no Mimi weights");
-    const kyutai::LmConfig config = files.config.empty()
-                                        ? kyutai::LmConfig::moshi_7b_2024()
-                                        : kyutai::LmConfig::from_file(files.config);
-    *codebooks = std::max(config.dep_q, config.user_codebooks());
-    *dir = files.dir;
     return true;
   } catch (const kyutai::NotFoundError& e) {
     GST_ELEMENT_ERROR(self, RESOURCE, NOT_FOUND, ("Moshi model '%s' not found.", model.c_str()),
@@ -116,14 +108,18 @@ static bool gst_moshi_bin_locate(GstMoshiBin* self, const std::string& model, st
 // Hands the settings to the children, before they leave NULL.
 static bool gst_moshi_bin_configure(GstMoshiBin* self) {
   const GstKyutaiConfig config = gst_kyutai_settings_copy(GST_ELEMENT(self), &self->settings);
-  std::string dir;
-  int codebooks = 0;
-  if (!gst_moshi_bin_locate(self, config.model, &dir, &codebooks)) return false;
-  GST_INFO_OBJECT(self, "model directory %s, %d codebooks", dir.c_str(), codebooks);
+  kyutai::MoshiFiles files;
+  if (!gst_moshi_bin_locate(self, config.model, &files)) return false;
+  GST_INFO_OBJECT(self, "model %s in %s, %d codebooks", files.weights.c_str(), files.dir.c_str(),
+                  files.mimi_codebooks());
+  // moshilm gets what the user named (a weights file is used as named); the Mimi elements get
+  // the repository directory, where config.json names Mimi's files.
+  g_object_set(self->lm, "model", files.path.c_str(), nullptr);
+  for (GstElement* child : {self->encoder, self->decoder})
+    g_object_set(child, "model", files.dir.c_str(), nullptr);
   for (GstElement* child : {self->encoder, self->lm, self->decoder})
-    g_object_set(child, "model", dir.c_str(), "device", config.device.c_str(), "threads",
-                 config.threads, nullptr);
-  g_object_set(self->encoder, "num-codebooks", codebooks, nullptr);
+    g_object_set(child, "device", config.device.c_str(), "threads", config.threads, nullptr);
+  g_object_set(self->encoder, "num-codebooks", files.mimi_codebooks(), nullptr);
   g_object_set(self->lm, "dtype", config.dtype.c_str(), nullptr);
   return true;
 }

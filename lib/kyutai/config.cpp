@@ -37,7 +37,37 @@ MimiConfig MimiConfig::moshi_2024() {
 
 namespace {
 
+using detail::IntRange;
 using detail::JsonReader;
+using detail::RealRange;
+
+// What a configuration may ask for. Every number read from a file is checked against these, so
+// that no file can overflow an int, make a loop run for ever or allocate more than a model of
+// its kind needs. They are generous: Moshi 7B has dim 4096, 32 layers, a context of 3000 steps,
+// 17 streams and delays of 1; Mimi has 24 kHz, 8 ratios' product 1920 and 32 codebooks.
+constexpr IntRange kDim{1, 1 << 16};          // d_model, dimensions, embeddings
+constexpr IntRange kFeedForward{1, 1 << 20};  // hidden width of the feed-forward
+constexpr IntRange kHeads{1, 1024};
+constexpr IntRange kLayers{0, 1024};
+constexpr IntRange kContext{1, 1 << 20};  // KV cache steps; the cache bytes are bounded too
+constexpr IntRange kCodebooks{1, 64};     // n_q, dep_q, the quantizer's n_q
+constexpr IntRange kCardinality{1, 1 << 16};
+constexpr IntRange kTextCard{1, 1 << 20};
+constexpr IntRange kDelay{0, 4096};  // steps
+constexpr IntRange kSampleRate{1, 384000};
+constexpr IntRange kKernel{1, 1024};
+constexpr IntRange kRatio{1, 1024};
+constexpr IntRange kResidualLayers{0, 64};
+constexpr IntRange kDilationBase{1, 64};
+constexpr RealRange kPeriod{1e-3, 1e12};  // rope / sinusoid max_period
+constexpr RealRange kLayerScale{-1e6, 1e6};
+constexpr RealRange kHiddenScale{1.0 / 64, 64};
+constexpr RealRange kFrameRate{1e-2, 384000};
+// One stream's KV caches in float32: Moshi 7B at 3000 steps needs 3.1 GB.
+constexpr int64_t kMaxKvCacheBytes = int64_t(16) << 30;
+// Largest hop, receptive field and dilation of the SEANet (Mimi: hop 1920, dilation 2).
+constexpr int64_t kMaxHop = 1 << 20;
+constexpr int64_t kMaxDilation = 1 << 16;
 
 // The reference's name of each value of an option, for reading and for error messages.
 template <typename E>
@@ -81,14 +111,14 @@ std::optional<Activation> read_gating(const JsonReader& r, const std::string& ke
 // The reference StreamingTransformer keyword arguments, with its class defaults.
 TransformerConfig read_transformer(const JsonReader& r, const std::string& prefix) {
   TransformerConfig t;
-  t.d_model = r.require_int(prefix + "d_model");
-  t.num_heads = r.require_int(prefix + "num_heads");
-  t.num_layers = r.require_int(prefix + "num_layers");
-  t.dim_feedforward = r.get_int(prefix + "dim_feedforward", 2048);
+  t.d_model = r.require_int(prefix + "d_model", kDim);
+  t.num_heads = r.require_int(prefix + "num_heads", kHeads);
+  t.num_layers = r.require_int(prefix + "num_layers", kLayers);
+  t.dim_feedforward = r.get_int(prefix + "dim_feedforward", 2048, kFeedForward);
   t.causal = r.get_bool(prefix + "causal", false);
-  t.layer_scale = r.get_optional_double(prefix + "layer_scale", std::nullopt);
-  t.context = r.get_optional_int(prefix + "context", std::nullopt);
-  t.max_period = r.get_double(prefix + "max_period", 10000);
+  t.layer_scale = r.get_optional_double(prefix + "layer_scale", std::nullopt, kLayerScale);
+  t.context = r.get_optional_int(prefix + "context", std::nullopt, kContext);
+  t.max_period = r.get_double(prefix + "max_period", 10000, kPeriod);
   t.gating = read_gating(r, prefix + "gating", std::nullopt);
   t.norm = read_enum(r, prefix + "norm", kNorms, NormKind::layer_norm, "norm");
   t.positional_embedding = read_enum(r, prefix + "positional_embedding", kPositionalEmbeddings,
@@ -103,7 +133,8 @@ void validate_transformer(const TransformerConfig& t, const std::string& where) 
   const PositionalEmbedding p = t.positional_embedding;
   if (t.head_dim() % 2 != 0 && p != PositionalEmbedding::sin && p != PositionalEmbedding::none)
     bad("rope needs an even head dimension");
-  if (t.num_layers < 0 || t.dim_feedforward <= 0) bad("num_layers/dim_feedforward out of range");
+  if (t.num_layers < 0 || t.dim_feedforward <= 0 || t.dim_feedforward > kFeedForward.hi)
+    bad("num_layers/dim_feedforward out of range");
   if (!t.causal) bad("only causal transformers are supported");
   if (t.context && *t.context <= 0) bad("context must be positive");
   // The reference cannot stream without one either: the KV cache is sized by it.
@@ -113,6 +144,25 @@ void validate_transformer(const TransformerConfig& t, const std::string& where) 
   if (!t.weights_per_step_schedule.empty() &&
       static_cast<int>(t.weights_per_step_schedule.size()) != t.weights_per_step)
     bad("weights_per_step_schedule must have one entry per step");
+  const int64_t steps = t.context.value_or(t.weights_per_step);
+  const int64_t kv_bytes = int64_t(2) * t.num_layers * steps * t.d_model * 4;
+  if (kv_bytes > kMaxKvCacheBytes)
+    bad("context " + std::to_string(steps) + " needs " + std::to_string(kv_bytes >> 20) +
+        " MiB of KV cache per stream, more than the " + std::to_string(kMaxKvCacheBytes >> 20) +
+        " MiB allowed");
+}
+
+// The SEANet's hop (product of the ratios) and largest dilation, without overflow.
+void validate_seanet_sizes(const SeanetConfig& s, const std::string& origin) {
+  int64_t hop = 1, dilation = 1;
+  for (int r : s.ratios)
+    if ((hop *= r) > kMaxHop)
+      throw ConfigError(origin + ": seanet.ratios multiply to more than " +
+                        std::to_string(kMaxHop) + " samples per frame");
+  for (int j = 1; j < s.n_residual_layers; ++j)
+    if ((dilation *= s.dilation_base) > kMaxDilation)
+      throw ConfigError(origin + ": seanet.dilation_base ^ (n_residual_layers - 1) exceeds " +
+                        std::to_string(kMaxDilation));
 }
 
 }  // namespace
@@ -121,23 +171,23 @@ MimiConfig MimiConfig::from_json(const std::string& text, const std::string& ori
   const json doc = detail::parse_json(text, origin);
   JsonReader top(doc, origin);
   MimiConfig c;
-  c.sample_rate = top.require_int("sample_rate");
-  c.channels = top.require_int("channels");
-  c.frame_rate = top.get_double("frame_rate", 0.0);
+  c.sample_rate = top.require_int("sample_rate", kSampleRate);
+  c.channels = top.require_int("channels", kCodebooks);
+  c.frame_rate = top.get_double("frame_rate", 0.0, kFrameRate);
   top.require("frame_rate");
 
   // SEANet class defaults where a key is absent, as the reference constructors have them.
   const JsonReader s = top.child("seanet");
-  c.seanet.channels = s.get_int("channels", 1);
-  c.seanet.dimension = s.get_int("dimension", 128);
-  c.seanet.n_filters = s.get_int("n_filters", 32);
-  c.seanet.n_residual_layers = s.get_int("n_residual_layers", 3);
-  c.seanet.ratios = s.get_ints("ratios", {8, 5, 4, 2});
-  c.seanet.kernel_size = s.get_int("kernel_size", 7);
-  c.seanet.last_kernel_size = s.get_int("last_kernel_size", 7);
-  c.seanet.residual_kernel_size = s.get_int("residual_kernel_size", 3);
-  c.seanet.dilation_base = s.get_int("dilation_base", 2);
-  c.seanet.compress = s.get_int("compress", 2);
+  c.seanet.channels = s.get_int("channels", 1, kCodebooks);
+  c.seanet.dimension = s.get_int("dimension", 128, kDim);
+  c.seanet.n_filters = s.get_int("n_filters", 32, kDim);
+  c.seanet.n_residual_layers = s.get_int("n_residual_layers", 3, kResidualLayers);
+  c.seanet.ratios = s.get_ints("ratios", {8, 5, 4, 2}, kRatio);
+  c.seanet.kernel_size = s.get_int("kernel_size", 7, kKernel);
+  c.seanet.last_kernel_size = s.get_int("last_kernel_size", 7, kKernel);
+  c.seanet.residual_kernel_size = s.get_int("residual_kernel_size", 3, kKernel);
+  c.seanet.dilation_base = s.get_int("dilation_base", 2, kDilationBase);
+  c.seanet.compress = s.get_int("compress", 2, kDim);
   c.seanet.true_skip = s.get_bool("true_skip", true);
   // The reference's default, "reflect", is not causal: a file must name its padding.
   const std::string pad_mode = s.get_string("pad_mode", "reflect");
@@ -156,17 +206,17 @@ MimiConfig MimiConfig::from_json(const std::string& text, const std::string& ori
   unsupported(s.has("final_activation") && s.find("final_activation"), "final_activation");
 
   const JsonReader q = top.child("quantizer");
-  c.quantizer.dimension = q.get_int("dimension", 128);
-  c.quantizer.n_q = q.get_int("n_q", 8);
-  c.quantizer.n_q_semantic = q.get_int("n_q_semantic", 1);
-  c.quantizer.bins = q.get_int("bins", 1024);
-  c.quantizer.input_dimension = q.get_int("input_dimension", c.quantizer.dimension);
-  c.quantizer.output_dimension = q.get_int("output_dimension", c.quantizer.dimension);
+  c.quantizer.dimension = q.get_int("dimension", 128, kDim);
+  c.quantizer.n_q = q.get_int("n_q", 8, kCodebooks);
+  c.quantizer.n_q_semantic = q.get_int("n_q_semantic", 1, kCodebooks);
+  c.quantizer.bins = q.get_int("bins", 1024, kCardinality);
+  c.quantizer.input_dimension = q.get_int("input_dimension", c.quantizer.dimension, kDim);
+  c.quantizer.output_dimension = q.get_int("output_dimension", c.quantizer.dimension, kDim);
 
   const JsonReader t = top.child("transformer");
   c.transformer = read_transformer(t, "");
-  c.transformer_input_dimension = t.require_int("input_dimension");
-  c.transformer_output_dimensions = t.get_ints("output_dimensions", {});
+  c.transformer_input_dimension = t.require_int("input_dimension", kDim);
+  c.transformer_output_dimensions = t.get_ints("output_dimensions", {}, kDim);
   if (!t.get_bool("conv_layout", false))
     throw ConfigError(origin + ": transformer.conv_layout must be true for Mimi");
   c.validate(origin);
@@ -186,6 +236,7 @@ void MimiConfig::validate(const std::string& origin) const {
     bad("seanet sizes must be positive");
   for (int r : seanet.ratios)
     if (r <= 0) bad("seanet ratios must be positive");
+  validate_seanet_sizes(seanet, origin);
   const double enc_rate = encoder_frame_rate();
   const double stride = enc_rate / frame_rate;
   if (stride < 1 || std::fabs(stride - std::round(stride)) > 1e-9)
@@ -233,26 +284,28 @@ void reject_unsupported(const JsonReader& r, const std::string& origin) {
   refuse(r.find("depformer_norm") != nullptr, "'depformer_norm'");
   refuse(r.get_bool("lora", false), "LoRA ('lora')");
   refuse(r.get_bool("quantize", false), "quantized weights ('quantize')");
-  refuse(r.get_int("kv_repeat", 1) != 1, "grouped attention ('kv_repeat')");
+  refuse(r.get_int("kv_repeat", 1, kHeads) != 1, "grouped attention ('kv_repeat')");
   refuse(r.get_bool("cross_attention", false), "cross attention");
 }
 
 TransformerConfig read_depformer(const JsonReader& r, const TransformerConfig& main,
                                  double hidden_scale, int dep_q) {
   TransformerConfig d = main;
-  d.d_model = r.get_int("depformer_dim", 256);
-  d.num_heads = r.get_int("depformer_num_heads", main.num_heads);
-  d.num_layers = r.get_int("depformer_num_layers", main.num_layers);
+  d.d_model = r.get_int("depformer_dim", 256, kDim);
+  d.num_heads = r.get_int("depformer_num_heads", main.num_heads, kHeads);
+  d.num_layers = r.get_int("depformer_num_layers", main.num_layers, kLayers);
+  // hidden_scale and dims are bounded, so the product fits an int.
   d.dim_feedforward = r.find("depformer_dim_feedforward")
-                          ? r.get_int("depformer_dim_feedforward", 0)
+                          ? r.get_int("depformer_dim_feedforward", 0, kFeedForward)
                           : static_cast<int>(hidden_scale * d.d_model);
-  d.layer_scale = r.get_optional_double("depformer_layer_scale", main.layer_scale);
-  d.max_period = r.get_double("depformer_max_period", main.max_period);
+  d.layer_scale = r.get_optional_double("depformer_layer_scale", main.layer_scale, kLayerScale);
+  d.max_period = r.get_double("depformer_max_period", main.max_period, kPeriod);
   d.gating = read_gating(r, "depformer_gating", main.gating);
   d.positional_embedding = read_enum(r, "depformer_pos_emb", kPositionalEmbeddings,
                                      PositionalEmbedding::sin, "depformer_pos_emb");
   d.weights_per_step = r.get_bool("depformer_weights_per_step", false) ? dep_q : 0;
-  d.weights_per_step_schedule = r.get_ints("depformer_weights_per_step_schedule", {});
+  d.weights_per_step_schedule =
+      r.get_ints("depformer_weights_per_step_schedule", {}, {0, kCodebooks.hi - 1});
   // The reference ignores depformer_context: the depformer attends over the dep_q steps of one
   // frame, and its KV cache holds exactly those.
   d.context = d.weights_per_step ? std::nullopt : std::optional<int>(dep_q);
@@ -270,35 +323,35 @@ LmConfig LmConfig::from_json(const std::string& text, const std::string& origin)
   const JsonReader r(doc, origin);
   reject_unsupported(r, origin);
   LmConfig c;
-  c.dim = r.get_int("dim", 128);
-  c.text_card = r.get_int("text_card", 32000);
-  c.text_card_out = r.get_int("text_card_out", 0);
-  c.existing_text_padding_id = r.get_int("existing_text_padding_id", 3);
-  c.existing_text_end_padding_id = r.get_int("existing_text_end_padding_id", 0);
-  c.n_q = r.get_int("n_q", 8);
-  c.dep_q = r.get_int("dep_q", 8);
-  c.card = r.get_int("card", 1024);
-  c.hidden_scale = r.get_double("hidden_scale", 4);
+  c.dim = r.get_int("dim", 128, kDim);
+  c.text_card = r.get_int("text_card", 32000, kTextCard);
+  c.text_card_out = r.get_int("text_card_out", 0, {0, kTextCard.hi});
+  c.existing_text_padding_id = r.get_int("existing_text_padding_id", 3, {0, kTextCard.hi});
+  c.existing_text_end_padding_id = r.get_int("existing_text_end_padding_id", 0, {0, kTextCard.hi});
+  c.n_q = r.get_int("n_q", 8, kCodebooks);
+  c.dep_q = r.get_int("dep_q", 8, kCodebooks);
+  c.card = r.get_int("card", 1024, kCardinality);
+  c.hidden_scale = r.get_double("hidden_scale", 4, kHiddenScale);
   c.bias_proj = r.get_bool("bias_proj", false);
-  c.delays = r.get_ints("delays", {0});
-  c.extra_heads_num_heads = r.get_int("extra_heads_num_heads", 0);
-  c.extra_heads_dim = r.get_int("extra_heads_dim", 6);
+  c.delays = r.get_ints("delays", {0}, kDelay);
+  c.extra_heads_num_heads = r.get_int("extra_heads_num_heads", 0, {0, kHeads.hi});
+  c.extra_heads_dim = r.get_int("extra_heads_dim", 6, kDim);
   TransformerConfig& t = c.transformer;
   t.d_model = c.dim;
-  t.num_heads = r.get_int("num_heads", 8);
-  t.num_layers = r.require_int("num_layers");
+  t.num_heads = r.get_int("num_heads", 8, kHeads);
+  t.num_layers = r.require_int("num_layers", kLayers);
   t.dim_feedforward = static_cast<int>(c.hidden_scale * c.dim);
   t.causal = r.get_bool("causal", true);
-  t.context = r.get_optional_int("context", std::nullopt);
-  t.layer_scale = r.get_optional_double("layer_scale", std::nullopt);
-  t.max_period = r.get_double("max_period", 10000);
+  t.context = r.get_optional_int("context", std::nullopt, kContext);
+  t.layer_scale = r.get_optional_double("layer_scale", std::nullopt, kLayerScale);
+  t.max_period = r.get_double("max_period", 10000, kPeriod);
   t.gating = read_gating(r, "gating", std::nullopt);
   t.norm = read_enum(r, "norm", kNorms, NormKind::layer_norm, "norm");
   t.positional_embedding = read_enum(r, "positional_embedding", kPositionalEmbeddings,
                                      PositionalEmbedding::sin, "positional_embedding");
   c.depformer = read_depformer(r, t, c.hidden_scale, c.dep_q);
   c.depformer_multi_linear = r.get_bool("depformer_multi_linear", false);
-  c.depformer_low_rank_embeddings = r.get_int("depformer_low_rank_embeddings", 0);
+  c.depformer_low_rank_embeddings = r.get_int("depformer_low_rank_embeddings", 0, {0, kDim.hi});
   c.moshi_name = r.get_string("moshi_name", "");
   c.mimi_name = r.get_string("mimi_name", "");
   c.mimi_config_name = r.get_string("mimi_config_name", "");
@@ -335,7 +388,8 @@ void LmConfig::validate(const std::string& origin) const {
   if (!schedule.empty() && static_cast<int>(schedule.size()) != dep_q)
     bad("depformer_weights_per_step_schedule must have dep_q entries");
   for (int i : schedule)
-    if (i < 0) bad("depformer_weights_per_step_schedule must not be negative");
+    if (i < 0 || i >= dep_q)
+      bad("depformer_weights_per_step_schedule entries must be in [0, dep_q)");
   validate_transformer(transformer, origin + ": transformer");
   validate_transformer(depformer, origin + ": depformer");
 }

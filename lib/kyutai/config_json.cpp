@@ -1,6 +1,7 @@
 #include "kyutai/config_json.h"
 
 #include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 
@@ -35,25 +36,58 @@ const json& JsonReader::require(const std::string& key) const {
   return *v;
 }
 
-int JsonReader::get_int(const std::string& key, int fallback) const {
+namespace {
+
+// The value of an integral JSON number, when it fits in int64 (floats included: "dim": 4096.0).
+std::optional<int64_t> integral_value(const json& v) {
+  if (v.is_number_unsigned()) {
+    const uint64_t u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return std::nullopt;
+    return static_cast<int64_t>(u);
+  }
+  if (v.is_number_integer()) return v.get<int64_t>();
+  if (!v.is_number_float()) return std::nullopt;
+  const double d = v.get<double>();
+  // 2^63 is exact in double; anything below it in magnitude converts without overflow.
+  if (!std::isfinite(d) || std::floor(d) != d || std::fabs(d) >= 9223372036854775808.0)
+    return std::nullopt;
+  return static_cast<int64_t>(d);
+}
+
+std::string range_text(IntRange r) {
+  return "[" + std::to_string(r.lo) + ", " + std::to_string(r.hi) + "]";
+}
+
+std::string range_text(RealRange r) {
+  std::ostringstream s;
+  s << "a finite number in [" << r.lo << ", " << r.hi << "]";
+  return s.str();
+}
+
+}  // namespace
+
+int JsonReader::get_int(const std::string& key, int fallback, IntRange range) const {
   const json* v = find(key);
   if (!v) return fallback;
-  if (v->is_number_integer()) return v->get<int>();
-  if (v->is_number_float() && std::floor(v->get<double>()) == v->get<double>())
-    return static_cast<int>(v->get<double>());
-  bad(key, "must be an integer");
+  const std::optional<int64_t> i = integral_value(*v);
+  if (!i || *i < range.lo || *i > range.hi)
+    bad(key, "must be an integer in " + range_text(range) + ", not " + v->dump());
+  return static_cast<int>(*i);
 }
 
-int JsonReader::require_int(const std::string& key) const {
+int JsonReader::require_int(const std::string& key, IntRange range) const {
   require(key);
-  return get_int(key, 0);
+  return get_int(key, 0, range);
 }
 
-double JsonReader::get_double(const std::string& key, double fallback) const {
+double JsonReader::get_double(const std::string& key, double fallback, RealRange range) const {
   const json* v = find(key);
   if (!v) return fallback;
   if (!v->is_number()) bad(key, "must be a number");
-  return v->get<double>();
+  const double d = v->get<double>();
+  if (!std::isfinite(d) || d < range.lo || d > range.hi)
+    bad(key, "must be " + range_text(range) + ", not " + v->dump());
+  return d;
 }
 
 bool JsonReader::get_bool(const std::string& key, bool fallback) const {
@@ -70,31 +104,35 @@ std::string JsonReader::get_string(const std::string& key, const std::string& fa
   return v->get<std::string>();
 }
 
-std::vector<int> JsonReader::get_ints(const std::string& key, std::vector<int> fallback) const {
+std::vector<int> JsonReader::get_ints(const std::string& key, std::vector<int> fallback,
+                                      IntRange range) const {
   const json* v = find(key);
   if (!v) return fallback;
   if (!v->is_array()) bad(key, "must be a list of integers");
   std::vector<int> out;
   for (const auto& e : *v) {
-    if (!e.is_number_integer()) bad(key, "must be a list of integers");
-    out.push_back(e.get<int>());
+    const std::optional<int64_t> i = integral_value(e);
+    if (!e.is_number_integer() || !i || *i < range.lo || *i > range.hi)
+      bad(key, "must be a list of integers in " + range_text(range) + ", not " + v->dump());
+    out.push_back(static_cast<int>(*i));
   }
   return out;
 }
 
 std::optional<double> JsonReader::get_optional_double(const std::string& key,
-                                                      std::optional<double> fallback) const {
+                                                      std::optional<double> fallback,
+                                                      RealRange range) const {
   if (!has(key)) return fallback;
   const json* v = find(key);
   if (!v) return std::nullopt;  // explicit null
-  return get_double(key, 0.0);
+  return get_double(key, 0.0, range);
 }
 
-std::optional<int> JsonReader::get_optional_int(const std::string& key,
-                                                std::optional<int> fallback) const {
+std::optional<int> JsonReader::get_optional_int(const std::string& key, std::optional<int> fallback,
+                                                IntRange range) const {
   if (!has(key)) return fallback;
   if (!find(key)) return std::nullopt;
-  return get_int(key, 0);
+  return get_int(key, 0, range);
 }
 
 JsonReader JsonReader::child(const std::string& key) const {

@@ -147,18 +147,20 @@ MoshiFiles locate_moshi(const std::string& spec) {
   const std::string path = resolve_model_path(spec);
   const fs::path dir = dir_exists(path) ? fs::path(path) : fs::path(path).parent_path();
   MoshiFiles files;
+  files.path = path;
   files.dir = dir.string();
   if (!dir_exists(path) && fs::path(path).extension() == ".json")
     files.config = path;
   else if (file_exists((dir / "config.json").string()))
     files.config = (dir / "config.json").string();
-  LmConfig config;  // only the file names are used without a config.json
+  files.lm_config = LmConfig::moshi_7b_2024();
   if (!files.config.empty()) {
     const std::string text = detail::read_text_file(files.config);
     if (json_has_key(text, "seanet"))
       throw ConfigError(files.config + " describes a Mimi codec, not a Moshi language model");
-    config = LmConfig::from_json(text, files.config);
+    files.lm_config = LmConfig::from_json(text, files.config);
   }
+  const LmConfig& config = files.lm_config;
   auto in_dir = [&](const std::string& name, const char* fallback) {
     return (dir / (name.empty() ? std::string(fallback) : name)).string();
   };

@@ -55,7 +55,8 @@ std::shared_ptr<const Moshi> Moshi::load(const MoshiFiles& files, const std::str
   return translate_torch_errors([&] {
     check_device(device);
     auto tokenizer = TextTokenizer::load(files.tokenizer);
-    auto model = std::make_unique<LmModel>(config_or_default(files.config), parse_dtype(dtype));
+    // locate_moshi has parsed the config; it is not read again.
+    auto model = std::make_unique<LmModel>(files.lm_config, parse_dtype(dtype));
     check_tokenizer(tokenizer.get(), model->config());  // before reading gigabytes of weights
     model->load(files.weights, at::Device(device));
     return std::shared_ptr<const Moshi>(new Moshi(std::move(model), std::move(tokenizer)));

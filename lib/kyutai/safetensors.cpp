@@ -8,10 +8,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "kyutai/atomic_file.h"
 #include "kyutai/error.h"
 
 namespace kyutai {
@@ -235,22 +235,22 @@ void write_safetensors(const std::string& path, const std::vector<RawTensor>& te
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw Error(path + ": cannot open for writing");
+  // A new inode renamed into place: processes that have the old file mapped keep it.
+  AtomicFile out(path);
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(text.size() >> (8 * i));
-  out.write(reinterpret_cast<const char*>(len), 8);
-  out.write(text.data(), static_cast<std::streamsize>(text.size()));
+  out.write(len, 8);
+  out.write(text.data(), text.size());
   uint64_t written = 0;
   for (size_t i = 0; i < tensors.size(); ++i) {
     const std::string pad(offsets[i] - written, '\0');
-    out.write(pad.data(), static_cast<std::streamsize>(pad.size()));
+    out.write(pad.data(), pad.size());
     const uint64_t nbytes =
         json(header[tensors[i].name]["data_offsets"])[1].get<uint64_t>() - offsets[i];
-    out.write(static_cast<const char*>(tensors[i].data), static_cast<std::streamsize>(nbytes));
+    out.write(tensors[i].data, nbytes);
     written = offsets[i] + nbytes;
   }
-  if (!out) throw Error(path + ": write failed");
+  out.commit();
 }
 
 }  // namespace kyutai

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "kyutai/error.h"
+#include "kyutai/kernels/attention.h"
 #include "kyutai/ops.h"
 
 namespace kyutai {
@@ -61,6 +62,32 @@ void ring_write(at::Tensor& ring, const at::Tensor& x, int64_t offset) {
   const int64_t first = std::min(steps, capacity - start);
   ring.narrow(2, start, first).copy_(x.narrow(2, 0, first));
   if (first < steps) ring.narrow(2, 0, steps - first).copy_(x.narrow(2, first, steps - first));
+}
+
+// One streaming step attends to every slot written so far (the ring never holds a step outside
+// the context), so the kernel can read the cache in place, without a mask.
+bool uses_step_kernel(const KVCache& cache) {
+  const at::ScalarType t = cache.keys.scalar_type();
+  return cache.keys.is_cpu() && (t == at::kFloat || t == at::kBFloat16) &&
+         cache.keys.is_contiguous() && cache.values.is_contiguous();
+}
+
+// q [B, H, 1, D] against the first `keys` slots of each row's cache -> [B, 1, H * D].
+at::Tensor attend_cached(const at::Tensor& q, const KVCache& cache, int64_t keys) {
+  const int64_t batch = q.size(0), heads = q.size(1), dim = q.size(3);
+  const int64_t capacity = cache.keys.size(2);
+  const at::Tensor qf = q.to(at::kFloat).contiguous();
+  at::Tensor out = at::empty({batch, 1, heads * dim}, qf.options());
+  const auto format = cache.keys.scalar_type() == at::kFloat ? kernels::KvFormat::Float32
+                                                             : kernels::KvFormat::BFloat16;
+  const int64_t row = heads * capacity * dim * cache.keys.element_size();
+  for (int64_t b = 0; b < batch; ++b)
+    kernels::attend_step(qf.data_ptr<float>() + b * heads * dim,
+                         static_cast<const char*>(cache.keys.data_ptr()) + b * row,
+                         static_cast<const char*>(cache.values.data_ptr()) + b * row, format,
+                         heads, capacity, keys, dim, static_cast<float>(1.0 / std::sqrt(double(dim))),
+                         out.data_ptr<float>() + b * heads * dim);
+  return out.to(q.scalar_type());
 }
 
 }  // namespace
@@ -252,6 +279,8 @@ at::Tensor StreamingTransformer::attention(const Layer& layer, const at::Tensor&
   if (cache) {
     ring_write(cache->keys, k, pos.offset);
     ring_write(cache->values, v, pos.offset);
+    if (steps == 1 && uses_step_kernel(*cache))
+      return per_step(layer.out_projs, attend_cached(q, *cache, pos.keys), pos.offset);
     k = cache->keys.narrow(2, 0, pos.keys);
     v = cache->values.narrow(2, 0, pos.keys);
   }

@@ -150,6 +150,20 @@ TEST(MoshiBin, PassesItsSettingsToTheElementsInside) {
   gst_object_unref(gst_object_ref_sink(bin));
 }
 
+TEST(MoshiBin, RunsTheWeightsFileTheUserNamed) {
+  // A repository whose LM weights are only under another name: moshibin must run that file, as
+  // moshilm does, not look for the name config.json gives.
+  TempDir dir;
+  const std::filesystem::path repo = std::filesystem::path(dir.str()) / "repo";
+  std::filesystem::copy(moshi_tiny(), repo);
+  std::filesystem::rename(repo / "model.safetensors", repo / "other.safetensors");
+  Recorder r("audiotestsrc num-buffers=20 ! moshibin model=" +
+             (repo / "other.safetensors").string() + " ! fakesink name=rec0");
+  r.play();
+  EXPECT_EQ(r.wait(), "");
+  EXPECT_FALSE(r.take("rec0").empty());
+}
+
 TEST(MoshiBin, ARepositoryWithoutMimiIsNotFound) {
   // lm_tiny holds the LM and its tokenizer but no Mimi.
   Recorder r("audiotestsrc num-buffers=5 ! moshibin model=" + data_path("golden/lm_tiny") +

@@ -90,6 +90,32 @@ TEST(LocateMoshi, ReadsAKyutaiStyleDirectory) {
   EXPECT_TRUE(files.mimi.weights.empty());  // lm_tiny ships no Mimi
   EXPECT_EQ(locate_moshi(tiny_dir() + "/config.json").weights, files.weights);
   EXPECT_EQ(locate_moshi(tiny_dir() + "/config.json").dir, tiny_dir());
+  // config.json is parsed once, by locate_moshi; callers read what they need from it.
+  EXPECT_EQ(files.lm_config.n_q, 16);
+  EXPECT_EQ(files.lm_config.dep_q, 8);
+  EXPECT_EQ(files.mimi_codebooks(), 8);
+  EXPECT_EQ(files.path, tiny_dir());
+}
+
+TEST(LocateMoshi, MimiCodebooksCoverBothStreams) {
+  LmConfig c = LmConfig::moshi_7b_2024();
+  EXPECT_EQ(c.mimi_codebooks(), 8);
+  c.n_q = 12, c.dep_q = 4;  // the user's stream is the wider one
+  EXPECT_EQ(c.mimi_codebooks(), 8);
+  c.n_q = 10, c.dep_q = 8;
+  EXPECT_EQ(c.mimi_codebooks(), 8);
+}
+
+TEST(LocateMoshi, AWeightsFileIsUsedAsNamed) {
+  const TempDir dir;
+  for (const char* name : {"config.json", "tokenizer.model"})
+    fs::copy_file(tiny_dir() + "/" + name, dir / name);
+  fs::copy_file(tiny_dir() + "/model.safetensors", dir / "other.safetensors");
+  const MoshiFiles files = locate_moshi((dir / "other.safetensors").string());
+  EXPECT_EQ(files.weights, (dir / "other.safetensors").string());
+  EXPECT_EQ(files.path, files.weights);
+  EXPECT_EQ(locate_moshi(files.path).weights, files.weights);  // what moshibin hands to moshilm
+  EXPECT_EQ(Moshi::load(files)->format().model_codebooks, 8);
 }
 
 TEST(LocateMoshi, WithoutConfigJsonUsesThe7bNames) {

@@ -2,12 +2,15 @@
 // crash) for each kind of malformed file.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
+#include "kyutai/atomic_file.h"
 #include "kyutai/error.h"
 #include "kyutai/params.h"
 #include "kyutai/safetensors.h"
@@ -135,6 +138,63 @@ TEST(Safetensors, MalformedEntries) {
                 4),
       "overflows");
   expect_format_error(make_file("meta", R"({"__metadata__": {"k": 1}})", 0), "__metadata__");
+}
+
+}  // namespace
+}  // namespace kyutai
+
+namespace kyutai {
+namespace {
+
+// One float32 tensor "w" of `n` copies of `value`.
+void write_constant(const std::string& path, float value, size_t n) {
+  const std::vector<float> data(n, value);
+  write_safetensors(path, {{"w", DType::F32, {static_cast<int64_t>(n)}, data.data()}});
+}
+
+ino_t inode(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(::stat(path.c_str(), &st), 0);
+  return st.st_ino;
+}
+
+TEST(Safetensors, RewritingAMappedFileLeavesItsReadersAlone) {
+  // The project's writer puts a new inode in place: a running process keeps the weights it
+  // mapped (an in-place rewrite used to change them under it, a truncation to SIGBUS it).
+  const test::TempDir dir;
+  const std::string path = (dir / "w.safetensors").string();
+  constexpr size_t kCount = 1 << 16;  // several pages
+  write_constant(path, 1.f, kCount);
+  const ino_t before = inode(path);
+  const auto mapped = SafetensorsFile::open(path);
+  const TensorInfo* info = mapped->find("w");
+  ASSERT_NE(info, nullptr);
+  write_constant(path, 2.f, kCount);
+  write_constant(path, 3.f, 16);  // shorter: would have truncated the mapping
+  EXPECT_NE(inode(path), before);
+  const auto* old = reinterpret_cast<const float*>(mapped->data(*info));
+  for (size_t i = 0; i < kCount; i += 1024) ASSERT_EQ(old[i], 1.f) << i;
+  const auto fresh = SafetensorsFile::open(path);
+  EXPECT_EQ(*reinterpret_cast<const float*>(fresh->data(*fresh->find("w"))), 3.f);
+  // Nothing but the file itself is left in the directory.
+  size_t entries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.str())) entries += e.exists();
+  EXPECT_EQ(entries, 1u);
+}
+
+TEST(Safetensors, AFailedWriteLeavesTheOldFile) {
+  const test::TempDir dir;
+  const std::string path = (dir / "w.safetensors").string();
+  write_constant(path, 1.f, 4);
+  {
+    AtomicFile file(path);
+    file.write("garbage", 7);
+  }  // destroyed without commit, as when a writer throws
+  const auto f = SafetensorsFile::open(path);
+  EXPECT_EQ(*reinterpret_cast<const float*>(f->data(*f->find("w"))), 1.f);
+  size_t entries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.str())) entries += e.exists();
+  EXPECT_EQ(entries, 1u);
 }
 
 }  // namespace

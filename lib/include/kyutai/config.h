@@ -123,6 +123,9 @@ struct LmConfig {
   int num_codebooks() const { return n_q + 1; }
   int max_delay() const;
   int user_codebooks() const { return n_q - dep_q; }
+  // Mimi codebooks to encode for this LM: enough for the user's stream and for Moshi's own, as
+  // the reference's get_mimi sets them: max(dep_q, n_q - dep_q).
+  int mimi_codebooks() const { return dep_q > n_q - dep_q ? dep_q : n_q - dep_q; }
   int text_initial_token() const { return text_card; }
   int audio_initial_token() const { return card; }
   void validate(const std::string& origin) const;

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "kyutai/config.h"
+
 namespace kyutai {
 
 // File names Kyutai's repositories use when their config.json does not name them.
@@ -41,17 +43,23 @@ struct MimiFiles {
 MimiFiles locate_mimi(const std::string& spec);
 
 struct MoshiFiles {
+  std::string path;       // the resolved model argument: directory, config.json or weights file
   std::string dir;        // the repository directory holding the files
   std::string config;     // the LM's config.json; empty: the Moshi 7B defaults
+  LmConfig lm_config;     // `config` parsed once, here; Moshi::load uses it as it is
   std::string weights;    // LM weights
   std::string tokenizer;  // sentencepiece text tokenizer
   MimiFiles mimi;         // empty weights when the repository has no Mimi
+
+  // The Mimi codebooks the LM needs encoded (LmConfig::mimi_codebooks).
+  int mimi_codebooks() const { return lm_config.mimi_codebooks(); }
 };
 
 // Locates Moshi from a directory laid out like a Kyutai repository (config.json naming
 // moshi_name, tokenizer_name, mimi_name, mimi_config_name; without config.json the 7B file
-// names), a cached repo id, a config.json, or the LM weights file. Throws NotFoundError naming
-// the missing file, ConfigError for an unreadable config.
+// names), a cached repo id, a config.json, or the LM weights file, which is then the one used
+// whatever config.json names. Reads config.json once. Throws NotFoundError naming the missing
+// file, ConfigError for an unreadable config.
 MoshiFiles locate_moshi(const std::string& spec);
 
 bool file_exists(const std::string& path);

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Builds gst-moshi with AddressSanitizer and UndefinedBehaviorSanitizer in ./build-asan and runs
+# the whole test suite under them (the fuzz targets, sanitized already, are left out). Any report
+# fails the test that caused it. Extra arguments go to `meson test` (for example a test name:
+# scripts/sanitize.sh lib). tests/sanitizers/ has the wrapper and the leak suppressions.
+set -eu
+cd "$(dirname "$0")/.."
+root=$PWD
+if [ ! -f build-asan/build.ninja ]; then
+  meson setup build-asan -Db_sanitize=address,undefined -Dbuildtype=debugoptimized
+fi
+ninja -C build-asan
+KYUTAI_LIBASAN=$(c++ -print-file-name=libasan.so)
+export KYUTAI_LIBASAN
+# Leak checking is on everywhere; libraries' own by-design leaks are suppressed in one file.
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:halt_on_error=1:detect_odr_violation=0"
+export LSAN_OPTIONS="suppressions=$root/tests/sanitizers/lsan.supp:print_suppressions=0"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+exec meson test -C build-asan --print-errorlogs --no-suite fuzz --timeout-multiplier 4 \
+  --wrapper "$root/tests/sanitizers/wrap.sh" "$@"

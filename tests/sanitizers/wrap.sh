@@ -1,0 +1,11 @@
+#!/bin/sh
+# Test wrapper of scripts/sanitize.sh (meson test --wrapper): runs one test under ASan+UBSan.
+# The test programs are instrumented, but the programs they start are not: gst-launch-1.0, the
+# shell of system(), GStreamer's plugin scanner. Those load our instrumented plugins, and the
+# ASan runtime must then come first, so it is preloaded into every process of the test.
+set -eu
+libasan=${KYUTAI_LIBASAN:?set by scripts/sanitize.sh}
+export LD_PRELOAD="$libasan${LD_PRELOAD:+:$LD_PRELOAD}"
+# Plugins are loaded by the (instrumented) test itself rather than by the scanner child.
+export GST_REGISTRY_FORK=no
+exec "$@"
