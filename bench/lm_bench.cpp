@@ -10,12 +10,12 @@
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <cmath>
-#include <memory>
-#include <optional>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -121,9 +121,10 @@ int main(int argc, char** argv) {
   try {
     if (!parse(argc, argv, o)) throw std::invalid_argument("bad arguments");
   } catch (const std::exception&) {
-    std::fprintf(stderr,
-                 "usage: lm-bench [--config lm_config.json] [--weights float32|bfloat16|int8|int4]\n"
-                 "                [--threads N] [--steps N] [--warmup N] [--position N] [--with-mimi]\n");
+    std::fprintf(
+        stderr,
+        "usage: lm-bench [--config lm_config.json] [--weights float32|bfloat16|int8|int4]\n"
+        "                [--threads N] [--steps N] [--warmup N] [--position N] [--with-mimi]\n");
     return 2;
   }
   try {
@@ -162,9 +163,9 @@ int main(int argc, char** argv) {
       const auto t2 = std::chrono::steady_clock::now();
       if (mimi) mimi->decode(out);
       const auto t3 = std::chrono::steady_clock::now();
-      if (s >= o.warmup) frame_ms.push_back(std::chrono::duration<double, std::milli>(t3 - t0).count());
-      const double ms =
-          std::chrono::duration<double, std::milli>(t2 - t1).count();
+      if (s >= o.warmup)
+        frame_ms.push_back(std::chrono::duration<double, std::milli>(t3 - t0).count());
+      const double ms = std::chrono::duration<double, std::milli>(t2 - t1).count();
       if (s < o.warmup) continue;
       step_ms.push_back(ms);
       main_ms.push_back(times.main_ms);
@@ -172,14 +173,15 @@ int main(int argc, char** argv) {
     }
     const double step = median(step_ms);
     const int64_t bytes = model.step_weight_bytes() + kv_bytes(model, o.position + o.warmup);
-    std::printf("%d steps after %d warm-up steps: median %.1f ms, max %.1f ms per step; "
-                "peak resident memory %.2f GB\n",
-                o.steps, o.warmup, step, *std::max_element(step_ms.begin(), step_ms.end()),
-                resident_gb());
-    std::printf("lm step_ms=%.1f main_ms=%.1f depformer_ms=%.1f threads=%d weights=%s "
-                "position=%lld gbps=%.1f\n",
-                step, median(main_ms), median(dep_ms), kyutai::num_threads(), weights,
-                static_cast<long long>(o.position), bytes / step / 1e6);
+    std::printf(
+        "%d steps after %d warm-up steps: median %.1f ms, max %.1f ms per step; "
+        "peak resident memory %.2f GB\n",
+        o.steps, o.warmup, step, *std::max_element(step_ms.begin(), step_ms.end()), resident_gb());
+    std::printf(
+        "lm step_ms=%.1f main_ms=%.1f depformer_ms=%.1f threads=%d weights=%s "
+        "position=%lld gbps=%.1f\n",
+        step, median(main_ms), median(dep_ms), kyutai::num_threads(), weights,
+        static_cast<long long>(o.position), bytes / step / 1e6);
     if (mimi) {
       const double frame = median(frame_ms);
       std::printf("conversation frame_ms=%.1f rtf=%.3f weights=%s threads=%d\n", frame,

@@ -41,12 +41,47 @@ void gst_kyutai_install_settings(GObjectClass* klass, guint first, const char* m
                        0, 1024, GST_KYUTAI_DEFAULT_THREADS, kReadyFlags));
   if (!has_dtype) return;
   g_object_class_install_property(
+      klass, first + GST_KYUTAI_PROP_WEIGHTS,
+      g_param_spec_enum(
+          "weights", "Weight format",
+          "How the language model stores its matrix weights. bfloat16: as Kyutai ships them (the "
+          "7B: 15.4 GB); float32: twice the memory, the reference's numerics; int8 and int4: "
+          "quantized at load from the bfloat16 checkpoint and cached in ~/.cache/gst-moshi "
+          "(the 7B: 8 and 4.5 GB), faster on a CPU (see docs/PERFORMANCE.md). int8 and int4 run "
+          "on the CPU only",
+          GST_TYPE_KYUTAI_WEIGHTS, GST_KYUTAI_WEIGHTS_BFLOAT16, kReadyFlags));
+  g_object_class_install_property(
       klass, first + GST_KYUTAI_PROP_DTYPE,
-      g_param_spec_string("dtype", "Data type",
-                          "Precision the language model runs in: bfloat16 (as Kyutai ships the "
-                          "weights; the 7B needs 15.4 GB) or float32 (twice the memory; the "
-                          "reference's numerics)",
+      g_param_spec_string("dtype", "Data type (deprecated)",
+                          "The weight format by name (float32, bfloat16, int8, int4): the same "
+                          "setting as 'weights', kept for existing pipelines",
                           GST_KYUTAI_DEFAULT_DTYPE, kReadyFlags));
+}
+
+GType gst_kyutai_weights_get_type(void) {
+  static const GEnumValue values[] = {
+      {GST_KYUTAI_WEIGHTS_FLOAT32, "float32 (4 bytes a weight)", "float32"},
+      {GST_KYUTAI_WEIGHTS_BFLOAT16, "bfloat16 (2 bytes a weight, as shipped)", "bfloat16"},
+      {GST_KYUTAI_WEIGHTS_INT8, "int8 (Q8_0, 1.06 bytes a weight)", "int8"},
+      {GST_KYUTAI_WEIGHTS_INT4, "int4 (Q4_0, 0.56 bytes a weight)", "int4"},
+      {0, nullptr, nullptr}};
+  static gsize type = 0;
+  if (g_once_init_enter(&type))
+    g_once_init_leave(&type, g_enum_register_static("GstKyutaiWeights", values));
+  return type;
+}
+
+// The enum value of a format name, or -1 for a name no value has (dtype is free text).
+static gint weights_value(const gchar* name) {
+  g_autoptr(GEnumClass) klass = G_ENUM_CLASS(g_type_class_ref(GST_TYPE_KYUTAI_WEIGHTS));
+  const GEnumValue* v = name ? g_enum_get_value_by_nick(klass, name) : nullptr;
+  return v ? v->value : -1;
+}
+
+static const gchar* weights_name(gint value) {
+  g_autoptr(GEnumClass) klass = G_ENUM_CLASS(g_type_class_ref(GST_TYPE_KYUTAI_WEIGHTS));
+  const GEnumValue* v = g_enum_get_value(klass, value);
+  return v ? v->value_nick : GST_KYUTAI_DEFAULT_DTYPE;
 }
 
 static void replace_string(GstElement* element, gchar** field, const GValue* value) {
@@ -73,6 +108,13 @@ gboolean gst_kyutai_settings_set_property(GstElement* element, GstKyutaiSettings
       if (!settings->has_dtype) return FALSE;
       replace_string(element, &settings->dtype, value);
       return TRUE;
+    case GST_KYUTAI_PROP_WEIGHTS: {
+      if (!settings->has_dtype) return FALSE;
+      GstObjectLocker lock(element);
+      g_free(settings->dtype);
+      settings->dtype = g_strdup(weights_name(g_value_get_enum(value)));
+      return TRUE;
+    }
     default:
       return FALSE;
   }
@@ -95,6 +137,14 @@ gboolean gst_kyutai_settings_get_property(GstElement* element, GstKyutaiSettings
     case GST_KYUTAI_PROP_DTYPE:
       known = settings->has_dtype;
       if (known) g_value_set_string(value, settings->dtype);
+      break;
+    case GST_KYUTAI_PROP_WEIGHTS:
+      known = settings->has_dtype;
+      // A dtype no format has (refused at start) reads as the default.
+      if (known) {
+        const gint v = weights_value(settings->dtype);
+        g_value_set_enum(value, v >= 0 ? v : GST_KYUTAI_WEIGHTS_BFLOAT16);
+      }
       break;
     default:
       known = FALSE;

@@ -80,8 +80,20 @@ enum {
   GST_KYUTAI_PROP_DEVICE,
   GST_KYUTAI_PROP_THREADS,
   GST_KYUTAI_PROP_DTYPE,
+  GST_KYUTAI_PROP_WEIGHTS,
   GST_KYUTAI_N_PROPS
 };
+
+// How the language model stores its matrix weights (the `weights` property); the nicks are the
+// library's format names.
+typedef enum {
+  GST_KYUTAI_WEIGHTS_FLOAT32,
+  GST_KYUTAI_WEIGHTS_BFLOAT16,
+  GST_KYUTAI_WEIGHTS_INT8,
+  GST_KYUTAI_WEIGHTS_INT4,
+} GstKyutaiWeights;
+GType gst_kyutai_weights_get_type(void);
+#define GST_TYPE_KYUTAI_WEIGHTS (gst_kyutai_weights_get_type())
 
 void gst_kyutai_settings_init(GstKyutaiSettings* settings, gboolean has_dtype);
 void gst_kyutai_settings_clear(GstKyutaiSettings* settings);

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "kyutai/error.h"
 #include "kyutai/hub.h"
 #include "kyutai/runtime.h"
 
@@ -19,15 +20,32 @@ void gst_moshi_install_settings(GObjectClass* klass, guint first) {
 }
 
 // Settings that are wrong whatever the model: device and dtype.
+// The quantized-weights cache reports to the element: a bad cache file is a warning on the bus
+// (it is rebuilt), the file used or written goes to the log.
+static kyutai::WeightCacheOptions weight_cache(GstElement* element) {
+  kyutai::WeightCacheOptions cache;
+  cache.warn = [element](const std::string& what) {
+    GST_ELEMENT_WARNING(element, RESOURCE, READ, ("The quantized-weights cache was rebuilt."),
+                        ("%s", what.c_str()));
+  };
+  cache.info = [element](const std::string& what) { GST_INFO_OBJECT(element, "%s", what.c_str()); };
+  return cache;
+}
+
 static bool check_settings(GstElement* element, const GstKyutaiConfig& config) {
   if (config.model.empty()) {
     GST_KYUTAI_POST_ERROR(element, RESOURCE, SETTINGS,
                           "No Moshi model given: set the 'model' property.", "");
     return false;
   }
-  if (config.dtype != "float32" && config.dtype != "bfloat16") {
-    GST_KYUTAI_POST_ERROR(element, RESOURCE, SETTINGS,
-                          "dtype must be float32 or bfloat16, not '" + config.dtype + "'.", "");
+  try {
+    kyutai::parse_weight_format(config.dtype);
+  } catch (const kyutai::Error& e) {
+    GST_KYUTAI_POST_ERROR(
+        element, RESOURCE, SETTINGS,
+        "The weight format (weights, dtype) must be float32, bfloat16, int8 or int4, not '" +
+            config.dtype + "'.",
+        e.what());
     return false;
   }
   return GST_KYUTAI_CHECK_DEVICE(element, config.device, "Moshi");
@@ -44,7 +62,7 @@ std::shared_ptr<const kyutai::Moshi> gst_moshi_load_lm(GstElement* element,
   std::shared_ptr<const kyutai::Moshi> moshi;
   if (!GST_KYUTAI_TRY(element, LIBRARY, INIT, sentence, [&] {
         moshi = kyutai::Moshi::load_shared(kyutai::locate_moshi(config.model), config.device,
-                                           config.dtype);
+                                           config.dtype, weight_cache(element));
       }))
     return nullptr;
   if (!GST_KYUTAI_TRY(element, RESOURCE, SETTINGS, "Cannot set the number of compute threads.",

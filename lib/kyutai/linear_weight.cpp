@@ -14,10 +14,14 @@ namespace {
 
 kernels::WeightFormat to_kernel(WeightFormat format) {
   switch (format) {
-    case WeightFormat::Float32: return kernels::WeightFormat::Float32;
-    case WeightFormat::BFloat16: return kernels::WeightFormat::BFloat16;
-    case WeightFormat::Int8: return kernels::WeightFormat::Int8;
-    case WeightFormat::Int4: return kernels::WeightFormat::Int4;
+    case WeightFormat::Float32:
+      return kernels::WeightFormat::Float32;
+    case WeightFormat::BFloat16:
+      return kernels::WeightFormat::BFloat16;
+    case WeightFormat::Int8:
+      return kernels::WeightFormat::Int8;
+    case WeightFormat::Int4:
+      return kernels::WeightFormat::Int4;
   }
   throw ConfigError("unknown weight format");
 }
@@ -37,8 +41,8 @@ const char* weight_format_name(WeightFormat format) {
 }
 
 WeightFormat parse_weight_format(const std::string& name) {
-  for (WeightFormat f : {WeightFormat::Float32, WeightFormat::BFloat16, WeightFormat::Int8,
-                         WeightFormat::Int4})
+  for (WeightFormat f :
+       {WeightFormat::Float32, WeightFormat::BFloat16, WeightFormat::Int8, WeightFormat::Int4})
     if (name == weight_format_name(f)) return f;
   if (name == "fp32") return WeightFormat::Float32;
   if (name == "bf16") return WeightFormat::BFloat16;

@@ -14,12 +14,6 @@ namespace kyutai {
 
 namespace {
 
-at::ScalarType parse_dtype(const std::string& dtype) {
-  if (dtype == "float32" || dtype == "fp32") return at::kFloat;
-  if (dtype == "bfloat16" || dtype == "bf16") return at::kBFloat16;
-  throw ConfigError("dtype '" + dtype + "' is not supported; use float32 or bfloat16");
-}
-
 LmConfig config_or_default(const std::string& config) {
   return config.empty() ? LmConfig::moshi_7b_2024() : LmConfig::from_file(config);
 }
@@ -51,29 +45,33 @@ void Moshi::save_weights(const std::string& path) const {
 }
 
 std::shared_ptr<const Moshi> Moshi::load(const MoshiFiles& files, const std::string& device,
-                                         const std::string& dtype) {
+                                         const std::string& weights,
+                                         const WeightCacheOptions& cache) {
   return translate_torch_errors([&] {
     check_device(device);
     auto tokenizer = TextTokenizer::load(files.tokenizer);
     // locate_moshi has parsed the config; it is not read again.
-    auto model = std::make_unique<LmModel>(files.lm_config, parse_dtype(dtype));
+    auto model = std::make_unique<LmModel>(files.lm_config, parse_weight_format(weights));
     check_tokenizer(tokenizer.get(), model->config());  // before reading gigabytes of weights
-    model->load(files.weights, at::Device(device));
+    model->load(files.weights, at::Device(device), &cache);
     return std::shared_ptr<const Moshi>(new Moshi(std::move(model), std::move(tokenizer)));
   });
 }
 
 std::shared_ptr<const Moshi> Moshi::load_shared(const MoshiFiles& files, const std::string& device,
-                                                const std::string& dtype) {
+                                                const std::string& weights,
+                                                const WeightCacheOptions& cache) {
+  // The canonical name, so that "bf16" and "bfloat16" share one copy.
+  const std::string format = weight_format_name(parse_weight_format(weights));
   const std::string key = canonical_path(files.weights) + '\n' + canonical_path(files.config) +
-                          '\n' + canonical_path(files.tokenizer) + '\n' + device + '\n' + dtype;
-  return SharedCache<Moshi>::get(key, [&] { return load(files, device, dtype); });
+                          '\n' + canonical_path(files.tokenizer) + '\n' + device + '\n' + format;
+  return SharedCache<Moshi>::get(key, [&] { return load(files, device, weights, cache); });
 }
 
 std::shared_ptr<const Moshi> Moshi::random(const std::string& config, uint64_t seed,
                                            const std::string& dtype, const std::string& tokenizer) {
   return translate_torch_errors([&] {
-    auto model = std::make_unique<LmModel>(config_or_default(config), parse_dtype(dtype));
+    auto model = std::make_unique<LmModel>(config_or_default(config), parse_weight_format(dtype));
     model->init_random(seed, at::kCPU);
     std::shared_ptr<const TextTokenizer> tok =
         tokenizer.empty() ? nullptr : TextTokenizer::load(tokenizer);

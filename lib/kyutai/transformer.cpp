@@ -84,8 +84,8 @@ at::Tensor attend_cached(const at::Tensor& q, const KVCache& cache, int64_t keys
   for (int64_t b = 0; b < batch; ++b)
     kernels::attend_step(qf.data_ptr<float>() + b * heads * dim,
                          static_cast<const char*>(cache.keys.data_ptr()) + b * row,
-                         static_cast<const char*>(cache.values.data_ptr()) + b * row, format,
-                         heads, capacity, keys, dim, static_cast<float>(1.0 / std::sqrt(double(dim))),
+                         static_cast<const char*>(cache.values.data_ptr()) + b * row, format, heads,
+                         capacity, keys, dim, static_cast<float>(1.0 / std::sqrt(double(dim))),
                          out.data_ptr<float>() + b * heads * dim);
   return out.to(q.scalar_type());
 }

@@ -24,9 +24,13 @@ constexpr const char* kLayout = "kyutai-kernels-1";
 
 constexpr uint64_t kPrime1 = 0x9E3779B185EBCA87ull, kPrime2 = 0xC2B2AE3D27D4EB4Full;
 
-uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+uint64_t rotl(uint64_t x, int r) {
+  return (x << r) | (x >> (64 - r));
+}
 
-uint64_t mix(uint64_t acc, uint64_t word) { return rotl(acc + word * kPrime2, 31) * kPrime1; }
+uint64_t mix(uint64_t acc, uint64_t word) {
+  return rotl(acc + word * kPrime2, 31) * kPrime1;
+}
 
 kernels::WeightFormat to_kernel(WeightFormat f) {
   return static_cast<kernels::WeightFormat>(static_cast<int>(f));
@@ -37,8 +41,8 @@ std::string identity_of(const std::string& source) {
   struct stat st {};
   const std::string path = canonical_path(source);
   if (::stat(path.c_str(), &st) != 0) throw NotFoundError(source + ": cannot stat the weights");
-  return path + "|size=" + std::to_string(st.st_size) + "|mtime=" +
-         std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) +
+  return path + "|size=" + std::to_string(st.st_size) +
+         "|mtime=" + std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) +
          "|inode=" + std::to_string(st.st_ino);
 }
 
@@ -48,7 +52,9 @@ std::string hex64(uint64_t v) {
   return buf;
 }
 
-std::string scales_name(const std::string& name) { return name + ".scales"; }
+std::string scales_name(const std::string& name) {
+  return name + ".scales";
+}
 
 // The checksum of every tensor's bytes, in name order.
 uint64_t file_checksum(const SafetensorsFile& file) {
@@ -131,8 +137,8 @@ bool WeightCache::validate(const std::shared_ptr<const SafetensorsFile>& file,
   return false;
 }
 
-std::shared_ptr<const kernels::PackedWeight> WeightCache::find(const std::string& name,
-                                                               int64_t out, int64_t in) const {
+std::shared_ptr<const kernels::PackedWeight> WeightCache::find(const std::string& name, int64_t out,
+                                                               int64_t in) const {
   if (!file_) return nullptr;
   const TensorInfo* data = file_->find(name);
   const TensorInfo* scales = file_->find(scales_name(name));
@@ -146,7 +152,8 @@ std::shared_ptr<const kernels::PackedWeight> WeightCache::find(const std::string
   const std::vector<int64_t> data_shape = {out, want.bytes_per_row()};
   const std::vector<int64_t> scale_shape = {out, want.in_padded / kernels::kGroup};
   if (data->dtype != DType::U8 || data->shape != data_shape) return nullptr;
-  if (want.scale_count() && (!scales || scales->dtype != DType::F16 || scales->shape != scale_shape))
+  if (want.scale_count() &&
+      (!scales || scales->dtype != DType::F16 || scales->shape != scale_shape))
     return nullptr;
   const auto* scale_ptr =
       scales ? reinterpret_cast<const uint16_t*>(file_->data(*scales)) : nullptr;
@@ -170,8 +177,8 @@ void WeightCache::write_if_built() {
   for (const auto& [name, w] : entries_) {
     by_name[name] = {name, DType::U8, {w->out, w->bytes_per_row()}, w->data};
     if (w->scales)
-      by_name[scales_name(name)] = {scales_name(name), DType::F16,
-                                    {w->out, w->in_padded / kernels::kGroup}, w->scales};
+      by_name[scales_name(name)] = {
+          scales_name(name), DType::F16, {w->out, w->in_padded / kernels::kGroup}, w->scales};
   }
   for (const auto& [name, t] : by_name) {
     const size_t bytes = static_cast<size_t>(t.shape[0] * t.shape[1]) * dtype_size(t.dtype);

@@ -23,16 +23,6 @@ struct PackedWeight;
 }
 class SafetensorsFile;
 
-struct WeightCacheOptions {
-  bool enabled = true;
-  std::string dir;                                // empty: default_weight_cache_dir()
-  std::function<void(const std::string&)> warn;   // what was wrong with an existing cache file
-  std::function<void(const std::string&)> info;   // which cache file was used or written
-};
-
-// $KYUTAI_CACHE_DIR, else $XDG_CACHE_HOME/gst-moshi, else ~/.cache/gst-moshi.
-std::string default_weight_cache_dir();
-
 class WeightCache {
  public:
   // Looks for the cache of `source` in `format` and validates it whole (metadata, every tensor,

@@ -292,6 +292,63 @@ TEST_F(MoshiLm, WarnsWhenAStepIsLongerThanAFrame) {
   unref_all(frames);
 }
 
+// The weight format: an enum property, with dtype as its string alias.
+TEST(MoshiLmWeights, WeightsIsAnEnumAndDtypeItsAlias) {
+  GstElement* lm = GST_ELEMENT(gst_object_ref_sink(make_element("moshilm", {{"weights", "int4"}})));
+  gchar* dtype = nullptr;
+  g_object_get(lm, "dtype", &dtype, nullptr);
+  EXPECT_STREQ(dtype, "int4");
+  g_free(dtype);
+  g_object_set(lm, "dtype", "int8", nullptr);
+  GParamSpec* spec = g_object_class_find_property(G_OBJECT_GET_CLASS(lm), "weights");
+  ASSERT_TRUE(spec && G_IS_PARAM_SPEC_ENUM(spec));
+  GEnumClass* values = G_PARAM_SPEC_ENUM(spec)->enum_class;
+  gint weights = -1;
+  g_object_get(lm, "weights", &weights, nullptr);
+  EXPECT_STREQ(g_enum_get_value(values, weights)->value_nick, "int8");
+  EXPECT_STREQ(g_enum_get_value(values, G_PARAM_SPEC_ENUM(spec)->default_value)->value_nick,
+               "bfloat16");
+  std::vector<std::string> nicks;
+  for (guint i = 0; i < values->n_values; ++i) nicks.push_back(values->values[i].value_nick);
+  EXPECT_EQ(nicks, (std::vector<std::string>{"float32", "bfloat16", "int8", "int4"}));
+  gst_object_unref(lm);
+}
+
+// int8 and int4 quantize at load and keep the result in the cache ($KYUTAI_CACHE_DIR here); a
+// damaged cache file is a warning on the bus, and the element goes on with a rebuilt one.
+TEST(MoshiLmWeights, QuantizedWeightsRunThroughTheirCache) {
+  TempDir dir;
+  for (const char* f : {"config.json", "model.safetensors", "tokenizer.model"})
+    std::filesystem::copy_file(lm_tiny() + "/" + f, dir.path(f));
+  TempDir cache;
+  g_setenv("KYUTAI_CACHE_DIR", cache.str().c_str(), TRUE);
+  auto run = [&](const char* weights) {
+    Harnessed lm("moshilm", {{"model", dir.str()}, {"weights", weights}});
+    gst_harness_set_src_caps_str(lm.h, kCaps);
+    for (int s = 0; s < 3; ++s)
+      EXPECT_EQ(gst_harness_push(lm.h, codes_buffer(trace().user_frame(s), s * kLmFrame)),
+                GST_FLOW_OK);
+    std::vector<GstBuffer*> frames = lm.pull_all();
+    EXPECT_EQ(frames.size(), 2u) << weights;
+    unref_all(frames);
+    GstMessage* warning = gst_bus_pop_filtered(lm.bus, GST_MESSAGE_WARNING);
+    const bool warned = warning != nullptr;
+    if (warning) gst_message_unref(warning);
+    return warned;
+  };
+  EXPECT_FALSE(run("int8"));
+  EXPECT_FALSE(run("int4"));
+  int files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(cache.str())) {
+    ++files;
+    std::filesystem::resize_file(e.path(), 100);  // damaged
+  }
+  EXPECT_EQ(files, 2);
+  EXPECT_TRUE(run("int8"));
+  EXPECT_FALSE(run("int8"));  // rebuilt whole
+  g_unsetenv("KYUTAI_CACHE_DIR");
+}
+
 // Same seed: same conversation; another seed: another one.
 class MoshiLmSeeds : public ::testing::Test {
  protected:

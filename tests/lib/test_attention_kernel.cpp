@@ -1,5 +1,6 @@
 // The streaming attention kernel against a float64 reference of the same arithmetic (keys,
-// values and, for a bfloat16 cache, the query as the kernel rounds them), on each instruction-set path the CPU has.
+// values and, for a bfloat16 cache, the query as the kernel rounds them), on each instruction-set
+// path the CPU has.
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -23,7 +23,9 @@ namespace fs = std::filesystem;
 using test::data_path;
 using test::rel_l2;
 
-std::string tiny(const std::string& file) { return data_path("golden/lm_tiny/" + file); }
+std::string tiny(const std::string& file) {
+  return data_path("golden/lm_tiny/" + file);
+}
 
 struct StepLogits {
   std::vector<at::Tensor> text, audio;  // per step: [text_card], [dep_q, card]
@@ -67,13 +69,14 @@ class WeightFormats : public ::testing::TestWithParam<std::pair<WeightFormat, do
 
 // Bounds measured on lm_tiny (random weights, so harsher on quantization than trained ones)
 // with a margin; docs/QUANTIZATION.md lists the measured values.
-INSTANTIATE_TEST_SUITE_P(
-    LmTiny, WeightFormats,
-    ::testing::Values(std::make_pair(WeightFormat::Float32, 1e-5),
-                      std::make_pair(WeightFormat::BFloat16, 0.05),
-                      std::make_pair(WeightFormat::Int8, 0.05),
-                      std::make_pair(WeightFormat::Int4, 0.5)),
-    [](const auto& info) { return std::string(weight_format_name(info.param.first)); });
+INSTANTIATE_TEST_SUITE_P(LmTiny, WeightFormats,
+                         ::testing::Values(std::make_pair(WeightFormat::Float32, 1e-5),
+                                           std::make_pair(WeightFormat::BFloat16, 0.05),
+                                           std::make_pair(WeightFormat::Int8, 0.05),
+                                           std::make_pair(WeightFormat::Int4, 0.5)),
+                         [](const auto& info) {
+                           return std::string(weight_format_name(info.param.first));
+                         });
 
 TEST_P(WeightFormats, TraceLogitsCloseToFloat32) {
   const auto [format, bound] = GetParam();

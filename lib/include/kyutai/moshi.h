@@ -11,6 +11,7 @@
 #include "kyutai/hub.h"
 #include "kyutai/sampling.h"
 #include "kyutai/text.h"
+#include "kyutai/weights.h"
 
 namespace kyutai {
 
@@ -27,17 +28,20 @@ struct MoshiFormat {
 
 class Moshi {
  public:
-  // Loads the LM and its tokenizer onto `device` ("cpu", "cuda", "cuda:N") in `dtype`
-  // ("float32" or "bfloat16"). Throws NotFoundError, FormatError, CheckpointError, ConfigError
-  // (also when the tokenizer's size is not the model's text_card).
+  // Loads the LM and its tokenizer onto `device` ("cpu", "cuda", "cuda:N") with its matrix
+  // weights in `weights` (a weight_format_name: "float32", "bfloat16", "int8", "int4"; the
+  // quantized ones go through `cache`, CPU only). Throws NotFoundError, FormatError,
+  // CheckpointError, ConfigError (also when the tokenizer's size is not the model's text_card).
   static std::shared_ptr<const Moshi> load(const MoshiFiles& files,
                                            const std::string& device = "cpu",
-                                           const std::string& dtype = "float32");
+                                           const std::string& weights = "float32",
+                                           const WeightCacheOptions& cache = {});
   // As load, but shares the copy already loaded in this process for the same files, device and
-  // dtype.
+  // weight format.
   static std::shared_ptr<const Moshi> load_shared(const MoshiFiles& files,
                                                   const std::string& device = "cpu",
-                                                  const std::string& dtype = "float32");
+                                                  const std::string& weights = "float32",
+                                                  const WeightCacheOptions& cache = {});
   // Random weights for a configuration file (benchmarks); `tokenizer` may be empty.
   static std::shared_ptr<const Moshi> random(const std::string& config, uint64_t seed,
                                              const std::string& dtype = "float32",

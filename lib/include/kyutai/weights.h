@@ -1,6 +1,7 @@
 // How a model's matrix weights are stored and multiplied. Torch-free.
 #pragma once
 
+#include <functional>
 #include <string>
 
 namespace kyutai {
@@ -15,5 +16,18 @@ enum class WeightFormat { Float32, BFloat16, Int8, Int4 };
 const char* weight_format_name(WeightFormat format);
 // The inverse of weight_format_name; throws ConfigError naming the accepted values.
 WeightFormat parse_weight_format(const std::string& name);
+
+// The cache of weights quantized at load time (int8, int4): one safetensors file per source
+// file and format, in the user's cache directory, never in the model repository. A file that is
+// truncated, tampered with or made from another source is reported through `warn` and rebuilt.
+struct WeightCacheOptions {
+  bool enabled = true;
+  std::string dir;                               // empty: default_weight_cache_dir()
+  std::function<void(const std::string&)> warn;  // what was wrong with an existing cache file
+  std::function<void(const std::string&)> info;  // which cache file was used or written
+};
+
+// $KYUTAI_CACHE_DIR, else $XDG_CACHE_HOME/gst-moshi, else ~/.cache/gst-moshi.
+std::string default_weight_cache_dir();
 
 }  // namespace kyutai

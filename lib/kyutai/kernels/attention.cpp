@@ -63,10 +63,10 @@ void head_scalar(const float* q_in, const void* k, const void* v, KvFormat forma
 
 // 16 lanes of row j at offset d, as float32.
 __attribute__((target("avx512f,avx512bw"))) inline __m512 load16(const void* base, KvFormat format,
-                                                                  int64_t offset) {
+                                                                 int64_t offset) {
   if (format == KvFormat::Float32) return _mm512_loadu_ps(static_cast<const float*>(base) + offset);
-  const __m256i half =
-      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(base) + offset));
+  const __m256i half = _mm256_loadu_si256(
+      reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(base) + offset));
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
 }
 
@@ -130,16 +130,16 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) void bf16_scores(
   }
   for (; j < keys; ++j) {
     __m512 a = _mm512_setzero_ps();
-    for (int64_t d = 0; d < dim; d += 32) a = _mm512_dpbf16_ps(a, qb[d / 32], bf16_row(k + j * dim + d));
+    for (int64_t d = 0; d < dim; d += 32)
+      a = _mm512_dpbf16_ps(a, qb[d / 32], bf16_row(k + j * dim + d));
     scores[j] = _mm512_reduce_add_ps(a) * scale;
   }
 }
 
 // AVX-512 path for dims that are a multiple of 16 (the 7B's 128, Mimi's 64).
-__attribute__((target("avx512f,avx512bw,avx512bf16"))) void head_avx512(const float* q, const void* k,
-                                                             const void* v, KvFormat format,
-                                                             int64_t keys, int64_t dim, float scale,
-                                                             float* scores, float* out) {
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) void head_avx512(
+    const float* q, const void* k, const void* v, KvFormat format, int64_t keys, int64_t dim,
+    float scale, float* scores, float* out) {
   if (format == KvFormat::BFloat16 && dim % 32 == 0) {
     bf16_scores(q, static_cast<const uint16_t*>(k), keys, dim, scale, scores);
   } else {
@@ -157,8 +157,8 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) void head_avx512(const fl
   for (int64_t j = 0; j < keys; ++j) {
     const __m512 p = _mm512_set1_ps(scores[j] * inv);
     for (int64_t d = 0; d < dim; d += 16)
-      _mm512_storeu_ps(out + d, _mm512_fmadd_ps(p, load16(v, format, j * dim + d),
-                                                _mm512_loadu_ps(out + d)));
+      _mm512_storeu_ps(
+          out + d, _mm512_fmadd_ps(p, load16(v, format, j * dim + d), _mm512_loadu_ps(out + d)));
   }
 }
 
