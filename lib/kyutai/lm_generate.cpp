@@ -110,15 +110,17 @@ void LmGen::pass(const std::vector<LmGenRow*>& rows,
   at::Tensor text_logits;
   const at::Tensor out =
       model_.text_step(at::tensor(flat, at::kLong).view({n, -1}), states, &text_logits);
+  // One copy to the host for all rows (on a GPU, one transfer rather than one per row).
+  const at::Tensor text_host = text_logits.to(at::kCPU, at::kFloat);
   std::vector<int64_t> text(rows.size());
   for (int64_t i = 0; i < n; ++i) {
     LmGenRow& row = *rows[static_cast<size_t>(i)];
-    text[i] = row.state->sampler.sample(text_logits[i], row.params->text_temperature,
+    text[i] = row.state->sampler.sample(text_host[i], row.params->text_temperature,
                                         row.params->text_top_k);
     if (row.trace) {
       row.trace->main_input = inputs[static_cast<size_t>(i)];
       row.trace->transformer_out = out[i].view({-1}).to(at::kCPU, at::kFloat);
-      row.trace->text_logits = text_logits[i].to(at::kCPU);
+      row.trace->text_logits = text_host[i];
     }
   }
   const auto middle = std::chrono::steady_clock::now();
@@ -165,13 +167,14 @@ std::vector<std::vector<int64_t>> LmGen::depformer(const std::vector<LmGenRow*>&
   std::vector<int64_t> previous = text;
   for (int cb = 0; cb < dep_q; ++cb) {
     const at::Tensor l = model_.depformer_step(cb, at::tensor(previous, at::kLong),
-                                               transformer_out, states);
+                                               transformer_out, states)
+                             .to(at::kCPU, at::kFloat);
     for (size_t i = 0; i < rows.size(); ++i) {
       const LmGenRow& row = *rows[i];
       previous[i] = row.state->sampler.sample(l[static_cast<int64_t>(i)], row.params->temperature,
                                               row.params->top_k);
       tokens[i].push_back(previous[i]);
-      if (row.trace) logits[i].push_back(l[static_cast<int64_t>(i)].to(at::kCPU));
+      if (row.trace) logits[i].push_back(l[static_cast<int64_t>(i)]);
     }
   }
   for (size_t i = 0; i < rows.size(); ++i)
