@@ -2,7 +2,10 @@
 // between the temporal transformer and the depformer, for one weight format and a starting
 // position in the KV cache. The last line is machine-readable:
 //   lm step_ms=<x> main_ms=<y> depformer_ms=<z> threads=<n> weights=<w> position=<p> gbps=<g>
+//      batch=<b>
 // where gbps is the weight and KV-cache bytes one step reads, divided by the step time. With
+// --batch B, each step is one LmGen::step_batch over B conversations (each with its own KV
+// cache, all at the same position), and gbps counts the weights once and B KV caches. With
 // --with-mimi, each timed frame is a whole conversation frame on the real shapes: Mimi encodes
 // 80 ms of audio, the LM steps, Mimi decodes Moshi's codes; the last line is then
 //   conversation frame_ms=<x> rtf=<x/80> weights=<w> threads=<n>
@@ -34,6 +37,7 @@ struct Options {
   int warmup = 3;
   int64_t position = 0;
   bool with_mimi = false;
+  int batch = 1;
 };
 
 bool parse(int argc, char** argv, Options& o) {
@@ -57,10 +61,13 @@ bool parse(int argc, char** argv, Options& o) {
       o.warmup = std::atoi(v.c_str());
     else if (a == "--position")
       o.position = std::atoll(v.c_str());
+    else if (a == "--batch")
+      o.batch = std::atoi(v.c_str());
     else
       return false;
   }
-  return o.steps > 0 && o.position >= 0;
+  // Mimi runs one conversation: --with-mimi times batch 1 only.
+  return o.steps > 0 && o.position >= 0 && o.batch > 0 && (o.batch == 1 || !o.with_mimi);
 }
 
 double median(std::vector<double> v) {
@@ -121,10 +128,10 @@ int main(int argc, char** argv) {
   try {
     if (!parse(argc, argv, o)) throw std::invalid_argument("bad arguments");
   } catch (const std::exception&) {
-    std::fprintf(
-        stderr,
-        "usage: lm-bench [--config lm_config.json] [--weights float32|bfloat16|int8|int4]\n"
-        "                [--threads N] [--steps N] [--warmup N] [--position N] [--with-mimi]\n");
+    std::fprintf(stderr,
+                 "usage: lm-bench [--config lm_config.json] [--weights float32|bfloat16|int8|int4]\n"
+                 "                [--threads N] [--steps N] [--warmup N] [--position N]\n"
+                 "                [--batch N | --with-mimi]\n");
     return 2;
   }
   try {
@@ -140,13 +147,16 @@ int main(int argc, char** argv) {
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t_init).count(),
                 model.step_weight_bytes() / 1e9);
     const kyutai::LmGen gen(model);
-    kyutai::LmGenState state = gen.new_state(0);
-    // The step runs with `position` steps already in the temporal transformer's KV cache (their
-    // values do not matter for speed; the token delays need no history).
-    state.transformer.offset = o.position;
-    for (auto& layer : state.transformer.layers) {
-      layer.keys.zero_();
-      layer.values.zero_();
+    std::vector<kyutai::LmGenState> states;
+    for (int b = 0; b < o.batch; ++b) {
+      states.push_back(gen.new_state(static_cast<uint64_t>(b)));
+      // The step runs with `position` steps already in the temporal transformer's KV cache
+      // (their values do not matter for speed; the token delays need no history).
+      states.back().transformer.offset = o.position;
+      for (auto& layer : states.back().transformer.layers) {
+        layer.keys.zero_();
+        layer.values.zero_();
+      }
     }
     const kyutai::SamplingParams greedy{0.0, 0, 0.0, 0};
     std::vector<double> step_ms, main_ms, dep_ms;
@@ -154,14 +164,24 @@ int main(int argc, char** argv) {
     if (o.with_mimi) mimi = std::make_unique<Conversation>(config);
     std::vector<double> frame_ms;
     for (int s = 0; s < o.warmup + o.steps; ++s) {
-      std::vector<int64_t> user(static_cast<size_t>(config.user_codebooks()), s % config.card);
+      std::vector<std::vector<int64_t>> user;
+      for (int b = 0; b < o.batch; ++b)
+        user.emplace_back(static_cast<size_t>(config.user_codebooks()), (s + b) % config.card);
       kyutai::LmStepTimes times;
       const auto t0 = std::chrono::steady_clock::now();
-      if (mimi) mimi->encode(s, user);
+      if (mimi) mimi->encode(s, user[0]);
       const auto t1 = std::chrono::steady_clock::now();
-      const auto out = gen.step(user, state, greedy, nullptr, &times);
+      std::vector<kyutai::LmGenRow> rows(static_cast<size_t>(o.batch));
+      for (int b = 0; b < o.batch; ++b) {
+        rows[b].user_codes = &user[b];
+        rows[b].state = &states[b];
+        rows[b].params = &greedy;
+      }
+      gen.step_batch(rows, &times);
+      for (const auto& row : rows)
+        if (row.error) std::rethrow_exception(row.error);
       const auto t2 = std::chrono::steady_clock::now();
-      if (mimi) mimi->decode(out);
+      if (mimi) mimi->decode(rows[0].result);
       const auto t3 = std::chrono::steady_clock::now();
       if (s >= o.warmup)
         frame_ms.push_back(std::chrono::duration<double, std::milli>(t3 - t0).count());
@@ -172,16 +192,16 @@ int main(int argc, char** argv) {
       dep_ms.push_back(times.depformer_ms);
     }
     const double step = median(step_ms);
-    const int64_t bytes = model.step_weight_bytes() + kv_bytes(model, o.position + o.warmup);
-    std::printf(
-        "%d steps after %d warm-up steps: median %.1f ms, max %.1f ms per step; "
-        "peak resident memory %.2f GB\n",
-        o.steps, o.warmup, step, *std::max_element(step_ms.begin(), step_ms.end()), resident_gb());
-    std::printf(
-        "lm step_ms=%.1f main_ms=%.1f depformer_ms=%.1f threads=%d weights=%s "
-        "position=%lld gbps=%.1f\n",
-        step, median(main_ms), median(dep_ms), kyutai::num_threads(), weights,
-        static_cast<long long>(o.position), bytes / step / 1e6);
+    const int64_t bytes =
+        model.step_weight_bytes() + o.batch * kv_bytes(model, o.position + o.warmup);
+    std::printf("%d steps after %d warm-up steps: median %.1f ms, max %.1f ms per step; "
+                "peak resident memory %.2f GB\n",
+                o.steps, o.warmup, step, *std::max_element(step_ms.begin(), step_ms.end()),
+                resident_gb());
+    std::printf("lm step_ms=%.1f main_ms=%.1f depformer_ms=%.1f threads=%d weights=%s "
+                "position=%lld gbps=%.1f batch=%d\n",
+                step, median(main_ms), median(dep_ms), kyutai::num_threads(), weights,
+                static_cast<long long>(o.position), bytes / step / 1e6, o.batch);
     if (mimi) {
       const double frame = median(frame_ms);
       std::printf("conversation frame_ms=%.1f rtf=%.3f weights=%s threads=%d\n", frame,

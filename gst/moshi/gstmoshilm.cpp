@@ -13,6 +13,11 @@
  * FLUSH and a new stream-start begin a new conversation. Conversations longer than the model's
  * context go on: attention slides over the last `context` steps.
  *
+ * The `moshilm` elements of a process that load the same model on the same device in the same
+ * weight format step their conversations together (#GstMoshiLm:batch): one pass through the
+ * model reads the weights once for all of them, and each conversation still gets exactly the
+ * output it would get alone. A step waits at most #GstMoshiLm:batch-wait for the others.
+ *
  * When a step takes longer than a frame (the 7B model on most CPUs), output falls behind real
  * time: the element keeps the input timestamps, posts a warning with the measured step time, and
  * reports the real-time factor in #GstMoshiLm:stats. A live sink then drops late buffers; see
@@ -50,6 +55,8 @@ GST_DEBUG_CATEGORY_STATIC(gst_moshi_lm_debug);
 // Sampling defaults are the library's (the reference LMGen's), defined once there.
 static const kyutai::SamplingParams kDefaultSampling;
 #define DEFAULT_SEED 0
+#define DEFAULT_BATCH TRUE
+#define DEFAULT_BATCH_WAIT 5.0  // ms
 // Steps whose times the statistics keep.
 #define STATS_WINDOW 256
 // A late step is reported once, then again after this many late steps (10 s of audio).
@@ -65,12 +72,16 @@ enum {
   PROP_TOP_K,
   PROP_TEXT_TOP_K,
   PROP_SEED,
+  PROP_BATCH,
+  PROP_BATCH_WAIT,
   PROP_STATS,
 };
 
 // Step timing, read by the stats property from any thread: under the object lock.
 struct GstMoshiLmStats {
   std::vector<double> window_ms;  // the last STATS_WINDOW step times
+  std::vector<int> window_batch;  // and the batch sizes of those steps
+  std::vector<double> window_wait_ms;  // and their waits for the other conversations
   size_t next = 0;
   guint64 steps = 0;
   double max_ms = 0;
@@ -112,12 +123,15 @@ struct _GstMoshiLm {
   gint top_k;
   gint text_top_k;
   guint64 seed;
+  gboolean batch;
+  gdouble batch_wait;  // ms
 
   // What queries from any thread need, under the object lock: the model's needs while started
   // (0 otherwise) and the frame duration once the caps are known.
   gint model_user_codebooks;
   gint model_cardinality;
   GstClockTime published_frame;
+  GstClockTime published_wait;  // the longest a batched step waits (0 unbatched)
 
   GstMoshiLmPrivate* priv;
 };
@@ -142,13 +156,19 @@ static void gst_moshi_lm_stats_reset(GstMoshiLm* self, double frame_ms) {
   self->priv->stats.frame_ms = frame_ms;
 }
 
-static void gst_moshi_lm_stats_add(GstMoshiLm* self, double ms) {
+static void gst_moshi_lm_stats_add(GstMoshiLm* self, double ms,
+                                   const kyutai::MoshiConversation::Step& step) {
   GstObjectLocker lock(self);
   GstMoshiLmStats& s = self->priv->stats;
-  if (s.window_ms.size() < STATS_WINDOW)
+  if (s.window_ms.size() < STATS_WINDOW) {
     s.window_ms.push_back(ms);
-  else
+    s.window_batch.push_back(step.batch_size);
+    s.window_wait_ms.push_back(step.wait_ms);
+  } else {
     s.window_ms[s.next] = ms;
+    s.window_batch[s.next] = step.batch_size;
+    s.window_wait_ms[s.next] = step.wait_ms;
+  }
   s.next = (s.next + 1) % STATS_WINDOW;
   s.steps++;
   s.max_ms = std::max(s.max_ms, ms);
@@ -159,10 +179,20 @@ static GstStructure* gst_moshi_lm_stats_structure(const GstMoshiLmStats& s) {
   std::vector<double> sorted = s.window_ms;
   std::sort(sorted.begin(), sorted.end());
   const double median = sorted.empty() ? 0 : sorted[sorted.size() / 2];
-  return gst_structure_new("moshilm-stats", "steps", G_TYPE_UINT64, s.steps, "median-step-ms",
-                           G_TYPE_DOUBLE, median, "max-step-ms", G_TYPE_DOUBLE, s.max_ms,
-                           "real-time-factor", G_TYPE_DOUBLE,
-                           s.frame_ms > 0 ? median / s.frame_ms : 0.0, nullptr);
+  const double n = std::max<double>(1.0, static_cast<double>(s.window_batch.size()));
+  double mean_batch = 0, mean_wait = 0;
+  for (size_t i = 0; i < s.window_batch.size(); ++i) {
+    mean_batch += s.window_batch[i] / n;
+    mean_wait += s.window_wait_ms[i] / n;
+  }
+  const size_t last = (s.next + STATS_WINDOW - 1) % STATS_WINDOW;
+  const int last_batch = s.window_batch.empty() ? 0 : s.window_batch[last];
+  return gst_structure_new(
+      "moshilm-stats", "steps", G_TYPE_UINT64, s.steps, "median-step-ms", G_TYPE_DOUBLE, median,
+      "max-step-ms", G_TYPE_DOUBLE, s.max_ms, "real-time-factor", G_TYPE_DOUBLE,
+      s.frame_ms > 0 ? median / s.frame_ms : 0.0, "batch-size", G_TYPE_INT, last_batch,
+      "mean-batch-size", G_TYPE_DOUBLE, mean_batch, "mean-batch-wait-ms", G_TYPE_DOUBLE,
+      mean_wait, nullptr);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -190,6 +220,12 @@ static void gst_moshi_lm_set_property(GObject* object, guint prop_id, const GVal
       break;
     case PROP_SEED:
       self->seed = g_value_get_uint64(value);
+      break;
+    case PROP_BATCH:
+      self->batch = g_value_get_boolean(value);
+      break;
+    case PROP_BATCH_WAIT:
+      self->batch_wait = g_value_get_double(value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -219,6 +255,12 @@ static void gst_moshi_lm_get_property(GObject* object, guint prop_id, GValue* va
     case PROP_SEED:
       g_value_set_uint64(value, self->seed);
       break;
+    case PROP_BATCH:
+      g_value_set_boolean(value, self->batch);
+      break;
+    case PROP_BATCH_WAIT:
+      g_value_set_double(value, self->batch_wait);
+      break;
     case PROP_STATS:
       g_value_take_boxed(value, gst_moshi_lm_stats_structure(self->priv->stats));
       break;
@@ -239,11 +281,21 @@ static void gst_moshi_lm_publish(GstMoshiLm* self, const kyutai::MoshiFormat* fo
   self->model_user_codebooks = format ? format->user_codebooks : 0;
   self->model_cardinality = format ? format->cardinality : 0;
   self->published_frame = frame;
+  const kyutai::MoshiConversation* c = self->priv->conversation.get();
+  self->published_wait =
+      c && c->batch_options().enabled
+          ? static_cast<GstClockTime>(c->batch_options().max_wait_ms * GST_MSECOND)
+          : 0;
 }
 
 static guint64 gst_moshi_lm_seed(GstMoshiLm* self) {
   GstObjectLocker lock(self);
   return self->seed;
+}
+
+static kyutai::BatchOptions gst_moshi_lm_batch_options(GstMoshiLm* self) {
+  GstObjectLocker lock(self);
+  return kyutai::BatchOptions{self->batch != FALSE, self->batch_wait};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -356,7 +408,7 @@ static GstFlowReturn gst_moshi_lm_chain(GstPad* /*pad*/, GstObject* parent, GstB
     return GST_FLOW_ERROR;
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  gst_moshi_lm_stats_add(self, ms);
+  gst_moshi_lm_stats_add(self, ms, step);
   gst_moshi_lm_check_late(self, ms);
   return gst_moshi_lm_push_step(self, step, pts);
 }
@@ -504,16 +556,19 @@ static gboolean gst_moshi_lm_sink_event(GstPad* pad, GstObject* parent, GstEvent
 // ---------------------------------------------------------------------------------------------
 // Queries
 
-// Upstream's latency plus one frame: a step must finish within a frame to keep up.
+// Upstream's latency plus one frame: a step must finish within a frame to keep up. A batched
+// step may also wait for the other conversations, up to batch-wait.
 static gboolean gst_moshi_lm_latency(GstMoshiLm* self, GstQuery* query) {
   if (!gst_pad_peer_query(self->sinkpad, query)) return FALSE;
   gboolean live;
   GstClockTime min, max;
   gst_query_parse_latency(query, &live, &min, &max);
-  const GstClockTime frame = gst_kyutai_locked(self, [&] { return self->published_frame; });
+  const auto [frame, wait] = gst_kyutai_locked(self, [&] {
+    return std::pair{self->published_frame, self->published_wait};
+  });
   if (GST_CLOCK_TIME_IS_VALID(frame)) {
-    min += frame;
-    if (GST_CLOCK_TIME_IS_VALID(max)) max += frame;
+    min += frame + wait;
+    if (GST_CLOCK_TIME_IS_VALID(max)) max += frame + wait;
   }
   GST_DEBUG_OBJECT(self, "latency: live %d, min %" GST_TIME_FORMAT ", max %" GST_TIME_FORMAT, live,
                    GST_TIME_ARGS(min), GST_TIME_ARGS(max));
@@ -558,10 +613,11 @@ static gboolean gst_moshi_lm_start(GstMoshiLm* self) {
   priv->moshi = gst_moshi_load_lm(GST_ELEMENT(self), config);
   if (!priv->moshi) return FALSE;
   const guint64 seed = gst_moshi_lm_seed(self);
+  const kyutai::BatchOptions batch = gst_moshi_lm_batch_options(self);
   if (!GST_KYUTAI_TRY(GST_ELEMENT(self), LIBRARY, INIT,
                       "Cannot start a Moshi conversation with this model.", [&] {
                         priv->conversation =
-                            std::make_unique<kyutai::MoshiConversation>(priv->moshi, seed);
+                            std::make_unique<kyutai::MoshiConversation>(priv->moshi, seed, batch);
                       })) {
     priv->moshi.reset();
     return FALSE;
@@ -608,6 +664,8 @@ static void gst_moshi_lm_init(GstMoshiLm* self) {
   self->top_k = kDefaultSampling.top_k;
   self->text_top_k = kDefaultSampling.text_top_k;
   self->seed = DEFAULT_SEED;
+  self->batch = DEFAULT_BATCH;
+  self->batch_wait = DEFAULT_BATCH_WAIT;
   self->published_frame = GST_CLOCK_TIME_NONE;
 
   self->sinkpad = gst_pad_new_from_static_template(&sink_template, "sink");
@@ -673,12 +731,33 @@ static void gst_moshi_lm_install_properties(GObjectClass* klass) {
                           0, G_MAXUINT64, DEFAULT_SEED,
                           static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                                    GST_PARAM_MUTABLE_PLAYING)));
+  const auto at_start =
+      static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_property(
+      klass, PROP_BATCH,
+      g_param_spec_boolean("batch", "Batch",
+                           "Step together with the other moshilm elements of this process that "
+                           "use the same model, device and weight format: the weights are read "
+                           "once for all, and each conversation's output is the same as alone. "
+                           "Applies from the next start",
+                           DEFAULT_BATCH, at_start));
+  g_object_class_install_property(
+      klass, PROP_BATCH_WAIT,
+      g_param_spec_double("batch-wait", "Batch wait",
+                          "The longest a step waits for the other conversations, in "
+                          "milliseconds; added to the reported latency. A conversation that "
+                          "misses a step is not waited for until it comes back. Applies from "
+                          "the next start",
+                          0.0, 1000.0, DEFAULT_BATCH_WAIT, at_start));
   g_object_class_install_property(
       klass, PROP_STATS,
       g_param_spec_boxed("stats", "Statistics",
                          "Step timing: steps (since the caps), median-step-ms and max-step-ms "
-                         "(over the last 256 steps and overall), and real-time-factor (median "
-                         "step time over frame duration; above 1 the model cannot keep up)",
+                         "(over the last 256 steps and overall), real-time-factor (median "
+                         "step time over frame duration; above 1 the model cannot keep up), "
+                         "batch-size (conversations in the last step), mean-batch-size and "
+                         "mean-batch-wait-ms (over the last 256 steps). Step times include the "
+                         "wait for the other conversations",
                          GST_TYPE_STRUCTURE,
                          static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 }

@@ -28,7 +28,7 @@ kernels::WeightFormat to_kernel(WeightFormat format) {
 
 // Beyond this many rows a float weight goes through libtorch's gemm (which reads it once for all
 // rows) rather than the kernels (which read it once per 8 rows).
-constexpr int64_t kMaxKernelRows = 16;
+constexpr int64_t kMaxKernelRows = LinearWeight::kExactRows;
 
 bool quantized(WeightFormat format) {
   return format == WeightFormat::Int8 || format == WeightFormat::Int4;

@@ -16,6 +16,10 @@ struct PackedWeight;
 
 class LinearWeight {
  public:
+  // Up to this many rows a product runs on the kernels, whose result for one row does not
+  // depend on the other rows; batched steps of several conversations stay within it.
+  static constexpr int64_t kExactRows = 16;
+
   // The declared slot [out, in]: what the loader fills. Once packed into a quantized format it is
   // released, so the checkpoint's copy is not kept.
   at::Tensor tensor;

@@ -60,7 +60,18 @@ void Embedding::declare(const Params& p) {
 at::Tensor Embedding::operator()(const at::Tensor& tokens) const {
   const at::Tensor y =
       at::embedding(weight_, tokens.clamp_min(0)).masked_fill((tokens == -1).unsqueeze(-1), 0);
-  return low_rank_ ? ops::linear(y, projection_) : y;
+  if (!low_rank_) return y;
+  // A few rows are projected one by one, as a single conversation's step is: a batched step
+  // then gives each row exactly its own result (a gemm over rows would not).
+  if (tokens.numel() <= LinearWeight::kExactRows && tokens.numel() > 1) {
+    std::vector<at::Tensor> rows;
+    const at::Tensor flat = y.reshape({-1, 1, low_rank_});
+    for (int64_t r = 0; r < flat.size(0); ++r) rows.push_back(ops::linear(flat[r], projection_));
+    std::vector<int64_t> shape(y.sizes().begin(), y.sizes().end());
+    shape.back() = dim_;
+    return at::cat(rows, 0).view(shape);
+  }
+  return ops::linear(y, projection_);
 }
 
 void Linear::declare(const Params& p, int64_t out, int64_t in, bool with_bias) {
@@ -212,10 +223,15 @@ TransformerState LmModel::new_depformer_state(int64_t batch) const {
 
 at::Tensor LmModel::text_step(const at::Tensor& tokens, TransformerState& state,
                               at::Tensor* text_logits) const {
+  return text_step(tokens, std::vector<TransformerState*>{&state}, text_logits);
+}
+
+at::Tensor LmModel::text_step(const at::Tensor& tokens, const std::vector<TransformerState*>& states,
+                              at::Tensor* text_logits) const {
   c10::InferenceMode guard;
   const at::Tensor t = tokens.to(device_, at::kLong).unsqueeze(2);  // [B, K, 1]
   check_tokens(t);
-  at::Tensor out = head(transformer_.step(embed(t), state), text_logits);
+  at::Tensor out = head(transformer_.step(embed(t), states), text_logits);
   *text_logits = text_logits->select(1, 0);
   return out;
 }
@@ -234,10 +250,16 @@ at::Tensor LmModel::depformer_input(int cb, const at::Tensor& transformer_out,
 at::Tensor LmModel::depformer_step(int cb, const at::Tensor& previous,
                                    const at::Tensor& transformer_out,
                                    TransformerState& state) const {
+  return depformer_step(cb, previous, transformer_out, std::vector<TransformerState*>{&state});
+}
+
+at::Tensor LmModel::depformer_step(int cb, const at::Tensor& previous,
+                                   const at::Tensor& transformer_out,
+                                   const std::vector<TransformerState*>& states) const {
   c10::InferenceMode guard;
   const at::Tensor x =
       depformer_input(cb, transformer_out, previous.to(device_, at::kLong).view({-1, 1}));
-  const at::Tensor y = depformer_.step(x, state);
+  const at::Tensor y = depformer_.step(x, states);
   return linears_[static_cast<size_t>(cb)](y).select(1, 0).to(at::kFloat);
 }
 

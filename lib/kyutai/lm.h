@@ -79,12 +79,21 @@ class LmModel {
   // transformer output after out_norm [B, 1, dim]; text logits [B, text_card] in float32.
   at::Tensor text_step(const at::Tensor& tokens, TransformerState& state,
                        at::Tensor* text_logits) const;
+  // The same for N conversations at once, row i of tokens [N, K] with states[i] (batch 1 each):
+  // products read each weight once for all rows, attention runs per conversation. Each row's
+  // result is the one it would get alone, bit for bit, up to LinearWeight::kExactRows rows on
+  // the CPU.
+  at::Tensor text_step(const at::Tensor& tokens, const std::vector<TransformerState*>& states,
+                       at::Tensor* text_logits) const;
   TransformerState new_text_state(int64_t batch) const;
   // Depformer codebook `cb` of one step: the previous token [B] (the text token for cb 0) and
   // the temporal output [B, 1, dim] -> audio logits [B, card] in float32. `state` starts fresh
   // for every step and sees codebooks 0..dep_q-1 in order.
   at::Tensor depformer_step(int cb, const at::Tensor& previous, const at::Tensor& transformer_out,
                             TransformerState& state) const;
+  // The same for N conversations, one state each (see the batched text_step).
+  at::Tensor depformer_step(int cb, const at::Tensor& previous, const at::Tensor& transformer_out,
+                            const std::vector<TransformerState*>& states) const;
   TransformerState new_depformer_state(int64_t batch) const;
 
  private:

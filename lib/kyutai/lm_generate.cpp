@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "kyutai/error.h"
+#include "kyutai/linear_weight.h"
 
 namespace kyutai {
 
@@ -27,25 +28,64 @@ LmGenState LmGen::new_state(uint64_t seed) const {
 std::optional<std::vector<int64_t>> LmGen::step(const std::vector<int64_t>& user_codes,
                                                 LmGenState& state, const SamplingParams& params,
                                                 LmStepTrace* trace, LmStepTimes* times) const {
+  std::vector<LmGenRow> rows(1);
+  rows[0].user_codes = &user_codes;
+  rows[0].state = &state;
+  rows[0].params = &params;
+  rows[0].trace = trace;
+  step_batch(rows, times);
+  if (rows[0].error) std::rethrow_exception(rows[0].error);
+  return std::move(rows[0].result);
+}
+
+void LmGen::step_batch(std::vector<LmGenRow>& rows, LmStepTimes* times) const {
   c10::InferenceMode guard;
-  const auto start = std::chrono::steady_clock::now();
+  if (times) *times = LmStepTimes();
+  std::vector<LmGenRow*> ready;
+  std::vector<std::vector<int64_t>> inputs;
+  auto run = [&] {
+    if (ready.empty()) return;
+    try {
+      pass(ready, inputs, times);
+    } catch (...) {
+      for (LmGenRow* row : ready) row->error = std::current_exception();
+    }
+    ready.clear();
+    inputs.clear();
+  };
+  for (LmGenRow& row : rows) {
+    try {
+      inputs.push_back(prepare(*row.user_codes, *row.state));
+      ready.push_back(&row);
+    } catch (...) {
+      row.error = std::current_exception();
+    }
+    if (static_cast<int64_t>(ready.size()) == LinearWeight::kExactRows) run();
+  }
+  run();
+}
+
+std::vector<int64_t> LmGen::prepare(const std::vector<int64_t>& user_codes,
+                                    LmGenState& state) const {
   const LmConfig& c = model_.config();
   const int64_t streams = c.num_codebooks(), ring = c.max_delay() + 2;
   const int needed = c.user_codebooks();
   if (static_cast<int>(user_codes.size()) < needed)
     throw InputError("the model needs " + std::to_string(needed) + " user codebooks, got " +
                      std::to_string(user_codes.size()));
-  auto slot = [&](int64_t k, int64_t step) -> int64_t& {
-    return state.cache[static_cast<size_t>(k * ring + step % ring)];
-  };
-  // A user code fed at step s is read at step s + delay.
   for (int j = 0; j < needed; ++j) {
     const int64_t code = user_codes[static_cast<size_t>(j)];
     if (code < 0 || code >= c.card)
       throw InputError("user code " + std::to_string(code) + " of codebook " + std::to_string(j) +
                        " is outside [0, " + std::to_string(c.card) + ")");
+  }
+  auto slot = [&](int64_t k, int64_t step) -> int64_t& {
+    return state.cache[static_cast<size_t>(k * ring + step % ring)];
+  };
+  // A user code fed at step s is read at step s + delay.
+  for (int j = 0; j < needed; ++j) {
     const int64_t k = c.dep_q + 1 + j;
-    slot(k, state.offset + c.delays[static_cast<size_t>(k)]) = code;
+    slot(k, state.offset + c.delays[static_cast<size_t>(k)]) = user_codes[static_cast<size_t>(j)];
   }
   std::vector<int64_t> input(static_cast<size_t>(streams));
   for (int64_t k = 0; k < streams; ++k) {
@@ -54,24 +94,53 @@ std::optional<std::vector<int64_t>> LmGen::step(const std::vector<int64_t>& user
                        : slot(k, state.offset);
     if (input[k] == kUngenerated) throw Error("LM token cache read a step not generated yet");
   }
+  return input;
+}
+
+void LmGen::pass(const std::vector<LmGenRow*>& rows,
+                 const std::vector<std::vector<int64_t>>& inputs, LmStepTimes* times) const {
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t n = static_cast<int64_t>(rows.size());
+  std::vector<int64_t> flat;
+  std::vector<TransformerState*> states;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    flat.insert(flat.end(), inputs[i].begin(), inputs[i].end());
+    states.push_back(&rows[i]->state->transformer);
+  }
   at::Tensor text_logits;
   const at::Tensor out =
-      model_.text_step(at::tensor(input, at::kLong).view({1, -1}), state.transformer, &text_logits);
-  const int64_t text =
-      state.sampler.sample(text_logits[0], params.text_temperature, params.text_top_k);
-  if (trace) {
-    trace->main_input = input;
-    trace->transformer_out = out.view({-1}).to(at::kCPU, at::kFloat);
-    trace->text_logits = text_logits[0].to(at::kCPU);
+      model_.text_step(at::tensor(flat, at::kLong).view({n, -1}), states, &text_logits);
+  // One copy to the host for all rows (on a GPU, one transfer rather than one per row).
+  const at::Tensor text_host = text_logits.to(at::kCPU, at::kFloat);
+  std::vector<int64_t> text(rows.size());
+  for (int64_t i = 0; i < n; ++i) {
+    LmGenRow& row = *rows[static_cast<size_t>(i)];
+    text[i] = row.state->sampler.sample(text_host[i], row.params->text_temperature,
+                                        row.params->text_top_k);
+    if (row.trace) {
+      row.trace->main_input = inputs[static_cast<size_t>(i)];
+      row.trace->transformer_out = out[i].view({-1}).to(at::kCPU, at::kFloat);
+      row.trace->text_logits = text_host[i];
+    }
   }
   const auto middle = std::chrono::steady_clock::now();
-  const std::vector<int64_t> audio = depformer(text, out, state, params, trace);
+  const std::vector<std::vector<int64_t>> audio = depformer(rows, text, out);
+  for (size_t i = 0; i < rows.size(); ++i)
+    rows[i]->result = finish(*rows[i]->state, text[i], audio[i]);
   if (times) {
     using ms = std::chrono::duration<double, std::milli>;
-    times->main_ms = ms(middle - start).count();
-    times->depformer_ms = ms(std::chrono::steady_clock::now() - middle).count();
+    times->main_ms += ms(middle - start).count();
+    times->depformer_ms += ms(std::chrono::steady_clock::now() - middle).count();
   }
+}
 
+std::optional<std::vector<int64_t>> LmGen::finish(LmGenState& state, int64_t text,
+                                                  const std::vector<int64_t>& audio) const {
+  const LmConfig& c = model_.config();
+  const int64_t ring = c.max_delay() + 2;
+  auto slot = [&](int64_t k, int64_t step) -> int64_t& {
+    return state.cache[static_cast<size_t>(k * ring + step % ring)];
+  };
   ++state.offset;
   slot(0, state.offset) = text;
   for (int i = 0; i < c.dep_q; ++i) slot(i + 1, state.offset) = audio[static_cast<size_t>(i)];
@@ -83,22 +152,33 @@ std::optional<std::vector<int64_t>> LmGen::step(const std::vector<int64_t>& user
   return result;
 }
 
-std::vector<int64_t> LmGen::depformer(int64_t text_token, const at::Tensor& transformer_out,
-                                      LmGenState& state, const SamplingParams& params,
-                                      LmStepTrace* trace) const {
+std::vector<std::vector<int64_t>> LmGen::depformer(const std::vector<LmGenRow*>& rows,
+                                                   const std::vector<int64_t>& text,
+                                                   const at::Tensor& transformer_out) const {
   const int dep_q = model_.config().dep_q;
-  TransformerState dep_state = model_.new_depformer_state(1);
-  std::vector<int64_t> tokens;
-  std::vector<at::Tensor> logits;
-  int64_t previous = text_token;
+  // The depformer starts afresh at every step; each row has its own state all the same, so
+  // its attention is computed exactly as it would be alone.
+  std::vector<TransformerState> dep_states;
+  std::vector<TransformerState*> states;
+  for (size_t i = 0; i < rows.size(); ++i) dep_states.push_back(model_.new_depformer_state(1));
+  for (auto& s : dep_states) states.push_back(&s);
+  std::vector<std::vector<int64_t>> tokens(rows.size());
+  std::vector<std::vector<at::Tensor>> logits(rows.size());
+  std::vector<int64_t> previous = text;
   for (int cb = 0; cb < dep_q; ++cb) {
-    const at::Tensor l =
-        model_.depformer_step(cb, at::tensor({previous}, at::kLong), transformer_out, dep_state);
-    previous = state.sampler.sample(l[0], params.temperature, params.top_k);
-    tokens.push_back(previous);
-    if (trace) logits.push_back(l[0].to(at::kCPU));
+    const at::Tensor l = model_.depformer_step(cb, at::tensor(previous, at::kLong),
+                                               transformer_out, states)
+                             .to(at::kCPU, at::kFloat);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const LmGenRow& row = *rows[i];
+      previous[i] = row.state->sampler.sample(l[static_cast<int64_t>(i)], row.params->temperature,
+                                              row.params->top_k);
+      tokens[i].push_back(previous[i]);
+      if (row.trace) logits[i].push_back(l[static_cast<int64_t>(i)]);
+    }
   }
-  if (trace) trace->audio_logits = at::stack(logits);
+  for (size_t i = 0; i < rows.size(); ++i)
+    if (rows[i]->trace) rows[i]->trace->audio_logits = at::stack(logits[i]);
   return tokens;
 }
 

@@ -5,6 +5,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <exception>
 #include <optional>
 #include <vector>
 
@@ -35,6 +36,17 @@ struct LmStepTimes {
   double depformer_ms = 0;  // the dep_q depformer passes and audio sampling
 };
 
+// One conversation's part of a batched step (LmGen::step_batch): its input, state and
+// settings, then its result or its error.
+struct LmGenRow {
+  const std::vector<int64_t>* user_codes = nullptr;
+  LmGenState* state = nullptr;
+  const SamplingParams* params = nullptr;
+  LmStepTrace* trace = nullptr;
+  std::optional<std::vector<int64_t>> result;  // as LmGen::step returns it
+  std::exception_ptr error;                    // instead of a result: this row failed
+};
+
 class LmGen {
  public:
   explicit LmGen(const LmModel& model) : model_(model) {}
@@ -47,11 +59,28 @@ class LmGen {
                                            LmGenState& state, const SamplingParams& params,
                                            LmStepTrace* trace = nullptr,
                                            LmStepTimes* times = nullptr) const;
+  // One step of several conversations through the model together (reference LMGen with a
+  // batch dimension): each row gets exactly what step() would give it alone, tokens and
+  // logits, whatever the other rows (on the CPU; see LmModel::text_step). A row whose input is
+  // refused gets its error and leaves its state as it was; the others go on. Rows must hold
+  // distinct states.
+  void step_batch(std::vector<LmGenRow>& rows, LmStepTimes* times = nullptr) const;
 
  private:
-  std::vector<int64_t> depformer(int64_t text_token, const at::Tensor& transformer_out,
-                                 LmGenState& state, const SamplingParams& params,
-                                 LmStepTrace* trace) const;
+  // Checks a row's user codes and writes them into its token ring; returns the tokens the
+  // temporal transformer reads this step [K].
+  std::vector<int64_t> prepare(const std::vector<int64_t>& user_codes, LmGenState& state) const;
+  // Stores a step's generated tokens and returns the realigned frame, if there is one yet.
+  std::optional<std::vector<int64_t>> finish(LmGenState& state, int64_t text,
+                                             const std::vector<int64_t>& audio) const;
+  // One pass of at most LinearWeight::kExactRows rows, all prepared.
+  void pass(const std::vector<LmGenRow*>& rows, const std::vector<std::vector<int64_t>>& inputs,
+            LmStepTimes* times) const;
+  // Audio tokens [N][dep_q] of the rows, from their text tokens and temporal outputs
+  // [N, 1, dim].
+  std::vector<std::vector<int64_t>> depformer(const std::vector<LmGenRow*>& rows,
+                                              const std::vector<int64_t>& text,
+                                              const at::Tensor& transformer_out) const;
   const LmModel& model_;
 };
 

@@ -2,6 +2,12 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <mutex>
+
+#include "kyutai/batch_scheduler.h"
 #include "kyutai/device.h"
 #include "kyutai/error.h"
 #include "kyutai/hub.h"
@@ -25,10 +31,20 @@ void check_tokenizer(const TextTokenizer* tokenizer, const LmConfig& config) {
                       " pieces but the model's text_card is " + std::to_string(config.text_card));
 }
 
+// Steps whose batching BatchStats summarises.
+constexpr size_t kBatchStatsWindow = 100;
+
 }  // namespace
 
+struct Moshi::Batching {
+  std::mutex mutex;
+  std::shared_ptr<BatchScheduler> scheduler;
+};
+
 Moshi::Moshi(std::unique_ptr<LmModel> model, std::shared_ptr<const TextTokenizer> tokenizer)
-    : model_(std::move(model)), tokenizer_(std::move(tokenizer)) {
+    : model_(std::move(model)),
+      tokenizer_(std::move(tokenizer)),
+      batching_(std::make_unique<Batching>()) {
   const LmConfig& c = model_->config();
   format_.user_codebooks = c.user_codebooks();
   format_.model_codebooks = c.dep_q;
@@ -39,6 +55,12 @@ Moshi::Moshi(std::unique_ptr<LmModel> model, std::shared_ptr<const TextTokenizer
 }
 
 Moshi::~Moshi() = default;
+
+std::shared_ptr<BatchScheduler> Moshi::scheduler() const {
+  std::lock_guard<std::mutex> lock(batching_->mutex);
+  if (!batching_->scheduler) batching_->scheduler = std::make_shared<BatchScheduler>(*model_);
+  return batching_->scheduler;
+}
 
 void Moshi::save_weights(const std::string& path) const {
   translate_torch_errors([&] { model_->save(path); });
@@ -88,24 +110,50 @@ struct MoshiConversation::State {
   static std::vector<int> padding_ids(const LmConfig& c) {
     return {c.existing_text_padding_id, c.existing_text_end_padding_id};
   }
+  void record(const BatchStepInfo& info) {
+    if (history.size() == kBatchStatsWindow) history.pop_front();
+    history.push_back(info);
+  }
   LmGen gen;
   LmGenState lm;
   TextStream text;
+  std::deque<BatchStepInfo> history;  // the last steps, for batch_stats()
 };
 
-MoshiConversation::MoshiConversation(std::shared_ptr<const Moshi> moshi, uint64_t seed)
-    : moshi_(std::move(moshi)) {
+MoshiConversation::MoshiConversation(std::shared_ptr<const Moshi> moshi, uint64_t seed,
+                                     BatchOptions batch)
+    : moshi_(std::move(moshi)), batch_(batch) {
   state_ = std::make_unique<State>(moshi_->model(), seed, moshi_->tokenizer());
+  if (batch_.enabled) {
+    scheduler_ = moshi_->scheduler();
+    member_ = scheduler_->join();
+  }
 }
 
-MoshiConversation::~MoshiConversation() = default;
+MoshiConversation::~MoshiConversation() {
+  if (scheduler_) scheduler_->leave(member_);
+}
 
 MoshiConversation::Step MoshiConversation::step(const int64_t* user_codes, int count,
                                                 const SamplingParams& params) {
   return translate_torch_errors([&] {
     Step result;
-    const auto out =
-        state_->gen.step(std::vector<int64_t>(user_codes, user_codes + count), state_->lm, params);
+    const std::vector<int64_t> codes(user_codes, user_codes + count);
+    BatchStepInfo info;
+    std::optional<std::vector<int64_t>> out;
+    if (scheduler_) {
+      out = scheduler_->step(member_, codes, state_->lm, params, batch_.max_wait_ms, &info);
+    } else {
+      const auto start = std::chrono::steady_clock::now();
+      out = state_->gen.step(codes, state_->lm, params);
+      info.batch_size = 1;
+      info.step_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                               start).count();
+    }
+    state_->record(info);
+    result.batch_size = info.batch_size;
+    result.wait_ms = info.wait_ms;
+    result.step_ms = info.step_ms;
     if (!out) return result;
     result.ready = true;
     result.text_token = (*out)[0];
@@ -119,6 +167,7 @@ void MoshiConversation::reset(uint64_t seed) {
   translate_torch_errors([&] {
     state_->lm = state_->gen.new_state(seed);
     state_->text.reset();
+    state_->history.clear();
   });
 }
 
@@ -128,6 +177,27 @@ std::string MoshiConversation::flush_text() {
 
 int64_t MoshiConversation::steps() const {
   return state_->lm.offset;
+}
+
+BatchStats MoshiConversation::batch_stats() const {
+  BatchStats s;
+  const auto& h = state_->history;
+  s.steps = static_cast<uint64_t>(state_->lm.offset);
+  if (h.empty()) return s;
+  for (const BatchStepInfo& i : h) {
+    s.mean_batch += i.batch_size;
+    s.mean_wait_ms += i.wait_ms;
+    s.mean_step_ms += i.step_ms;
+    s.max_wait_ms = std::max(s.max_wait_ms, i.wait_ms);
+  }
+  const double n = static_cast<double>(h.size());
+  s.mean_batch /= n;
+  s.mean_wait_ms /= n;
+  s.mean_step_ms /= n;
+  s.last_batch = h.back().batch_size;
+  s.last_wait_ms = h.back().wait_ms;
+  s.last_step_ms = h.back().step_ms;
+  return s;
 }
 
 }  // namespace kyutai

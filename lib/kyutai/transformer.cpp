@@ -72,12 +72,12 @@ bool uses_step_kernel(const KVCache& cache) {
          cache.keys.is_contiguous() && cache.values.is_contiguous();
 }
 
-// q [B, H, 1, D] against the first `keys` slots of each row's cache -> [B, 1, H * D].
+// q [B, H, 1, D] against the first `keys` slots of each row's cache -> [B, H, 1, D].
 at::Tensor attend_cached(const at::Tensor& q, const KVCache& cache, int64_t keys) {
   const int64_t batch = q.size(0), heads = q.size(1), dim = q.size(3);
   const int64_t capacity = cache.keys.size(2);
   const at::Tensor qf = q.to(at::kFloat).contiguous();
-  at::Tensor out = at::empty({batch, 1, heads * dim}, qf.options());
+  at::Tensor out = at::empty({batch, heads, 1, dim}, qf.options());
   const auto format = cache.keys.scalar_type() == at::kFloat ? kernels::KvFormat::Float32
                                                              : kernels::KvFormat::BFloat16;
   const int64_t row = heads * capacity * dim * cache.keys.element_size();
@@ -180,15 +180,38 @@ TransformerState StreamingTransformer::init_state(int64_t batch,
 }
 
 at::Tensor StreamingTransformer::forward(const at::Tensor& x) const {
-  return run(x, 0, nullptr);
+  Group all;
+  all.rows = x.size(0);
+  all.pos = positions(0, x.size(1), false, x);
+  return run(x, {all});
 }
 
 at::Tensor StreamingTransformer::step(const at::Tensor& x, TransformerState& state) const {
+  return step(x, std::vector<TransformerState*>{&state});
+}
+
+at::Tensor StreamingTransformer::step(const at::Tensor& x,
+                                      const std::vector<TransformerState*>& states) const {
   if (x.size(1) > capacity())
     throw InputError("a streaming transformer call carries " + std::to_string(x.size(1)) +
                      " steps, more than its KV cache holds (" + std::to_string(capacity()) + ")");
-  at::Tensor y = run(x, state.offset, &state);
-  state.offset += x.size(1);
+  std::vector<Group> groups;
+  int64_t rows = 0;
+  for (TransformerState* state : states) {
+    Group g;
+    g.rows = state->layers.empty() ? 1 : state->layers[0].keys.size(0);
+    g.pos = positions(state->offset, x.size(1), true, x);
+    g.state = state;
+    if (config_.weights_per_step && state->offset != states[0]->offset)
+      throw InputError("streams batched through per-step weights must be at the same step");
+    rows += g.rows;
+    groups.push_back(std::move(g));
+  }
+  if (rows != x.size(0))
+    throw InputError("a batched transformer step has " + std::to_string(x.size(0)) +
+                     " rows for states holding " + std::to_string(rows));
+  at::Tensor y = run(x, groups);
+  for (TransformerState* state : states) state->offset += x.size(1);
   return y;
 }
 
@@ -222,16 +245,25 @@ StreamingTransformer::Positions StreamingTransformer::positions(int64_t offset, 
   return pos;
 }
 
-at::Tensor StreamingTransformer::run(const at::Tensor& input, int64_t offset,
-                                     TransformerState* state) const {
+at::Tensor StreamingTransformer::run(const at::Tensor& input,
+                                     const std::vector<Group>& groups) const {
   at::Tensor x = input;
   const PositionalEmbedding pe = config_.positional_embedding;
-  if (pe == PositionalEmbedding::sin || pe == PositionalEmbedding::sin_rope)
-    x = x + sin_embedding(offset, x.size(1), x.size(2), config_.max_period, x.options());
-  const Positions pos = positions(offset, x.size(1), state != nullptr, x);
+  if (pe == PositionalEmbedding::sin || pe == PositionalEmbedding::sin_rope) {
+    std::vector<at::Tensor> parts;
+    int64_t row = 0;
+    for (const Group& g : groups) {
+      parts.push_back(x.narrow(0, row, g.rows) + sin_embedding(g.pos.offset, x.size(1), x.size(2),
+                                                               config_.max_period, x.options()));
+      row += g.rows;
+    }
+    x = parts.size() == 1 ? parts[0] : at::cat(parts, 0);
+  }
+  // Per-step weights are chosen by position, the same for every group (step() checks).
+  const int64_t offset = groups[0].pos.offset;
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& layer = layers_[i];
-    at::Tensor update = attention(layer, layer.norm1(x), pos, state ? &state->layers[i] : nullptr);
+    at::Tensor update = attention(layer, i, layer.norm1(x), groups);
     x = x + (config_.layer_scale ? layer.scale1 * update : update);
     update = feed_forward(layer, layer.norm2(x), offset);
     x = x + (config_.layer_scale ? layer.scale2 * update : update);
@@ -264,14 +296,28 @@ at::Tensor StreamingTransformer::rope(const at::Tensor& x, const Positions& pos)
   return out.view(x.sizes()).to(x.scalar_type());
 }
 
-at::Tensor StreamingTransformer::attention(const Layer& layer, const at::Tensor& x,
-                                           const Positions& pos, KVCache* cache) const {
+at::Tensor StreamingTransformer::attention(const Layer& layer, size_t index, const at::Tensor& x,
+                                           const std::vector<Group>& groups) const {
   const int64_t batch = x.size(0), steps = x.size(1);
   const int64_t heads = config_.num_heads, head_dim = config_.head_dim();
-  at::Tensor qkv = per_step(layer.in_projs, x, pos.offset)
+  const int64_t offset = groups[0].pos.offset;
+  at::Tensor qkv = per_step(layer.in_projs, x, offset)
                        .view({batch, steps, 3, heads, head_dim})
                        .permute({2, 0, 3, 1, 4});  // [3, B, H, T, D]
-  at::Tensor q = qkv[0], k = qkv[1], v = qkv[2];
+  std::vector<at::Tensor> outs;
+  int64_t row = 0;
+  for (const Group& g : groups) {
+    KVCache* cache = g.state ? &g.state->layers[index] : nullptr;
+    outs.push_back(attend(qkv[0].narrow(0, row, g.rows), qkv[1].narrow(0, row, g.rows),
+                          qkv[2].narrow(0, row, g.rows), g.pos, cache));
+    row += g.rows;
+  }
+  const at::Tensor out = outs.size() == 1 ? outs[0] : at::cat(outs, 0);
+  return per_step(layer.out_projs, out.permute({0, 2, 1, 3}).reshape({batch, steps, -1}), offset);
+}
+
+at::Tensor StreamingTransformer::attend(at::Tensor q, at::Tensor k, at::Tensor v,
+                                        const Positions& pos, KVCache* cache) const {
   if (pos.cos.defined()) {
     q = rope(q, pos);
     k = rope(k, pos);
@@ -279,16 +325,14 @@ at::Tensor StreamingTransformer::attention(const Layer& layer, const at::Tensor&
   if (cache) {
     ring_write(cache->keys, k, pos.offset);
     ring_write(cache->values, v, pos.offset);
-    if (steps == 1 && uses_step_kernel(*cache))
-      return per_step(layer.out_projs, attend_cached(q, *cache, pos.keys), pos.offset);
+    if (q.size(2) == 1 && uses_step_kernel(*cache)) return attend_cached(q, *cache, pos.keys);
     k = cache->keys.narrow(2, 0, pos.keys);
     v = cache->values.narrow(2, 0, pos.keys);
   }
-  at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) * (1.0 / std::sqrt(double(head_dim)));
+  const double scale = 1.0 / std::sqrt(double(config_.head_dim()));
+  at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) * scale;
   if (pos.bias.defined()) scores = scores + pos.bias.to(scores.scalar_type());
-  at::Tensor weights = at::softmax(scores, -1);
-  at::Tensor out = at::matmul(weights, v).permute({0, 2, 1, 3}).reshape({batch, steps, -1});
-  return per_step(layer.out_projs, out, pos.offset);
+  return at::matmul(at::softmax(scores, -1), v);
 }
 
 at::Tensor StreamingTransformer::feed_forward(const Layer& layer, const at::Tensor& x,

@@ -48,6 +48,11 @@ class StreamingTransformer {
   at::Tensor forward(const at::Tensor& x) const;
   // The next T steps of a stream: [B, T, C] -> [B, T, C].
   at::Tensor step(const at::Tensor& x, TransformerState& state) const;
+  // The next T steps of several streams at once, each with its own state (its own KV ring and
+  // position): x [N, T, C] -> [N, T, C], where states[i] holds the next b_i rows of x (its
+  // batch) and the b_i sum to N. Products run over all N rows; rope, the KV ring and attention
+  // run per state. With weights per step, every state must be at the same position.
+  at::Tensor step(const at::Tensor& x, const std::vector<TransformerState*>& states) const;
   TransformerState init_state(int64_t batch, const at::TensorOptions& options) const;
   const TransformerConfig& config() const { return config_; }
 
@@ -67,10 +72,20 @@ class StreamingTransformer {
     at::Tensor cos, sin;  // rope rotations [T, D / 2]
     at::Tensor bias;      // [T, keys], 0 or -inf
   };
+  // Rows of one call that share a position and a streaming state (null: whole sequence).
+  struct Group {
+    int64_t rows = 0;
+    Positions pos;
+    TransformerState* state = nullptr;
+  };
   Positions positions(int64_t offset, int64_t steps, bool streaming, const at::Tensor& like) const;
-  at::Tensor run(const at::Tensor& x, int64_t offset, TransformerState* state) const;
-  at::Tensor attention(const Layer& layer, const at::Tensor& x, const Positions& pos,
-                       KVCache* cache) const;
+  at::Tensor run(const at::Tensor& x, const std::vector<Group>& groups) const;
+  // x [N, T, C] -> [N, T, C]; each group attends with its own rotations, mask and KV ring.
+  at::Tensor attention(const Layer& layer, size_t index, const at::Tensor& x,
+                       const std::vector<Group>& groups) const;
+  // One group's attention: q, k, v [b, H, T, D] -> [b, H, T, D].
+  at::Tensor attend(at::Tensor q, at::Tensor k, at::Tensor v, const Positions& pos,
+                    KVCache* cache) const;
   at::Tensor feed_forward(const Layer& layer, const at::Tensor& x, int64_t offset) const;
   // Applies weight set schedule(offset + t) to step t of x: [B, T, in] -> [B, T, out].
   at::Tensor per_step(const std::vector<LinearWeight>& weights, const at::Tensor& x,

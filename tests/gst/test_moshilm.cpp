@@ -217,10 +217,18 @@ TEST_F(MoshiLm, OutputCapsAreMoshisVoice) {
   EXPECT_TRUE(gst_caps_is_equal(text, utf8));
 }
 
-TEST_F(MoshiLm, LatencyAddsOneFrameToUpstreams) {
+TEST_F(MoshiLm, LatencyAddsOneFrameAndTheBatchWaitToUpstreams) {
   start();
   gst_harness_set_upstream_latency(lm_.h, 40 * GST_MSECOND);
-  EXPECT_EQ(gst_harness_query_latency(lm_.h), 40 * GST_MSECOND + kLmFrame);
+  // batch-wait is 5 ms by default: a batched step may wait that long for the others.
+  EXPECT_EQ(gst_harness_query_latency(lm_.h), 40 * GST_MSECOND + kLmFrame + 5 * GST_MSECOND);
+}
+
+TEST(MoshiLmAlone, LatencyAddsOneFrameWithoutBatching) {
+  Harnessed lm("moshilm", {{"model", lm_tiny()}, {"dtype", "float32"}, {"batch", "false"}});
+  gst_harness_set_src_caps_str(lm.h, kCaps);
+  gst_harness_set_upstream_latency(lm.h, 40 * GST_MSECOND);
+  EXPECT_EQ(gst_harness_query_latency(lm.h), 40 * GST_MSECOND + kLmFrame);
 }
 
 TEST_F(MoshiLm, AFlushStartsANewConversation) {
@@ -266,6 +274,14 @@ TEST_F(MoshiLm, StatsCountStepsAndTimeThem) {
   gst_structure_get_double(stats, "median-step-ms", &median);
   gst_structure_get_double(stats, "max-step-ms", &max);
   gst_structure_get_double(stats, "real-time-factor", &rtf);
+  int batch = 0;
+  double mean_batch = 0, mean_wait = -1;
+  gst_structure_get_int(stats, "batch-size", &batch);
+  gst_structure_get_double(stats, "mean-batch-size", &mean_batch);
+  gst_structure_get_double(stats, "mean-batch-wait-ms", &mean_wait);
+  EXPECT_EQ(batch, 1);  // alone in the process
+  EXPECT_DOUBLE_EQ(mean_batch, 1.0);
+  EXPECT_GE(mean_wait, 0.0);
   EXPECT_EQ(steps, 10u);
   EXPECT_GT(median, 0);
   EXPECT_GE(max, median);

@@ -16,6 +16,31 @@
 namespace kyutai {
 
 class LmModel;
+class BatchScheduler;
+
+// Whether a conversation steps together with the other conversations of its Moshi object, and
+// how long it waits for them. In a batched step each conversation gets exactly the tokens it
+// would get alone (on the CPU); products read the weights once for all. Off by default in the
+// library: one thread that steps several conversations in turn would wait for itself at each
+// step.
+struct BatchOptions {
+  bool enabled = false;
+  // The longest a step waits for the conversations that took part in the last steps. A
+  // conversation that misses a step is not waited for again until it submits.
+  double max_wait_ms = 5.0;
+};
+
+// Batching over a conversation's last steps (the last 100, or fewer).
+struct BatchStats {
+  uint64_t steps = 0;  // steps since the conversation began or was reset
+  int last_batch = 0;  // conversations in the last step, this one included
+  double mean_batch = 0;
+  double last_wait_ms = 0;  // time waiting for the others before the last step
+  double mean_wait_ms = 0;
+  double max_wait_ms = 0;
+  double last_step_ms = 0;  // the batched step itself
+  double mean_step_ms = 0;
+};
 
 struct MoshiFormat {
   int user_codebooks = 0;   // Mimi codebooks of the user's audio the model reads
@@ -54,12 +79,16 @@ class Moshi {
   const LmModel& model() const { return *model_; }
   // Null for a model made by random() without a tokenizer.
   const std::shared_ptr<const TextTokenizer>& tokenizer() const { return tokenizer_; }
+  // The scheduler that batches this model's conversations, made on first use. Thread-safe.
+  std::shared_ptr<BatchScheduler> scheduler() const;
 
  private:
   Moshi(std::unique_ptr<LmModel> model, std::shared_ptr<const TextTokenizer> tokenizer);
   std::unique_ptr<LmModel> model_;
   std::shared_ptr<const TextTokenizer> tokenizer_;
   MoshiFormat format_;
+  struct Batching;  // the scheduler and its lock: not part of the immutable model
+  std::unique_ptr<Batching> batching_;
 };
 
 // One conversation: one step per 80 ms frame of the user's audio codes.
@@ -70,9 +99,14 @@ class MoshiConversation {
     int64_t text_token = -1;
     std::vector<int64_t> audio;  // model_codebooks codes of Moshi's voice
     std::string text;            // text this step completes (padding gives none), valid UTF-8
+    int batch_size = 1;          // conversations stepped together, this one included
+    double wait_ms = 0;          // waiting for the others
+    double step_ms = 0;          // the (batched) step itself
   };
 
-  MoshiConversation(std::shared_ptr<const Moshi> moshi, uint64_t seed);
+  // With `batch.enabled`, steps go through the Moshi object's scheduler, together with its
+  // other batched conversations in other threads; step() blocks until this one's is done.
+  MoshiConversation(std::shared_ptr<const Moshi> moshi, uint64_t seed, BatchOptions batch = {});
   ~MoshiConversation();
   // `count` >= user_codebooks codes, the first ones used. Throws InputError on bad codes.
   Step step(const int64_t* user_codes, int count, const SamplingParams& params);
@@ -82,10 +116,16 @@ class MoshiConversation {
   std::string flush_text();
   int64_t steps() const;
   const Moshi& moshi() const { return *moshi_; }
+  const BatchOptions& batch_options() const { return batch_; }
+  // Over the last steps. Like step(), call it from the conversation's own thread.
+  BatchStats batch_stats() const;
 
  private:
   struct State;
   std::shared_ptr<const Moshi> moshi_;
+  BatchOptions batch_;
+  std::shared_ptr<BatchScheduler> scheduler_;  // null when not batched
+  uint64_t member_ = 0;
   std::unique_ptr<State> state_;
 };
 
