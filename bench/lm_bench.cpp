@@ -2,12 +2,13 @@
 // between the temporal transformer and the depformer, for one weight format and a starting
 // position in the KV cache. The last line is machine-readable:
 //   lm step_ms=<x> main_ms=<y> depformer_ms=<z> threads=<n> weights=<w> position=<p> gbps=<g>
-//      batch=<b>
+//      batch=<b> device=<d>
 // where gbps is the weight and KV-cache bytes one step reads, divided by the step time. With
 // --batch B, each step is one LmGen::step_batch over B conversations (each with its own KV
 // cache, all at the same position), and gbps counts the weights once and B KV caches. With
 // --with-mimi, each timed frame is a whole conversation frame on the real shapes: Mimi encodes
-// 80 ms of audio, the LM steps, Mimi decodes Moshi's codes; the last line is then
+// 80 ms of audio, the LM steps, Mimi decodes Moshi's codes (Mimi on the CPU whatever --device
+// says); the last line is then
 //   conversation frame_ms=<x> rtf=<x/80> weights=<w> threads=<n>
 #include <ATen/ATen.h>
 #include <sys/resource.h>
@@ -22,16 +23,19 @@
 #include <string>
 #include <vector>
 
+#include "kyutai/device.h"
 #include "kyutai/lm.h"
 #include "kyutai/lm_generate.h"
 #include "kyutai/mimi.h"
 #include "kyutai/runtime.h"
+#include "kyutai/torch_compat.h"
 
 namespace {
 
 struct Options {
   std::string config = KYUTAI_SOURCE_ROOT "/bench/configs/lm_mid_config.json";
   kyutai::WeightFormat weights = kyutai::WeightFormat::Float32;
+  std::string device = "cpu";
   int threads = 0;
   int steps = 20;
   int warmup = 3;
@@ -63,6 +67,8 @@ bool parse(int argc, char** argv, Options& o) {
       o.position = std::atoll(v.c_str());
     else if (a == "--batch")
       o.batch = std::atoi(v.c_str());
+    else if (a == "--device")
+      o.device = v;
     else
       return false;
   }
@@ -128,21 +134,25 @@ int main(int argc, char** argv) {
   try {
     if (!parse(argc, argv, o)) throw std::invalid_argument("bad arguments");
   } catch (const std::exception&) {
-    std::fprintf(stderr,
-                 "usage: lm-bench [--config lm_config.json] [--weights float32|bfloat16|int8|int4]\n"
-                 "                [--threads N] [--steps N] [--warmup N] [--position N]\n"
-                 "                [--batch N | --with-mimi]\n");
+    std::fprintf(
+        stderr,
+        "usage: lm-bench [--config lm_config.json] [--weights float32|bfloat16|int8|int4]\n"
+        "                [--threads N] [--steps N] [--warmup N] [--position N]\n"
+        "                [--batch N | --with-mimi] [--device cpu|cuda|cuda:N]\n");
     return 2;
   }
   try {
     kyutai::set_num_threads(o.threads);
+    kyutai::check_device(o.device);
+    const at::Device device(o.device);
     const kyutai::LmConfig config = kyutai::LmConfig::from_file(o.config);
     kyutai::LmModel model(config, o.weights);
     const char* weights = kyutai::weight_format_name(o.weights);
     std::printf("config: %s, %.0f M parameters, %s weights\n", o.config.c_str(),
                 kyutai::count_elements(model.params()) / 1e6, weights);
     const auto t_init = std::chrono::steady_clock::now();
-    model.init_random(1234, at::kCPU);
+    model.init_random(1234, device);
+    kyutai::torch_compat::synchronize(device);
     std::printf("random weights made and packed in %.1f s; %.2f GB of weights per step\n",
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t_init).count(),
                 model.step_weight_bytes() / 1e9);
@@ -180,6 +190,7 @@ int main(int argc, char** argv) {
       gen.step_batch(rows, &times);
       for (const auto& row : rows)
         if (row.error) std::rethrow_exception(row.error);
+      kyutai::torch_compat::synchronize(device);  // sampling read the logits back already
       const auto t2 = std::chrono::steady_clock::now();
       if (mimi) mimi->decode(rows[0].result);
       const auto t3 = std::chrono::steady_clock::now();
@@ -194,14 +205,15 @@ int main(int argc, char** argv) {
     const double step = median(step_ms);
     const int64_t bytes =
         model.step_weight_bytes() + o.batch * kv_bytes(model, o.position + o.warmup);
-    std::printf("%d steps after %d warm-up steps: median %.1f ms, max %.1f ms per step; "
-                "peak resident memory %.2f GB\n",
-                o.steps, o.warmup, step, *std::max_element(step_ms.begin(), step_ms.end()),
-                resident_gb());
-    std::printf("lm step_ms=%.1f main_ms=%.1f depformer_ms=%.1f threads=%d weights=%s "
-                "position=%lld gbps=%.1f batch=%d\n",
-                step, median(main_ms), median(dep_ms), kyutai::num_threads(), weights,
-                static_cast<long long>(o.position), bytes / step / 1e6, o.batch);
+    std::printf(
+        "%d steps after %d warm-up steps: median %.1f ms, max %.1f ms per step; "
+        "peak resident memory %.2f GB\n",
+        o.steps, o.warmup, step, *std::max_element(step_ms.begin(), step_ms.end()), resident_gb());
+    std::printf(
+        "lm step_ms=%.1f main_ms=%.1f depformer_ms=%.1f threads=%d weights=%s "
+        "position=%lld gbps=%.1f batch=%d device=%s\n",
+        step, median(main_ms), median(dep_ms), kyutai::num_threads(), weights,
+        static_cast<long long>(o.position), bytes / step / 1e6, o.batch, o.device.c_str());
     if (mimi) {
       const double frame = median(frame_ms);
       std::printf("conversation frame_ms=%.1f rtf=%.3f weights=%s threads=%d\n", frame,

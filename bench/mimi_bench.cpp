@@ -1,6 +1,6 @@
 // Streaming Mimi benchmark on random weights: median milliseconds per frame for encode and
 // decode. The last line is machine-readable:
-//   mimi encode_ms=<x> decode_ms=<y> threads=<n>
+//   mimi encode_ms=<x> decode_ms=<y> threads=<n> device=<d>
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
@@ -13,12 +13,15 @@
 #include <vector>
 
 #include "kyutai/mimi_model.h"
+#include "kyutai/device.h"
 #include "kyutai/runtime.h"
+#include "kyutai/torch_compat.h"
 
 namespace {
 
 struct Options {
   std::string config;  // empty: the released Mimi configuration
+  std::string device = "cpu";
   int threads = 0;
   int frames = 30;
   int warmup = 5;
@@ -28,7 +31,7 @@ struct Options {
 void usage() {
   std::fprintf(stderr,
                "usage: mimi-bench [--config mimi_config.json] [--threads N] [--frames N]\n"
-               "                  [--warmup N] [--codebooks N]\n");
+               "                  [--warmup N] [--codebooks N] [--device cpu|cuda|cuda:N]\n");
 }
 
 bool parse(int argc, char** argv, Options& o) {
@@ -46,6 +49,8 @@ bool parse(int argc, char** argv, Options& o) {
       o.warmup = std::atoi(v);
     else if (a == "--codebooks")
       o.codebooks = std::atoi(v);
+    else if (a == "--device")
+      o.device = v;
     else
       return false;
   }
@@ -57,10 +62,12 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// Wall time of f, including the device work it queued.
 template <class F>
-double time_ms(F&& f) {
+double time_ms(const at::Device& device, F&& f) {
   const auto t0 = std::chrono::steady_clock::now();
   f();
+  kyutai::torch_compat::synchronize(device);
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
@@ -74,10 +81,12 @@ int main(int argc, char** argv) {
   }
   try {
     kyutai::set_num_threads(o.threads);
+    kyutai::check_device(o.device);
+    const at::Device device(o.device);
     const kyutai::MimiConfig config = o.config.empty() ? kyutai::MimiConfig::moshi_2024()
                                                        : kyutai::MimiConfig::from_file(o.config);
     kyutai::MimiModel model(config);
-    model.init_random(1234, at::kCPU);
+    model.init_random(1234, device);
     c10::InferenceMode guard;
     const int64_t frame = model.frame_size();
     const int total = o.warmup + o.frames;
@@ -88,23 +97,24 @@ int main(int argc, char** argv) {
     std::vector<double> enc_ms, dec_ms;
     for (int f = 0; f < total; ++f) {
       const at::Tensor x = audio.narrow(2, f * frame, frame);
-      const double ms = time_ms([&] { codes.push_back(model.encode_step(x, enc)); });
+      const double ms = time_ms(device, [&] { codes.push_back(model.encode_step(x, enc)); });
       if (f >= o.warmup) enc_ms.push_back(ms);
     }
     kyutai::MimiDecoderState dec = model.new_decoder_state();
     for (int f = 0; f < total; ++f) {
-      const double ms = time_ms([&] { model.decode_step(codes[f], dec); });
+      const double ms = time_ms(device, [&] { model.decode_step(codes[f], dec); });
       if (f >= o.warmup) dec_ms.push_back(ms);
     }
-    std::printf("config: %s, %d frames of %lld samples after %d warm-up frames, %d codebooks\n",
+    std::printf("config: %s, %d frames of %lld samples after %d warm-up frames, %d codebooks, "
+                "on %s\n",
                 o.config.empty() ? "released Mimi (moshi_2024)" : o.config.c_str(), o.frames,
-                static_cast<long long>(frame), o.warmup, o.codebooks);
+                static_cast<long long>(frame), o.warmup, o.codebooks, o.device.c_str());
     std::printf("encode: median %.2f ms, max %.2f ms per frame\n", median(enc_ms),
                 *std::max_element(enc_ms.begin(), enc_ms.end()));
     std::printf("decode: median %.2f ms, max %.2f ms per frame\n", median(dec_ms),
                 *std::max_element(dec_ms.begin(), dec_ms.end()));
-    std::printf("mimi encode_ms=%.2f decode_ms=%.2f threads=%d\n", median(enc_ms), median(dec_ms),
-                kyutai::num_threads());
+    std::printf("mimi encode_ms=%.2f decode_ms=%.2f threads=%d device=%s\n", median(enc_ms),
+                median(dec_ms), kyutai::num_threads(), o.device.c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mimi-bench: %s\n", e.what());
     return 1;

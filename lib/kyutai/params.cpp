@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include "kyutai/error.h"
@@ -274,10 +275,25 @@ void load_strict(const std::vector<ParamSpec>& specs,
   }
 }
 
+namespace {
+
+// On the CPU a private generator; on a GPU the device's own, seeded with `seed`, so the values
+// are drawn there: drawing a 7B model's 7.7 billion values on the CPU takes about a minute. The
+// values then depend on the device.
+at::Generator random_generator(uint64_t seed, const at::Device& device) {
+  if (device.is_cpu()) return at::detail::createCPUGenerator(seed);
+  at::Generator gen = at::globalContext().defaultGenerator(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_current_seed(seed);
+  return gen;
+}
+
+}  // namespace
+
 void init_random(const std::vector<ParamSpec>& specs, uint64_t seed, const at::Device& device,
                  const AfterLoad& after) {
-  at::Generator gen = at::detail::createCPUGenerator(seed);
-  const auto opts = at::TensorOptions().dtype(at::kFloat);
+  at::Generator gen = random_generator(seed, device);
+  const auto opts = at::TensorOptions().dtype(at::kFloat).device(device);
   for (const auto& s : specs) {
     const std::string& n = s.name;
     at::Tensor t;

@@ -81,7 +81,8 @@ void load_strict(const std::vector<ParamSpec>& specs,
                  const AfterLoad& after = {});
 
 // Fills every slot with random values (benchmarks, tests): normal(0, 1/sqrt(fan_in)) for
-// weights, 1 + 0.1*normal for norm scales, and the codebook buffers made usable.
+// weights, 1 + 0.1*normal for norm scales, and the codebook buffers made usable. Drawn on
+// `device`: the same seed gives the same values on the CPU, other values on a GPU.
 void init_random(const std::vector<ParamSpec>& specs, uint64_t seed, const at::Device& device,
                  const AfterLoad& after = {});
 

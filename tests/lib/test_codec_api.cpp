@@ -235,7 +235,9 @@ TEST(CodecApi, DevicesAreChecked) {
   EXPECT_NO_THROW(check_device("cpu"));
   EXPECT_THROW(check_device("tpu"), ConfigError);
   EXPECT_THROW(check_device("not a device"), ConfigError);
-  if (!at::hasCUDA()) {
+  if (at::hasCUDA()) {
+    EXPECT_NO_THROW(check_device("cuda:0"));
+  } else {
     try {
       check_device("cuda:0");
       FAIL();

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -16,6 +17,20 @@
 
 namespace kyutai::kernels {
 namespace {
+
+// The kernels are CPU code: a run of the library tests on a GPU (KYUTAI_TEST_DEVICE=cuda) skips
+// them all. This binary links no libtorch, so it reads the variable itself.
+class CpuOnly : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    const char* device = std::getenv("KYUTAI_TEST_DEVICE");
+    if (device && std::strncmp(device, "cpu", 3) != 0)
+      GTEST_SKIP() << "the weight-format kernels run on the CPU only; KYUTAI_TEST_DEVICE is "
+                   << device;
+  }
+};
+[[maybe_unused]] ::testing::Environment* const cpu_only =
+    ::testing::AddGlobalTestEnvironment(new CpuOnly);
 
 constexpr WeightFormat kFormats[] = {WeightFormat::Float32, WeightFormat::BFloat16,
                                      WeightFormat::Int8, WeightFormat::Int4};

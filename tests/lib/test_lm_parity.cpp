@@ -28,6 +28,7 @@ constexpr double kAbsTol = 1e-5;
   if (!at::equal(at::isnan(a), at::isnan(e)))
     return ::testing::AssertionFailure() << "NaN positions differ";
   const double err = at::nan_to_num(a - e, 0.0).abs().max().item<double>();
+  test::report("max abs", err, tol);
   if (err <= tol) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "max abs error " << err << " > " << tol;
 }
@@ -38,21 +39,21 @@ std::string tiny(const std::string& file) {
 
 TEST(LmReferenceAssets, ForwardMatchesStoredOutputs) {
   LmModel model(LmConfig::from_file(tiny("test_lm_config.json")));
-  model.load(tiny("test_lm_model.safetensors"), at::kCPU);  // fused legacy names
+  model.load(tiny("test_lm_model.safetensors"), test::device());  // fused legacy names
   const at::Tensor codes = read_tensors(tiny("test_lm_codes.safetensors")).at("codes");
   const auto ref = read_tensors(tiny("test_lm_out.safetensors"));
   const LmOutput out = model.forward(codes);
   EXPECT_TRUE(close_abs(out.logits, ref.at("logits"), kAbsTol));
   EXPECT_TRUE(close_abs(out.text_logits, ref.at("text_logits"), kAbsTol));
-  EXPECT_TRUE(at::equal(out.mask, ref.at("mask")));
-  EXPECT_TRUE(at::equal(out.text_mask, ref.at("text_mask")));
+  EXPECT_TRUE(at::equal(out.mask.cpu(), ref.at("mask")));
+  EXPECT_TRUE(at::equal(out.text_mask.cpu(), ref.at("text_mask")));
 }
 
 class LmTiny : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     model_ = new LmModel(LmConfig::from_file(tiny("config.json")));
-    model_->load(tiny("model.safetensors"), at::kCPU);
+    model_->load(tiny("model.safetensors"), test::device());
     trace_ = new std::map<std::string, at::Tensor>(read_tensors(tiny("trace.safetensors")));
   }
   static void TearDownTestSuite() {
@@ -74,8 +75,8 @@ TEST_F(LmTiny, NonStreamingForward) {
   const LmOutput out = model_->forward(golden("forward_codes"));
   EXPECT_TRUE(close_abs(out.logits, golden("forward_logits"), kAbsTol));
   EXPECT_TRUE(close_abs(out.text_logits, golden("forward_text_logits"), kAbsTol));
-  EXPECT_TRUE(at::equal(out.mask, golden("forward_mask")));
-  EXPECT_TRUE(at::equal(out.text_mask, golden("forward_text_mask")));
+  EXPECT_TRUE(at::equal(out.mask.cpu(), golden("forward_mask")));
+  EXPECT_TRUE(at::equal(out.text_mask.cpu(), golden("forward_text_mask")));
 }
 
 TEST_F(LmTiny, GreedyTraceMatchesEveryStep) {
@@ -185,8 +186,8 @@ TEST(LmDtypes, Bfloat16CheckpointsLoadAsShippedInBothDtypes) {
   write_tensors(path, tensors);
   const LmConfig config = LmConfig::from_file(tiny("config.json"));
   LmModel f32(config, at::kFloat), bf16(config, at::kBFloat16);
-  f32.load(path, at::kCPU);
-  bf16.load(path, at::kCPU);
+  f32.load(path, test::device());
+  bf16.load(path, test::device());
   for (const auto& spec : bf16.params())
     EXPECT_EQ(spec.slot->scalar_type(), at::kBFloat16) << spec.name;
   for (const auto& spec : f32.params())
@@ -194,7 +195,7 @@ TEST(LmDtypes, Bfloat16CheckpointsLoadAsShippedInBothDtypes) {
   const at::Tensor codes = read_tensors(tiny("trace.safetensors")).at("forward_codes");
   const at::Tensor a = f32.forward(codes).text_logits, b = bf16.forward(codes).text_logits;
   const at::Tensor valid = ~at::isnan(a);
-  EXPECT_LT((a.masked_select(valid) - b.masked_select(valid)).abs().max().item<double>(), 0.1);
+  EXPECT_TRUE(test::max_abs_below(a.masked_select(valid), b.masked_select(valid), 0.1));
 }
 
 TEST(LmManifest, Moshi7bHasExactlyTheReferenceKeys) {

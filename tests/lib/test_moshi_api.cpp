@@ -147,7 +147,7 @@ TEST(LocateMoshi, MissingPiecesAreNamed) {
 class MoshiApi : public ::testing::Test {
  protected:
   static std::shared_ptr<const Moshi> tiny() {
-    return Moshi::load_shared(locate_moshi(tiny_dir()));
+    return Moshi::load_shared(locate_moshi(tiny_dir()), test::device_name());
   }
 };
 
@@ -193,7 +193,7 @@ TEST_F(MoshiApi, ConversationsShareOneModel) {
 }
 
 TEST_F(MoshiApi, RunsInBfloat16) {
-  const auto moshi = Moshi::load(locate_moshi(tiny_dir()), "cpu", "bfloat16");
+  const auto moshi = Moshi::load(locate_moshi(tiny_dir()), test::device_name(), "bfloat16");
   MoshiConversation conversation(moshi, 1);
   const std::vector<int64_t> codes(8, 9);
   for (int s = 0; s < 20; ++s) {

@@ -21,7 +21,7 @@ template <class Layer>
 void randomize(Layer& layer, uint64_t seed) {
   std::vector<ParamSpec> specs;
   layer.declare(Params(&specs));
-  init_random(specs, seed, at::kCPU);
+  init_random(specs, seed, test::device());
 }
 
 // Runs `step` over x in chunks of `chunk` steps along the last dimension and concatenates.
@@ -46,7 +46,7 @@ TEST_P(ConvStreaming, StepsMatchWholeSignal) {
   Conv1dOptions o{6, 12, c.kernel, c.stride, c.dilation, c.groups, true, c.replicate};
   StreamingConv1d conv(o);
   randomize(conv, 7);
-  const at::Tensor x = at::randn({1, 6, 24 * c.stride});
+  const at::Tensor x = at::randn({1, 6, 24 * c.stride}).to(test::device());
   const at::Tensor whole = conv.forward(x);
   ASSERT_EQ(whole.size(2), 24);
   for (int64_t frames : {1, 2, 3, 8}) {
@@ -74,7 +74,7 @@ TEST_P(ConvTrStreaming, StepsMatchWholeSignal) {
   StreamingConvTranspose1d convtr(o);
   randomize(convtr, 11);
   convtr.prepare();
-  const at::Tensor x = at::randn({1, 12, 24});
+  const at::Tensor x = at::randn({1, 12, 24}).to(test::device());
   const at::Tensor whole = convtr.forward(x);
   ASSERT_EQ(whole.size(2), 24 * c.stride);
   for (int64_t frames : {1, 2, 3, 8}) {
@@ -100,7 +100,7 @@ TEST(SeanetStreaming, EncoderAndDecoderStepsMatchWholeSignal) {
   randomize(decoder, 4);
   decoder.prepare();
   const int64_t hop = config.seanet.hop_length();
-  const at::Tensor audio = at::randn({1, 1, 40 * hop}) * 0.3;
+  const at::Tensor audio = (at::randn({1, 1, 40 * hop}) * 0.3).to(test::device());
   const at::Tensor latent = encoder.forward(audio);
   const at::Tensor decoded = decoder.forward(latent);
   for (int64_t frames : {1, 2, 5, 8}) {
@@ -128,7 +128,7 @@ TEST(TransformerStreaming, OneStepPerCallMatchesTheWindowedMaskForever) {
   c10::InferenceMode guard;
   StreamingTransformer tr(small_transformer(6));
   randomize(tr, 5);
-  const at::Tensor x = at::randn({1, 30, 16});
+  const at::Tensor x = at::randn({1, 30, 16}).to(test::device());
   const at::Tensor whole = tr.forward(x);
   TransformerState state = tr.init_state(1, x.options());
   const at::Tensor streamed =
@@ -140,7 +140,7 @@ TEST(TransformerStreaming, ChunksMatchWhileTheContextHoldsTheSequence) {
   c10::InferenceMode guard;
   StreamingTransformer tr(small_transformer(64));
   randomize(tr, 6);
-  const at::Tensor x = at::randn({1, 40, 16});
+  const at::Tensor x = at::randn({1, 40, 16}).to(test::device());
   const at::Tensor whole = tr.forward(x);
   for (int64_t chunk : {1, 2, 4, 5}) {
     TransformerState state = tr.init_state(1, x.options());
@@ -158,12 +158,12 @@ TEST(TransformerStreaming, ChunksFollowTheReferenceRingOnceTheContextIsFull) {
   const int context = 8;
   StreamingTransformer tr(small_transformer(context));
   randomize(tr, 8);
-  const at::Tensor x = at::randn({1, 24, 16});
+  const at::Tensor x = at::randn({1, 24, 16}).to(test::device());
   const at::Tensor whole = tr.forward(x);
   TransformerState state = tr.init_state(1, x.options());
   const at::Tensor streamed =
       chunked(x, 2, 1, [&](const at::Tensor& p) { return tr.step(p, state); });
-  EXPECT_LT(max_abs(streamed.narrow(1, 0, context), whole.narrow(1, 0, context)), 1e-5);
+  EXPECT_TRUE(test::max_abs_below(streamed.narrow(1, 0, context), whole.narrow(1, 0, context), 1e-5));
   EXPECT_GT(max_abs(streamed.narrow(1, context, 16), whole.narrow(1, context, 16)), 1e-4);
 }
 
@@ -174,8 +174,9 @@ TEST(MimiStreaming, LongContextStreamEqualsWholeSignal) {
   MimiConfig config = MimiConfig::from_file(data_path("golden/mimi_tiny/config.json"));
   config.transformer.context = 1000;
   MimiModel model(config);
-  model.load(data_path("golden/mimi_tiny/model.safetensors"), at::kCPU);
-  const at::Tensor audio = read_tensors(data_path("golden/mimi_tiny/io.safetensors")).at("audio");
+  model.load(data_path("golden/mimi_tiny/model.safetensors"), test::device());
+  const at::Tensor audio =
+      read_tensors(data_path("golden/mimi_tiny/io.safetensors")).at("audio").to(test::device());
   const at::Tensor codes = model.encode(audio, 8);
   MimiEncoderState enc = model.new_encoder_state(8);
   const at::Tensor stream_codes = chunked(
@@ -184,7 +185,7 @@ TEST(MimiStreaming, LongContextStreamEqualsWholeSignal) {
   MimiDecoderState dec = model.new_decoder_state();
   const at::Tensor stream_audio =
       chunked(codes, 1, 2, [&](const at::Tensor& c) { return model.decode_step(c, dec); });
-  EXPECT_LT(max_abs(stream_audio, model.decode(codes)), 1e-6);
+  EXPECT_TRUE(test::max_abs_below(stream_audio, model.decode(codes), 1e-6));
 }
 
 }  // namespace

@@ -80,9 +80,13 @@ INSTANTIATE_TEST_SUITE_P(LmTiny, WeightFormats,
 
 TEST_P(WeightFormats, TraceLogitsCloseToFloat32) {
   const auto [format, bound] = GetParam();
+  // float32 and bfloat16 also run on a GPU, as plain tensors; int8 and int4 are CPU kernels.
+  if (format == WeightFormat::Int8 || format == WeightFormat::Int4) {
+    KYUTAI_CPU_ONLY(weight_format_name(format) << " weights are CPU kernels");
+  }
   const auto trace = read_tensors(tiny("trace.safetensors"));
   LmModel model(LmConfig::from_file(tiny("config.json")), format);
-  model.load(tiny("model.safetensors"), at::kCPU);
+  model.load(tiny("model.safetensors"), test::device());
   const StepLogits got = teacher_forced(model, trace);
   const double text = worst_step_error(got.text, trace.at("step_text_logits"));
   const double audio = worst_step_error(got.audio, trace.at("step_audio_logits"));
@@ -94,6 +98,7 @@ TEST_P(WeightFormats, TraceLogitsCloseToFloat32) {
 
 TEST(WeightFormatsGreedy, Float32TraceStaysExact) {
   // The float32 weights now go through the kernels: the greedy tokens must not move.
+  KYUTAI_CPU_ONLY("it checks the CPU kernels");
   const auto trace = read_tensors(tiny("trace.safetensors"));
   LmModel model(LmConfig::from_file(tiny("config.json")), WeightFormat::Float32);
   model.load(tiny("model.safetensors"), at::kCPU);
@@ -119,6 +124,7 @@ class WeightCacheTest : public ::testing::Test {
     options_.warn = [this](const std::string& m) { warnings_.push_back(m); };
     options_.info = [this](const std::string& m) { infos_.push_back(m); };
   }
+  void SetUp() override { KYUTAI_CPU_ONLY("the cache holds CPU kernels' int8 weights"); }
   std::string weights() const { return (dir_ / "model.safetensors").string(); }
   // Loads the model in int8 through the cache and returns its first step's text logits.
   at::Tensor load_and_step(const std::string& path) {
