@@ -1,6 +1,7 @@
 // Moshi LM benchmark on random weights: median milliseconds per LMGen step (greedy), split
 // between the temporal transformer and the depformer, for one weight format and a starting
-// position in the KV cache. The last line is machine-readable:
+// position in the KV cache. Each setting's result ends in a machine-readable line (the last
+// setting's is the last line):
 //   lm step_ms=<x> main_ms=<y> depformer_ms=<z> threads=<n> weights=<w> position=<p> gbps=<g>
 //      batch=<b> device=<d>
 // where gbps is the weight and KV-cache bytes one step reads, divided by the step time. With
@@ -10,7 +11,11 @@
 // 80 ms of audio, the LM steps, Mimi decodes Moshi's codes (Mimi on the CPU whatever --device
 // says); the last line is then
 //   conversation frame_ms=<x> rtf=<x/80> weights=<w> threads=<n>
+// --position and --batch take comma-separated lists: every combination is measured on one model,
+// in turn, for --rounds rounds, with the memory read bandwidth (the floor) measured between
+// rounds, so that the two sides of a comparison see the same machine.
 #include <ATen/ATen.h>
+#include <emmintrin.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -24,6 +29,7 @@
 #include <vector>
 
 #include "kyutai/device.h"
+#include "kyutai/kernels/thread_pool.h"
 #include "kyutai/lm.h"
 #include "kyutai/lm_generate.h"
 #include "kyutai/mimi.h"
@@ -39,10 +45,24 @@ struct Options {
   int threads = 0;
   int steps = 20;
   int warmup = 3;
-  int64_t position = 0;
+  std::vector<int64_t> positions = {0};
+  std::vector<int> batches = {1};
+  int rounds = 1;
   bool with_mimi = false;
-  int batch = 1;
 };
+
+// "0,2999" -> {0, 2999}.
+template <class T>
+std::vector<T> parse_list(const std::string& text) {
+  std::vector<T> out;
+  size_t at = 0;
+  while (at <= text.size()) {
+    const size_t comma = std::min(text.find(',', at), text.size());
+    out.push_back(static_cast<T>(std::stoll(text.substr(at, comma - at))));
+    at = comma + 1;
+  }
+  return out;
+}
 
 bool parse(int argc, char** argv, Options& o) {
   for (int i = 1; i < argc; ++i) {
@@ -64,16 +84,24 @@ bool parse(int argc, char** argv, Options& o) {
     else if (a == "--warmup")
       o.warmup = std::atoi(v.c_str());
     else if (a == "--position")
-      o.position = std::atoll(v.c_str());
+      o.positions = parse_list<int64_t>(v);
     else if (a == "--batch")
-      o.batch = std::atoi(v.c_str());
+      o.batches = parse_list<int>(v);
+    else if (a == "--rounds")
+      o.rounds = std::atoi(v.c_str());
     else if (a == "--device")
       o.device = v;
     else
       return false;
   }
   // Mimi runs one conversation: --with-mimi times batch 1 only.
-  return o.steps > 0 && o.position >= 0 && o.batch > 0 && (o.batch == 1 || !o.with_mimi);
+  const bool positions_ok =
+      std::all_of(o.positions.begin(), o.positions.end(), [](int64_t p) { return p >= 0; });
+  const bool batches_ok =
+      std::all_of(o.batches.begin(), o.batches.end(), [](int b) { return b > 0; });
+  const bool single = o.positions.size() * o.batches.size() == 1;
+  return o.steps > 0 && o.rounds > 0 && positions_ok && batches_ok &&
+         (!o.with_mimi || (single && o.batches[0] == 1));
 }
 
 double median(std::vector<double> v) {
@@ -127,6 +155,98 @@ class Conversation {
   int64_t card_;
 };
 
+// One benchmarked setting: `batch` conversations whose KV caches hold `position` steps.
+struct Run {
+  int64_t position = 0;
+  int batch = 1;
+  std::vector<kyutai::LmGenState> states;
+  std::vector<double> step_ms, main_ms, dep_ms, frame_ms;
+  int64_t steps = 0;
+};
+
+Run make_run(const kyutai::LmGen& gen, int64_t position, int batch) {
+  Run run;
+  run.position = position;
+  run.batch = batch;
+  for (int b = 0; b < batch; ++b) {
+    run.states.push_back(gen.new_state(static_cast<uint64_t>(b)));
+    // The step runs with `position` steps already in the temporal transformer's KV cache (their
+    // values do not matter for speed; the token delays need no history).
+    run.states.back().transformer.offset = position;
+    for (auto& layer : run.states.back().transformer.layers) {
+      layer.keys.zero_();
+      layer.values.zero_();
+    }
+  }
+  return run;
+}
+
+// One (batched) step of `run`, recorded when `keep`. With Mimi, the frame around it too.
+void time_step(const kyutai::LmGen& gen, const kyutai::LmConfig& config, const at::Device& device,
+               Run& run, Conversation* mimi, bool keep) {
+  static const kyutai::SamplingParams greedy{0.0, 0, 0.0, 0};
+  const int64_t s = run.steps++;
+  std::vector<std::vector<int64_t>> user;
+  for (int b = 0; b < run.batch; ++b)
+    user.emplace_back(static_cast<size_t>(config.user_codebooks()), (s + b) % config.card);
+  kyutai::LmStepTimes times;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (mimi) mimi->encode(static_cast<int>(s), user[0]);
+  const auto t1 = std::chrono::steady_clock::now();
+  std::vector<kyutai::LmGenRow> rows(static_cast<size_t>(run.batch));
+  for (int b = 0; b < run.batch; ++b) {
+    rows[b].user_codes = &user[b];
+    rows[b].state = &run.states[b];
+    rows[b].params = &greedy;
+  }
+  gen.step_batch(rows, &times);
+  for (const auto& row : rows)
+    if (row.error) std::rethrow_exception(row.error);
+  kyutai::torch_compat::synchronize(device);  // sampling read the logits back already
+  const auto t2 = std::chrono::steady_clock::now();
+  if (mimi) mimi->decode(rows[0].result);
+  const auto t3 = std::chrono::steady_clock::now();
+  if (!keep) return;
+  run.frame_ms.push_back(std::chrono::duration<double, std::milli>(t3 - t0).count());
+  run.step_ms.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
+  run.main_ms.push_back(times.main_ms);
+  run.dep_ms.push_back(times.depformer_ms);
+}
+
+// Memory read bandwidth in GB/s, as the kernels' threads see it: sums over 16 MiB slices of a
+// 1 GiB buffer on the kernels' pool (slices as long as a large product). CPU only; 0 elsewhere.
+double read_bandwidth(const at::Device& device) {
+  if (!device.is_cpu()) return 0;
+  static std::vector<uint64_t> buffer((size_t(1) << 30) / 8, 1);
+  const int64_t slice = (int64_t(16) << 20) / 8;
+  const int threads = kyutai::num_threads();
+  std::vector<double> gbps;
+  volatile uint64_t sink = 0;
+  for (int64_t start = 0; start + slice <= static_cast<int64_t>(buffer.size()); start += slice) {
+    std::vector<uint64_t> sums(static_cast<size_t>(threads), 0);
+    const auto t0 = std::chrono::steady_clock::now();
+    kyutai::kernels::parallel_ranges(slice, threads, [&](int64_t b, int64_t e) {
+      // Four independent 16-byte chains: the loop waits on memory, not on its additions.
+      const __m128i* p = reinterpret_cast<const __m128i*>(buffer.data() + start + b);
+      __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
+      for (int64_t i = 0; i + 4 <= (e - b) / 2; i += 4) {
+        a0 = _mm_add_epi64(a0, _mm_loadu_si128(p + i));
+        a1 = _mm_add_epi64(a1, _mm_loadu_si128(p + i + 1));
+        a2 = _mm_add_epi64(a2, _mm_loadu_si128(p + i + 2));
+        a3 = _mm_add_epi64(a3, _mm_loadu_si128(p + i + 3));
+      }
+      const __m128i sum = _mm_add_epi64(_mm_add_epi64(a0, a1), _mm_add_epi64(a2, a3));
+      sums[static_cast<size_t>(b * threads / slice)] =
+          static_cast<uint64_t>(_mm_cvtsi128_si64(sum)) +
+          static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(sum, sum)));
+    });
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    for (uint64_t x : sums) sink = sink + x;
+    gbps.push_back(slice * 8 / s / 1e9);
+  }
+  return median(gbps);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -137,8 +257,9 @@ int main(int argc, char** argv) {
     std::fprintf(
         stderr,
         "usage: lm-bench [--config lm_config.json] [--weights float32|bfloat16|int8|int4]\n"
-        "                [--threads N] [--steps N] [--warmup N] [--position N]\n"
-        "                [--batch N | --with-mimi] [--device cpu|cuda|cuda:N]\n");
+        "                [--threads N] [--steps N] [--warmup N] [--rounds N]\n"
+        "                [--position N[,N...]] [--batch N[,N...] | --with-mimi]\n"
+        "                [--device cpu|cuda|cuda:N]\n");
     return 2;
   }
   try {
@@ -157,65 +278,40 @@ int main(int argc, char** argv) {
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t_init).count(),
                 model.step_weight_bytes() / 1e9);
     const kyutai::LmGen gen(model);
-    std::vector<kyutai::LmGenState> states;
-    for (int b = 0; b < o.batch; ++b) {
-      states.push_back(gen.new_state(static_cast<uint64_t>(b)));
-      // The step runs with `position` steps already in the temporal transformer's KV cache
-      // (their values do not matter for speed; the token delays need no history).
-      states.back().transformer.offset = o.position;
-      for (auto& layer : states.back().transformer.layers) {
-        layer.keys.zero_();
-        layer.values.zero_();
-      }
-    }
-    const kyutai::SamplingParams greedy{0.0, 0, 0.0, 0};
-    std::vector<double> step_ms, main_ms, dep_ms;
+    std::vector<Run> runs;
+    for (int64_t position : o.positions)
+      for (int batch : o.batches) runs.push_back(make_run(gen, position, batch));
     std::unique_ptr<Conversation> mimi;
     if (o.with_mimi) mimi = std::make_unique<Conversation>(config);
-    std::vector<double> frame_ms;
-    for (int s = 0; s < o.warmup + o.steps; ++s) {
-      std::vector<std::vector<int64_t>> user;
-      for (int b = 0; b < o.batch; ++b)
-        user.emplace_back(static_cast<size_t>(config.user_codebooks()), (s + b) % config.card);
-      kyutai::LmStepTimes times;
-      const auto t0 = std::chrono::steady_clock::now();
-      if (mimi) mimi->encode(s, user[0]);
-      const auto t1 = std::chrono::steady_clock::now();
-      std::vector<kyutai::LmGenRow> rows(static_cast<size_t>(o.batch));
-      for (int b = 0; b < o.batch; ++b) {
-        rows[b].user_codes = &user[b];
-        rows[b].state = &states[b];
-        rows[b].params = &greedy;
-      }
-      gen.step_batch(rows, &times);
-      for (const auto& row : rows)
-        if (row.error) std::rethrow_exception(row.error);
-      kyutai::torch_compat::synchronize(device);  // sampling read the logits back already
-      const auto t2 = std::chrono::steady_clock::now();
-      if (mimi) mimi->decode(rows[0].result);
-      const auto t3 = std::chrono::steady_clock::now();
-      if (s >= o.warmup)
-        frame_ms.push_back(std::chrono::duration<double, std::milli>(t3 - t0).count());
-      const double ms = std::chrono::duration<double, std::milli>(t2 - t1).count();
-      if (s < o.warmup) continue;
-      step_ms.push_back(ms);
-      main_ms.push_back(times.main_ms);
-      dep_ms.push_back(times.depformer_ms);
+    std::vector<double> floor_gbps;
+    // Rounds of every run in turn, with a bandwidth measurement between them, so that a noisy
+    // moment of the machine touches every figure alike.
+    for (int round = 0; round < o.rounds; ++round) {
+      floor_gbps.push_back(read_bandwidth(device));
+      for (Run& run : runs)
+        for (int s = 0; s < (round == 0 ? o.warmup : 0) + o.steps; ++s)
+          time_step(gen, config, device, run, mimi.get(), round > 0 || s >= o.warmup);
     }
-    const double step = median(step_ms);
-    const int64_t bytes =
-        model.step_weight_bytes() + o.batch * kv_bytes(model, o.position + o.warmup);
-    std::printf(
-        "%d steps after %d warm-up steps: median %.1f ms, max %.1f ms per step; "
-        "peak resident memory %.2f GB\n",
-        o.steps, o.warmup, step, *std::max_element(step_ms.begin(), step_ms.end()), resident_gb());
-    std::printf(
-        "lm step_ms=%.1f main_ms=%.1f depformer_ms=%.1f threads=%d weights=%s "
-        "position=%lld gbps=%.1f batch=%d device=%s\n",
-        step, median(main_ms), median(dep_ms), kyutai::num_threads(), weights,
-        static_cast<long long>(o.position), bytes / step / 1e6, o.batch, o.device.c_str());
+    const double floor = median(floor_gbps);
+    std::printf("floor gbps=%.1f (read bandwidth measured between the rounds, %d threads)\n", floor,
+                kyutai::num_threads());
+    for (const Run& run : runs) {
+      const double step = median(run.step_ms);
+      const int64_t bytes =
+          model.step_weight_bytes() + run.batch * kv_bytes(model, run.position + o.warmup);
+      std::printf(
+          "%zu steps: median %.1f ms, max %.1f ms; floor %.1f ms (%.2f GB at %.1f GB/s); "
+          "peak resident memory %.2f GB\n",
+          run.step_ms.size(), step, *std::max_element(run.step_ms.begin(), run.step_ms.end()),
+          bytes / floor / 1e6, bytes / 1e9, floor, resident_gb());
+      std::printf(
+          "lm step_ms=%.1f main_ms=%.1f depformer_ms=%.1f threads=%d weights=%s "
+          "position=%lld gbps=%.1f batch=%d device=%s\n",
+          step, median(run.main_ms), median(run.dep_ms), kyutai::num_threads(), weights,
+          static_cast<long long>(run.position), bytes / step / 1e6, run.batch, o.device.c_str());
+    }
     if (mimi) {
-      const double frame = median(frame_ms);
+      const double frame = median(runs.back().frame_ms);
       std::printf("conversation frame_ms=%.1f rtf=%.3f weights=%s threads=%d\n", frame,
                   frame / 80.0, weights, kyutai::num_threads());
     }
