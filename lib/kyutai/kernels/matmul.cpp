@@ -1,0 +1,210 @@
+// matmul's dispatcher: picks the instruction set, prepares x once per call (bfloat16 rounding
+// or int8 quantization, zero padding) and splits the output rows over the pool.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kyutai/kernels/half.h"
+#include "kyutai/kernels/kernel_table.h"
+#include "kyutai/kernels/kernels.h"
+#include "kyutai/kernels/thread_pool.h"
+
+namespace kyutai::kernels {
+namespace {
+
+constexpr int64_t kMaxRows = 8;
+// Below this many weight bytes per thread a product is not worth splitting: waking a worker
+// costs a few microseconds, about what 64 KB take to stream.
+constexpr size_t kMinBytesPerTask = 64 * 1024;
+
+std::atomic<int> g_isa{-1};
+
+// x prepared for one call, per calling thread (the pool workers read the caller's copy).
+struct Scratch {
+  std::vector<float> xf;
+  std::vector<uint16_t> xb;
+  std::vector<int8_t> xq;
+  std::vector<float> xd;
+  std::vector<int32_t> xbias;
+};
+
+// Round half to even for |v| < 2^22 without a libm call: adding 1.5 * 2^23 pushes the fraction
+// out (the build does not allow reassociation, so the two additions stay).
+inline float round_even(float v) {
+  constexpr float kMagic = 12582912.0f;
+  return (v + kMagic) - kMagic;
+}
+
+// Q8_0 for activations: per group of 32, d = max|x| / 127 (float32), q = round(x / d).
+// Writes q at interleaved positions, d and -offset * sum(q) per group. x has `in` values; the
+// padding up to in_padded quantizes to zero.
+void quantize_activation_row(const float* x, int64_t in, int64_t in_padded, int offset,
+                             int8_t* q, float* d, int32_t* bias) {
+  for (int64_t g = 0; g < in_padded / kGroup; ++g) {
+    float v[kGroup];
+    float amax = 0.0f;
+    for (int i = 0; i < kGroup; ++i) {
+      const int64_t c = g * kGroup + i;
+      v[i] = c < in ? x[c] : 0.0f;
+      amax = std::max(amax, std::fabs(v[i]));
+    }
+    d[g] = amax / 127.0f;
+    const float inv_d = amax != 0.0f ? 127.0f / amax : 0.0f;
+    int32_t sum = 0;
+    for (int i = 0; i < kGroup; ++i) {
+      const float r = std::min(127.0f, std::max(-127.0f, round_even(v[i] * inv_d)));
+      const int qi = static_cast<int>(r);
+      q[detail::interleaved_index(g * kGroup + i)] = static_cast<int8_t>(qi);
+      sum += qi;
+    }
+    bias[g] = -offset * sum;
+  }
+}
+
+const detail::KernelTable& kernels_for(Isa isa) {
+  switch (isa) {
+    case Isa::Avx512: return detail::avx512_kernels();
+    case Isa::Avx2: return detail::avx2_kernels();
+    case Isa::Scalar: break;
+  }
+  return detail::scalar_kernels();
+}
+
+detail::RangeKernel kernel_for(const detail::KernelTable& table, WeightFormat format) {
+  switch (format) {
+    case WeightFormat::Float32: return table.float32;
+    case WeightFormat::BFloat16: return table.bfloat16;
+    case WeightFormat::Int8: return table.int8;
+    case WeightFormat::Int4: return table.int4;
+  }
+  return nullptr;
+}
+
+// Fills args' x fields for `rows` <= 8 rows of x.
+void prepare_x(const PackedWeight& w, const float* x, int64_t rows, int64_t x_stride,
+               Scratch& s, detail::MatmulArgs& args) {
+  const int64_t n = w.in_padded, groups = n / kGroup;
+  switch (w.format) {
+    case WeightFormat::Float32:
+      s.xf.assign(rows * n, 0.0f);
+      for (int64_t r = 0; r < rows; ++r) std::copy(x + r * x_stride, x + r * x_stride + w.in, &s.xf[r * n]);
+      args.xf = s.xf.data();
+      return;
+    case WeightFormat::BFloat16:
+      s.xb.assign(rows * n, 0);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t i = 0; i < w.in; ++i) s.xb[r * n + i] = float_to_bf16(x[r * x_stride + i]);
+      args.xb = s.xb.data();
+      return;
+    case WeightFormat::Int8:
+    case WeightFormat::Int4:
+      s.xq.resize(rows * n);
+      s.xd.resize(rows * groups);
+      s.xbias.resize(rows * groups);
+      for (int64_t r = 0; r < rows; ++r)
+        quantize_activation_row(x + r * x_stride, w.in, n, w.format == WeightFormat::Int8 ? 128 : 8,
+                                &s.xq[r * n], &s.xd[r * groups], &s.xbias[r * groups]);
+      args.xq = s.xq.data();
+      args.xd = s.xd.data();
+      args.xbias = s.xbias.data();
+      return;
+  }
+}
+
+void matmul_rows(const PackedWeight& w, const float* x, int64_t rows, int64_t x_stride, float* y,
+                 int64_t y_stride) {
+  thread_local Scratch scratch;
+  detail::MatmulArgs args{};
+  args.rows = rows;
+  args.in_padded = w.in_padded;
+  args.w = w.data;
+  args.w_scales = w.scales;
+  args.w_row_bytes = w.bytes_per_row();
+  args.y = y;
+  args.y_stride = y_stride;
+  prepare_x(w, x, rows, x_stride, scratch, args);
+  const detail::RangeKernel kernel = kernel_for(kernels_for(current_isa()), w.format);
+  const size_t parts = std::max<size_t>(1, w.total_bytes() / kMinBytesPerTask);
+  parallel_ranges(w.out, static_cast<int>(std::min<size_t>(parts, 1024)),
+                  [&](int64_t o0, int64_t o1) { kernel(args, o0, o1); });
+}
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar: return "scalar";
+    case Isa::Avx2: return "avx2";
+    case Isa::Avx512: return "avx512";
+  }
+  return "?";
+}
+
+bool isa_supported(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar: return true;
+    case Isa::Avx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+             __builtin_cpu_supports("f16c");
+    case Isa::Avx512:
+      return isa_supported(Isa::Avx2) && __builtin_cpu_supports("avx512f") &&
+             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+             __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bf16");
+  }
+  return false;
+}
+
+Isa best_isa() {
+  for (Isa isa : {Isa::Avx512, Isa::Avx2})
+    if (isa_supported(isa)) return isa;
+  return Isa::Scalar;
+}
+
+Isa current_isa() {
+  int isa = g_isa.load(std::memory_order_relaxed);
+  if (isa < 0) {
+    isa = static_cast<int>(best_isa());
+    g_isa.store(isa, std::memory_order_relaxed);
+  }
+  return static_cast<Isa>(isa);
+}
+
+void set_isa(Isa isa) {
+  if (!isa_supported(isa))
+    throw std::invalid_argument(std::string("kernels: this CPU lacks ") + isa_name(isa));
+  g_isa.store(static_cast<int>(isa), std::memory_order_relaxed);
+}
+
+void matmul(const PackedWeight& w, const float* x, int64_t rows, int64_t x_stride, float* y,
+            int64_t y_stride) {
+  for (int64_t r0 = 0; r0 < rows; r0 += kMaxRows)
+    matmul_rows(w, x + r0 * x_stride, std::min(kMaxRows, rows - r0), x_stride, y + r0 * y_stride,
+                y_stride);
+}
+
+void round_activations(WeightFormat format, const float* x, int64_t in, double* out) {
+  switch (format) {
+    case WeightFormat::Float32:
+      std::copy(x, x + in, out);
+      return;
+    case WeightFormat::BFloat16:
+      for (int64_t i = 0; i < in; ++i) out[i] = bf16_to_float(float_to_bf16(x[i]));
+      return;
+    case WeightFormat::Int8:
+    case WeightFormat::Int4: {
+      const int64_t n = padded_inputs(format, in);
+      std::vector<int8_t> q(n);
+      std::vector<float> d(n / kGroup);
+      std::vector<int32_t> bias(n / kGroup);
+      quantize_activation_row(x, in, n, 0, q.data(), d.data(), bias.data());
+      for (int64_t c = 0; c < in; ++c)
+        out[c] = static_cast<double>(d[c / kGroup]) * q[detail::interleaved_index(c)];
+      return;
+    }
+  }
+}
+
+}  // namespace kyutai::kernels

@@ -1,0 +1,78 @@
+// Portable kernels, for CPUs without AVX2 and as a readable statement of what the SIMD ones
+// compute. Same operand layouts; the integer dot products are exact, the float sums differ from
+// the SIMD kernels only in their order.
+#include "kyutai/kernels/half.h"
+#include "kyutai/kernels/kernel_table.h"
+
+namespace kyutai::kernels::detail {
+namespace {
+
+void float32_range(const MatmulArgs& a, int64_t o0, int64_t o1) {
+  for (int64_t o = o0; o < o1; ++o) {
+    const auto* w = reinterpret_cast<const float*>(a.w + o * a.w_row_bytes);
+    for (int64_t r = 0; r < a.rows; ++r) {
+      const float* x = a.xf + r * a.in_padded;
+      float acc = 0.0f;
+      for (int64_t i = 0; i < a.in_padded; ++i) acc += x[i] * w[i];
+      a.y[r * a.y_stride + o] = acc;
+    }
+  }
+}
+
+void bfloat16_range(const MatmulArgs& a, int64_t o0, int64_t o1) {
+  for (int64_t o = o0; o < o1; ++o) {
+    const auto* w = reinterpret_cast<const uint16_t*>(a.w + o * a.w_row_bytes);
+    for (int64_t r = 0; r < a.rows; ++r) {
+      const uint16_t* x = a.xb + r * a.in_padded;
+      float acc = 0.0f;
+      for (int64_t i = 0; i < a.in_padded; ++i) acc += bf16_to_float(x[i]) * bf16_to_float(w[i]);
+      a.y[r * a.y_stride + o] = acc;
+    }
+  }
+}
+
+// The stored value at interleaved position p of a packed row (q + offset).
+template <bool kInt4>
+int stored(const uint8_t* row, int64_t p) {
+  if (!kInt4) return row[p];
+  const int64_t k = (p % 512) / 64;
+  const uint8_t byte = row[(p / 512) * 256 + (k / 2) * 64 + p % 64];
+  return (k % 2) ? byte >> 4 : byte & 0x0f;
+}
+
+// Per group: exact integer dot of the stored (offset) weights with q(x), corrected by
+// -offset * sum(q(x)), times d(w) * d(x).
+template <bool kInt4>
+void quantized_range(const MatmulArgs& a, int64_t o0, int64_t o1) {
+  const int64_t groups = a.in_padded / 32;
+  for (int64_t o = o0; o < o1; ++o) {
+    const uint8_t* w = a.w + o * a.w_row_bytes;
+    for (int64_t r = 0; r < a.rows; ++r) {
+      const int8_t* xq = a.xq + r * a.in_padded;
+      float acc = 0.0f;
+      for (int64_t g = 0; g < groups; ++g) {
+        // Within its super-block, group g's 32 values sit at lanes (g % 16) of 8 sub-vectors.
+        const int64_t base = (g / 16) * 512 + (g % 16) * 4;
+        int32_t dot = a.xbias[r * groups + g];
+        for (int64_t k = 0; k < 8; ++k)
+          for (int64_t b = 0; b < 4; ++b) {
+            const int64_t p = base + k * 64 + b;
+            dot += stored<kInt4>(w, p) * xq[p];
+          }
+        const float scale = half_to_float(a.w_scales[o * groups + g]) * a.xd[r * groups + g];
+        acc += static_cast<float>(dot) * scale;
+      }
+      a.y[r * a.y_stride + o] = acc;
+    }
+  }
+}
+
+}  // namespace
+
+const KernelTable& scalar_kernels() {
+  static const KernelTable table{float32_range, bfloat16_range, quantized_range<false>,
+                                 quantized_range<true>};
+  return table;
+}
+
+}  // namespace kyutai::kernels::detail
