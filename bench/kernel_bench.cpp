@@ -3,6 +3,7 @@
 // oneDNN available it also times its bfloat16 and u8s8 int8 matmuls on the same shapes.
 //
 //   build/bench/kernel-bench --threads 2 [--seconds 0.3] [--formats int4,int8] [--no-onednn]
+//                            [--isa avx2] [--hot]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -32,6 +33,7 @@ struct Options {
   std::vector<WeightFormat> formats = {WeightFormat::Float32, WeightFormat::BFloat16,
                                        WeightFormat::Int8, WeightFormat::Int4};
   bool onednn = true;
+  bool hot = false;  // no rotation: weights that fit stay in cache (the kernels' compute rate)
 };
 
 struct Shape {
@@ -95,9 +97,9 @@ void bandwidth_floor(const Options& opt) {
 }
 
 // Copies of w's arrays (views kept alive by their own buffers) up to kRotationBytes.
-std::vector<kernels::PackedWeight> rotation(const kernels::PackedWeight& w) {
+std::vector<kernels::PackedWeight> rotation(const kernels::PackedWeight& w, bool hot) {
   std::vector<kernels::PackedWeight> copies{w};
-  while (copies.size() * w.total_bytes() < kRotationBytes || copies.size() < 2) {
+  while (!hot && (copies.size() * w.total_bytes() < kRotationBytes || copies.size() < 2)) {
     auto buf = std::make_shared<std::vector<uint8_t>>(w.total_bytes());
     std::memcpy(buf->data(), w.data, w.data_bytes());
     auto* scales = reinterpret_cast<uint16_t*>(buf->data() + w.data_bytes());
@@ -111,7 +113,8 @@ std::vector<kernels::PackedWeight> rotation(const kernels::PackedWeight& w) {
 void bench_kernels(const Options& opt) {
   for (WeightFormat f : opt.formats) {
     for (const Shape& s : kShapes) {
-      const auto copies = rotation(kernels::pack(f, gaussian(s.out * s.in, 1).data(), s.out, s.in));
+      const auto copies =
+          rotation(kernels::pack(f, gaussian(s.out * s.in, 1).data(), s.out, s.in), opt.hot);
       const auto x = gaussian(8 * s.in, 2);
       std::vector<float> y(8 * s.out);
       for (int64_t rows : kRows) {
@@ -144,7 +147,8 @@ void bench_onednn_case(const Options& opt, dnnl::engine& eng, dnnl::stream& strm
   std::memset(plain.get_data_handle(), 1, plain.get_desc().get_size());  // small, valid values
   const size_t bytes = pd.weights_desc().get_size();
   std::vector<dnnl::memory> weights;
-  for (size_t i = 0; i < std::max<size_t>(2, kRotationBytes / bytes); ++i) {
+  const size_t copies = opt.hot ? 1 : std::max<size_t>(2, kRotationBytes / bytes);
+  for (size_t i = 0; i < copies; ++i) {
     weights.emplace_back(pd.weights_desc(), eng);
     dnnl::reorder(plain, weights.back()).execute(strm, plain, weights.back());
   }
@@ -189,9 +193,10 @@ Options parse(int argc, char** argv) {
       kernels::set_isa(isa == "scalar" ? kernels::Isa::Scalar
                        : isa == "avx2" ? kernels::Isa::Avx2 : kernels::Isa::Avx512);
     } else if (a == "--no-onednn") opt.onednn = false;
+    else if (a == "--hot") opt.hot = true;
     else {
       std::fprintf(stderr, "usage: kernel-bench [--threads N] [--seconds S] [--formats a,b] "
-                           "[--isa scalar|avx2|avx512] [--no-onednn]\n");
+                           "[--isa scalar|avx2|avx512] [--no-onednn] [--hot]\n");
       std::exit(2);
     }
   }
