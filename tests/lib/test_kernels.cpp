@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kyutai/kernels/half.h"
+#include "kyutai/kernels/kernel_table.h"
 #include "kyutai/kernels/kernels.h"
 
 namespace kyutai::kernels {
@@ -237,6 +238,32 @@ TEST_F(KernelTest, StridedRowsAndPaddedInputs) {
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t o = 0; o < out; ++o) EXPECT_EQ(y[r * ys + o], y_ref[r * out + o]);
     for (int64_t o = out; o < ys; ++o) EXPECT_EQ(y[r * ys + o], -1.0f);  // untouched
+  }
+}
+
+// Every instruction set quantizes activations to the same bits, ties (x / d exactly k + 1/2)
+// included: 127 sets d = 1, so the halves after it are ties.
+TEST(ActivationQuantization, SameBitsOnEveryIsa) {
+  const int64_t n = 1024;
+  auto x = gaussian(n, 11);
+  const float ties[] = {127.0f, 0.5f, 1.5f, 2.5f, -0.5f, -1.5f, -2.5f, 126.5f, -126.5f, 0.0f};
+  std::copy(std::begin(ties), std::end(ties), x.begin() + 64);
+  std::fill(x.begin() + 512, x.begin() + 544, 0.0f);  // an all-zero group: d = 0
+  std::vector<int8_t> q0(n), q1(n);
+  std::vector<float> d0(n / 32), d1(n / 32);
+  std::vector<int32_t> b0(n / 32), b1(n / 32);
+  detail::quantize_row_scalar(x.data(), n, 8, q0.data(), d0.data(), b0.data());
+  EXPECT_EQ(q0[detail::interleaved_index(64 + 1)], 0);   // 0.5 -> 0
+  EXPECT_EQ(q0[detail::interleaved_index(64 + 2)], 2);   // 1.5 -> 2
+  EXPECT_EQ(q0[detail::interleaved_index(64 + 3)], 2);   // 2.5 -> 2
+  EXPECT_EQ(q0[detail::interleaved_index(64 + 7)], 126); // 126.5 -> 126
+  for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
+    if (!isa_supported(isa)) continue;
+    const auto& table = isa == Isa::Avx2 ? detail::avx2_kernels() : detail::avx512_kernels();
+    table.quantize_row(x.data(), n, 8, q1.data(), d1.data(), b1.data());
+    EXPECT_EQ(q0, q1) << isa_name(isa);
+    EXPECT_EQ(d0, d1) << isa_name(isa);
+    EXPECT_EQ(b0, b1) << isa_name(isa);
   }
 }
 

@@ -31,7 +31,14 @@ struct MatmulArgs {
 // Computes y[r, o] for o in [o0, o1) and all rows.
 using RangeKernel = void (*)(const MatmulArgs& args, int64_t o0, int64_t o1);
 
+// Quantizes one zero-padded row of x [in_padded] to Q8_0 in the interleaved layout (see
+// MatmulArgs::xq); per group the scale d and -offset * sum(q). Every instruction set gives
+// the same bits (IEEE max, division, product, and round-half-even conversion).
+using QuantizeRow = void (*)(const float* x, int64_t in_padded, int32_t offset, int8_t* q, float* d,
+                             int32_t* bias);
+
 struct KernelTable {
+  QuantizeRow quantize_row;
   RangeKernel float32;
   RangeKernel bfloat16;
   RangeKernel int8;
@@ -53,6 +60,9 @@ struct KernelTable {
       default: return kernel<8>(a, o0, o1);                             \
     }                                                                   \
   }
+
+void quantize_row_scalar(const float* x, int64_t in_padded, int32_t offset, int8_t* q, float* d,
+                         int32_t* bias);
 
 const KernelTable& scalar_kernels();
 const KernelTable& avx2_kernels();

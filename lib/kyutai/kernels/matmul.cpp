@@ -31,39 +31,6 @@ struct Scratch {
   std::vector<int32_t> xbias;
 };
 
-// Round half to even for |v| < 2^22 without a libm call: adding 1.5 * 2^23 pushes the fraction
-// out (the build does not allow reassociation, so the two additions stay).
-inline float round_even(float v) {
-  constexpr float kMagic = 12582912.0f;
-  return (v + kMagic) - kMagic;
-}
-
-// Q8_0 for activations: per group of 32, d = max|x| / 127 (float32), q = round(x / d).
-// Writes q at interleaved positions, d and -offset * sum(q) per group. x has `in` values; the
-// padding up to in_padded quantizes to zero.
-void quantize_activation_row(const float* x, int64_t in, int64_t in_padded, int offset,
-                             int8_t* q, float* d, int32_t* bias) {
-  for (int64_t g = 0; g < in_padded / kGroup; ++g) {
-    float v[kGroup];
-    float amax = 0.0f;
-    for (int i = 0; i < kGroup; ++i) {
-      const int64_t c = g * kGroup + i;
-      v[i] = c < in ? x[c] : 0.0f;
-      amax = std::max(amax, std::fabs(v[i]));
-    }
-    d[g] = amax / 127.0f;
-    const float inv_d = amax != 0.0f ? 127.0f / amax : 0.0f;
-    int32_t sum = 0;
-    for (int i = 0; i < kGroup; ++i) {
-      const float r = std::min(127.0f, std::max(-127.0f, round_even(v[i] * inv_d)));
-      const int qi = static_cast<int>(r);
-      q[detail::interleaved_index(g * kGroup + i)] = static_cast<int8_t>(qi);
-      sum += qi;
-    }
-    bias[g] = -offset * sum;
-  }
-}
-
 const detail::KernelTable& kernels_for(Isa isa) {
   switch (isa) {
     case Isa::Avx512: return detail::avx512_kernels();
@@ -83,14 +50,23 @@ detail::RangeKernel kernel_for(const detail::KernelTable& table, WeightFormat fo
   return nullptr;
 }
 
+// Copies rows of x into s.xf [rows, in_padded], zero-padded.
+void pad_x(const PackedWeight& w, const float* x, int64_t rows, int64_t x_stride, Scratch& s) {
+  const int64_t n = w.in_padded;
+  s.xf.resize(rows * n);
+  for (int64_t r = 0; r < rows; ++r) {
+    std::copy(x + r * x_stride, x + r * x_stride + w.in, &s.xf[r * n]);
+    std::fill(&s.xf[r * n + w.in], &s.xf[(r + 1) * n], 0.0f);
+  }
+}
+
 // Fills args' x fields for `rows` <= 8 rows of x.
 void prepare_x(const PackedWeight& w, const float* x, int64_t rows, int64_t x_stride,
-               Scratch& s, detail::MatmulArgs& args) {
+               const detail::KernelTable& table, Scratch& s, detail::MatmulArgs& args) {
   const int64_t n = w.in_padded, groups = n / kGroup;
   switch (w.format) {
     case WeightFormat::Float32:
-      s.xf.assign(rows * n, 0.0f);
-      for (int64_t r = 0; r < rows; ++r) std::copy(x + r * x_stride, x + r * x_stride + w.in, &s.xf[r * n]);
+      pad_x(w, x, rows, x_stride, s);
       args.xf = s.xf.data();
       return;
     case WeightFormat::BFloat16:
@@ -101,12 +77,13 @@ void prepare_x(const PackedWeight& w, const float* x, int64_t rows, int64_t x_st
       return;
     case WeightFormat::Int8:
     case WeightFormat::Int4:
+      pad_x(w, x, rows, x_stride, s);
       s.xq.resize(rows * n);
       s.xd.resize(rows * groups);
       s.xbias.resize(rows * groups);
       for (int64_t r = 0; r < rows; ++r)
-        quantize_activation_row(x + r * x_stride, w.in, n, w.format == WeightFormat::Int8 ? 128 : 8,
-                                &s.xq[r * n], &s.xd[r * groups], &s.xbias[r * groups]);
+        table.quantize_row(&s.xf[r * n], n, w.format == WeightFormat::Int8 ? 128 : 8, &s.xq[r * n],
+                           &s.xd[r * groups], &s.xbias[r * groups]);
       args.xq = s.xq.data();
       args.xd = s.xd.data();
       args.xbias = s.xbias.data();
@@ -125,8 +102,9 @@ void matmul_rows(const PackedWeight& w, const float* x, int64_t rows, int64_t x_
   args.w_row_bytes = w.bytes_per_row();
   args.y = y;
   args.y_stride = y_stride;
-  prepare_x(w, x, rows, x_stride, scratch, args);
-  const detail::RangeKernel kernel = kernel_for(kernels_for(current_isa()), w.format);
+  const detail::KernelTable& table = kernels_for(current_isa());
+  prepare_x(w, x, rows, x_stride, table, scratch, args);
+  const detail::RangeKernel kernel = kernel_for(table, w.format);
   const size_t parts = std::max<size_t>(1, w.total_bytes() / kMinBytesPerTask);
   parallel_ranges(w.out, static_cast<int>(std::min<size_t>(parts, 1024)),
                   [&](int64_t o0, int64_t o1) { kernel(args, o0, o1); });
@@ -196,10 +174,12 @@ void round_activations(WeightFormat format, const float* x, int64_t in, double* 
     case WeightFormat::Int8:
     case WeightFormat::Int4: {
       const int64_t n = padded_inputs(format, in);
+      std::vector<float> padded(n, 0.0f);
+      std::copy(x, x + in, padded.begin());
       std::vector<int8_t> q(n);
       std::vector<float> d(n / kGroup);
       std::vector<int32_t> bias(n / kGroup);
-      quantize_activation_row(x, in, n, 0, q.data(), d.data(), bias.data());
+      detail::quantize_row_scalar(padded.data(), n, 0, q.data(), d.data(), bias.data());
       for (int64_t c = 0; c < in; ++c)
         out[c] = static_cast<double>(d[c / kGroup]) * q[detail::interleaved_index(c)];
       return;

@@ -9,6 +9,10 @@
 namespace kyutai::kernels::detail {
 namespace {
 
+// The per-row accumulators must stay in registers: GCC does not fully unroll these loops by
+// itself and then keeps the accumulators in memory.
+#define KYUTAI_UNROLL _Pragma("GCC unroll 8")
+
 // Fixed-order horizontal sum.
 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -22,15 +26,18 @@ void float32_rows(const MatmulArgs& a, int64_t o0, int64_t o1) {
   for (int64_t o = o0; o < o1; ++o) {
     const auto* w = reinterpret_cast<const float*>(a.w + o * a.w_row_bytes);
     __m256 acc0[R], acc1[R];
+    KYUTAI_UNROLL
     for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
     for (int64_t i = 0; i < a.in_padded; i += 16) {
       const __m256 w0 = _mm256_loadu_ps(w + i), w1 = _mm256_loadu_ps(w + i + 8);
+      KYUTAI_UNROLL
       for (int r = 0; r < R; ++r) {
         const float* x = a.xf + r * a.in_padded + i;
         acc0[r] = _mm256_fmadd_ps(_mm256_loadu_ps(x), w0, acc0[r]);
         acc1[r] = _mm256_fmadd_ps(_mm256_loadu_ps(x + 8), w1, acc1[r]);
       }
     }
+    KYUTAI_UNROLL
     for (int r = 0; r < R; ++r) a.y[r * a.y_stride + o] = hsum(_mm256_add_ps(acc0[r], acc1[r]));
   }
 }
@@ -48,15 +55,18 @@ void bfloat16_rows(const MatmulArgs& a, int64_t o0, int64_t o1) {
   for (int64_t o = o0; o < o1; ++o) {
     const auto* w = reinterpret_cast<const uint16_t*>(a.w + o * a.w_row_bytes);
     __m256 acc0[R], acc1[R];
+    KYUTAI_UNROLL
     for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
     for (int64_t i = 0; i < a.in_padded; i += 16) {
       const __m256 w0 = load_bf16(w + i), w1 = load_bf16(w + i + 8);
+      KYUTAI_UNROLL
       for (int r = 0; r < R; ++r) {
         const uint16_t* x = a.xb + r * a.in_padded + i;
         acc0[r] = _mm256_fmadd_ps(load_bf16(x), w0, acc0[r]);
         acc1[r] = _mm256_fmadd_ps(load_bf16(x + 8), w1, acc1[r]);
       }
     }
+    KYUTAI_UNROLL
     for (int r = 0; r < R; ++r) a.y[r * a.y_stride + o] = hsum(_mm256_add_ps(acc0[r], acc1[r]));
   }
 }
@@ -68,12 +78,14 @@ template <bool kInt4>
 inline void load_half(const uint8_t* block, int h, __m256i v[8]) {
   if (kInt4) {
     const __m256i low = _mm256_set1_epi8(0x0f);
+    KYUTAI_UNROLL
     for (int j = 0; j < 4; ++j) {
       const __m256i b = load256(block + 64 * j + 32 * h);
       v[2 * j] = _mm256_and_si256(b, low);
       v[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(b, 4), low);
     }
   } else {
+    KYUTAI_UNROLL
     for (int k = 0; k < 8; ++k) v[k] = load256(block + 64 * k + 32 * h);
   }
 }
@@ -85,6 +97,7 @@ template <bool kInt4>
 inline __m256i dot_half(__m256i dot, const __m256i v[8], const int8_t* xq) {
   const __m256i ones = _mm256_set1_epi16(1);
   const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
+  KYUTAI_UNROLL
   for (int k = 0; k < 8; ++k) {
     const __m256i x = load256(xq + 64 * k);
     __m256i pairs;
@@ -107,6 +120,7 @@ void quantized_rows(const MatmulArgs& a, int64_t o0, int64_t o1) {
     const uint8_t* w = a.w + o * a.w_row_bytes;
     const uint16_t* ws = a.w_scales + o * groups;
     __m256 acc[R];
+    KYUTAI_UNROLL
     for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
     for (int64_t s = 0; s < blocks; ++s) {
       for (int h = 0; h < 2; ++h) {
@@ -114,6 +128,7 @@ void quantized_rows(const MatmulArgs& a, int64_t o0, int64_t o1) {
         load_half<kInt4>(w + s * block_bytes, h, v);
         const int64_t g0 = 16 * s + 8 * h;
         const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ws + g0)));
+        KYUTAI_UNROLL
         for (int r = 0; r < R; ++r) {
           const int64_t gi = r * groups + g0;
           const __m256i start = kInt4 ? load256(a.xbias + gi) : _mm256_setzero_si256();
@@ -123,6 +138,7 @@ void quantized_rows(const MatmulArgs& a, int64_t o0, int64_t o1) {
         }
       }
     }
+    KYUTAI_UNROLL
     for (int r = 0; r < R; ++r) a.y[r * a.y_stride + o] = hsum(acc[r]);
   }
 }
@@ -140,7 +156,7 @@ KYUTAI_ROWS_DISPATCH(int4_range, int4_rows)
 }  // namespace
 
 const KernelTable& avx2_kernels() {
-  static const KernelTable table{float32_range, bfloat16_range, int8_range, int4_range};
+  static const KernelTable table{quantize_row_scalar, float32_range, bfloat16_range, int8_range, int4_range};
   return table;
 }
 

@@ -11,20 +11,27 @@
 namespace kyutai::kernels::detail {
 namespace {
 
+// The per-row accumulators must stay in registers: GCC does not fully unroll these loops by
+// itself and then keeps the accumulators in memory.
+#define KYUTAI_UNROLL _Pragma("GCC unroll 8")
+
 template <int R>
 void float32_rows(const MatmulArgs& a, int64_t o0, int64_t o1) {
   for (int64_t o = o0; o < o1; ++o) {
     const auto* w = reinterpret_cast<const float*>(a.w + o * a.w_row_bytes);
     __m512 acc0[R], acc1[R];
+    KYUTAI_UNROLL
     for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
     for (int64_t i = 0; i < a.in_padded; i += 32) {  // in_padded is a multiple of 32
       const __m512 w0 = _mm512_loadu_ps(w + i), w1 = _mm512_loadu_ps(w + i + 16);
+      KYUTAI_UNROLL
       for (int r = 0; r < R; ++r) {
         const float* x = a.xf + r * a.in_padded + i;
         acc0[r] = _mm512_fmadd_ps(_mm512_loadu_ps(x), w0, acc0[r]);
         acc1[r] = _mm512_fmadd_ps(_mm512_loadu_ps(x + 16), w1, acc1[r]);
       }
     }
+    KYUTAI_UNROLL
     for (int r = 0; r < R; ++r)
       a.y[r * a.y_stride + o] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[r], acc1[r]));
   }
@@ -41,10 +48,12 @@ void bfloat16_rows(const MatmulArgs& a, int64_t o0, int64_t o1) {
   for (int64_t o = o0; o < o1; ++o) {
     const auto* w = reinterpret_cast<const uint16_t*>(a.w + o * a.w_row_bytes);
     __m512 acc0[R], acc1[R];
+    KYUTAI_UNROLL
     for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 64 <= a.in_padded; i += 64) {
       const __m512i w0 = _mm512_loadu_si512(w + i), w1 = _mm512_loadu_si512(w + i + 32);
+      KYUTAI_UNROLL
       for (int r = 0; r < R; ++r) {
         const uint16_t* x = a.xb + r * a.in_padded + i;
         acc0[r] = dot_bf16(acc0[r], x, w0);
@@ -53,8 +62,10 @@ void bfloat16_rows(const MatmulArgs& a, int64_t o0, int64_t o1) {
     }
     if (i < a.in_padded) {  // a last 32 inputs
       const __m512i w0 = _mm512_loadu_si512(w + i);
+      KYUTAI_UNROLL
       for (int r = 0; r < R; ++r) acc0[r] = dot_bf16(acc0[r], a.xb + r * a.in_padded + i, w0);
     }
+    KYUTAI_UNROLL
     for (int r = 0; r < R; ++r)
       a.y[r * a.y_stride + o] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[r], acc1[r]));
   }
@@ -66,12 +77,14 @@ template <bool kInt4>
 inline void load_block(const uint8_t* w, __m512i v[8]) {
   if (kInt4) {
     const __m512i low = _mm512_set1_epi8(0x0f);
+    KYUTAI_UNROLL
     for (int j = 0; j < 4; ++j) {
       const __m512i b = _mm512_loadu_si512(w + 64 * j);
       v[2 * j] = _mm512_and_si512(b, low);
       v[2 * j + 1] = _mm512_and_si512(_mm512_srli_epi16(b, 4), low);
     }
   } else {
+    KYUTAI_UNROLL
     for (int k = 0; k < 8; ++k) v[k] = _mm512_loadu_si512(w + 64 * k);
   }
 }
@@ -87,21 +100,46 @@ void quantized_rows(const MatmulArgs& a, int64_t o0, int64_t o1) {
     const uint8_t* w = a.w + o * a.w_row_bytes;
     const uint16_t* ws = a.w_scales + o * groups;
     __m512 acc[R];
+    KYUTAI_UNROLL
     for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
     for (int64_t s = 0; s < blocks; ++s) {
       __m512i v[8];
       load_block<kInt4>(w + s * block_bytes, v);
       const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ws + 16 * s)));
+      KYUTAI_UNROLL
       for (int r = 0; r < R; ++r) {
         const int8_t* xq = a.xq + r * a.in_padded + 512 * s;
         const int64_t gi = r * groups + 16 * s;
         __m512i dot = _mm512_loadu_si512(a.xbias + gi);
+        KYUTAI_UNROLL
         for (int k = 0; k < 8; ++k) dot = _mm512_dpbusd_epi32(dot, v[k], _mm512_loadu_si512(xq + 64 * k));
         const __m512 scale = _mm512_mul_ps(dw, _mm512_loadu_ps(a.xd + gi));
         acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[r]);
       }
     }
+    KYUTAI_UNROLL
     for (int r = 0; r < R; ++r) a.y[r * a.y_stride + o] = _mm512_reduce_add_ps(acc[r]);
+  }
+}
+
+// quantize_row_scalar's arithmetic on 32 values at once; vcvtps2dq rounds half to even like
+// the scalar code (MXCSR's default mode), and |x * 127 / max| <= 127 needs no clamp. The
+// group's 8 four-byte chunks are scattered 64 bytes apart (the interleaved layout).
+void quantize_row(const float* x, int64_t in_padded, int32_t offset, int8_t* q, float* d,
+                  int32_t* bias) {
+  const __m256i chunk_index = _mm256_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112);
+  for (int64_t g = 0; g < in_padded / 32; ++g) {
+    const __m512 v0 = _mm512_loadu_ps(x + 32 * g), v1 = _mm512_loadu_ps(x + 32 * g + 16);
+    const float amax = _mm512_reduce_max_ps(
+        _mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    d[g] = amax / 127.0f;
+    const __m512 inv_d = _mm512_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+    const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, inv_d));
+    const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, inv_d));
+    bias[g] = -offset * _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    const __m256i bytes = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm512_cvtsepi32_epi8(q0)), _mm512_cvtsepi32_epi8(q1), 1);
+    _mm256_i32scatter_epi32(q + (g / 16) * 512 + (g % 16) * 4, chunk_index, bytes, 4);
   }
 }
 
@@ -118,7 +156,7 @@ KYUTAI_ROWS_DISPATCH(int4_range, int4_rows)
 }  // namespace
 
 const KernelTable& avx512_kernels() {
-  static const KernelTable table{float32_range, bfloat16_range, int8_range, int4_range};
+  static const KernelTable table{quantize_row, float32_range, bfloat16_range, int8_range, int4_range};
   return table;
 }
 

@@ -1,11 +1,38 @@
 // Portable kernels, for CPUs without AVX2 and as a readable statement of what the SIMD ones
 // compute. Same operand layouts; the integer dot products are exact, the float sums differ from
 // the SIMD kernels only in their order.
+#include <algorithm>
+#include <cmath>
+
 #include "kyutai/kernels/half.h"
 #include "kyutai/kernels/kernel_table.h"
 
 namespace kyutai::kernels::detail {
 namespace {
+
+// Round half to even for |v| < 2^22 without a libm call: adding 1.5 * 2^23 pushes the fraction
+// out (the build does not allow reassociation, so the two additions stay).
+inline float round_even(float v) {
+  constexpr float kMagic = 12582912.0f;
+  return (v + kMagic) - kMagic;
+}
+
+// Q8_0 for one group of 32 activations: d = max|x| / 127 (float32), q = round(x / d) computed
+// as round(x * (127 / max|x|)). Stores q where the interleaved layout puts the group (4 bytes
+// every 64) and returns sum(q).
+int32_t quantize_group(const float* x, int8_t* q, float* d) {
+  float amax = 0.0f;
+  for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+  *d = amax / 127.0f;
+  const float inv_d = amax != 0.0f ? 127.0f / amax : 0.0f;
+  int32_t sum = 0;
+  for (int i = 0; i < 32; ++i) {
+    const int qi = static_cast<int>(std::min(127.0f, std::max(-127.0f, round_even(x[i] * inv_d))));
+    q[(i / 4) * 64 + i % 4] = static_cast<int8_t>(qi);
+    sum += qi;
+  }
+  return sum;
+}
 
 void float32_range(const MatmulArgs& a, int64_t o0, int64_t o1) {
   for (int64_t o = o0; o < o1; ++o) {
@@ -69,8 +96,16 @@ void quantized_range(const MatmulArgs& a, int64_t o0, int64_t o1) {
 
 }  // namespace
 
+void quantize_row_scalar(const float* x, int64_t in_padded, int32_t offset, int8_t* q, float* d,
+                         int32_t* bias) {
+  for (int64_t g = 0; g < in_padded / 32; ++g) {
+    int8_t* dst = q + (g / 16) * 512 + (g % 16) * 4;
+    bias[g] = -offset * quantize_group(x + 32 * g, dst, &d[g]);
+  }
+}
+
 const KernelTable& scalar_kernels() {
-  static const KernelTable table{float32_range, bfloat16_range, quantized_range<false>,
+  static const KernelTable table{quantize_row_scalar, float32_range, bfloat16_range, quantized_range<false>,
                                  quantized_range<true>};
   return table;
 }

@@ -1,5 +1,6 @@
 #include "kyutai/kernels/thread_pool.h"
 
+#include <cassert>
 #include <chrono>
 #include <memory>
 
@@ -45,6 +46,7 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::run(int tasks, const std::function<void(int)>& task) {
+  assert(tasks <= threads());
   if (tasks <= 1 || workers_.empty()) {
     for (int i = 0; i < tasks; ++i) task(i);
     return;

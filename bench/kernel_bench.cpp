@@ -1,0 +1,245 @@
+// Weight-format kernels against the machine's read bandwidth, on the Moshi 7B's product shapes:
+// median time per product and the weight bytes (scales included) streamed per second. With
+// oneDNN available it also times its bfloat16 and u8s8 int8 matmuls on the same shapes.
+//
+//   build/bench/kernel-bench --threads 2 [--seconds 0.3] [--formats int4,int8] [--no-onednn]
+//                            [--isa avx2] [--hot]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kyutai/kernels/kernels.h"
+#include "kyutai/kernels/thread_pool.h"
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+#ifdef KYUTAI_HAVE_ONEDNN
+#include <oneapi/dnnl/dnnl.hpp>
+#endif
+
+namespace kernels = kyutai::kernels;
+using kernels::WeightFormat;
+
+namespace {
+
+struct Options {
+  int threads = 2;
+  double seconds = 0.3;  // per case
+  std::vector<WeightFormat> formats = {WeightFormat::Float32, WeightFormat::BFloat16,
+                                       WeightFormat::Int8, WeightFormat::Int4};
+  bool onednn = true;
+  bool hot = false;  // no rotation: weights that fit stay in cache (the kernels' compute rate)
+};
+
+struct Shape {
+  int64_t out, in;
+};
+// The 7B's products: attention in/out, gating in (two halves), gating out, and the text head.
+const Shape kShapes[] = {{4096, 4096}, {12288, 4096}, {22528, 4096}, {4096, 11264}};
+const int64_t kRows[] = {1, 2, 4, 8};
+// Each case cycles through copies of its weight totalling this much, so that the weight comes
+// from memory and not from the (large) last-level cache.
+constexpr size_t kRotationBytes = size_t(1) << 30;
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Median seconds of fn(iteration) over about `seconds`, after two warm-up calls.
+double median_time(double seconds, const std::function<void(int)>& fn) {
+  fn(0);
+  fn(1);
+  std::vector<double> t;
+  const double end = now_s() + seconds;
+  for (int i = 2; (now_s() < end && i < 2000) || t.size() < 5; ++i) {
+    const double t0 = now_s();
+    fn(i);
+    t.push_back(now_s() - t0);
+  }
+  std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
+  return t[t.size() / 2];
+}
+
+std::vector<float> gaussian(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 0.02f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+// Sums n words, 64 bytes per step in 4 independent chains, so that the loop is bound by memory
+// and not by its own additions.
+uint64_t sum_words(const uint64_t* p, int64_t n) {
+#ifdef __SSE2__
+  __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const auto* v = reinterpret_cast<const __m128i*>(p + i);
+    a0 = _mm_add_epi64(a0, _mm_loadu_si128(v));
+    a1 = _mm_add_epi64(a1, _mm_loadu_si128(v + 1));
+    a2 = _mm_add_epi64(a2, _mm_loadu_si128(v + 2));
+    a3 = _mm_add_epi64(a3, _mm_loadu_si128(v + 3));
+  }
+  alignas(16) uint64_t lanes[2];
+  _mm_store_si128(reinterpret_cast<__m128i*>(lanes),
+                  _mm_add_epi64(_mm_add_epi64(a0, a1), _mm_add_epi64(a2, a3)));
+  uint64_t s = lanes[0] + lanes[1];
+#else
+  uint64_t s = 0;
+  int64_t i = 0;
+#endif
+  for (; i < n; ++i) s += p[i];
+  return s;
+}
+
+// Read bandwidth floor: threaded sums with the kernels' own pool over 16 MiB slices of a 1 GiB
+// buffer, one slice per call (calls as long as a product's, so that the median treats both
+// alike when other processes share the cores).
+void bandwidth_floor(const Options& opt) {
+  const int64_t n = (int64_t(1) << 30) / sizeof(uint64_t), slice = (int64_t(16) << 20) / 8;
+  std::vector<uint64_t> buf(n, 1);
+  volatile uint64_t sink = 0;
+  const double t = median_time(opt.seconds * 2, [&](int i) {
+    const uint64_t* p = buf.data() + (i % (n / slice)) * slice;
+    std::vector<uint64_t> sums(opt.threads, 0);
+    kernels::parallel_ranges(slice, opt.threads, [&](int64_t b, int64_t e) {
+      sums[b * opt.threads / slice] = sum_words(p + b, e - b);
+    });
+    for (uint64_t s : sums) sink = sink + s;
+  });
+  std::printf("floor  read 16 MiB slices of 1 GiB  threads=%d  %.1f us  %.1f GB/s\n", opt.threads,
+              t * 1e6, slice * 8 / t / 1e9);
+}
+
+// Copies of w's arrays (views kept alive by their own buffers) up to kRotationBytes.
+std::vector<kernels::PackedWeight> rotation(const kernels::PackedWeight& w, bool hot) {
+  std::vector<kernels::PackedWeight> copies{w};
+  while (!hot && (copies.size() * w.total_bytes() < kRotationBytes || copies.size() < 2)) {
+    auto buf = std::make_shared<std::vector<uint8_t>>(w.total_bytes());
+    std::memcpy(buf->data(), w.data, w.data_bytes());
+    auto* scales = reinterpret_cast<uint16_t*>(buf->data() + w.data_bytes());
+    if (w.scale_count() > 0) std::memcpy(scales, w.scales, 2 * w.scale_count());
+    copies.push_back(kernels::PackedWeight::view(w.format, w.out, w.in, buf->data(),
+                                                 w.scale_count() > 0 ? scales : nullptr, buf));
+  }
+  return copies;
+}
+
+void bench_kernels(const Options& opt) {
+  for (WeightFormat f : opt.formats) {
+    for (const Shape& s : kShapes) {
+      const auto copies =
+          rotation(kernels::pack(f, gaussian(s.out * s.in, 1).data(), s.out, s.in), opt.hot);
+      const auto x = gaussian(8 * s.in, 2);
+      std::vector<float> y(8 * s.out);
+      for (int64_t rows : kRows) {
+        const double t = median_time(opt.seconds, [&](int i) {
+          kernels::matmul(copies[i % copies.size()], x.data(), rows, s.in, y.data(), s.out);
+        });
+        std::printf("gst-moshi %-8s %-6s [%5ld,%5ld] rows=%ld threads=%d  %8.1f us  %5.1f GB/s\n",
+                    kernels::format_name(f), kernels::isa_name(kernels::current_isa()), s.out,
+                    s.in, rows, opt.threads, t * 1e6, copies[0].total_bytes() / t / 1e9);
+      }
+    }
+  }
+}
+
+#ifdef KYUTAI_HAVE_ONEDNN
+// oneDNN matmul x [M, K] * W^T, W [N, K] given as a [K, N] "ba" tensor and reordered once into
+// the layout oneDNN prefers; f32 output. Int8: u8 activations, s8 weights, per-column scales.
+void bench_onednn_case(const Options& opt, dnnl::engine& eng, dnnl::stream& strm, bool int8,
+                       int64_t m, int64_t k, int64_t n) {
+  using dt = dnnl::memory::data_type;
+  using tag = dnnl::memory::format_tag;
+  const dt src_t = int8 ? dt::u8 : dt::bf16, wei_t = int8 ? dt::s8 : dt::bf16;
+  dnnl::memory::desc src_md({m, k}, src_t, tag::ab), dst_md({m, n}, dt::f32, tag::ab);
+  dnnl::memory::desc wei_any({k, n}, wei_t, tag::any), wei_plain({k, n}, wei_t, tag::ba);
+  dnnl::primitive_attr attr;
+  if (int8) attr.set_output_scales(1 << 1, std::vector<float>(n, 0.01f));
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, wei_any, dst_md), attr, eng);
+  dnnl::memory src(pd.src_desc(), eng), dst(pd.dst_desc(), eng), plain(wei_plain, eng);
+  std::memset(src.get_data_handle(), 1, src.get_desc().get_size());
+  std::memset(plain.get_data_handle(), 1, plain.get_desc().get_size());  // small, valid values
+  const size_t bytes = pd.weights_desc().get_size();
+  std::vector<dnnl::memory> weights;
+  const size_t copies = opt.hot ? 1 : std::max<size_t>(2, kRotationBytes / bytes);
+  for (size_t i = 0; i < copies; ++i) {
+    weights.emplace_back(pd.weights_desc(), eng);
+    dnnl::reorder(plain, weights.back()).execute(strm, plain, weights.back());
+  }
+  dnnl::matmul prim(pd);
+  const double t = median_time(opt.seconds, [&](int i) {
+    prim.execute(strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights[i % weights.size()]},
+                        {DNNL_ARG_DST, dst}});
+    strm.wait();
+  });
+  std::printf("onednn    %-8s        [%5ld,%5ld] rows=%ld threads=%d  %8.1f us  %5.1f GB/s\n",
+              int8 ? "u8s8" : "bfloat16", n, k, m, opt.threads, t * 1e6, bytes / t / 1e9);
+}
+
+void bench_onednn(const Options& opt) {
+  dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  dnnl::stream strm(eng);
+  for (bool int8 : {false, true})
+    for (int64_t n : {4096, 12288})
+      for (int64_t m : kRows) bench_onednn_case(opt, eng, strm, int8, m, 4096, n);
+}
+#endif
+
+std::vector<WeightFormat> parse_formats(const std::string& list) {
+  std::vector<WeightFormat> out;
+  for (WeightFormat f : {WeightFormat::Float32, WeightFormat::BFloat16, WeightFormat::Int8,
+                         WeightFormat::Int4})
+    if (("," + list + ",").find("," + std::string(kernels::format_name(f)) + ",") != std::string::npos)
+      out.push_back(f);
+  return out;
+}
+
+Options parse(int argc, char** argv) {
+  Options opt;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const bool has_value = i + 1 < argc;
+    if (a == "--threads" && has_value) opt.threads = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--seconds" && has_value) opt.seconds = std::atof(argv[++i]);
+    else if (a == "--formats" && has_value) opt.formats = parse_formats(argv[++i]);
+    else if (a == "--isa" && has_value) {
+      const std::string isa = argv[++i];
+      kernels::set_isa(isa == "scalar" ? kernels::Isa::Scalar
+                       : isa == "avx2" ? kernels::Isa::Avx2 : kernels::Isa::Avx512);
+    } else if (a == "--no-onednn") opt.onednn = false;
+    else if (a == "--hot") opt.hot = true;
+    else {
+      std::fprintf(stderr, "usage: kernel-bench [--threads N] [--seconds S] [--formats a,b] "
+                           "[--isa scalar|avx2|avx512] [--no-onednn] [--hot]\n");
+      std::exit(2);
+    }
+  }
+  return opt;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options opt = parse(argc, argv);
+  // oneDNN runs on OpenMP, which reads this when its runtime starts (at oneDNN's first call).
+  setenv("OMP_NUM_THREADS", std::to_string(opt.threads).c_str(), 1);
+  kernels::set_num_threads(opt.threads);
+  bandwidth_floor(opt);
+  bench_kernels(opt);
+#ifdef KYUTAI_HAVE_ONEDNN
+  if (opt.onednn) bench_onednn(opt);
+#else
+  if (opt.onednn) std::printf("onednn    not built (libdnnl-dev missing)\n");
+#endif
+  return 0;
+}
