@@ -3,7 +3,7 @@
 // oneDNN available it also times its bfloat16 and u8s8 int8 matmuls on the same shapes.
 //
 //   build/bench/kernel-bench --threads 2 [--seconds 0.3] [--formats int4,int8] [--no-onednn]
-//                            [--isa avx2] [--hot]
+//                            [--isa avx2] [--hot] [--onednn-amx]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -22,6 +22,8 @@
 #include <emmintrin.h>
 #endif
 #ifdef KYUTAI_HAVE_ONEDNN
+#include <dlfcn.h>
+
 #include <oneapi/dnnl/dnnl.hpp>
 #endif
 
@@ -36,6 +38,7 @@ struct Options {
   std::vector<WeightFormat> formats = {WeightFormat::Float32, WeightFormat::BFloat16,
                                        WeightFormat::Int8, WeightFormat::Int4};
   bool onednn = true;
+  bool onednn_amx = false;  // allow oneDNN's AMX kernels (Sapphire Rapids; Zen 4 has none)
   bool hot = false;  // no rotation: weights that fit stay in cache (the kernels' compute rate)
 };
 
@@ -187,6 +190,12 @@ void bench_onednn_case(const Options& opt, dnnl::engine& eng, dnnl::stream& strm
 }
 
 void bench_onednn(const Options& opt) {
+  // Debian's oneDNN runs on libgomp, which read OMP_NUM_THREADS when it was loaded.
+  using SetThreads = void (*)(int);
+  if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads")))
+    set(opt.threads);
+  if (!opt.onednn_amx) dnnl::set_max_cpu_isa(dnnl::cpu_isa::avx512_core_bf16);
+  std::printf("onednn    max isa %s\n", opt.onednn_amx ? "all (AMX allowed)" : "avx512_core_bf16");
   dnnl::engine eng(dnnl::engine::kind::cpu, 0);
   dnnl::stream strm(eng);
   for (bool int8 : {false, true})
@@ -218,9 +227,10 @@ Options parse(int argc, char** argv) {
                        : isa == "avx2" ? kernels::Isa::Avx2 : kernels::Isa::Avx512);
     } else if (a == "--no-onednn") opt.onednn = false;
     else if (a == "--hot") opt.hot = true;
+    else if (a == "--onednn-amx") opt.onednn_amx = true;
     else {
       std::fprintf(stderr, "usage: kernel-bench [--threads N] [--seconds S] [--formats a,b] "
-                           "[--isa scalar|avx2|avx512] [--no-onednn] [--hot]\n");
+                           "[--isa scalar|avx2|avx512] [--no-onednn] [--onednn-amx] [--hot]\n");
       std::exit(2);
     }
   }
@@ -231,8 +241,6 @@ Options parse(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   const Options opt = parse(argc, argv);
-  // oneDNN runs on OpenMP, which reads this when its runtime starts (at oneDNN's first call).
-  setenv("OMP_NUM_THREADS", std::to_string(opt.threads).c_str(), 1);
   kernels::set_num_threads(opt.threads);
   bandwidth_floor(opt);
   bench_kernels(opt);
