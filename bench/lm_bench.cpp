@@ -173,6 +173,7 @@ Run make_run(const kyutai::LmGen& gen, int64_t position, int batch) {
     // The step runs with `position` steps already in the temporal transformer's KV cache (their
     // values do not matter for speed; the token delays need no history).
     run.states.back().transformer.offset = position;
+    if (position == 0) continue;  // an untouched cache costs no memory until it fills
     for (auto& layer : run.states.back().transformer.layers) {
       layer.keys.zero_();
       layer.values.zero_();

@@ -7,6 +7,8 @@
 #include <atomic>
 #include <thread>
 
+#include "kyutai/kernels/kernels.h"
+
 namespace kyutai {
 
 namespace {
@@ -30,6 +32,9 @@ void set_num_threads(int n) {
   // The heavy float32 work (matrix products, convolutions as products) runs in OpenBLAS. Giving
   // it all threads and keeping libtorch's OpenMP pool at one thread avoids two spinning pools
   // fighting over the same cores, which costs 2-10x on small machines.
+  // The weight-format kernels (transformer products, attention steps) have their own pool,
+  // whose idle workers sleep: it gets the same count.
+  kernels::set_num_threads(n);
   if (set_blas_threads(n))
     at::set_num_threads(1);
   else
