@@ -112,9 +112,10 @@ void Call::watch_probes() {
     g_autoptr(GstPad) sink = gst_element_get_static_pad(lm, "sink");
     g_autoptr(GstPad) src = gst_element_get_static_pad(lm, "src");
     gst_pad_add_probe(sink, GST_PAD_PROBE_TYPE_BUFFER, on_step_start, this, nullptr);
-    gst_pad_add_probe(
-        src, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
-        on_step_end, this, nullptr);
+    gst_pad_add_probe(src,
+                      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER |
+                                                   GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+                      on_step_end, this, nullptr);
     g_value_unset(&item);
   }
   gst_iterator_free(it);
@@ -189,7 +190,8 @@ gboolean Call::on_bus(GstBus*, GstMessage* message, gpointer self) {
     gst_message_parse_warning(message, &error, nullptr);
     g_message("call %d: %s: %s", call->id_, GST_OBJECT_NAME(message->src), error->message);
   }
-  if (GST_MESSAGE_TYPE(message) != GST_MESSAGE_ERROR && GST_MESSAGE_TYPE(message) != GST_MESSAGE_EOS)
+  if (GST_MESSAGE_TYPE(message) != GST_MESSAGE_ERROR &&
+      GST_MESSAGE_TYPE(message) != GST_MESSAGE_EOS)
     return G_SOURCE_CONTINUE;
   if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_ERROR) {
     g_autoptr(GError) error = nullptr;

@@ -172,8 +172,7 @@ bool load_config(int argc, char** argv, Config& config, std::string& error) {
   entries.push_back({"config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
                      "INI file with a [gateway] group (keys as the long options below)", "FILE"});
   for (size_t i = 0; i < all.size(); ++i)
-    entries.push_back(
-        {all[i].key, 0, 0, G_OPTION_ARG_STRING, &values[i], all[i].help, all[i].arg});
+    entries.push_back({all[i].key, 0, 0, G_OPTION_ARG_STRING, &values[i], all[i].help, all[i].arg});
   entries.push_back({nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr});
 
   g_autoptr(GOptionContext) context =

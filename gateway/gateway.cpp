@@ -75,9 +75,9 @@ Gateway::~Gateway() {
 }
 
 bool Gateway::start(std::string& error) {
-  media_address_ = !config_.media_address.empty()      ? config_.media_address
+  media_address_ = !config_.media_address.empty()   ? config_.media_address
                    : is_any(config_.listen_address) ? first_ipv4()
-                                                      : config_.listen_address;
+                                                    : config_.listen_address;
   ports_ = std::make_unique<PortPool>(config_.listen_address, config_.rtp_port_min,
                                       config_.rtp_port_max);
   loop_ = g_main_loop_new(nullptr, FALSE);
@@ -100,8 +100,8 @@ bool Gateway::load_model(std::string& error) {
   }
   warm_ = gst_pipeline_new("warm");
   gst_bin_add(GST_BIN(warm_), moshi);
-  g_object_set(moshi, "model", config_.model.c_str(), "device", config_.device.c_str(),
-               "threads", config_.threads, nullptr);
+  g_object_set(moshi, "model", config_.model.c_str(), "device", config_.device.c_str(), "threads",
+               config_.threads, nullptr);
   const bool has_weights = g_object_class_find_property(G_OBJECT_GET_CLASS(moshi), "weights");
   gst_util_set_object_arg(G_OBJECT(moshi), has_weights ? "weights" : "dtype",
                           config_.weights.c_str());
@@ -117,8 +117,9 @@ bool Gateway::load_model(std::string& error) {
   g_autoptr(GError) gerror = nullptr;
   g_autofree char* debug = nullptr;
   if (message) gst_message_parse_error(message, &gerror, &debug);
-  error = "cannot load the model '" + config_.model + "': " +
-          (gerror ? gerror->message : "unknown error") + (debug ? std::string(" (") + debug + ")" : "");
+  error = "cannot load the model '" + config_.model +
+          "': " + (gerror ? gerror->message : "unknown error") +
+          (debug ? std::string(" (") + debug + ")" : "");
   return false;
 }
 
@@ -127,10 +128,10 @@ bool Gateway::start_sip(std::string& error) {
   root_ = su_glib_root_create(nullptr);
   g_source_attach(su_glib_root_gsource(root_), nullptr);
   const bool v6 = config_.listen_address.find(':') != std::string::npos;
-  g_autofree char* url =
-      g_strdup_printf("sip:%s%s%s:%d%s%s", v6 ? "[" : "", config_.listen_address.c_str(),
-                      v6 ? "]" : "", config_.sip_port, config_.transports.size() == 1 ? ";transport=" : "",
-                      config_.transports.size() == 1 ? config_.transports[0].c_str() : "");
+  g_autofree char* url = g_strdup_printf(
+      "sip:%s%s%s:%d%s%s", v6 ? "[" : "", config_.listen_address.c_str(), v6 ? "]" : "",
+      config_.sip_port, config_.transports.size() == 1 ? ";transport=" : "",
+      config_.transports.size() == 1 ? config_.transports[0].c_str() : "");
   // Media off: the gateway reads the offer and writes the answer itself (sdp.h), so that it
   // chooses the codec and the RTP port of each call.
   nua_ = nua_create(root_, on_event, this, NUTAG_URL(url), NUTAG_MEDIA_ENABLE(0),
@@ -141,8 +142,7 @@ bool Gateway::start_sip(std::string& error) {
     return false;
   }
   g_message("listening for SIP on %s, RTP on %s ports %d-%d, at most %d calls", url,
-            media_address_.c_str(), config_.rtp_port_min, config_.rtp_port_max,
-            config_.max_calls);
+            media_address_.c_str(), config_.rtp_port_min, config_.rtp_port_max, config_.max_calls);
   return true;
 }
 
@@ -224,9 +224,8 @@ void Gateway::on_invite(nua_handle_t* nh, const sip_t* sip) {
     call->stop("media-failed");
     return reject(nh, 500, "media", caller);
   }
-  g_message("call %d from %s: %s/%d, RTP port %d <-> %s:%d", id, caller.c_str(),
-            offer.codec->name, offer.codec->clock_rate, call->port(),
-            offer.remote_address.c_str(), offer.remote_port);
+  g_message("call %d from %s: %s/%d, RTP port %d <-> %s:%d", id, caller.c_str(), offer.codec->name,
+            offer.codec->clock_rate, call->port(), offer.remote_address.c_str(), offer.remote_port);
   metrics_.call_answered();
   Call& placed = *(calls_[nh] = std::move(call));
   answer(nh, offer, placed);
@@ -249,8 +248,8 @@ void Gateway::on_reinvite(Call& call, nua_handle_t* nh, const sip_t* sip) {
 }
 
 void Gateway::answer(nua_handle_t* nh, const Offer& offer, Call& call) {
-  const std::string sdp =
-      answer_sdp(offer, media_address_, call.port(), session_id_ + call.id(), ++call.answer_version);
+  const std::string sdp = answer_sdp(offer, media_address_, call.port(), session_id_ + call.id(),
+                                     ++call.answer_version);
   nua_respond(nh, SIP_200_OK, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
               SIPTAG_PAYLOAD_STR(sdp.c_str()), TAG_END());
 }

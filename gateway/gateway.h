@@ -36,9 +36,8 @@ class Gateway {
   void run();
 
  private:
-  static void on_event(nua_event_t event, int status, const char* phrase, nua_t* nua,
-                       Gateway* self, nua_handle_t* nh, nua_hmagic_t*, const sip_t* sip,
-                       tagi_t tags[]);
+  static void on_event(nua_event_t event, int status, const char* phrase, nua_t* nua, Gateway* self,
+                       nua_handle_t* nh, nua_hmagic_t*, const sip_t* sip, tagi_t tags[]);
   bool load_model(std::string& error);
   bool start_sip(std::string& error);
   void on_invite(nua_handle_t* nh, const sip_t* sip);

@@ -43,14 +43,16 @@ std::string Metrics::render(const Live& live) const {
                   "# TYPE moshi_gateway_calls_rejected_total counter\n");
   for (const char* reason : {"busy", "codec", "sdp", "ports", "media", "shutdown"}) {
     const auto it = rejected_.find(reason);
-    g_string_append_printf(out, "moshi_gateway_calls_rejected_total{reason=\"%s\"} %" G_GUINT64_FORMAT "\n",
-                           reason, it == rejected_.end() ? 0 : it->second);
+    g_string_append_printf(
+        out, "moshi_gateway_calls_rejected_total{reason=\"%s\"} %" G_GUINT64_FORMAT "\n", reason,
+        it == rejected_.end() ? 0 : it->second);
   }
   g_string_append(out,
                   "# HELP moshi_gateway_calls_ended_total Answered calls that ended, by reason.\n"
                   "# TYPE moshi_gateway_calls_ended_total counter\n");
   for (const auto& [reason, count] : ended_)
-    g_string_append_printf(out, "moshi_gateway_calls_ended_total{reason=\"%s\"} %" G_GUINT64_FORMAT "\n",
+    g_string_append_printf(out,
+                           "moshi_gateway_calls_ended_total{reason=\"%s\"} %" G_GUINT64_FORMAT "\n",
                            reason.c_str(), count);
   g_string_append(out,
                   "# HELP moshi_gateway_step_seconds Time of one Moshi step (80 ms of audio).\n"
@@ -60,7 +62,8 @@ std::string Metrics::render(const Live& live) const {
     cumulative += buckets_[i];
     char le[G_ASCII_DTOSTR_BUF_SIZE] = "+Inf";
     if (i < kBuckets.size()) g_ascii_formatd(le, sizeof le, "%g", kBuckets[i]);
-    g_string_append_printf(out, "moshi_gateway_step_seconds_bucket{le=\"%s\"} %" G_GUINT64_FORMAT "\n",
+    g_string_append_printf(out,
+                           "moshi_gateway_step_seconds_bucket{le=\"%s\"} %" G_GUINT64_FORMAT "\n",
                            le, cumulative);
   }
   char sum[G_ASCII_DTOSTR_BUF_SIZE], rtf[G_ASCII_DTOSTR_BUF_SIZE];
@@ -68,7 +71,8 @@ std::string Metrics::render(const Live& live) const {
   g_ascii_dtostr(rtf, sizeof rtf, live.real_time_factor);
   g_string_append_printf(out,
                          "moshi_gateway_step_seconds_sum %s\n"
-                         "moshi_gateway_step_seconds_count %" G_GUINT64_FORMAT "\n"
+                         "moshi_gateway_step_seconds_count %" G_GUINT64_FORMAT
+                         "\n"
                          "# HELP moshi_gateway_real_time_factor Median step time over the frame "
                          "time, of the slowest call in progress (above 1: slower than real "
                          "time).\n"
@@ -99,8 +103,8 @@ bool MetricsServer::listen(const std::string& address, int port, std::string& er
   g_autoptr(GSocketAddress) where = g_inet_socket_address_new(inet, port);
   g_autoptr(GError) gerror = nullptr;
   if (!soup_server_listen(server_, where, static_cast<SoupServerListenOptions>(0), &gerror)) {
-    error = "cannot serve metrics on " + address + ":" + std::to_string(port) + ": " +
-            gerror->message;
+    error =
+        "cannot serve metrics on " + address + ":" + std::to_string(port) + ": " + gerror->message;
     return false;
   }
   return true;

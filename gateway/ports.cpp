@@ -7,8 +7,7 @@ namespace {
 // A UDP socket bound to address:port without SO_REUSEADDR, so a port in use is refused.
 GSocket* bind_udp(GInetAddress* address, int port) {
   const GSocketFamily family = g_inet_address_get_family(address);
-  GSocket* socket =
-      g_socket_new(family, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, nullptr);
+  GSocket* socket = g_socket_new(family, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, nullptr);
   if (!socket) return nullptr;
   g_autoptr(GSocketAddress) where = g_inet_socket_address_new(address, port);
   if (!g_socket_bind(socket, where, FALSE, nullptr)) {

@@ -11,14 +11,14 @@ namespace moshigw {
 // A codec the gateway can speak: its SDP name and clock, and the GStreamer elements that decode
 // its RTP and encode Moshi's voice into 20 ms packets.
 struct Codec {
-  const char* name;      // SDP encoding name, compared without case
-  int clock_rate;        // RTP clock rate (8000 for G.722, whose audio is 16 kHz)
-  int channels;          // channels in the SDP rtpmap (Opus is always 2 there)
-  int audio_rate;        // rate of the decoded audio and of the encoder's input
-  int static_pt;         // static payload type, -1 for a dynamic one
-  const char* caps_name; // encoding-name in the RTP caps
-  const char* depay;     // depayloader ! decoder
-  const char* pay;       // encoder ! payloader, with %d for the payload type
+  const char* name;       // SDP encoding name, compared without case
+  int clock_rate;         // RTP clock rate (8000 for G.722, whose audio is 16 kHz)
+  int channels;           // channels in the SDP rtpmap (Opus is always 2 there)
+  int audio_rate;         // rate of the decoded audio and of the encoder's input
+  int static_pt;          // static payload type, -1 for a dynamic one
+  const char* caps_name;  // encoding-name in the RTP caps
+  const char* depay;      // depayloader ! decoder
+  const char* pay;        // encoder ! payloader, with %d for the payload type
 };
 
 // The four codecs: opus, G722, PCMU, PCMA. nullptr if `name` is none of them.
