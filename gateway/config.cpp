@@ -210,7 +210,9 @@ bool validate_config(const Config& config, std::string& error) {
       return false;
     }
   }
-  if (config.rtp_port_max - config.rtp_port_min < 1) {
+  // Pairs start on an even port (RFC 3550: RTP even, RTCP the next odd one).
+  const int first = config.rtp_port_min + (config.rtp_port_min & 1);
+  if (config.rtp_port_max - first < 1) {
     error = "the RTP port range holds no port pair";
     return false;
   }

@@ -5,6 +5,7 @@
 #include <sofia-sip/su_alloc.h>
 
 #include <memory>
+#include <string>
 
 namespace moshigw {
 
@@ -108,7 +109,10 @@ Offer negotiate(const std::string& sdp, const std::vector<std::string>& preferen
     MediaLine line;
     line.type = m->m_type_name ? m->m_type_name : "audio";
     line.proto = m->m_proto_name ? m->m_proto_name : "RTP/AVP";
-    line.format = m->m_format && m->m_format->l_text ? m->m_format->l_text : "0";
+    // RTP formats are parsed into rtpmaps, others stay in the format list.
+    line.format = m->m_rtpmaps                         ? std::to_string(m->m_rtpmaps->rm_pt)
+                  : m->m_format && m->m_format->l_text ? m->m_format->l_text
+                                                       : "0";
     line.chosen = !offer.codec && take_audio(s, m, preference, offer);
     offer.lines.push_back(line);
   }

@@ -153,12 +153,11 @@ GatewayProcess::GatewayProcess(const TempDir& dir, const GatewayOptions& o) {
       std::to_string(rtp_min) + "-" + std::to_string(rtp_min + 2 * o.rtp_pairs - 1),
       "--metrics-port",
       std::to_string(metrics_port),
-      "--max-calls",
-      std::to_string(o.max_calls),
       "--rtp-timeout",
       std::to_string(o.rtp_timeout),
       "--threads",
       "1"};
+  if (o.max_calls > 0) argv.insert(argv.end(), {"--max-calls", std::to_string(o.max_calls)});
   argv.insert(argv.end(), o.extra.begin(), o.extra.end());
   process = std::make_unique<Process>(argv, dir.path("gateway.log"));
 }

@@ -49,7 +49,7 @@ class Process {
 };
 
 struct GatewayOptions {
-  int max_calls = 4;
+  int max_calls = 4;  // 0: not given on the command line
   int rtp_pairs = 4;
   double rtp_timeout = 10;
   std::vector<std::string> extra;

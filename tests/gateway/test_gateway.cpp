@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <cmath>
 #include <csignal>
+#include <fstream>
 
 #include "gateway_harness.h"
 
@@ -108,8 +109,11 @@ TEST(Gateway, EachCodecAnsweredHeardAndFreed) {
 TEST(Gateway, ThreeCallsAtOnceAndAFourthIsBusy) {
   REQUIRE_BARESIP();
   TempDir dir;
+  // The limit comes from a configuration file, as an operator would give it.
+  std::ofstream(dir.path("gateway.ini")) << "[gateway]\n# at most three\nmax-calls = 3\n";
   GatewayOptions options;
-  options.max_calls = 3;
+  options.max_calls = 0;
+  options.extra = {"--config", dir.path("gateway.ini")};
   GatewayProcess gw(dir, options);
   ASSERT_TRUE(gw.started()) << gw.log();
   std::vector<std::unique_ptr<Caller>> callers;
