@@ -2,6 +2,8 @@
 # Telephony / RTP gateway: a caller's voice arrives as RTP on UDP, goes through Moshi, and Moshi's
 # voice leaves as RTP for another port. CODEC=pcmu is G.711 mu-law at 8 kHz (payload type 0, 20 ms
 # packets, what SIP phones send); CODEC=opus is Opus at 48 kHz (payload type 96).
+# This is the media path only: for real calls over SIP (codec negotiation, a port pair and a
+# conversation per call, many calls at once) use moshi-gateway, see docs/GATEWAY.md.
 #
 #   IN_PORT=5004 OUT_HOST=127.0.0.1 OUT_PORT=5006 CODEC=pcmu pipelines/rtp-gateway.sh
 #

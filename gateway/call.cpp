@@ -1,0 +1,238 @@
+#include "call.h"
+
+#include <gst/rtp/gstrtpbuffer.h>
+
+#include <algorithm>
+
+namespace moshigw {
+
+namespace {
+
+std::string pipeline_description(const Config& config, const Offer& offer) {
+  const Codec& c = *offer.codec;
+  g_autofree char* pay = g_strdup_printf(c.pay, offer.pt);
+  const char* text_sink = config.transcript_dir.empty()
+                              ? "fakesink sync=false async=false"
+                              : "filesink name=text sync=false async=false";
+  g_autofree char* description = g_strdup_printf(
+      "udpsrc name=rtpsrc close-socket=false caps=\"application/x-rtp,media=audio,"
+      "clock-rate=%d,encoding-name=%s,payload=%d\" ! rtpjitterbuffer latency=60 ! %s ! "
+      "audioconvert ! audioresample ! moshibin name=moshi ! audioconvert ! audioresample ! "
+      "audio/x-raw,rate=%d,channels=1 ! %s ! valve name=hold ! "
+      "udpsink name=rtpsink close-socket=false async=false "
+      "moshi.text_src ! queue ! %s",
+      c.clock_rate, c.caps_name, offer.pt, c.depay, c.audio_rate, pay, text_sink);
+  return description;
+}
+
+// A child of `bin` by name, set with `name`=`value` (the child's own reference is kept by bin).
+GstElement* child(GstElement* bin, const char* name) {
+  GstElement* element = gst_bin_get_by_name(GST_BIN(bin), name);
+  if (element) gst_object_unref(element);
+  return element;
+}
+
+// The first error on the pipeline's bus, for a failed state change.
+std::string pop_error(GstElement* pipeline) {
+  g_autoptr(GstBus) bus = gst_element_get_bus(pipeline);
+  g_autoptr(GstMessage) message = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+  if (!message) return "the pipeline did not start";
+  g_autoptr(GError) error = nullptr;
+  g_autofree char* debug = nullptr;
+  gst_message_parse_error(message, &error, &debug);
+  return std::string(error->message) + (debug ? std::string(" (") + debug + ")" : "");
+}
+
+}  // namespace
+
+Call::Call(int id, std::string caller, Metrics& metrics,
+           std::function<void(int, const char*)> hangup)
+    : id_(id), caller_(std::move(caller)), metrics_(metrics), hangup_(std::move(hangup)) {}
+
+Call::~Call() {
+  stop("destroyed");
+}
+
+bool Call::start(const Config& config, const Offer& offer, std::unique_ptr<RtpPorts> ports,
+                 uint64_t seed, std::string& error) {
+  offer_ = offer;
+  ports_ = std::move(ports);
+  seed_ = seed;
+  started_us_ = g_get_monotonic_time();
+  if (!build(config, error)) return false;
+  update(offer);
+  if (gst_element_set_state(pipeline_, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+    error = pop_error(pipeline_);
+    return false;
+  }
+  g_autoptr(GstBus) bus = gst_element_get_bus(pipeline_);
+  bus_watch_ = gst_bus_add_watch(bus, on_bus, this);
+  return true;
+}
+
+bool Call::build(const Config& config, std::string& error) {
+  g_autoptr(GError) gerror = nullptr;
+  pipeline_ = gst_parse_launch(pipeline_description(config, offer_).c_str(), &gerror);
+  if (!pipeline_ || gerror) {
+    error = std::string("cannot build the call's pipeline: ") +
+            (gerror ? gerror->message : "unknown error");
+    return false;
+  }
+  g_object_set(child(pipeline_, "rtpsrc"), "socket", ports_->rtp, nullptr);
+  g_object_set(child(pipeline_, "rtpsink"), "socket", ports_->rtp, nullptr);
+  if (GstElement* text = child(pipeline_, "text")) {
+    g_autofree char* name = g_strdup_printf("call-%d.txt", id_);
+    g_autofree char* path = g_build_filename(config.transcript_dir.c_str(), name, nullptr);
+    g_object_set(text, "location", path, nullptr);
+  }
+  moshi_ = child(pipeline_, "moshi");
+  set_moshi(config);
+  watch_probes();
+  return true;
+}
+
+void Call::set_moshi(const Config& config) {
+  g_object_set(moshi_, "model", config.model.c_str(), "device", config.device.c_str(), "threads",
+               config.threads, "seed", static_cast<guint64>(seed_), nullptr);
+  // Builds with the weight formats have 'weights'; 'dtype' is the older string property.
+  const bool has_weights = g_object_class_find_property(G_OBJECT_GET_CLASS(moshi_), "weights");
+  gst_util_set_object_arg(G_OBJECT(moshi_), has_weights ? "weights" : "dtype",
+                          config.weights.c_str());
+}
+
+// RTP from the caller is timed and filtered (only the negotiated payload type goes on: DTMF
+// telephone-events and strays are dropped); moshilm's steps are timed for the metrics.
+void Call::watch_probes() {
+  g_autoptr(GstPad) rtp = gst_element_get_static_pad(child(pipeline_, "rtpsrc"), "src");
+  gst_pad_add_probe(rtp, GST_PAD_PROBE_TYPE_BUFFER, on_rtp, this, nullptr);
+  GstIterator* it = gst_bin_iterate_all_by_element_factory_name(GST_BIN(moshi_), "moshilm");
+  GValue item = G_VALUE_INIT;
+  if (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    GstElement* lm = GST_ELEMENT(g_value_get_object(&item));
+    g_autoptr(GstPad) sink = gst_element_get_static_pad(lm, "sink");
+    g_autoptr(GstPad) src = gst_element_get_static_pad(lm, "src");
+    gst_pad_add_probe(sink, GST_PAD_PROBE_TYPE_BUFFER, on_step_start, this, nullptr);
+    gst_pad_add_probe(src,
+                      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER |
+                                                   GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+                      on_step_end, this, nullptr);
+    g_value_unset(&item);
+  }
+  gst_iterator_free(it);
+}
+
+void Call::update(const Offer& offer) {
+  const bool was_sending = offer_.direction & kSendOnly;
+  offer_.remote_address = offer.remote_address;
+  offer_.remote_port = offer.remote_port;
+  offer_.direction = offer.direction;
+  if (!pipeline_) return;
+  // Hold: the caller does not want to receive, so Moshi's voice is dropped before the socket.
+  g_object_set(child(pipeline_, "hold"), "drop", !(offer.direction & kRecvOnly), nullptr);
+  if (offer.direction & kRecvOnly)
+    g_object_set(child(pipeline_, "rtpsink"), "host", offer.remote_address.c_str(), "port",
+                 offer.remote_port, nullptr);
+  // Resumed: the time-out counts from now, not from the last packet before the hold.
+  if (!was_sending && (offer.direction & kSendOnly)) last_rtp_us_ = g_get_monotonic_time();
+}
+
+void Call::stop(const char* reason) {
+  if (stopped_) return;
+  stopped_ = true;
+  guint64 steps = 0;
+  double median_ms = 0;
+  if (moshi_) {
+    GstStructure* stats = nullptr;
+    g_object_get(moshi_, "stats", &stats, nullptr);
+    if (stats) {
+      gst_structure_get_uint64(stats, "steps", &steps);
+      gst_structure_get_double(stats, "median-step-ms", &median_ms);
+      gst_structure_free(stats);
+    }
+  }
+  if (bus_watch_) g_source_remove(bus_watch_);
+  bus_watch_ = 0;
+  if (pipeline_) {
+    gst_element_set_state(pipeline_, GST_STATE_NULL);
+    gst_object_unref(pipeline_);
+  }
+  pipeline_ = moshi_ = nullptr;
+  ports_.reset();
+  if (!offer_.codec) return;  // never started: nothing to report
+  const double seconds = (g_get_monotonic_time() - started_us_) / 1e6;
+  g_message("call %d ended (%s): caller %s, codec %s/%d, %.1f s, seed %" G_GUINT64_FORMAT
+            ", %" G_GUINT64_FORMAT " steps, median step %.2f ms",
+            id_, reason, caller_.c_str(), offer_.codec->name, offer_.codec->clock_rate, seconds,
+            seed_, steps, median_ms);
+}
+
+bool Call::rtp_timed_out(gint64 now_us, gint64 timeout_us) const {
+  if (stopped_ || !(offer_.direction & kSendOnly)) return false;
+  return now_us - std::max(started_us_, last_rtp_us_.load()) > timeout_us;
+}
+
+double Call::real_time_factor() const {
+  if (!moshi_) return 0;
+  GstStructure* stats = nullptr;
+  g_object_get(moshi_, "stats", &stats, nullptr);
+  double rtf = 0;
+  if (stats) {
+    gst_structure_get_double(stats, "real-time-factor", &rtf);
+    gst_structure_free(stats);
+  }
+  return rtf;
+}
+
+gboolean Call::on_bus(GstBus*, GstMessage* message, gpointer self) {
+  auto* call = static_cast<Call*>(self);
+  if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_WARNING) {
+    g_autoptr(GError) error = nullptr;
+    gst_message_parse_warning(message, &error, nullptr);
+    g_message("call %d: %s: %s", call->id_, GST_OBJECT_NAME(message->src), error->message);
+  }
+  if (GST_MESSAGE_TYPE(message) != GST_MESSAGE_ERROR &&
+      GST_MESSAGE_TYPE(message) != GST_MESSAGE_EOS)
+    return G_SOURCE_CONTINUE;
+  if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_ERROR) {
+    g_autoptr(GError) error = nullptr;
+    g_autofree char* debug = nullptr;
+    gst_message_parse_error(message, &error, &debug);
+    g_warning("call %d: %s: %s (%s)", call->id_, GST_OBJECT_NAME(message->src), error->message,
+              debug ? debug : "");
+  }
+  // The gateway stops this call (and its bus watch) and sends BYE; this object stays alive
+  // until the dialog ends.
+  call->bus_watch_ = 0;
+  call->hangup_(call->id_, "media-error");
+  return G_SOURCE_REMOVE;
+}
+
+GstPadProbeReturn Call::on_rtp(GstPad*, GstPadProbeInfo* info, gpointer self) {
+  auto* call = static_cast<Call*>(self);
+  GstRTPBuffer rtp = GST_RTP_BUFFER_INIT;
+  if (!gst_rtp_buffer_map(GST_PAD_PROBE_INFO_BUFFER(info), GST_MAP_READ, &rtp))
+    return GST_PAD_PROBE_DROP;
+  const int pt = gst_rtp_buffer_get_payload_type(&rtp);
+  gst_rtp_buffer_unmap(&rtp);
+  if (pt != call->offer_.pt) return GST_PAD_PROBE_DROP;
+  call->last_rtp_us_ = g_get_monotonic_time();
+  return GST_PAD_PROBE_OK;
+}
+
+GstPadProbeReturn Call::on_step_start(GstPad*, GstPadProbeInfo*, gpointer self) {
+  static_cast<Call*>(self)->step_start_us_ = g_get_monotonic_time();
+  return GST_PAD_PROBE_OK;
+}
+
+// moshilm pushes one buffer per step, or a GAP event while it has no output yet.
+GstPadProbeReturn Call::on_step_end(GstPad*, GstPadProbeInfo* info, gpointer self) {
+  auto* call = static_cast<Call*>(self);
+  if ((info->type & GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM) &&
+      GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info)) != GST_EVENT_GAP)
+    return GST_PAD_PROBE_OK;
+  const gint64 start = call->step_start_us_.exchange(0);
+  if (start) call->metrics_.observe_step((g_get_monotonic_time() - start) / 1e6);
+  return GST_PAD_PROBE_OK;
+}
+
+}  // namespace moshigw

@@ -1,0 +1,222 @@
+#include "config.h"
+
+#include <glib.h>
+
+#include <functional>
+#include <memory>
+
+namespace moshigw {
+
+namespace {
+
+using Setter = std::function<bool(Config&, const char*)>;
+
+// One setting: its key in the [gateway] group of the file, which is also its flag (--key).
+struct Setting {
+  const char* key;
+  const char* arg;
+  const char* help;
+  Setter set;
+};
+
+bool to_int(const char* text, int64_t min, int64_t max, int64_t* out) {
+  return g_ascii_string_to_signed(text, 10, min, max, out, nullptr);
+}
+
+Setter int_setter(int Config::*field, int min, int max) {
+  return [field, min, max](Config& c, const char* text) {
+    int64_t value = 0;
+    if (!to_int(text, min, max, &value)) return false;
+    c.*field = static_cast<int>(value);
+    return true;
+  };
+}
+
+Setter string_setter(std::string Config::*field) {
+  return [field](Config& c, const char* text) {
+    c.*field = text;
+    return true;
+  };
+}
+
+Setter list_setter(std::vector<std::string> Config::*field) {
+  return [field](Config& c, const char* text) {
+    g_auto(GStrv) parts = g_strsplit(text, ",", -1);
+    std::vector<std::string> items;
+    for (char** p = parts; *p; ++p) {
+      g_strstrip(*p);
+      if (**p) items.emplace_back(*p);
+    }
+    if (items.empty()) return false;
+    c.*field = items;
+    return true;
+  };
+}
+
+bool set_port_range(Config& c, const char* text) {
+  g_auto(GStrv) parts = g_strsplit(text, "-", 2);
+  int64_t min = 0, max = 0;
+  if (!parts[0] || !parts[1] || !to_int(g_strstrip(parts[0]), 1024, 65534, &min) ||
+      !to_int(g_strstrip(parts[1]), 1025, 65535, &max) || max < min + 1)
+    return false;
+  c.rtp_port_min = static_cast<int>(min);
+  c.rtp_port_max = static_cast<int>(max);
+  return true;
+}
+
+bool set_timeout(Config& c, const char* text) {
+  char* end = nullptr;
+  const double value = g_ascii_strtod(text, &end);
+  if (end == text || *end || !(value > 0 && value <= 3600)) return false;
+  c.rtp_timeout_s = value;
+  return true;
+}
+
+bool set_seed(Config& c, const char* text) {
+  int64_t value = 0;
+  if (!to_int(text, -1, G_MAXINT64, &value)) return false;
+  c.seed = value;
+  return true;
+}
+
+const std::vector<Setting>& settings() {
+  static const std::vector<Setting> all = {
+      {"model", "MODEL",
+       "Moshi repository: a directory laid out as Kyutai's, or a repository id in the local "
+       "Hugging Face cache (default kyutai/moshiko-pytorch-bf16)",
+       string_setter(&Config::model)},
+      {"weights", "FORMAT",
+       "weight format of the language model: bfloat16 (default) or float32, and int8 or int4 "
+       "where moshibin offers them",
+       string_setter(&Config::weights)},
+      {"device", "DEVICE", "cpu (default), cuda or cuda:N", string_setter(&Config::device)},
+      {"threads", "N", "compute threads for the whole process, 0 for one per core (default)",
+       int_setter(&Config::threads, 0, 1024)},
+      {"seed", "N",
+       "sampling seed: call N of this process gets seed+N; -1 (default) for a random seed per "
+       "call",
+       set_seed},
+      {"listen", "ADDRESS", "address the SIP transports bind to (default 127.0.0.1)",
+       string_setter(&Config::listen_address)},
+      {"sip-port", "PORT", "SIP port (default 5060)", int_setter(&Config::sip_port, 1, 65535)},
+      {"transports", "LIST", "SIP transports, udp and/or tcp (default udp,tcp)",
+       list_setter(&Config::transports)},
+      {"media-address", "ADDRESS",
+       "address for RTP, put in the SDP answers (default: the listen address, or the first "
+       "non-loopback IPv4 address when listening on 0.0.0.0)",
+       string_setter(&Config::media_address)},
+      {"rtp-ports", "MIN-MAX",
+       "RTP port range; each call takes an even port for RTP and the next for RTCP "
+       "(default 20000-20999)",
+       set_port_range},
+      {"max-calls", "N", "concurrent calls; more are answered 486 Busy Here (default 4)",
+       int_setter(&Config::max_calls, 1, 10000)},
+      {"rtp-timeout", "SECONDS",
+       "hang up (BYE) a call whose RTP stops for this long, unless on hold (default 10)",
+       set_timeout},
+      {"codecs", "LIST",
+       "codecs in order of preference, from opus, G722, PCMU, PCMA (default "
+       "opus,G722,PCMU,PCMA)",
+       list_setter(&Config::codecs)},
+      {"transcript-dir", "DIR", "write Moshi's text of each call to DIR/call-<id>.txt",
+       string_setter(&Config::transcript_dir)},
+      {"metrics-address", "ADDRESS", "address of the HTTP /metrics endpoint (default 127.0.0.1)",
+       string_setter(&Config::metrics_address)},
+      {"metrics-port", "PORT", "port of the HTTP /metrics endpoint, 0 for none (default 9090)",
+       int_setter(&Config::metrics_port, 0, 65535)},
+  };
+  return all;
+}
+
+bool apply(Config& config, const Setting& s, const char* value, const char* origin,
+           std::string& error) {
+  if (s.set(config, value)) return true;
+  error = std::string("invalid value '") + value + "' for '" + s.key + "' (" + origin + ")";
+  return false;
+}
+
+bool load_file(const char* path, Config& config, std::string& error) {
+  g_autoptr(GKeyFile) file = g_key_file_new();
+  g_autoptr(GError) gerror = nullptr;
+  if (!g_key_file_load_from_file(file, path, G_KEY_FILE_NONE, &gerror)) {
+    error = std::string("cannot read ") + path + ": " + gerror->message;
+    return false;
+  }
+  g_auto(GStrv) keys = g_key_file_get_keys(file, "gateway", nullptr, nullptr);
+  for (char** key = keys; key && *key; ++key) {
+    const Setting* match = nullptr;
+    for (const Setting& s : settings())
+      if (g_str_equal(s.key, *key)) match = &s;
+    if (!match) {
+      error = std::string(path) + ": unknown key '" + *key + "' in [gateway]";
+      return false;
+    }
+    g_autofree char* value = g_key_file_get_string(file, "gateway", *key, nullptr);
+    if (!apply(config, *match, value ? value : "", path, error)) return false;
+  }
+  return true;
+}
+
+const char* const kDescription =
+    "Every option may also be set in the [gateway] group of the --config file, with the\n"
+    "option's name as key (for example 'max-calls=8'); a flag overrides the file.\n"
+    "See docs/GATEWAY.md.";
+
+}  // namespace
+
+bool load_config(int argc, char** argv, Config& config, std::string& error) {
+  const auto& all = settings();
+  std::vector<char*> values(all.size(), nullptr);
+  std::vector<GOptionEntry> entries;
+  char* config_path = nullptr;
+  entries.push_back({"config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
+                     "INI file with a [gateway] group (keys as the long options below)", "FILE"});
+  for (size_t i = 0; i < all.size(); ++i)
+    entries.push_back({all[i].key, 0, 0, G_OPTION_ARG_STRING, &values[i], all[i].help, all[i].arg});
+  entries.push_back({nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr});
+
+  g_autoptr(GOptionContext) context =
+      g_option_context_new("- answers SIP calls with Moshi, one conversation per call");
+  g_option_context_add_main_entries(context, entries.data(), nullptr);
+  g_option_context_set_description(context, kDescription);
+  g_autoptr(GError) gerror = nullptr;
+  bool ok = g_option_context_parse(context, &argc, &argv, &gerror);
+  if (!ok) error = gerror->message;
+  if (ok && argc > 1) {
+    error = std::string("unexpected argument '") + argv[1] + "'";
+    ok = false;
+  }
+  if (ok && config_path) ok = load_file(config_path, config, error);
+  for (size_t i = 0; ok && i < all.size(); ++i)
+    if (values[i]) ok = apply(config, all[i], values[i], "command line", error);
+  for (char* v : values) g_free(v);
+  g_free(config_path);
+  return ok && validate_config(config, error);
+}
+
+bool validate_config(const Config& config, std::string& error) {
+  static const char* const kCodecs[] = {"opus", "G722", "PCMU", "PCMA"};
+  for (const std::string& codec : config.codecs) {
+    bool known = false;
+    for (const char* k : kCodecs) known = known || g_ascii_strcasecmp(k, codec.c_str()) == 0;
+    if (!known) {
+      error = "unknown codec '" + codec + "' (known: opus, G722, PCMU, PCMA)";
+      return false;
+    }
+  }
+  for (const std::string& t : config.transports) {
+    if (t != "udp" && t != "tcp") {
+      error = "unknown transport '" + t + "' (known: udp, tcp)";
+      return false;
+    }
+  }
+  // Pairs start on an even port (RFC 3550: RTP even, RTCP the next odd one).
+  const int first = config.rtp_port_min + (config.rtp_port_min & 1);
+  if (config.rtp_port_max - first < 1) {
+    error = "the RTP port range holds no port pair";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace moshigw

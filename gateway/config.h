@@ -1,0 +1,42 @@
+// The gateway's settings: defaults, an optional INI file ([gateway] group) and command-line flags,
+// in that order of precedence (a flag beats the file, the file beats the default).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace moshigw {
+
+struct Config {
+  // Moshi
+  std::string model = "kyutai/moshiko-pytorch-bf16";
+  std::string weights = "bfloat16";  // moshibin's 'weights' (or 'dtype' where it has no 'weights')
+  std::string device = "cpu";
+  int threads = 0;
+  int64_t seed = -1;  // -1: a random seed per call; else call N gets seed + N
+  // SIP
+  std::string listen_address = "127.0.0.1";
+  int sip_port = 5060;
+  std::vector<std::string> transports = {"udp", "tcp"};
+  // Media
+  std::string media_address;  // address in the SDP and of the RTP sockets; empty: listen_address
+  int rtp_port_min = 20000;
+  int rtp_port_max = 20999;
+  int max_calls = 4;
+  double rtp_timeout_s = 10.0;
+  std::vector<std::string> codecs = {"opus", "G722", "PCMU", "PCMA"};
+  // Operators
+  std::string transcript_dir;  // empty: no transcripts
+  std::string metrics_address = "127.0.0.1";
+  int metrics_port = 9090;  // 0: no metrics endpoint
+};
+
+// Fills `config` from argv and the file named by --config. Returns false and sets `error` on a
+// bad flag, file or value. --help prints the options and exits.
+bool load_config(int argc, char** argv, Config& config, std::string& error);
+
+// Checks values that flags and files cannot check by type: ranges, codec and transport names.
+bool validate_config(const Config& config, std::string& error);
+
+}  // namespace moshigw

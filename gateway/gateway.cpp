@@ -1,0 +1,353 @@
+#include "gateway.h"
+
+#include <arpa/inet.h>
+#include <glib-unix.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/su_glib.h>
+#include <sofia-sip/url.h>
+
+#include <algorithm>
+#include <csignal>
+
+namespace moshigw {
+
+namespace {
+
+constexpr const char* kAllow = "INVITE, ACK, BYE, CANCEL, OPTIONS";
+constexpr guint kTimerMs = 250;
+constexpr gint64 kShutdownGraceUs = 3 * G_USEC_PER_SEC;
+
+bool is_any(const std::string& address) {
+  return address == "0.0.0.0" || address == "::";
+}
+
+// The first IPv4 address that is up and not loopback, for SDP when listening on every address.
+std::string first_ipv4() {
+  struct ifaddrs* list = nullptr;
+  std::string found = "127.0.0.1";
+  if (getifaddrs(&list) != 0) return found;
+  for (struct ifaddrs* i = list; i; i = i->ifa_next) {
+    if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+    char text[INET_ADDRSTRLEN];
+    const auto* in = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+    inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
+    if (g_str_has_prefix(text, "127.")) continue;
+    found = text;
+    break;
+  }
+  freeifaddrs(list);
+  return found;
+}
+
+std::string caller_of(const sip_t* sip) {
+  su_home_t home[1] = {SU_HOME_INIT(home)};
+  const char* url = sip && sip->sip_from ? url_as_string(home, sip->sip_from->a_url) : nullptr;
+  std::string caller = url ? url : "unknown";
+  su_home_deinit(home);
+  return caller;
+}
+
+std::string payload_of(const sip_t* sip) {
+  if (!sip || !sip->sip_payload || !sip->sip_payload->pl_data) return "";
+  return std::string(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
+}
+
+}  // namespace
+
+Gateway::Gateway(Config config) : config_(std::move(config)) {
+  session_id_ = g_get_real_time() / G_USEC_PER_SEC;
+}
+
+Gateway::~Gateway() {
+  calls_.clear();
+  if (timer_) g_source_remove(timer_);
+  if (nua_) nua_destroy(nua_);
+  if (root_) su_root_destroy(root_);
+  su_deinit();
+  if (warm_) {
+    gst_element_set_state(warm_, GST_STATE_NULL);
+    gst_object_unref(warm_);
+  }
+  metrics_server_.reset();
+  if (loop_) g_main_loop_unref(loop_);
+}
+
+bool Gateway::start(std::string& error) {
+  media_address_ = !config_.media_address.empty()   ? config_.media_address
+                   : is_any(config_.listen_address) ? first_ipv4()
+                                                    : config_.listen_address;
+  ports_ = std::make_unique<PortPool>(config_.listen_address, config_.rtp_port_min,
+                                      config_.rtp_port_max);
+  loop_ = g_main_loop_new(nullptr, FALSE);
+  if (!load_model(error) || !start_sip(error)) return false;
+  if (config_.metrics_port > 0) {
+    metrics_server_ = std::make_unique<MetricsServer>(metrics_, [this] { return live(); });
+    if (!metrics_server_->listen(config_.metrics_address, config_.metrics_port, error))
+      return false;
+  }
+  return true;
+}
+
+// A moshibin held in PAUSED loads the model once, checks it before any call comes, and keeps the
+// weights in the process-wide cache that every call's moshibin then shares.
+bool Gateway::load_model(std::string& error) {
+  GstElement* moshi = gst_element_factory_make("moshibin", "moshi");
+  if (!moshi) {
+    error = "no moshibin element: install gst-moshi, or set GST_PLUGIN_PATH to the build tree";
+    return false;
+  }
+  warm_ = gst_pipeline_new("warm");
+  gst_bin_add(GST_BIN(warm_), moshi);
+  g_object_set(moshi, "model", config_.model.c_str(), "device", config_.device.c_str(), "threads",
+               config_.threads, nullptr);
+  const bool has_weights = g_object_class_find_property(G_OBJECT_GET_CLASS(moshi), "weights");
+  gst_util_set_object_arg(G_OBJECT(moshi), has_weights ? "weights" : "dtype",
+                          config_.weights.c_str());
+  const gint64 begin = g_get_monotonic_time();
+  if (gst_element_set_state(warm_, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE) {
+    g_message("model %s loaded in %.1f s (%s, %s)", config_.model.c_str(),
+              (g_get_monotonic_time() - begin) / 1e6, config_.device.c_str(),
+              config_.weights.c_str());
+    return true;
+  }
+  g_autoptr(GstBus) bus = gst_element_get_bus(warm_);
+  g_autoptr(GstMessage) message = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+  g_autoptr(GError) gerror = nullptr;
+  g_autofree char* debug = nullptr;
+  if (message) gst_message_parse_error(message, &gerror, &debug);
+  error = "cannot load the model '" + config_.model +
+          "': " + (gerror ? gerror->message : "unknown error") +
+          (debug ? std::string(" (") + debug + ")" : "");
+  return false;
+}
+
+bool Gateway::start_sip(std::string& error) {
+  su_init();
+  root_ = su_glib_root_create(nullptr);
+  g_source_attach(su_glib_root_gsource(root_), nullptr);
+  const bool v6 = config_.listen_address.find(':') != std::string::npos;
+  g_autofree char* url = g_strdup_printf(
+      "sip:%s%s%s:%d%s%s", v6 ? "[" : "", config_.listen_address.c_str(), v6 ? "]" : "",
+      config_.sip_port, config_.transports.size() == 1 ? ";transport=" : "",
+      config_.transports.size() == 1 ? config_.transports[0].c_str() : "");
+  // Media off: the gateway reads the offer and writes the answer itself (sdp.h), so that it
+  // chooses the codec and the RTP port of each call.
+  nua_ = nua_create(root_, on_event, this, NUTAG_URL(url), NUTAG_MEDIA_ENABLE(0),
+                    SIPTAG_USER_AGENT_STR("moshi-gateway/" GATEWAY_VERSION),
+                    SIPTAG_ALLOW_STR(kAllow), TAG_END());
+  if (!nua_) {
+    error = std::string("cannot listen for SIP on ") + url + " (address or port in use?)";
+    return false;
+  }
+  g_message("listening for SIP on %s, RTP on %s ports %d-%d, at most %d calls", url,
+            media_address_.c_str(), config_.rtp_port_min, config_.rtp_port_max, config_.max_calls);
+  return true;
+}
+
+void Gateway::run() {
+  auto on_signal = [](gpointer self) -> gboolean {
+    static_cast<Gateway*>(self)->shutdown();
+    return G_SOURCE_CONTINUE;
+  };
+  const guint sigint = g_unix_signal_add(SIGINT, on_signal, this);
+  const guint sigterm = g_unix_signal_add(SIGTERM, on_signal, this);
+  timer_ = g_timeout_add(
+      kTimerMs,
+      [](gpointer self) -> gboolean {
+        static_cast<Gateway*>(self)->check_timeouts();
+        return G_SOURCE_CONTINUE;
+      },
+      this);
+  g_main_loop_run(loop_);
+  g_source_remove(sigint);
+  g_source_remove(sigterm);
+  g_message("stopped: %zu calls left", calls_.size());
+}
+
+void Gateway::on_event(nua_event_t event, int status, const char* phrase, nua_t*, Gateway* self,
+                       nua_handle_t* nh, nua_hmagic_t*, const sip_t* sip, tagi_t tags[]) {
+  const auto it = self->calls_.find(nh);
+  Call* call = it == self->calls_.end() ? nullptr : it->second.get();
+  switch (event) {
+    case nua_i_invite:
+      if (call)
+        self->on_reinvite(*call, nh, sip);
+      else
+        self->on_invite(nh, sip);
+      break;
+    case nua_i_state:
+      self->on_state(nh, tags);
+      break;
+    case nua_i_bye:
+    case nua_i_cancel:
+      if (call && !call->stopped()) {
+        const char* reason = event == nua_i_bye ? "remote-bye" : "cancel";
+        call->stop(reason);
+        self->metrics_.call_ended(reason);
+      }
+      break;
+    case nua_i_options:
+      // Answered by the stack (200 OK with Allow); the handle it made is not needed.
+      if (!call) nua_handle_destroy(nh);
+      break;
+    case nua_r_shutdown:
+      if (status >= 200) g_main_loop_quit(self->loop_);
+      break;
+    case nua_i_error:
+      g_message("SIP error %d %s", status, phrase ? phrase : "");
+      break;
+    default:
+      break;
+  }
+}
+
+void Gateway::on_invite(nua_handle_t* nh, const sip_t* sip) {
+  const std::string caller = caller_of(sip);
+  if (shutting_down_) return reject(nh, 503, "shutdown", caller);
+  if (active_calls() >= config_.max_calls) return reject(nh, 486, "busy", caller);
+  const std::string sdp = payload_of(sip);
+  if (sdp.empty()) return reject(nh, 488, "sdp", caller + ": no SDP offer in the INVITE");
+  const Offer offer = negotiate(sdp, config_.codecs);
+  if (offer.status)
+    return reject(nh, offer.status, offer.status == 400 ? "sdp" : "codec",
+                  caller + ": " + offer.reason);
+  auto ports = ports_->allocate();
+  if (!ports) return reject(nh, 503, "ports", caller + ": no free RTP port pair");
+  const int id = next_id_++;
+  auto call = std::make_unique<Call>(id, caller, metrics_,
+                                     [this](int id, const char* reason) { hangup(id, reason); });
+  std::string error;
+  if (!call->start(config_, offer, std::move(ports), next_seed(), error)) {
+    g_warning("call %d from %s: %s", id, caller.c_str(), error.c_str());
+    call->stop("media-failed");
+    return reject(nh, 500, "media", caller);
+  }
+  g_message("call %d from %s: %s/%d, RTP port %d <-> %s:%d", id, caller.c_str(), offer.codec->name,
+            offer.codec->clock_rate, call->port(), offer.remote_address.c_str(), offer.remote_port);
+  metrics_.call_answered();
+  Call& placed = *(calls_[nh] = std::move(call));
+  answer(nh, offer, placed);
+}
+
+// Hold, resume or a new address, in the same dialog and with the same codec.
+void Gateway::on_reinvite(Call& call, nua_handle_t* nh, const sip_t* sip) {
+  const std::string sdp = payload_of(sip);
+  if (sdp.empty() || call.stopped()) return answer(nh, call.offer(), call);
+  const Offer offer = negotiate(sdp, {call.offer().codec->name});
+  if (offer.status) {
+    g_message("call %d: re-INVITE refused: %s", call.id(), offer.reason.c_str());
+    nua_respond(nh, offer.status, sip_status_phrase(offer.status), TAG_END());
+    return;
+  }
+  static const char* const kDirections[] = {"inactive", "sendonly", "recvonly", "sendrecv"};
+  g_message("call %d: re-INVITE, caller %s", call.id(), kDirections[offer.direction]);
+  call.update(offer);
+  answer(nh, offer, call);
+}
+
+void Gateway::answer(nua_handle_t* nh, const Offer& offer, Call& call) {
+  const std::string sdp = answer_sdp(offer, media_address_, call.port(), session_id_ + call.id(),
+                                     ++call.answer_version);
+  nua_respond(nh, SIP_200_OK, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+              SIPTAG_PAYLOAD_STR(sdp.c_str()), TAG_END());
+}
+
+void Gateway::reject(nua_handle_t* nh, int status, const char* reason, const std::string& detail) {
+  g_message("call refused with %d %s (%s): %s", status, sip_status_phrase(status), reason,
+            detail.c_str());
+  metrics_.call_rejected(reason);
+  nua_respond(nh, status, sip_status_phrase(status), TAG_END());
+}
+
+// A dialog is over (BYE either way, CANCEL, a rejected INVITE): the handle goes.
+void Gateway::on_state(nua_handle_t* nh, tagi_t tags[]) {
+  int state = nua_callstate_init;
+  tl_gets(tags, NUTAG_CALLSTATE_REF(state), TAG_END());
+  if (state != nua_callstate_terminated) return;
+  const auto it = calls_.find(nh);
+  if (it != calls_.end()) {
+    if (!it->second->stopped()) {
+      it->second->stop("terminated");
+      metrics_.call_ended("terminated");
+    }
+    calls_.erase(it);
+  }
+  nua_handle_destroy(nh);
+}
+
+void Gateway::hangup(int id, const char* reason) {
+  for (auto& [nh, call] : calls_) {
+    if (call->id() != id || call->stopped()) continue;
+    call->stop(reason);
+    metrics_.call_ended(reason);
+    nua_bye(nh, TAG_END());
+  }
+}
+
+void Gateway::check_timeouts() {
+  const gint64 now = g_get_monotonic_time();
+  const auto timeout = static_cast<gint64>(config_.rtp_timeout_s * G_USEC_PER_SEC);
+  std::vector<int> overdue;
+  for (const auto& [nh, call] : calls_)
+    if (call->rtp_timed_out(now, timeout)) overdue.push_back(call->id());
+  for (int id : overdue) hangup(id, "rtp-timeout");
+}
+
+// Every call gets a BYE; the stack shuts down once they are answered (or after a grace time).
+void Gateway::shutdown() {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  g_message("shutting down: hanging up %d calls", active_calls());
+  std::vector<int> ids;
+  for (const auto& [nh, call] : calls_) ids.push_back(call->id());
+  for (int id : ids) hangup(id, "shutdown");
+  const gint64 deadline = g_get_monotonic_time() + kShutdownGraceUs;
+  struct Wait {
+    Gateway* self;
+    gint64 deadline;
+  };
+  g_timeout_add_full(
+      G_PRIORITY_DEFAULT, 50,
+      [](gpointer data) -> gboolean {
+        auto* wait = static_cast<Wait*>(data);
+        if (!wait->self->calls_.empty() && g_get_monotonic_time() < wait->deadline)
+          return G_SOURCE_CONTINUE;
+        wait->self->finish_shutdown();
+        return G_SOURCE_REMOVE;
+      },
+      new Wait{this, deadline}, [](gpointer data) { delete static_cast<Wait*>(data); });
+}
+
+void Gateway::finish_shutdown() {
+  nua_shutdown(nua_);
+  // The stack answers nua_r_shutdown within a few seconds; do not wait for ever.
+  g_timeout_add_seconds(
+      5,
+      [](gpointer loop) -> gboolean {
+        g_main_loop_quit(static_cast<GMainLoop*>(loop));
+        return G_SOURCE_REMOVE;
+      },
+      loop_);
+}
+
+int Gateway::active_calls() const {
+  return static_cast<int>(std::count_if(calls_.begin(), calls_.end(),
+                                        [](const auto& c) { return !c.second->stopped(); }));
+}
+
+Metrics::Live Gateway::live() const {
+  Metrics::Live live;
+  live.active_calls = active_calls();
+  for (const auto& [nh, call] : calls_)
+    live.real_time_factor = std::max(live.real_time_factor, call->real_time_factor());
+  return live;
+}
+
+uint64_t Gateway::next_seed() {
+  if (config_.seed >= 0) return static_cast<uint64_t>(config_.seed) + next_id_ - 1;
+  return (static_cast<uint64_t>(g_random_int()) << 32) | g_random_int();
+}
+
+}  // namespace moshigw

@@ -1,0 +1,127 @@
+#include "metrics.h"
+
+#include <glib.h>
+
+namespace moshigw {
+
+void Metrics::call_answered() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  answered_++;
+}
+
+void Metrics::call_rejected(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  rejected_[reason]++;
+}
+
+void Metrics::call_ended(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ended_[reason]++;
+}
+
+void Metrics::observe_step(double seconds) {
+  size_t i = 0;
+  while (i < kBuckets.size() && seconds > kBuckets[i]) ++i;
+  std::lock_guard<std::mutex> lock(mutex_);
+  buckets_[i]++;
+  step_sum_ += seconds;
+}
+
+std::string Metrics::render(const Live& live) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  g_autoptr(GString) out = g_string_new(nullptr);
+  g_string_append_printf(out,
+                         "# HELP moshi_gateway_active_calls Calls in progress.\n"
+                         "# TYPE moshi_gateway_active_calls gauge\n"
+                         "moshi_gateway_active_calls %d\n"
+                         "# HELP moshi_gateway_calls_total Calls answered.\n"
+                         "# TYPE moshi_gateway_calls_total counter\n"
+                         "moshi_gateway_calls_total %" G_GUINT64_FORMAT "\n",
+                         live.active_calls, answered_);
+  g_string_append(out,
+                  "# HELP moshi_gateway_calls_rejected_total Calls refused, by reason.\n"
+                  "# TYPE moshi_gateway_calls_rejected_total counter\n");
+  for (const char* reason : {"busy", "codec", "sdp", "ports", "media", "shutdown"}) {
+    const auto it = rejected_.find(reason);
+    g_string_append_printf(
+        out, "moshi_gateway_calls_rejected_total{reason=\"%s\"} %" G_GUINT64_FORMAT "\n", reason,
+        it == rejected_.end() ? 0 : it->second);
+  }
+  g_string_append(out,
+                  "# HELP moshi_gateway_calls_ended_total Answered calls that ended, by reason.\n"
+                  "# TYPE moshi_gateway_calls_ended_total counter\n");
+  for (const auto& [reason, count] : ended_)
+    g_string_append_printf(out,
+                           "moshi_gateway_calls_ended_total{reason=\"%s\"} %" G_GUINT64_FORMAT "\n",
+                           reason.c_str(), count);
+  g_string_append(out,
+                  "# HELP moshi_gateway_step_seconds Time of one Moshi step (80 ms of audio).\n"
+                  "# TYPE moshi_gateway_step_seconds histogram\n");
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < buckets_.size(); ++i) {
+    cumulative += buckets_[i];
+    char le[G_ASCII_DTOSTR_BUF_SIZE] = "+Inf";
+    if (i < kBuckets.size()) g_ascii_formatd(le, sizeof le, "%g", kBuckets[i]);
+    g_string_append_printf(out,
+                           "moshi_gateway_step_seconds_bucket{le=\"%s\"} %" G_GUINT64_FORMAT "\n",
+                           le, cumulative);
+  }
+  char sum[G_ASCII_DTOSTR_BUF_SIZE], rtf[G_ASCII_DTOSTR_BUF_SIZE];
+  g_ascii_dtostr(sum, sizeof sum, step_sum_);
+  g_ascii_dtostr(rtf, sizeof rtf, live.real_time_factor);
+  g_string_append_printf(out,
+                         "moshi_gateway_step_seconds_sum %s\n"
+                         "moshi_gateway_step_seconds_count %" G_GUINT64_FORMAT
+                         "\n"
+                         "# HELP moshi_gateway_real_time_factor Median step time over the frame "
+                         "time, of the slowest call in progress (above 1: slower than real "
+                         "time).\n"
+                         "# TYPE moshi_gateway_real_time_factor gauge\n"
+                         "moshi_gateway_real_time_factor %s\n",
+                         sum, cumulative, rtf);
+  return out->str;
+}
+
+MetricsServer::MetricsServer(const Metrics& metrics, std::function<Metrics::Live()> live)
+    : metrics_(metrics), live_(std::move(live)) {}
+
+MetricsServer::~MetricsServer() {
+  if (server_) {
+    soup_server_disconnect(server_);
+    g_object_unref(server_);
+  }
+}
+
+bool MetricsServer::listen(const std::string& address, int port, std::string& error) {
+  g_autoptr(GInetAddress) inet = g_inet_address_new_from_string(address.c_str());
+  if (!inet) {
+    error = "invalid metrics address '" + address + "'";
+    return false;
+  }
+  server_ = soup_server_new("server-header", "moshi-gateway", nullptr);
+  soup_server_add_handler(server_, "/metrics", handle, this, nullptr);
+  g_autoptr(GSocketAddress) where = g_inet_socket_address_new(inet, port);
+  g_autoptr(GError) gerror = nullptr;
+  if (!soup_server_listen(server_, where, static_cast<SoupServerListenOptions>(0), &gerror)) {
+    error =
+        "cannot serve metrics on " + address + ":" + std::to_string(port) + ": " + gerror->message;
+    return false;
+  }
+  return true;
+}
+
+void MetricsServer::handle(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*,
+                           gpointer self) {
+  auto* server = static_cast<MetricsServer*>(self);
+  if (g_strcmp0(soup_server_message_get_method(msg), "GET") != 0 &&
+      g_strcmp0(soup_server_message_get_method(msg), "HEAD") != 0) {
+    soup_server_message_set_status(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, nullptr);
+    return;
+  }
+  const std::string body = server->metrics_.render(server->live_());
+  soup_server_message_set_status(msg, SOUP_STATUS_OK, nullptr);
+  soup_server_message_set_response(msg, "text/plain; version=0.0.4; charset=utf-8",
+                                   SOUP_MEMORY_COPY, body.data(), body.size());
+}
+
+}  // namespace moshigw

@@ -1,0 +1,116 @@
+// What the gateway tests drive: the gateway and baresip as child processes (each bound to
+// loopback, killed when the test ends, whether it passes or not), a raw SIP peer on UDP, and a
+// small HTTP client for /metrics.
+#pragma once
+
+#include <gio/gio.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace gwtest {
+
+std::string source_root();
+// Polls `done` (iterating the default main context) until it is true or `seconds` pass.
+bool wait_until(const std::function<bool()>& done, double seconds);
+// A base port such that `count` consecutive ports are free on 127.0.0.1 (UDP and TCP).
+int free_ports(int count);
+bool udp_port_free(int port);
+std::string read_file(const std::string& path);
+
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  std::string path(const std::string& name) const { return dir_ + "/" + name; }
+
+ private:
+  std::string dir_;
+};
+
+// A child process with its stdout and stderr in one log file.
+class Process {
+ public:
+  Process(const std::vector<std::string>& argv, const std::string& log_path);
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+  bool wait(double seconds);  // true once it has exited
+  void signal(int sig);
+  int exit_status() const;  // -1 unless it exited normally
+  std::string log() const { return read_file(log_path_); }
+
+ private:
+  GSubprocess* process_ = nullptr;
+  std::string log_path_;
+  bool exited_ = false;
+};
+
+struct GatewayOptions {
+  int max_calls = 4;  // 0: not given on the command line
+  int rtp_pairs = 4;
+  double rtp_timeout = 10;
+  std::vector<std::string> extra;
+};
+
+class GatewayProcess {
+ public:
+  GatewayProcess(const TempDir& dir, const GatewayOptions& options);
+  int sip_port = 0, rtp_min = 0, metrics_port = 0;
+  std::string uri(const std::string& transport = "") const;
+  bool started();  // the "listening" line came within 30 s
+  std::string log() const { return process->log(); }
+  bool wait_log(const std::string& text, double seconds = 10, int count = 1);
+  std::string metrics() const;                     // the body of GET /metrics
+  double metric(const std::string& series) const;  // its value, NaN if absent
+  std::unique_ptr<Process> process;
+};
+
+struct CodecCase {
+  const char* gateway;  // the gateway's name, as in its log ("PCMU/8000")
+  const char* baresip;  // audio_codecs entry of baresip's account
+  int rate, channels;   // what baresip's aufile source needs
+};
+
+// The caller's voice at `rate` and `channels`: tests/data/speechlike.wav converted once, and
+// repeated to 12 s (baresip's aufile ends the call at the end of its file).
+std::string voice_wav(int rate, int channels);
+
+struct Heard {
+  double seconds = 0, rms = 0;
+};
+
+// baresip calling `uri` for `seconds` (-t), playing a WAV and recording what it hears.
+class Caller {
+ public:
+  Caller(const CodecCase& codec, const std::string& uri, int seconds);
+  bool finish(double seconds) { return process->wait(seconds); }
+  std::string log() const { return process->log(); }
+  Heard heard() const;  // the decoded audio sndfile wrote
+  std::unique_ptr<TempDir> dir;
+  std::unique_ptr<Process> process;
+};
+
+// A SIP peer written by hand, to send what no phone would: silence, holds, garbage.
+class RawSip {
+ public:
+  RawSip();
+  ~RawSip();
+  int port = 0;
+  void send(const std::string& message, int to_port) const;
+  std::string receive(double seconds) const;  // one datagram, "" on time-out
+  // The next final response (>= 200) to `method` in call `call_id` (others are skipped).
+  std::string final_response(const std::string& method, const std::string& call_id,
+                             double seconds) const;
+
+ private:
+  int fd_ = -1;
+};
+
+std::string header(const std::string& message, const std::string& name);
+int status_of(const std::string& response);
+std::string body_of(const std::string& message);
+
+}  // namespace gwtest

@@ -1,0 +1,251 @@
+// moshi-gateway against a real SIP phone (baresip) and a hand-written SIP peer, on loopback,
+// with the tiny model. Each test starts its own gateway.
+#include <gst/gst.h>
+#include <gtest/gtest.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmath>
+#include <csignal>
+#include <fstream>
+
+#include "gateway_harness.h"
+
+using namespace gwtest;
+
+namespace {
+
+const CodecCase kPcmu{"PCMU/8000", "PCMU", 8000, 1};
+const CodecCase kPcma{"PCMA/8000", "PCMA", 8000, 1};
+const CodecCase kG722{"G722/8000", "G722/16000/1", 16000, 1};
+const CodecCase kOpus{"opus/48000", "opus", 48000, 2};
+
+bool have_baresip() {
+  g_autofree char* path = g_find_program_in_path("baresip");
+  return path != nullptr;
+}
+
+#define REQUIRE_BARESIP() \
+  if (!have_baresip()) GTEST_SKIP() << "baresip is not installed (scripts/setup.sh installs it)"
+
+// A call of `seconds` that the caller ends with BYE: answered, Moshi heard for about as long as
+// the call, and the gateway logs its end.
+void expect_heard(const Caller& caller, double seconds) {
+  const Heard heard = caller.heard();
+  EXPECT_NE(caller.log().find("Call established"), std::string::npos) << caller.log();
+  // The call lasts `seconds` from the dial; Moshi's first packets need ~0.3 s.
+  EXPECT_GT(heard.seconds, seconds - 1.2) << caller.log();
+  EXPECT_LT(heard.seconds, seconds + 0.5);
+  EXPECT_GT(heard.rms, 100.0) << "the caller heard silence";
+}
+
+std::string sdp_offer(int rtp_port, const std::string& direction, int version,
+                      const std::string& formats = "0 101") {
+  return "v=0\r\no=- 1 " + std::to_string(version) +
+         " IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio " +
+         std::to_string(rtp_port) + " RTP/AVP " + formats +
+         "\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=" +
+         direction + "\r\n";
+}
+
+// A request from the raw peer; `to` is the To header (with the gateway's tag in a dialog).
+std::string request(const RawSip& peer, const std::string& method, const std::string& uri,
+                    const std::string& call_id, int cseq, const std::string& to,
+                    const std::string& body = "") {
+  static int branch = 0;
+  std::string m =
+      method + " " + uri + " SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:" + std::to_string(peer.port) +
+      ";branch=z9hG4bK-test" + std::to_string(++branch) +
+      "\r\nMax-Forwards: 70\r\nFrom: <sip:silent@127.0.0.1>;tag=t" + call_id + "\r\nTo: " + to +
+      "\r\nCall-ID: " + call_id + "\r\nCSeq: " + std::to_string(cseq) + " " + method +
+      "\r\nContact: <sip:silent@127.0.0.1:" + std::to_string(peer.port) + ">\r\n";
+  if (!body.empty()) m += "Content-Type: application/sdp\r\n";
+  return m + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+// The Request-URI inside a dialog: the gateway's Contact.
+std::string contact_uri(const std::string& response) {
+  const std::string c = header(response, "Contact");
+  const size_t open = c.find('<'), close = c.find('>');
+  return open == std::string::npos ? c : c.substr(open + 1, close - open - 1);
+}
+
+}  // namespace
+
+// Each codec in turn on a gateway with one RTP port pair: every call must free it for the next.
+TEST(Gateway, EachCodecAnsweredHeardAndFreed) {
+  REQUIRE_BARESIP();
+  TempDir dir;
+  GatewayOptions options;
+  options.rtp_pairs = 1;
+  options.extra = {"--transcript-dir", dir.path("")};
+  GatewayProcess gw(dir, options);
+  ASSERT_TRUE(gw.started()) << gw.log();
+  const std::pair<CodecCase, const char*> cases[] = {
+      {kPcmu, ""}, {kPcma, "tcp"}, {kG722, ""}, {kOpus, ""}};
+  int n = 0;
+  for (const auto& [codec, transport] : cases) {
+    SCOPED_TRACE(codec.gateway);
+    ++n;
+    Caller caller(codec, gw.uri(transport), 3);
+    ASSERT_TRUE(caller.finish(25)) << caller.log();
+    expect_heard(caller, 3);
+    ASSERT_TRUE(gw.wait_log("call " + std::to_string(n) + " ended (remote-bye)")) << gw.log();
+    EXPECT_NE(gw.log().find("codec " + std::string(codec.gateway)), std::string::npos);
+    EXPECT_EQ(gw.metric("moshi_gateway_active_calls"), 0);
+    EXPECT_TRUE(udp_port_free(gw.rtp_min)) << "the call's RTP port is still bound";
+    EXPECT_TRUE(udp_port_free(gw.rtp_min + 1)) << "the call's RTCP port is still bound";
+  }
+  EXPECT_EQ(gw.metric("moshi_gateway_calls_total"), 4);
+  EXPECT_EQ(gw.metric("moshi_gateway_calls_ended_total{reason=\"remote-bye\"}"), 4);
+  EXPECT_GT(gw.metric("moshi_gateway_step_seconds_count"), 4 * 20);
+  EXPECT_TRUE(g_file_test(dir.path("call-1.txt").c_str(), G_FILE_TEST_EXISTS));
+  gw.process->signal(SIGTERM);
+  ASSERT_TRUE(gw.process->wait(15));
+  EXPECT_EQ(gw.process->exit_status(), 0) << gw.log();
+}
+
+TEST(Gateway, ThreeCallsAtOnceAndAFourthIsBusy) {
+  REQUIRE_BARESIP();
+  TempDir dir;
+  // The limit comes from a configuration file, as an operator would give it.
+  std::ofstream(dir.path("gateway.ini")) << "[gateway]\n# at most three\nmax-calls = 3\n";
+  GatewayOptions options;
+  options.max_calls = 0;
+  options.extra = {"--config", dir.path("gateway.ini")};
+  GatewayProcess gw(dir, options);
+  ASSERT_TRUE(gw.started()) << gw.log();
+  std::vector<std::unique_ptr<Caller>> callers;
+  for (int i = 0; i < 3; ++i) callers.push_back(std::make_unique<Caller>(kPcmu, gw.uri(), 5));
+  ASSERT_TRUE(gw.wait_log(" from sip:caller@127.0.0.1", 15, 3)) << gw.log();
+  EXPECT_EQ(gw.metric("moshi_gateway_active_calls"), 3);
+  Caller fourth(kPcmu, gw.uri(), 2);
+  ASSERT_TRUE(fourth.finish(25));
+  EXPECT_NE(fourth.log().find("486 Busy Here"), std::string::npos) << fourth.log();
+  EXPECT_EQ(fourth.log().find("Call established"), std::string::npos);
+  EXPECT_EQ(gw.metric("moshi_gateway_calls_rejected_total{reason=\"busy\"}"), 1);
+  for (auto& caller : callers) {
+    ASSERT_TRUE(caller->finish(25));
+    expect_heard(*caller, 5);
+  }
+  ASSERT_TRUE(gw.wait_log("ended (remote-bye)", 10, 3)) << gw.log();
+  EXPECT_EQ(gw.metric("moshi_gateway_active_calls"), 0);
+  EXPECT_EQ(gw.metric("moshi_gateway_calls_total"), 3);
+}
+
+// A raw caller that never sends RTP: put on hold (inactive) it is kept, resumed it is hung up
+// after the time-out, with a BYE it answers.
+TEST(Gateway, HoldThenSilentCallerIsHungUp) {
+  TempDir dir;
+  GatewayOptions options;
+  options.rtp_timeout = 1.5;
+  GatewayProcess gw(dir, options);
+  ASSERT_TRUE(gw.started()) << gw.log();
+  RawSip peer;
+  const std::string uri = gw.uri(), call_id = "silent1";
+  const std::string to = "<" + uri + ">";
+  peer.send(request(peer, "INVITE", uri, call_id, 1, to, sdp_offer(40000, "sendrecv", 1)),
+            gw.sip_port);
+  const std::string ok = peer.final_response("INVITE", call_id, 10);
+  ASSERT_EQ(status_of(ok), 200) << ok;
+  const std::string answer = body_of(ok);
+  EXPECT_NE(answer.find("a=rtpmap:0 PCMU/8000"), std::string::npos) << answer;
+  EXPECT_EQ(answer.find("telephone-event"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("a=ptime:20"), std::string::npos) << answer;
+  const std::string dialog_to = header(ok, "To"), target = contact_uri(ok);
+  peer.send(request(peer, "ACK", target, call_id, 1, dialog_to), gw.sip_port);
+  // Hold at once (before the time-out): the caller sends nothing, and that is fine.
+  peer.send(request(peer, "INVITE", target, call_id, 2, dialog_to, sdp_offer(40000, "inactive", 2)),
+            gw.sip_port);
+  const std::string held = peer.final_response("INVITE", call_id, 5);
+  ASSERT_EQ(status_of(held), 200) << held;
+  EXPECT_NE(body_of(held).find("a=inactive"), std::string::npos) << body_of(held);
+  peer.send(request(peer, "ACK", target, call_id, 2, dialog_to), gw.sip_port);
+  EXPECT_EQ(peer.receive(3), "") << "a call on hold was hung up";
+  EXPECT_EQ(gw.metric("moshi_gateway_active_calls"), 1);
+  // Resumed, still silent: BYE after 1.5 s.
+  peer.send(request(peer, "INVITE", target, call_id, 3, dialog_to, sdp_offer(40000, "sendrecv", 3)),
+            gw.sip_port);
+  const std::string resumed = peer.final_response("INVITE", call_id, 5);
+  ASSERT_EQ(status_of(resumed), 200) << resumed;
+  EXPECT_NE(body_of(resumed).find("a=sendrecv"), std::string::npos);
+  peer.send(request(peer, "ACK", target, call_id, 3, dialog_to), gw.sip_port);
+  std::string bye;
+  const gint64 sent = g_get_monotonic_time();
+  while (bye.rfind("BYE ", 0) != 0 && g_get_monotonic_time() - sent < 6 * G_USEC_PER_SEC)
+    bye = peer.receive(6);
+  ASSERT_EQ(bye.rfind("BYE ", 0), 0u) << "no BYE: " << gw.log();
+  EXPECT_GT(g_get_monotonic_time() - sent, 1 * G_USEC_PER_SEC);
+  std::string reply = "SIP/2.0 200 OK\r\n";
+  for (const char* h : {"Via", "From", "To", "Call-ID", "CSeq"})
+    reply += std::string(h) + ": " + header(bye, h) + "\r\n";
+  peer.send(reply + "Content-Length: 0\r\n\r\n", gw.sip_port);
+  EXPECT_TRUE(gw.wait_log("ended (rtp-timeout)")) << gw.log();
+  EXPECT_EQ(gw.metric("moshi_gateway_calls_ended_total{reason=\"rtp-timeout\"}"), 1);
+}
+
+// Garbage, truncated requests and bad SDP: answered or dropped, and the next call works.
+TEST(Gateway, GarbageDoesNotDisturbIt) {
+  TempDir dir;
+  GatewayProcess gw(dir, GatewayOptions());
+  ASSERT_TRUE(gw.started()) << gw.log();
+  RawSip peer;
+  const std::string uri = gw.uri(), to = "<" + uri + ">";
+  const std::string invite =
+      request(peer, "INVITE", uri, "junk1", 1, to, sdp_offer(40002, "sendrecv", 1));
+  std::string binary(1500, '\0');
+  for (size_t i = 0; i < binary.size(); ++i) binary[i] = static_cast<char>(i * 7919 % 251);
+  for (const std::string& junk :
+       {std::string("hello"), binary, std::string("\r\n\r\n"), invite.substr(0, 40),
+        invite.substr(0, invite.find("Call-ID")), invite.substr(0, invite.size() - 30),
+        std::string("SIP/2.0 200 OK\r\n\r\n"), std::string("INVITE sip:x SIP/9.9\r\n\r\n")})
+    peer.send(junk, gw.sip_port);
+  // The same garbage over TCP.
+  const int tcp = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(gw.sip_port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(tcp, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    ASSERT_GT(write(tcp, binary.data(), binary.size()), 0);
+    ASSERT_GT(write(tcp, invite.data(), invite.size() / 2), 0);
+  }
+  close(tcp);
+  // A well-formed INVITE with broken SDP: 400; with no codec of the gateway: 488.
+  peer.send(request(peer, "INVITE", uri, "junk2", 1, to, "v=0\r\nm=audio x\r\n"), gw.sip_port);
+  EXPECT_EQ(status_of(peer.final_response("INVITE", "junk2", 5)), 400);
+  const std::string g729 =
+      "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+      "m=audio 40002 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+  peer.send(request(peer, "INVITE", uri, "junk3", 1, to, g729), gw.sip_port);
+  EXPECT_EQ(status_of(peer.final_response("INVITE", "junk3", 5)), 488);
+  // OPTIONS, as a PBX probes.
+  peer.send(request(peer, "OPTIONS", uri, "probe1", 1, to), gw.sip_port);
+  EXPECT_EQ(status_of(peer.final_response("OPTIONS", "probe1", 5)), 200);
+  if (!have_baresip()) GTEST_SKIP() << "baresip is not installed: no call after the garbage";
+  Caller caller(kPcmu, uri, 2);
+  ASSERT_TRUE(caller.finish(25));
+  expect_heard(caller, 2);
+  EXPECT_EQ(gw.metric("moshi_gateway_calls_total"), 1);
+}
+
+// SIGTERM: every call gets a BYE, and the gateway exits cleanly.
+TEST(Gateway, ShutdownHangsUpEveryCall) {
+  REQUIRE_BARESIP();
+  TempDir dir;
+  GatewayProcess gw(dir, GatewayOptions());
+  ASSERT_TRUE(gw.started()) << gw.log();
+  Caller first(kPcmu, gw.uri(), 10), second(kOpus, gw.uri(), 10);
+  ASSERT_TRUE(gw.wait_log(" from sip:caller@127.0.0.1", 15, 2)) << gw.log();
+  g_usleep(G_USEC_PER_SEC);
+  gw.process->signal(SIGTERM);
+  ASSERT_TRUE(gw.process->wait(15)) << gw.log();
+  EXPECT_EQ(gw.process->exit_status(), 0) << gw.log();
+  EXPECT_TRUE(gw.wait_log("ended (shutdown)", 1, 2)) << gw.log();
+  for (Caller* c : {&first, &second}) {
+    // The gateway hung up, long before the callers' own 10 s.
+    EXPECT_TRUE(wait_until([&] { return c->log().find("terminated") != std::string::npos; }, 3))
+        << c->log();
+  }
+}
