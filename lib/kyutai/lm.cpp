@@ -118,9 +118,10 @@ LmModel::LmModel(const LmConfig& config, at::ScalarType dtype)
     linears_[i].declare(p.sub("linears").sub(i), c.card, dep_dim, c.bias_proj);
 }
 
-void LmModel::load(const std::string& path, const at::Device& device) {
+void LmModel::load(const std::string& path, const at::Device& device,
+                   const LoadProgress& progress) {
   c10::InferenceMode guard;
-  load_strict(params_, SafetensorsFile::open(path), device);
+  load_strict(params_, SafetensorsFile::open(path), device, progress);
   device_ = device;
 }
 

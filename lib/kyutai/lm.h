@@ -52,7 +52,7 @@ class LmModel {
   LmModel(const LmModel&) = delete;
   LmModel& operator=(const LmModel&) = delete;
 
-  void load(const std::string& path, const at::Device& device);
+  void load(const std::string& path, const at::Device& device, const LoadProgress& progress = {});
   void init_random(uint64_t seed, const at::Device& device);
   void save(const std::string& path) const;
   const std::vector<ParamSpec>& params() const { return params_; }

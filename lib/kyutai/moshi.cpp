@@ -51,22 +51,23 @@ void Moshi::save_weights(const std::string& path) const {
 }
 
 std::shared_ptr<const Moshi> Moshi::load(const MoshiFiles& files, const std::string& device,
-                                         const std::string& dtype) {
+                                         const std::string& dtype, const LoadProgress& progress) {
   return translate_torch_errors([&] {
     check_device(device);
     auto tokenizer = TextTokenizer::load(files.tokenizer);
     auto model = std::make_unique<LmModel>(config_or_default(files.config), parse_dtype(dtype));
     check_tokenizer(tokenizer.get(), model->config());  // before reading gigabytes of weights
-    model->load(files.weights, at::Device(device));
+    model->load(files.weights, at::Device(device), progress);
     return std::shared_ptr<const Moshi>(new Moshi(std::move(model), std::move(tokenizer)));
   });
 }
 
 std::shared_ptr<const Moshi> Moshi::load_shared(const MoshiFiles& files, const std::string& device,
-                                                const std::string& dtype) {
+                                                const std::string& dtype,
+                                                const LoadProgress& progress) {
   const std::string key = canonical_path(files.weights) + '\n' + canonical_path(files.config) +
                           '\n' + canonical_path(files.tokenizer) + '\n' + device + '\n' + dtype;
-  return SharedCache<Moshi>::get(key, [&] { return load(files, device, dtype); });
+  return SharedCache<Moshi>::get(key, [&] { return load(files, device, dtype, progress); });
 }
 
 std::shared_ptr<const Moshi> Moshi::random(const std::string& config, uint64_t seed,

@@ -243,7 +243,8 @@ std::vector<KeyInfo> checkpoint_keys(const std::vector<ParamSpec>& specs) {
 }
 
 void load_strict(const std::vector<ParamSpec>& specs,
-                 const std::shared_ptr<const SafetensorsFile>& file, const at::Device& device) {
+                 const std::shared_ptr<const SafetensorsFile>& file, const at::Device& device,
+                 const LoadProgress& progress) {
   std::set<std::string> declared;
   for (const auto& s : specs) declared.insert(s.name);
   const auto sources = map_sources(declared, *file);
@@ -261,7 +262,13 @@ void load_strict(const std::vector<ParamSpec>& specs,
       throw CheckpointError(file->path() + ": unexpected key '" + src.info->name +
                                 "' (the model has no tensor of that name)",
                             file->path(), src.info->name);
-  for (const auto& s : specs) *s.slot = load_one(s, sources.at(s.name), file, device);
+  int64_t total = 0, done = 0;
+  for (const auto& s : specs) total += numel_of(s.shape);
+  for (const auto& s : specs) {
+    *s.slot = load_one(s, sources.at(s.name), file, device);
+    done += numel_of(s.shape);
+    if (progress && total > 0) progress(static_cast<double>(done) / static_cast<double>(total));
+  }
 }
 
 void init_random(const std::vector<ParamSpec>& specs, uint64_t seed, const at::Device& device) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kyutai/hub.h"
+#include "kyutai/progress.h"
 #include "kyutai/sampling.h"
 #include "kyutai/text.h"
 
@@ -28,16 +29,19 @@ struct MoshiFormat {
 class Moshi {
  public:
   // Loads the LM and its tokenizer onto `device` ("cpu", "cuda", "cuda:N") in `dtype`
-  // ("float32" or "bfloat16"). Throws NotFoundError, FormatError, CheckpointError, ConfigError
-  // (also when the tokenizer's size is not the model's text_card).
+  // ("float32" or "bfloat16"), telling `progress` the fraction of the weights loaded as tensors
+  // come in. Throws NotFoundError, FormatError, CheckpointError, ConfigError (also when the
+  // tokenizer's size is not the model's text_card).
   static std::shared_ptr<const Moshi> load(const MoshiFiles& files,
                                            const std::string& device = "cpu",
-                                           const std::string& dtype = "float32");
+                                           const std::string& dtype = "float32",
+                                           const LoadProgress& progress = {});
   // As load, but shares the copy already loaded in this process for the same files, device and
-  // dtype.
+  // dtype (without calling `progress`).
   static std::shared_ptr<const Moshi> load_shared(const MoshiFiles& files,
                                                   const std::string& device = "cpu",
-                                                  const std::string& dtype = "float32");
+                                                  const std::string& dtype = "float32",
+                                                  const LoadProgress& progress = {});
   // Random weights for a configuration file (benchmarks); `tokenizer` may be empty.
   static std::shared_ptr<const Moshi> random(const std::string& config, uint64_t seed,
                                              const std::string& dtype = "float32",
