@@ -1,5 +1,6 @@
 #include "gstmimicommon.h"
 
+#include "gstkyutaiprogress.h"
 #include "kyutai/hub.h"
 #include "kyutai/runtime.h"
 
@@ -28,15 +29,18 @@ static bool locate(GstElement* element, const std::string& spec, kyutai::MimiFil
 }
 
 static std::shared_ptr<const kyutai::Mimi> load(GstElement* element, const kyutai::MimiFiles& files,
-                                                const std::string& device) {
+                                                const std::string& device,
+                                                GstKyutaiLoadProgress& progress) {
   const auto sentence = [&](GstKyutaiErrorCode code) {
     if (is_not_found(code)) return "Mimi model file '" + files.weights + "' not found.";
     return "'" + files.weights + "' is not a valid Mimi model" +
            (files.config.empty() ? "" : " for " + files.config) + ".";
   };
   std::shared_ptr<const kyutai::Mimi> mimi;
-  GST_KYUTAI_TRY(element, LIBRARY, INIT, sentence,
-                 [&] { mimi = kyutai::Mimi::load_shared(files.weights, files.config, device); });
+  GST_KYUTAI_TRY(element, LIBRARY, INIT, sentence, [&] {
+    mimi = kyutai::Mimi::load_shared(files.weights, files.config, device, progress.callback());
+  });
+  if (mimi) progress.complete(files.weights);
   return mimi;
 }
 
@@ -47,11 +51,11 @@ std::shared_ptr<const kyutai::Mimi> gst_mimi_load_model(GstElement* element,
                           "No Mimi model given: set the 'model' property.", "");
     return nullptr;
   }
+  if (!GST_KYUTAI_CHECK_DEVICE(element, config.device, "Mimi")) return nullptr;
+  GstKyutaiLoadProgress progress(element, "Mimi", config.model);
   kyutai::MimiFiles files;
-  if (!GST_KYUTAI_CHECK_DEVICE(element, config.device, "Mimi") ||
-      !locate(element, config.model, &files))
-    return nullptr;
-  auto mimi = load(element, files, config.device);
+  if (!locate(element, config.model, &files)) return nullptr;
+  auto mimi = load(element, files, config.device, progress);
   if (mimi &&
       !GST_KYUTAI_TRY(element, RESOURCE, SETTINGS, "Cannot set the number of compute threads.",
                       [&] { kyutai::set_num_threads(config.threads); }))

@@ -20,7 +20,8 @@ enum { PROP_MIMI_0, PROP_MIMI_MODEL, PROP_MIMI_LAST = PROP_MIMI_MODEL + GST_KYUT
 void gst_mimi_install_settings(GObjectClass* klass);
 
 // Applies the thread count, finds the model and loads it, or returns the copy this process
-// already holds. On failure posts RESOURCE/SETTINGS (empty model, bad device), RESOURCE/NOT_FOUND
+// already holds, posting PROGRESS messages (code "load-model") from START to COMPLETE, or ERROR
+// when it is not found or invalid. On failure posts RESOURCE/SETTINGS (empty model, bad device), RESOURCE/NOT_FOUND
 // (no such model) or LIBRARY/INIT (invalid checkpoint or configuration) and returns nullptr.
 std::shared_ptr<const kyutai::Mimi> gst_mimi_load_model(GstElement* element,
                                                         const GstKyutaiConfig& config);

@@ -21,6 +21,7 @@
 
 #include <gst/audio/audio.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -275,6 +276,33 @@ static gboolean gst_mimi_dec_unpack(GstMimiDec* self, GstBuffer* buffer) {
   return FALSE;
 }
 
+// Drops the samples that a GstAudioClippingMeta on the codes marks as padding (mimienc puts one
+// on a partial last frame). GstAudioDecoder does not: its default transform_meta does not copy
+// the meta, and opusdec clips by hand too. Returns false when nothing is left.
+static bool gst_mimi_dec_clip(GstMimiDec* self, GstBuffer* codes, GstBuffer* out) {
+  const GstAudioClippingMeta* meta = gst_buffer_get_audio_clipping_meta(codes);
+  if (!meta) return true;
+  const int rate = self->priv->mimi->format().sample_rate;
+  guint64 start = meta->start, end = meta->end;
+  if (meta->format == GST_FORMAT_TIME) {
+    start = gst_util_uint64_scale_round(start, rate, GST_SECOND);
+    end = gst_util_uint64_scale_round(end, rate, GST_SECOND);
+  } else if (meta->format != GST_FORMAT_DEFAULT) {
+    GST_WARNING_OBJECT(self, "ignoring a clipping meta in %s", gst_format_get_name(meta->format));
+    return true;
+  }
+  const guint64 samples = gst_buffer_get_size(out) / sizeof(float);
+  start = std::min(start, samples);
+  end = std::min(end, samples - start);
+  GST_DEBUG_OBJECT(self,
+                   "clipping %" G_GUINT64_FORMAT " samples at the start and %" G_GUINT64_FORMAT
+                   " at the end",
+                   start, end);
+  if (start + end == samples) return false;
+  gst_buffer_resize(out, start * sizeof(float), (samples - start - end) * sizeof(float));
+  return true;
+}
+
 static GstFlowReturn gst_mimi_dec_handle_frame(GstAudioDecoder* decoder, GstBuffer* buffer) {
   GstMimiDec* self = GST_MIMI_DEC(decoder);
   GstMimiDecPrivate* priv = self->priv;
@@ -297,6 +325,10 @@ static GstFlowReturn gst_mimi_dec_handle_frame(GstAudioDecoder* decoder, GstBuff
     return GST_FLOW_ERROR;
   }
   priv->dirty = true;
+  if (!gst_mimi_dec_clip(self, buffer, out)) {
+    gst_buffer_unref(out);
+    return gst_audio_decoder_finish_frame(decoder, nullptr, 1);
+  }
   return gst_audio_decoder_finish_frame(decoder, out, 1);
 }
 
@@ -391,7 +423,8 @@ static void gst_mimi_dec_class_init(GstMimiDecClass* klass) {
       element_class, "Mimi decoder", "Codec/Decoder/Audio",
       "Decodes Mimi codes into mono float audio at the model's rate (24 kHz for Kyutai's Mimi) "
       "as a live stream: each frame of codes gives frame-size samples (80 ms), timestamped from "
-      "the input or, without timestamps, by counting frames. A GAP becomes silence (plc=true, "
+      "the input or, without timestamps, by counting frames; a GstAudioClippingMeta (mimienc's "
+      "partial last frame) drops the samples it marks. A GAP becomes silence (plc=true, "
       "the default; plc=false forwards it); FLUSH and DISCONT start a new stream. With "
       "framed=false in the caps the input is a byte stream of "
       "frames, such as a file written by mimienc ! filesink.",

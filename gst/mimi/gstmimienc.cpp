@@ -243,7 +243,7 @@ static GstFlowReturn gst_mimi_enc_handle_frame(GstAudioEncoder* encoder, GstBuff
   memcpy(priv->pcm.data(), map.data, samples * sizeof(float));
   gst_buffer_unmap(buffer, &map);
   if (samples < priv->pcm.size())
-    GST_DEBUG_OBJECT(self, "padding the last %zu samples with zeros", samples);
+    GST_DEBUG_OBJECT(self, "a partial frame of %zu samples, padded with zeros", samples);
 
   if (priv->reset_pending && !gst_mimi_enc_reset_stream(self)) return GST_FLOW_ERROR;
   size_t replaced = 0;
@@ -255,11 +255,12 @@ static GstFlowReturn gst_mimi_enc_handle_frame(GstAudioEncoder* encoder, GstBuff
   if (!ok) return GST_FLOW_ERROR;
   if (replaced > 0) gst_mimi_enc_warn_samples(self, replaced, GST_BUFFER_PTS(buffer));
   priv->dirty = true;
-  // A padded frame still stands for a whole frame of audio; the base class allows claiming
-  // more samples than it handed over only while draining, which is when frames are partial.
-  return gst_audio_encoder_finish_frame(
-      encoder, gst_kyutai_mimi_pack(priv->codes.data(), priv->codes.size()),
-      static_cast<gint>(priv->pcm.size()));
+  GstBuffer* out = gst_kyutai_mimi_pack(priv->codes.data(), priv->codes.size());
+  // The frame stands for the samples it got, as opusenc's last one does: the decoder drops
+  // the padding (docs/MEDIA-TYPE.md), so a round trip keeps the input's length.
+  if (samples < priv->pcm.size())
+    gst_buffer_add_audio_clipping_meta(out, GST_FORMAT_DEFAULT, 0, priv->pcm.size() - samples);
+  return gst_audio_encoder_finish_frame(encoder, out, static_cast<gint>(samples));
 }
 
 // Chains `samples` of silence from `ts` one frame at a time, so no gap needs a large buffer.
@@ -405,7 +406,8 @@ static void gst_mimi_enc_class_init(GstMimiEncClass* klass) {
       "Encodes mono float audio at the model's rate (24 kHz for Kyutai's Mimi) into Mimi codes "
       "as a live stream: one buffer of num-codebooks little-endian guint16 codes per frame (80 "
       "ms), timestamped with the frame's first sample, one frame of latency. At EOS the last "
-      "partial frame is padded with zeros. FLUSH and DISCONT start a new stream.",
+      "partial frame is padded with zeros and carries a GstAudioClippingMeta for the padding, "
+      "which mimidec drops. FLUSH and DISCONT start a new stream.",
       "gst-moshi developers");
   gst_element_class_add_static_metadata(
       element_class, "example",

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "gstkyutaiprogress.h"
 #include "kyutai/error.h"
 #include "kyutai/hub.h"
 #include "kyutai/runtime.h"
@@ -59,12 +60,16 @@ std::shared_ptr<const kyutai::Moshi> gst_moshi_load_lm(GstElement* element,
       return "Moshi model '" + config.model + "' not found.";
     return "Cannot load the Moshi model '" + config.model + "'.";
   };
+  GstKyutaiLoadProgress progress(element, "Moshi", config.model);
+  kyutai::MoshiFiles files;
   std::shared_ptr<const kyutai::Moshi> moshi;
   if (!GST_KYUTAI_TRY(element, LIBRARY, INIT, sentence, [&] {
-        moshi = kyutai::Moshi::load_shared(kyutai::locate_moshi(config.model), config.device,
-                                           config.dtype, weight_cache(element));
+        files = kyutai::locate_moshi(config.model);
+        moshi = kyutai::Moshi::load_shared(files, config.device, config.dtype,
+                                           weight_cache(element), progress.callback());
       }))
     return nullptr;
+  progress.complete(files.weights);
   if (!GST_KYUTAI_TRY(element, RESOURCE, SETTINGS, "Cannot set the number of compute threads.",
                       [&] { kyutai::set_num_threads(config.threads); }))
     return nullptr;

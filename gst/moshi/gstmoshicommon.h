@@ -17,7 +17,8 @@
 // Installs model (documented for Moshi's repositories), device, threads and dtype from `first`.
 void gst_moshi_install_settings(GObjectClass* klass, guint first);
 
-// Finds and loads the LM and its tokenizer, or returns the copy this process already holds. On
+// Finds and loads the LM and its tokenizer, or returns the copy this process already holds,
+// posting PROGRESS messages (code "load-model") from START to COMPLETE, or ERROR. On
 // failure posts RESOURCE/SETTINGS (no model, bad device or dtype), RESOURCE/NOT_FOUND (model,
 // weights or tokenizer missing) or LIBRARY/INIT (invalid checkpoint, config or tokenizer) and
 // returns nullptr.

@@ -136,7 +136,7 @@ LmModel::LmModel(const LmConfig& config, WeightFormat weights)
 }
 
 void LmModel::load(const std::string& path, const at::Device& device,
-                   const WeightCacheOptions* cache) {
+                   const WeightCacheOptions* cache, const LoadProgress& progress) {
   c10::InferenceMode guard;
   const auto file = SafetensorsFile::open(path);
   const bool quantized = weights_ == WeightFormat::Int8 || weights_ == WeightFormat::Int4;
@@ -144,20 +144,23 @@ void LmModel::load(const std::string& path, const at::Device& device,
   if (cache && quantized && device.is_cpu()) packed.emplace(path, weights_, *cache);
   // The checkpoint's tensors are views of its mapping until read, so a weight found in the cache
   // never touches the checkpoint's pages.
-  load_strict(params_, file, device, [&](const ParamSpec& spec) {
-    if (!spec.weight) {
-      // A private copy of the small tensors (embeddings, norms) lets the mapping, and every page
-      // that quantizing touched, go once the load is done.
-      if (quantized) *spec.slot = spec.slot->clone();
-      return;
-    }
-    auto hit = packed ? packed->find(spec.name, spec.shape[0], spec.shape[1]) : nullptr;
-    if (hit)
-      spec.weight->set_packed(std::move(hit));
-    else
-      spec.weight->pack(weights_);
-    if (packed) packed->add(spec.name, spec.weight->shared_packed());
-  });
+  load_strict(
+      params_, file, device,
+      [&](const ParamSpec& spec) {
+        if (!spec.weight) {
+          // A private copy of the small tensors (embeddings, norms) lets the mapping, and every
+          // page that quantizing touched, go once the load is done.
+          if (quantized) *spec.slot = spec.slot->clone();
+          return;
+        }
+        auto hit = packed ? packed->find(spec.name, spec.shape[0], spec.shape[1]) : nullptr;
+        if (hit)
+          spec.weight->set_packed(std::move(hit));
+        else
+          spec.weight->pack(weights_);
+        if (packed) packed->add(spec.name, spec.weight->shared_packed());
+      },
+      progress);
   if (packed) packed->write_if_built();
   device_ = device;
 }
@@ -226,7 +229,8 @@ at::Tensor LmModel::text_step(const at::Tensor& tokens, TransformerState& state,
   return text_step(tokens, std::vector<TransformerState*>{&state}, text_logits);
 }
 
-at::Tensor LmModel::text_step(const at::Tensor& tokens, const std::vector<TransformerState*>& states,
+at::Tensor LmModel::text_step(const at::Tensor& tokens,
+                              const std::vector<TransformerState*>& states,
                               at::Tensor* text_logits) const {
   c10::InferenceMode guard;
   const at::Tensor t = tokens.to(device_, at::kLong).unsqueeze(2);  // [B, K, 1]

@@ -60,7 +60,7 @@ class LmModel {
 
   // Quantized formats go through the weights cache described by `cache` (null: no cache).
   void load(const std::string& path, const at::Device& device,
-            const WeightCacheOptions* cache = nullptr);
+            const WeightCacheOptions* cache = nullptr, const LoadProgress& progress = {});
   void init_random(uint64_t seed, const at::Device& device);
   void save(const std::string& path) const;
   const std::vector<ParamSpec>& params() const { return params_; }

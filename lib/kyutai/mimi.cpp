@@ -48,9 +48,11 @@ MimiModel::MimiModel(const MimiConfig& config)
   if (upsample_) upsample_->declare(p.sub("upsample").sub("convtr"));
 }
 
-void MimiModel::load(const std::string& path, const at::Device& device) {
+void MimiModel::load(const std::string& path, const at::Device& device,
+                     const LoadProgress& progress) {
   c10::InferenceMode guard;
-  load_strict(params_, SafetensorsFile::open(path), device, pack_weights(WeightFormat::Float32));
+  load_strict(params_, SafetensorsFile::open(path), device, pack_weights(WeightFormat::Float32),
+              progress);
   device_ = device;
   prepare();
 }

@@ -60,18 +60,19 @@ Mimi::Mimi(std::unique_ptr<MimiModel> model) : model_(std::move(model)) {
 Mimi::~Mimi() = default;
 
 std::shared_ptr<const Mimi> Mimi::load(const std::string& weights, const std::string& config,
-                                       const std::string& device) {
+                                       const std::string& device, const LoadProgress& progress) {
   return translate_torch_errors([&] {
     auto model = std::make_unique<MimiModel>(config_or_default(config));
-    model->load(weights, parse_device(device));
+    model->load(weights, parse_device(device), progress);
     return std::shared_ptr<const Mimi>(new Mimi(std::move(model)));
   });
 }
 
 std::shared_ptr<const Mimi> Mimi::load_shared(const std::string& weights, const std::string& config,
-                                              const std::string& device) {
+                                              const std::string& device,
+                                              const LoadProgress& progress) {
   const std::string key = canonical_path(weights) + '\n' + canonical_path(config) + '\n' + device;
-  return SharedCache<Mimi>::get(key, [&] { return load(weights, config, device); });
+  return SharedCache<Mimi>::get(key, [&] { return load(weights, config, device, progress); });
 }
 
 std::shared_ptr<const Mimi> Mimi::random(const std::string& config, uint64_t seed) {

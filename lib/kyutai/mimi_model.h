@@ -45,7 +45,7 @@ class MimiModel {
   MimiModel& operator=(const MimiModel&) = delete;
 
   // Loads weights (reference or fused checkpoint names) onto `device`.
-  void load(const std::string& path, const at::Device& device);
+  void load(const std::string& path, const at::Device& device, const LoadProgress& progress = {});
   // Random weights, for benchmarks and tests.
   void init_random(uint64_t seed, const at::Device& device);
   // Writes the weights under their reference names (a file `load` reads back).

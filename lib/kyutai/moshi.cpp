@@ -68,26 +68,29 @@ void Moshi::save_weights(const std::string& path) const {
 
 std::shared_ptr<const Moshi> Moshi::load(const MoshiFiles& files, const std::string& device,
                                          const std::string& weights,
-                                         const WeightCacheOptions& cache) {
+                                         const WeightCacheOptions& cache,
+                                         const LoadProgress& progress) {
   return translate_torch_errors([&] {
     check_device(device);
     auto tokenizer = TextTokenizer::load(files.tokenizer);
     // locate_moshi has parsed the config; it is not read again.
     auto model = std::make_unique<LmModel>(files.lm_config, parse_weight_format(weights));
     check_tokenizer(tokenizer.get(), model->config());  // before reading gigabytes of weights
-    model->load(files.weights, at::Device(device), &cache);
+    model->load(files.weights, at::Device(device), &cache, progress);
     return std::shared_ptr<const Moshi>(new Moshi(std::move(model), std::move(tokenizer)));
   });
 }
 
 std::shared_ptr<const Moshi> Moshi::load_shared(const MoshiFiles& files, const std::string& device,
                                                 const std::string& weights,
-                                                const WeightCacheOptions& cache) {
+                                                const WeightCacheOptions& cache,
+                                                const LoadProgress& progress) {
   // The canonical name, so that "bf16" and "bfloat16" share one copy.
   const std::string format = weight_format_name(parse_weight_format(weights));
   const std::string key = canonical_path(files.weights) + '\n' + canonical_path(files.config) +
                           '\n' + canonical_path(files.tokenizer) + '\n' + device + '\n' + format;
-  return SharedCache<Moshi>::get(key, [&] { return load(files, device, weights, cache); });
+  return SharedCache<Moshi>::get(key,
+                                 [&] { return load(files, device, weights, cache, progress); });
 }
 
 std::shared_ptr<const Moshi> Moshi::random(const std::string& config, uint64_t seed,
@@ -147,8 +150,9 @@ MoshiConversation::Step MoshiConversation::step(const int64_t* user_codes, int c
       const auto start = std::chrono::steady_clock::now();
       out = state_->gen.step(codes, state_->lm, params);
       info.batch_size = 1;
-      info.step_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                               start).count();
+      info.step_ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+              .count();
     }
     state_->record(info);
     result.batch_size = info.batch_size;

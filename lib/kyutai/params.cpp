@@ -251,7 +251,7 @@ std::vector<KeyInfo> checkpoint_keys(const std::vector<ParamSpec>& specs) {
 
 void load_strict(const std::vector<ParamSpec>& specs,
                  const std::shared_ptr<const SafetensorsFile>& file, const at::Device& device,
-                 const AfterLoad& after) {
+                 const AfterLoad& after, const LoadProgress& progress) {
   std::set<std::string> declared;
   for (const auto& s : specs) declared.insert(s.name);
   const auto sources = map_sources(declared, *file);
@@ -269,9 +269,13 @@ void load_strict(const std::vector<ParamSpec>& specs,
       throw CheckpointError(file->path() + ": unexpected key '" + src.info->name +
                                 "' (the model has no tensor of that name)",
                             file->path(), src.info->name);
+  int64_t total = 0, done = 0;
+  for (const auto& s : specs) total += numel_of(s.shape);
   for (const auto& s : specs) {
     *s.slot = load_one(s, sources.at(s.name), file, device);
     if (after) after(s);
+    done += numel_of(s.shape);
+    if (progress && total > 0) progress(static_cast<double>(done) / static_cast<double>(total));
   }
 }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kyutai/weights.h"
+#include "kyutai/progress.h"
 
 namespace kyutai {
 
@@ -75,10 +76,11 @@ std::vector<KeyInfo> checkpoint_keys(const std::vector<ParamSpec>& specs);
 // Fills every slot from `file`. Accepts the reference names and the legacy/fused ones (see the
 // alias table in params.cpp). Floating tensors are converted to each spec's dtype; a tensor whose
 // stored dtype already matches points into the file's mapping without a copy.
-// Throws CheckpointError naming the file and key on any mismatch.
+// Throws CheckpointError naming the file and key on any mismatch. `progress` is told the fraction
+// of the declared elements loaded after each tensor.
 void load_strict(const std::vector<ParamSpec>& specs,
                  const std::shared_ptr<const SafetensorsFile>& file, const at::Device& device,
-                 const AfterLoad& after = {});
+                 const AfterLoad& after = {}, const LoadProgress& progress = {});
 
 // Fills every slot with random values (benchmarks, tests): normal(0, 1/sqrt(fan_in)) for
 // weights, 1 + 0.1*normal for norm scales, and the codebook buffers made usable. Drawn on

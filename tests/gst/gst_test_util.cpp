@@ -116,9 +116,15 @@ bool Harnessed::send_caps(const std::string& caps) {
 }
 
 ErrorMessage pop_error(GstBus* bus) {
-  ErrorMessage e;
   GstMessage* message = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
-  if (!message) return e;
+  if (!message) return {};
+  ErrorMessage e = parse_error(message);
+  gst_message_unref(message);
+  return e;
+}
+
+ErrorMessage parse_error(GstMessage* message) {
+  ErrorMessage e;
   GError* error = nullptr;
   gchar* debug = nullptr;
   gst_message_parse_error(message, &error, &debug);
@@ -129,7 +135,6 @@ ErrorMessage pop_error(GstBus* bus) {
   e.debug = debug ? debug : "";
   g_error_free(error);
   g_free(debug);
-  gst_message_unref(message);
   return e;
 }
 

@@ -73,6 +73,7 @@ struct ErrorMessage {
   std::string debug;
 };
 ErrorMessage pop_error(GstBus* bus);
+ErrorMessage parse_error(GstMessage* message);
 
 // gtest assertion: an error of the given domain and code whose message contains `text`.
 ::testing::AssertionResult is_error(const ErrorMessage& e, GQuark domain, int code,

@@ -63,6 +63,40 @@ TEST_F(MimiDec, GoldenCodesGiveTheStreamingAudio) {
   EXPECT_LE(rel_l2(audio, golden().audio_stream), 1e-5);
 }
 
+// mimienc marks the zeros padding its last frame with a clipping meta; mimidec drops them.
+TEST_F(MimiDec, DropsTheSamplesAClippingMetaMarks) {
+  set_caps();
+  push_frames(0, 2);
+  GstBuffer* last = codes_buffer(golden().frame(golden().codes_batch, 2), 2 * kFrameTime);
+  gst_buffer_add_audio_clipping_meta(last, GST_FORMAT_DEFAULT, 0, kFrame - 5);
+  ASSERT_EQ(gst_harness_push(dec_.h, last), GST_FLOW_OK);
+  std::vector<GstBuffer*> buffers = dec_.pull_all();
+  ASSERT_EQ(buffers.size(), 3u);
+  EXPECT_EQ(gst_buffer_get_size(buffers[2]), 5 * sizeof(float));
+  EXPECT_EQ(GST_BUFFER_PTS(buffers[2]), 2 * kFrameTime);
+  EXPECT_EQ(GST_BUFFER_DURATION(buffers[2]), gst_util_uint64_scale_int(5, GST_SECOND, kRate));
+  EXPECT_EQ(gst_buffer_get_audio_clipping_meta(buffers[2]), nullptr);  // applied, not passed on
+  const std::vector<float> kept = buffer_samples(buffers[2]);
+  unref_all(buffers);
+
+  // The first 5 samples of the unclipped frame.
+  flush();
+  push_frames(0, 3);
+  buffers = dec_.pull_all();
+  ASSERT_EQ(buffers.size(), 3u);
+  const std::vector<float> whole = buffer_samples(buffers[2]);
+  EXPECT_EQ(kept, std::vector<float>(whole.begin(), whole.begin() + 5));
+  unref_all(buffers);
+}
+
+TEST_F(MimiDec, AFrameClippedWhollyGivesNoAudio) {
+  set_caps();
+  GstBuffer* codes = codes_buffer(golden().frame(golden().codes_batch, 0), 0);
+  gst_buffer_add_audio_clipping_meta(codes, GST_FORMAT_DEFAULT, 10, kFrame);
+  ASSERT_EQ(gst_harness_push(dec_.h, codes), GST_FLOW_OK);
+  EXPECT_TRUE(pull_audio().empty());
+}
+
 TEST_F(MimiDec, OutputsMonoFloatAtTheModelRate) {
   set_caps();
   push_frames(0, 1);

@@ -115,14 +115,23 @@ TEST_F(MimiEnc, ReportsOneFrameOfLatency) {
   EXPECT_EQ(gst_harness_query_latency(enc_.h), kFrameTime);
 }
 
-TEST_F(MimiEnc, EosPadsThePartialLastFrameWithZeros) {
+// The padding is marked with a clipping meta, as opusenc marks its own, and the buffer lasts as
+// long as the samples it stands for.
+TEST_F(MimiEnc, EosPadsThePartialLastFrameWithZerosAndMarksThePadding) {
   set_caps();
   push_audio(0, 2 * kFrame + 4, 2 * kFrame + 4);
   ASSERT_TRUE(gst_harness_push_event(enc_.h, gst_event_new_eos()));
   std::vector<GstBuffer*> buffers = enc_.pull_all();
   ASSERT_EQ(buffers.size(), 3u);
   EXPECT_EQ(GST_BUFFER_PTS(buffers[2]), 2 * kFrameTime);
-  EXPECT_EQ(GST_BUFFER_DURATION(buffers[2]), kFrameTime);
+  EXPECT_EQ(GST_BUFFER_DURATION(buffers[2]),
+            gst_util_uint64_scale_int(2 * kFrame + 4, GST_SECOND, kRate) - 2 * kFrameTime);
+  for (int f = 0; f < 2; ++f) EXPECT_EQ(gst_buffer_get_audio_clipping_meta(buffers[f]), nullptr);
+  const GstAudioClippingMeta* meta = gst_buffer_get_audio_clipping_meta(buffers[2]);
+  ASSERT_NE(meta, nullptr);
+  EXPECT_EQ(meta->format, GST_FORMAT_DEFAULT);
+  EXPECT_EQ(meta->start, 0u);
+  EXPECT_EQ(meta->end, static_cast<guint64>(kFrame - 4));
   const std::vector<int64_t> last = buffer_codes(buffers[2]);
   unref_all(buffers);
 
@@ -323,6 +332,32 @@ TEST(MimiAtTheRealFrameRate, EncodesEightyMillisecondFramesAndDecodesThemBack) {
     EXPECT_EQ(GST_BUFFER_PTS(out[f]), f * frame_time);
     EXPECT_EQ(gst_buffer_get_size(out[f]), 1920 * sizeof(float));
   }
+  unref_all(out);
+}
+
+// mimienc marks the zeros that pad the last frame and mimidec drops them: 1000.5 frames of audio
+// come back as exactly as many samples, timed end to end.
+TEST(MimiRoundTrip, GivesBackExactlyTheInputsSamples) {
+  const size_t samples = 1000 * kFrame + kFrame / 2;
+  std::vector<float> audio(samples);
+  for (size_t i = 0; i < samples; ++i) audio[i] = 0.3f * std::sin(0.05f * static_cast<float>(i));
+  Harnessed enc("mimienc", {{"model", tiny_model()}});
+  gst_harness_set_src_caps_str(enc.h, enc_sink_caps().c_str());
+  ASSERT_EQ(gst_harness_push(enc.h, audio_buffer(audio.data(), samples, 0)), GST_FLOW_OK);
+  ASSERT_TRUE(gst_harness_push_event(enc.h, gst_event_new_eos()));
+  Harnessed dec("mimidec", {{"model", tiny_model()}});
+  gst_harness_set_src_caps_str(dec.h, dec_sink_caps().c_str());
+  std::vector<GstBuffer*> codes = enc.pull_all();
+  ASSERT_EQ(codes.size(), 1001u);
+  for (GstBuffer* b : codes) ASSERT_EQ(gst_harness_push(dec.h, b), GST_FLOW_OK);
+  ASSERT_TRUE(gst_harness_push_event(dec.h, gst_event_new_eos()));
+  std::vector<GstBuffer*> out = dec.pull_all();
+  size_t decoded = 0;
+  for (GstBuffer* b : out) decoded += gst_buffer_get_size(b) / sizeof(float);
+  EXPECT_EQ(decoded, samples);
+  ASSERT_FALSE(out.empty());
+  EXPECT_EQ(GST_BUFFER_PTS(out.back()) + GST_BUFFER_DURATION(out.back()),
+            gst_util_uint64_scale_int(samples, GST_SECOND, kRate));
   unref_all(out);
 }
 

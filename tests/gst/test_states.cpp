@@ -1,5 +1,6 @@
-// State changes of both elements: models that are missing or invalid, bad settings, and
-// NULL <-> READY <-> PAUSED cycles that must leak nothing (run with GST_TRACERS=leaks).
+// State changes of the elements: models that are missing or invalid, bad settings, PROGRESS
+// messages while a model loads, and NULL <-> READY <-> PAUSED cycles that must leak nothing (run
+// with GST_TRACERS=leaks).
 #include <fstream>
 #include <sstream>
 
@@ -39,10 +40,28 @@ void write_file(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
 }
 
+struct Progress {
+  GstProgressType type;
+  std::string code, text;
+  int percent = -1;
+};
+
 struct StartResult {
   GstStateChangeReturn change;
-  ErrorMessage error;
+  ErrorMessage error;              // the first one
+  std::vector<Progress> progress;  // in order
 };
+
+Progress parse_progress(GstMessage* message) {
+  Progress p;
+  g_autofree gchar* code = nullptr;
+  g_autofree gchar* text = nullptr;
+  gst_message_parse_progress(message, &p.type, &code, &text);
+  p.code = code;
+  p.text = text;
+  gst_structure_get_int(gst_message_get_structure(message), "percent", &p.percent);
+  return p;
+}
 
 // Takes a new element to PAUSED and back to NULL; returns how going to PAUSED went.
 StartResult start(const std::string& factory, const Properties& properties) {
@@ -51,7 +70,13 @@ StartResult start(const std::string& factory, const Properties& properties) {
   gst_element_set_bus(element, bus);
   StartResult result;
   result.change = gst_element_set_state(element, GST_STATE_PAUSED);
-  result.error = pop_error(bus);
+  while (GstMessage* message = gst_bus_pop(bus)) {
+    if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_PROGRESS)
+      result.progress.push_back(parse_progress(message));
+    else if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_ERROR && !result.error.found)
+      result.error = parse_error(message);
+    gst_message_unref(message);
+  }
   EXPECT_EQ(gst_element_set_state(element, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
   gst_element_set_bus(element, nullptr);
   gst_object_unref(bus);
@@ -146,6 +171,66 @@ TEST(MimiEncSettings, MoreCodebooksThanTheModelHasIsABadSetting) {
   EXPECT_TRUE(is_error(r.error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
                        "num-codebooks is 9 but the model has only 8"));
 }
+
+// ---- Progress while loading ----
+
+// Each element that loads a model, on models/moshi-tiny (the Mimi or the LM in it).
+class LoadProgress : public ::testing::TestWithParam<const char*> {
+ protected:
+  static std::string model() { return source_root() + "/models/moshi-tiny"; }
+  static std::vector<GstProgressType> types(const StartResult& r) {
+    std::vector<GstProgressType> types;
+    for (const Progress& p : r.progress) types.push_back(p.type);
+    return types;
+  }
+};
+
+TEST_P(LoadProgress, StartThenPercentagesThenComplete) {
+  const StartResult r = start(GetParam(), {{"model", model()}});
+  ASSERT_EQ(r.change, GST_STATE_CHANGE_SUCCESS);
+  ASSERT_GE(r.progress.size(), 3u);
+  EXPECT_EQ(r.progress.front().type, GST_PROGRESS_TYPE_START);
+  EXPECT_NE(r.progress.front().text.find(model()), std::string::npos) << r.progress.front().text;
+  EXPECT_EQ(r.progress.back().type, GST_PROGRESS_TYPE_COMPLETE);
+  EXPECT_EQ(r.progress.back().percent, 100);
+  int last = 0;
+  for (size_t i = 1; i + 1 < r.progress.size(); ++i) {
+    const Progress& p = r.progress[i];
+    EXPECT_EQ(p.type, GST_PROGRESS_TYPE_CONTINUE);
+    EXPECT_GT(p.percent, last);  // at most one message per whole percent
+    EXPECT_NE(p.text.find(std::to_string(p.percent) + "%"), std::string::npos) << p.text;
+    last = p.percent;
+  }
+  EXPECT_EQ(last, 100);
+  for (const Progress& p : r.progress) EXPECT_EQ(p.code, "load-model");
+}
+
+// A model this process already holds is not loaded again: no percentages.
+TEST_P(LoadProgress, ASharedCopyIsStartThenComplete) {
+  GstElement* holder =
+      GST_ELEMENT(gst_object_ref_sink(make_element(GetParam(), {{"model", model()}})));
+  ASSERT_EQ(gst_element_set_state(holder, GST_STATE_PAUSED), GST_STATE_CHANGE_SUCCESS);
+  const StartResult r = start(GetParam(), {{"model", model()}});
+  EXPECT_EQ(r.change, GST_STATE_CHANGE_SUCCESS);
+  EXPECT_EQ(types(r), (std::vector{GST_PROGRESS_TYPE_START, GST_PROGRESS_TYPE_COMPLETE}));
+  gst_element_set_state(holder, GST_STATE_NULL);
+  gst_object_unref(holder);
+}
+
+TEST_P(LoadProgress, ABadModelIsStartThenError) {
+  TempDir dir;
+  const std::string path = dir.path("garbage.safetensors");
+  write_file(path, "this is not a safetensors file");
+  for (const std::string& bad : {path, dir.path("absent.safetensors")}) {
+    const StartResult r = start(GetParam(), {{"model", bad}});
+    EXPECT_EQ(r.change, GST_STATE_CHANGE_FAILURE);
+    EXPECT_TRUE(r.error.found);
+    EXPECT_EQ(types(r), (std::vector{GST_PROGRESS_TYPE_START, GST_PROGRESS_TYPE_ERROR}));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(ModelElements, LoadProgress,
+                         ::testing::Values("mimienc", "mimidec", "moshilm"));
 
 // ---- Leaks ----
 

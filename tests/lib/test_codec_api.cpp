@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -132,6 +133,21 @@ TEST(CodecApi, SharedLoadsReturnOneCopy) {
   const auto b = Mimi::load_shared(tiny_dir() + "/./model.safetensors", files.config);
   EXPECT_EQ(a.get(), b.get());
   EXPECT_NE(Mimi::load(files.weights, files.config).get(), a.get());
+}
+
+// Fractions in (0, 1], non-decreasing, ending at 1; a copy from the shared cache reports none.
+TEST(CodecApi, LoadingReportsProgress) {
+  const MimiFiles files = locate_mimi(tiny_dir());
+  std::vector<double> fractions;
+  const LoadProgress progress = [&](double f) { fractions.push_back(f); };
+  const auto mimi = Mimi::load_shared(files.weights, files.config, "cpu", progress);
+  ASSERT_GT(fractions.size(), 10u);  // one per tensor
+  EXPECT_GT(fractions.front(), 0.0);
+  EXPECT_TRUE(std::is_sorted(fractions.begin(), fractions.end()));
+  EXPECT_DOUBLE_EQ(fractions.back(), 1.0);
+  fractions.clear();
+  EXPECT_EQ(Mimi::load_shared(files.weights, files.config, "cpu", progress).get(), mimi.get());
+  EXPECT_TRUE(fractions.empty());
 }
 
 TEST(CodecApi, SavedRandomModelLoadsBack) {

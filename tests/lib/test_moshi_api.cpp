@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -150,6 +151,15 @@ class MoshiApi : public ::testing::Test {
     return Moshi::load_shared(locate_moshi(tiny_dir()), test::device_name());
   }
 };
+
+TEST_F(MoshiApi, LoadingReportsProgress) {
+  std::vector<double> fractions;
+  Moshi::load(locate_moshi(tiny_dir()), "cpu", "float32", {},
+              [&](double f) { fractions.push_back(f); });
+  ASSERT_GT(fractions.size(), 10u);
+  EXPECT_TRUE(std::is_sorted(fractions.begin(), fractions.end()));
+  EXPECT_DOUBLE_EQ(fractions.back(), 1.0);
+}
 
 TEST_F(MoshiApi, GreedyConversationReproducesTheTrace) {
   const auto trace = read_tensors(data_path("golden/lm_tiny/trace.safetensors"));

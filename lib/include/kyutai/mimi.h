@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "kyutai/progress.h"
+
 namespace kyutai {
 
 class MimiModel;
@@ -34,15 +36,18 @@ inline constexpr float kMaxSampleMagnitude = 1e3f;
 class Mimi {
  public:
   // Loads `weights` with the configuration file `config` (empty: the released Mimi) onto
-  // `device` ("cpu", "cuda", "cuda:1"). Throws NotFoundError, FormatError, CheckpointError,
-  // ConfigError.
+  // `device` ("cpu", "cuda", "cuda:1"), telling `progress` the fraction loaded as tensors come
+  // in. Throws NotFoundError, FormatError, CheckpointError, ConfigError.
   static std::shared_ptr<const Mimi> load(const std::string& weights, const std::string& config,
-                                          const std::string& device = "cpu");
+                                          const std::string& device = "cpu",
+                                          const LoadProgress& progress = {});
   // As load, but returns the copy already loaded in this process for the same files and device
-  // when there is one, so elements using one model share its weights.
+  // when there is one (without calling `progress`), so elements using one model share its
+  // weights.
   static std::shared_ptr<const Mimi> load_shared(const std::string& weights,
                                                  const std::string& config,
-                                                 const std::string& device = "cpu");
+                                                 const std::string& device = "cpu",
+                                                 const LoadProgress& progress = {});
   // A model with random weights (benchmarks, tests).
   static std::shared_ptr<const Mimi> random(const std::string& config, uint64_t seed);
   // Writes the weights as a safetensors file with the reference's key names.

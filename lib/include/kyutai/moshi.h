@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kyutai/hub.h"
+#include "kyutai/progress.h"
 #include "kyutai/sampling.h"
 #include "kyutai/text.h"
 #include "kyutai/weights.h"
@@ -55,18 +56,21 @@ class Moshi {
  public:
   // Loads the LM and its tokenizer onto `device` ("cpu", "cuda", "cuda:N") with its matrix
   // weights in `weights` (a weight_format_name: "float32", "bfloat16", "int8", "int4"; the
-  // quantized ones go through `cache`, CPU only). Throws NotFoundError, FormatError,
-  // CheckpointError, ConfigError (also when the tokenizer's size is not the model's text_card).
+  // quantized ones go through `cache`, CPU only), telling `progress` the fraction of the weights
+  // loaded as tensors come in. Throws NotFoundError, FormatError, CheckpointError, ConfigError
+  // (also when the tokenizer's size is not the model's text_card).
   static std::shared_ptr<const Moshi> load(const MoshiFiles& files,
                                            const std::string& device = "cpu",
                                            const std::string& weights = "float32",
-                                           const WeightCacheOptions& cache = {});
+                                           const WeightCacheOptions& cache = {},
+                                           const LoadProgress& progress = {});
   // As load, but shares the copy already loaded in this process for the same files, device and
-  // weight format.
+  // weight format (without calling `progress`).
   static std::shared_ptr<const Moshi> load_shared(const MoshiFiles& files,
                                                   const std::string& device = "cpu",
                                                   const std::string& weights = "float32",
-                                                  const WeightCacheOptions& cache = {});
+                                                  const WeightCacheOptions& cache = {},
+                                                  const LoadProgress& progress = {});
   // Random weights for a configuration file (benchmarks); `tokenizer` may be empty.
   static std::shared_ptr<const Moshi> random(const std::string& config, uint64_t seed,
                                              const std::string& dtype = "float32",
