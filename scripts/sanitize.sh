@@ -11,7 +11,8 @@ if [ ! -f build-asan/build.ninja ]; then
 fi
 ninja -C build-asan
 KYUTAI_LIBASAN=$(c++ -print-file-name=libasan.so)
-export KYUTAI_LIBASAN
+KYUTAI_LIBSTDCXX=$(c++ -print-file-name=libstdc++.so.6)
+export KYUTAI_LIBASAN KYUTAI_LIBSTDCXX
 # Leak checking is on everywhere; libraries' own by-design leaks are suppressed in one file.
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:halt_on_error=1:detect_odr_violation=0"
 export LSAN_OPTIONS="suppressions=$root/tests/sanitizers/lsan.supp:print_suppressions=0"
