@@ -9,11 +9,14 @@ root=$PWD
 if [ ! -f build-asan/build.ninja ]; then
   meson setup build-asan -Db_sanitize=address,undefined -Dbuildtype=debugoptimized
 fi
-ninja -C build-asan
+ninja -C build-asan ${NINJA_JOBS:+-j$NINJA_JOBS}
 KYUTAI_LIBASAN=$(c++ -print-file-name=libasan.so)
-export KYUTAI_LIBASAN
-# Leak checking is on everywhere; libraries' own by-design leaks are suppressed in one file.
-export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:halt_on_error=1:detect_odr_violation=0"
+KYUTAI_LIBSTDCXX=$(c++ -print-file-name=libstdc++.so.6)
+export KYUTAI_LIBASAN KYUTAI_LIBSTDCXX
+# Leak checking is on in every test program; tests/sanitizers/lsan.supp says what may be suppressed.
+# A program named in tests/sanitizers/<name>.options (%b: its basename) gets those options last
+# (flags only, no comments: lsan.supp says why each file exists).
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:halt_on_error=1:detect_odr_violation=0:include_if_exists=$root/tests/sanitizers/%b.options"
 export LSAN_OPTIONS="suppressions=$root/tests/sanitizers/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 exec meson test -C build-asan --print-errorlogs --no-suite fuzz --timeout-multiplier 4 \

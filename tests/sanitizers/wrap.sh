@@ -5,7 +5,11 @@
 # ASan runtime must then come first, so it is preloaded into every process of the test.
 set -eu
 libasan=${KYUTAI_LIBASAN:?set by scripts/sanitize.sh}
-export LD_PRELOAD="$libasan${LD_PRELOAD:+:$LD_PRELOAD}"
+libstdcxx=${KYUTAI_LIBSTDCXX:?set by scripts/sanitize.sh}
+# libstdc++ is preloaded too: ASan looks up the real __cxa_throw once, when it starts, and a C
+# program (gst-launch-1.0) only loads libstdc++ later with our plugin; the first exception the
+# plugin throws then aborts with "CHECK failed: ... real___cxa_throw != 0".
+export LD_PRELOAD="$libasan:$libstdcxx${LD_PRELOAD:+:$LD_PRELOAD}"
 # Plugins are loaded by the (instrumented) test itself rather than by the scanner child.
 export GST_REGISTRY_FORK=no
 exec "$@"
