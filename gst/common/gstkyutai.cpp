@@ -47,8 +47,8 @@ void gst_kyutai_install_settings(GObjectClass* klass, guint first, const char* m
           "How the language model stores its matrix weights. bfloat16: as Kyutai ships them (the "
           "7B: 15.4 GB); float32: twice the memory, the reference's numerics; int8 and int4: "
           "quantized at load from the bfloat16 checkpoint and cached in ~/.cache/gst-moshi "
-          "(the 7B: 8 and 4.5 GB), faster on a CPU (see docs/PERFORMANCE.md). int8 and int4 run "
-          "on the CPU only",
+          "(the 7B: 8.6 and 4.9 GB resident), faster on a CPU (see docs/PERFORMANCE.md). "
+          "int8 and int4 run on the CPU only",
           GST_TYPE_KYUTAI_WEIGHTS, GST_KYUTAI_WEIGHTS_BFLOAT16, kReadyFlags));
   g_object_class_install_property(
       klass, first + GST_KYUTAI_PROP_DTYPE,
