@@ -4,6 +4,7 @@
 
 #include "kyutai/device.h"
 #include "kyutai/error.h"
+#include "kyutai/weights.h"
 
 static const GParamFlags kReadyFlags =
     static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
@@ -71,10 +72,18 @@ GType gst_kyutai_weights_get_type(void) {
   return type;
 }
 
-// The enum value of a format name, or -1 for a name no value has (dtype is free text).
+// The enum value of a format name as the library reads it (so its aliases too), or -1 for a
+// name it refuses (dtype is free text).
 static gint weights_value(const gchar* name) {
+  if (!name) return -1;
+  const char* nick;
+  try {
+    nick = kyutai::weight_format_name(kyutai::parse_weight_format(name));
+  } catch (const kyutai::ConfigError&) {
+    return -1;
+  }
   g_autoptr(GEnumClass) klass = G_ENUM_CLASS(g_type_class_ref(GST_TYPE_KYUTAI_WEIGHTS));
-  const GEnumValue* v = name ? g_enum_get_value_by_nick(klass, name) : nullptr;
+  const GEnumValue* v = g_enum_get_value_by_nick(klass, nick);
   return v ? v->value : -1;
 }
 

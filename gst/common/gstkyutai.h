@@ -130,6 +130,10 @@ struct GstKyutaiErrorCode {
 #define GST_KYUTAI_ERROR_CODE(domain, code) \
   (GstKyutaiErrorCode{GST_##domain##_ERROR, GST_##domain##_ERROR_##code})
 bool gst_kyutai_error_code_is(GstKyutaiErrorCode a, GstKyutaiErrorCode b);
+// Whether `code` is RESOURCE/NOT_FOUND (a sentence that says "not found").
+inline bool gst_kyutai_error_is_not_found(GstKyutaiErrorCode code) {
+  return gst_kyutai_error_code_is(code, GST_KYUTAI_ERROR_CODE(RESOURCE, NOT_FOUND));
+}
 
 // The one table from the library's exceptions to element errors (docs/ELEMENTS.md, "Errors"):
 // NotFoundError is RESOURCE/NOT_FOUND; FormatError and CheckpointError are LIBRARY/INIT;

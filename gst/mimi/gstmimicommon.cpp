@@ -15,13 +15,9 @@ void gst_mimi_install_settings(GObjectClass* klass) {
       FALSE);
 }
 
-static bool is_not_found(GstKyutaiErrorCode code) {
-  return gst_kyutai_error_code_is(code, GST_KYUTAI_ERROR_CODE(RESOURCE, NOT_FOUND));
-}
-
 static bool locate(GstElement* element, const std::string& spec, kyutai::MimiFiles* files) {
   const auto sentence = [&](GstKyutaiErrorCode code) {
-    return is_not_found(code) ? "Mimi model '" + spec + "' not found."
+    return gst_kyutai_error_is_not_found(code) ? "Mimi model '" + spec + "' not found."
                               : "Cannot use Mimi model '" + spec + "'.";
   };
   return GST_KYUTAI_TRY(element, LIBRARY, INIT, sentence,
@@ -32,7 +28,7 @@ static std::shared_ptr<const kyutai::Mimi> load(GstElement* element, const kyuta
                                                 const std::string& device,
                                                 GstKyutaiLoadProgress& progress) {
   const auto sentence = [&](GstKyutaiErrorCode code) {
-    if (is_not_found(code)) return "Mimi model file '" + files.weights + "' not found.";
+    if (gst_kyutai_error_is_not_found(code)) return "Mimi model file '" + files.weights + "' not found.";
     return "'" + files.weights + "' is not a valid Mimi model" +
            (files.config.empty() ? "" : " for " + files.config) + ".";
   };

@@ -90,19 +90,16 @@ static void gst_moshi_bin_get_property(GObject* object, guint prop_id, GValue* v
 // Where the model is, and the codebooks Mimi must encode (the library knows how many).
 static bool gst_moshi_bin_locate(GstMoshiBin* self, const std::string& model,
                                  kyutai::MoshiFiles* files) {
-  try {
+  const auto sentence = [&](GstKyutaiErrorCode code) {
+    return gst_kyutai_error_is_not_found(code)
+               ? "Moshi model '" + model + "' not found."
+               : "Cannot use the Moshi model '" + model + "'.";
+  };
+  return GST_KYUTAI_TRY(GST_ELEMENT(self), LIBRARY, INIT, sentence, [&] {
     *files = kyutai::locate_moshi(model);
     if (files->mimi.weights.empty())
       throw kyutai::NotFoundError("the repository holds no Mimi weights");
-    return true;
-  } catch (const kyutai::NotFoundError& e) {
-    GST_ELEMENT_ERROR(self, RESOURCE, NOT_FOUND, ("Moshi model '%s' not found.", model.c_str()),
-                      ("%s", e.what()));
-  } catch (const std::exception& e) {
-    GST_ELEMENT_ERROR(self, LIBRARY, INIT, ("Cannot use the Moshi model '%s'.", model.c_str()),
-                      ("%s", e.what()));
-  }
-  return false;
+  });
 }
 
 // Hands the settings to the children, before they leave NULL.

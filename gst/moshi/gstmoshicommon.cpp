@@ -6,6 +6,7 @@
 #include "kyutai/error.h"
 #include "kyutai/hub.h"
 #include "kyutai/runtime.h"
+#include "kyutai/weights.h"
 
 void gst_moshi_install_settings(GObjectClass* klass, guint first) {
   gst_kyutai_install_settings(
@@ -39,24 +40,31 @@ static bool check_settings(GstElement* element, const GstKyutaiConfig& config) {
                           "No Moshi model given: set the 'model' property.", "");
     return false;
   }
-  try {
-    kyutai::parse_weight_format(config.dtype);
-  } catch (const kyutai::Error& e) {
-    GST_KYUTAI_POST_ERROR(
-        element, RESOURCE, SETTINGS,
-        "The weight format (weights, dtype) must be float32, bfloat16, int8 or int4, not '" +
-            config.dtype + "'.",
-        e.what());
+  kyutai::WeightFormat format{};
+  if (!GST_KYUTAI_TRY(
+          element, RESOURCE, SETTINGS,
+          "The weight format (weights, dtype) must be float32, bfloat16, int8 or int4, not '" +
+              config.dtype + "'.",
+          [&] { format = kyutai::parse_weight_format(config.dtype); }))
+    return false;
+  if (!GST_KYUTAI_CHECK_DEVICE(element, config.device, "Moshi")) return false;
+  // The library refuses this too, at load, where it would read as a model that cannot load.
+  if ((format == kyutai::WeightFormat::Int8 || format == kyutai::WeightFormat::Int4) &&
+      config.device != "cpu") {
+    GST_KYUTAI_POST_ERROR(element, RESOURCE, SETTINGS,
+                          "int8 and int4 weights run on the CPU only: use float32 or bfloat16 "
+                          "on device '" + config.device + "'.",
+                          "");
     return false;
   }
-  return GST_KYUTAI_CHECK_DEVICE(element, config.device, "Moshi");
+  return true;
 }
 
 std::shared_ptr<const kyutai::Moshi> gst_moshi_load_lm(GstElement* element,
                                                        const GstKyutaiConfig& config) {
   if (!check_settings(element, config)) return nullptr;
   const auto sentence = [&](GstKyutaiErrorCode code) {
-    if (gst_kyutai_error_code_is(code, GST_KYUTAI_ERROR_CODE(RESOURCE, NOT_FOUND)))
+    if (gst_kyutai_error_is_not_found(code))
       return "Moshi model '" + config.model + "' not found.";
     return "Cannot load the Moshi model '" + config.model + "'.";
   };

@@ -52,11 +52,13 @@
 GST_DEBUG_CATEGORY_STATIC(gst_moshi_lm_debug);
 #define GST_CAT_DEFAULT gst_moshi_lm_debug
 
-// Sampling defaults are the library's (the reference LMGen's), defined once there.
+// Sampling defaults are the library's (the reference LMGen's), defined once there; so is the
+// batch wait. Batching itself is on by default here (off in the library, whose caller may step
+// several conversations from one thread).
 static const kyutai::SamplingParams kDefaultSampling;
+static const kyutai::BatchOptions kDefaultBatch;
 #define DEFAULT_SEED 0
 #define DEFAULT_BATCH TRUE
-#define DEFAULT_BATCH_WAIT 5.0  // ms
 // Steps whose times the statistics keep.
 #define STATS_WINDOW 256
 // A late step is reported once, then again after this many late steps (10 s of audio).
@@ -665,7 +667,7 @@ static void gst_moshi_lm_init(GstMoshiLm* self) {
   self->text_top_k = kDefaultSampling.text_top_k;
   self->seed = DEFAULT_SEED;
   self->batch = DEFAULT_BATCH;
-  self->batch_wait = DEFAULT_BATCH_WAIT;
+  self->batch_wait = kDefaultBatch.max_wait_ms;
   self->published_frame = GST_CLOCK_TIME_NONE;
 
   self->sinkpad = gst_pad_new_from_static_template(&sink_template, "sink");
@@ -731,8 +733,8 @@ static void gst_moshi_lm_install_properties(GObjectClass* klass) {
                           0, G_MAXUINT64, DEFAULT_SEED,
                           static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                                    GST_PARAM_MUTABLE_PLAYING)));
-  const auto at_start =
-      static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
+  const auto at_start = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                                 GST_PARAM_MUTABLE_READY);
   g_object_class_install_property(
       klass, PROP_BATCH,
       g_param_spec_boolean("batch", "Batch",
@@ -748,7 +750,7 @@ static void gst_moshi_lm_install_properties(GObjectClass* klass) {
                           "milliseconds; added to the reported latency. A conversation that "
                           "misses a step is not waited for until it comes back. Applies from "
                           "the next start",
-                          0.0, 1000.0, DEFAULT_BATCH_WAIT, at_start));
+                          0.0, 1000.0, kDefaultBatch.max_wait_ms, at_start));
   g_object_class_install_property(
       klass, PROP_STATS,
       g_param_spec_boxed("stats", "Statistics",

@@ -323,6 +323,9 @@ TEST(MoshiLmWeights, WeightsIsAnEnumAndDtypeItsAlias) {
   gint weights = -1;
   g_object_get(lm, "weights", &weights, nullptr);
   EXPECT_STREQ(g_enum_get_value(values, weights)->value_nick, "int8");
+  g_object_set(lm, "dtype", "fp32", nullptr);  // the library's alias of float32
+  g_object_get(lm, "weights", &weights, nullptr);
+  EXPECT_STREQ(g_enum_get_value(values, weights)->value_nick, "float32");
   EXPECT_STREQ(g_enum_get_value(values, G_PARAM_SPEC_ENUM(spec)->default_value)->value_nick,
                "bfloat16");
   std::vector<std::string> nicks;
