@@ -26,10 +26,6 @@ kernels::WeightFormat to_kernel(WeightFormat format) {
   throw ConfigError("unknown weight format");
 }
 
-// Beyond this many rows a float weight goes through libtorch's gemm (which reads it once for all
-// rows) rather than the kernels (which read it once per 8 rows).
-constexpr int64_t kMaxKernelRows = LinearWeight::kExactRows;
-
 bool quantized(WeightFormat format) {
   return format == WeightFormat::Int8 || format == WeightFormat::Int4;
 }
@@ -90,7 +86,8 @@ void LinearWeight::set_packed(std::shared_ptr<const kernels::PackedWeight> packe
 
 at::Tensor LinearWeight::operator()(const at::Tensor& x) const {
   const int64_t in = x.size(-1), rows = x.numel() / in;
-  if (!packed_ || (tensor.defined() && rows > kMaxKernelRows)) return ops::linear(x, tensor);
+  // Past kExactRows a float weight goes through libtorch's gemm, which reads it once for all rows.
+  if (!packed_ || (tensor.defined() && rows > kExactRows)) return ops::linear(x, tensor);
   const at::Tensor xf = x.to(at::kFloat).contiguous();
   std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
   shape.back() = packed_->out;

@@ -30,7 +30,6 @@ class LinearWeight {
   void pack(WeightFormat format);
   // Uses arrays made earlier (for example memory-mapped from the quantized-weights cache).
   void set_packed(std::shared_ptr<const kernels::PackedWeight> packed);
-  const kernels::PackedWeight* packed() const { return packed_.get(); }
   const std::shared_ptr<const kernels::PackedWeight>& shared_packed() const { return packed_; }
 
   // x [..., in] (any float dtype) -> [..., out] in x's dtype.

@@ -94,7 +94,7 @@ std::string default_weight_cache_dir() {
 
 WeightCache::WeightCache(const std::string& source, WeightFormat format,
                          const WeightCacheOptions& options)
-    : source_(source), identity_(identity_of(source)), format_(format), options_(options) {
+    : identity_(identity_of(source)), format_(format), options_(options) {
   if (!options_.enabled) return;
   const std::string dir = options_.dir.empty() ? default_weight_cache_dir() : options_.dir;
   const uint64_t key = checksum64(reinterpret_cast<const uint8_t*>(identity_.data()),

@@ -30,9 +30,6 @@ class WeightCache {
   WeightCache(const std::string& source, WeightFormat format, const WeightCacheOptions& options);
   ~WeightCache();
 
-  const std::string& path() const { return path_; }
-  // True when a valid cache file was found.
-  bool hit() const { return file_ != nullptr; }
   // The cached arrays of `name` [out, in], or null (no cache, or not in it).
   std::shared_ptr<const kernels::PackedWeight> find(const std::string& name, int64_t out,
                                                     int64_t in) const;
@@ -47,7 +44,7 @@ class WeightCache {
   void report(const std::string& what) const;
   void tell(const std::string& what) const;
 
-  std::string source_, identity_, path_;
+  std::string identity_, path_;
   WeightFormat format_;
   WeightCacheOptions options_;
   std::shared_ptr<const SafetensorsFile> file_;

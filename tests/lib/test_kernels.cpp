@@ -259,13 +259,12 @@ TEST(ActivationQuantization, SameBitsOnEveryIsa) {
   EXPECT_EQ(q0[detail::interleaved_index(64 + 2)], 2);   // 1.5 -> 2
   EXPECT_EQ(q0[detail::interleaved_index(64 + 3)], 2);   // 2.5 -> 2
   EXPECT_EQ(q0[detail::interleaved_index(64 + 7)], 126); // 126.5 -> 126
-  for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
-    if (!isa_supported(isa)) continue;
-    const auto& table = isa == Isa::Avx2 ? detail::avx2_kernels() : detail::avx512_kernels();
-    table.quantize_row(x.data(), n, 8, q1.data(), d1.data(), b1.data());
-    EXPECT_EQ(q0, q1) << isa_name(isa);
-    EXPECT_EQ(d0, d1) << isa_name(isa);
-    EXPECT_EQ(b0, b1) << isa_name(isa);
+  // Only AVX-512 has its own quantize_row (AVX2's table holds the scalar one).
+  if (isa_supported(Isa::Avx512)) {
+    detail::avx512_kernels().quantize_row(x.data(), n, 8, q1.data(), d1.data(), b1.data());
+    EXPECT_EQ(q0, q1);
+    EXPECT_EQ(d0, d1);
+    EXPECT_EQ(b0, b1);
   }
 }
 

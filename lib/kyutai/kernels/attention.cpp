@@ -7,26 +7,13 @@
 #include <cstring>
 #include <vector>
 
+#include "kyutai/kernels/half.h"
 #include "kyutai/kernels/kernels.h"
 #include "kyutai/kernels/thread_pool.h"
 
 namespace kyutai::kernels {
 
 namespace {
-
-float bf16_to_float(uint16_t b) {
-  const uint32_t bits = static_cast<uint32_t>(b) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-// Round to nearest even, as bfloat16 products round their inputs.
-uint16_t float_to_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
 
 // Row j of a head's keys or values, as float32, into `row`.
 void load_row(const void* base, KvFormat format, int64_t index, int64_t dim, float* row) {
@@ -143,6 +130,12 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) void head_avx512(
   if (format == KvFormat::BFloat16 && dim % 32 == 0) {
     bf16_scores(q, static_cast<const uint16_t*>(k), keys, dim, scale, scores);
   } else {
+    // A bfloat16 cache multiplies a bfloat16 query, as the scalar path and vdpbf16ps do.
+    float rounded[512];
+    if (format == KvFormat::BFloat16) {
+      for (int64_t d = 0; d < dim; ++d) rounded[d] = bf16_to_float(float_to_bf16(q[d]));
+      q = rounded;
+    }
     for (int64_t j = 0; j < keys; ++j) {
       __m512 acc = _mm512_setzero_ps();
       for (int64_t d = 0; d < dim; d += 16)
