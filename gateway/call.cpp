@@ -91,13 +91,16 @@ bool Call::build(const Config& config, std::string& error) {
   return true;
 }
 
+void configure_moshibin(GstElement* moshi, const Config& config) {
+  // The weight format goes by name through 'dtype', so a bad one is refused when the element
+  // starts ('weights' would only log a warning and keep its default).
+  g_object_set(moshi, "model", config.model.c_str(), "device", config.device.c_str(), "threads",
+               config.threads, "dtype", config.weights.c_str(), nullptr);
+}
+
 void Call::set_moshi(const Config& config) {
-  g_object_set(moshi_, "model", config.model.c_str(), "device", config.device.c_str(), "threads",
-               config.threads, "seed", static_cast<guint64>(seed_), nullptr);
-  // Builds with the weight formats have 'weights'; 'dtype' is the older string property.
-  const bool has_weights = g_object_class_find_property(G_OBJECT_GET_CLASS(moshi_), "weights");
-  gst_util_set_object_arg(G_OBJECT(moshi_), has_weights ? "weights" : "dtype",
-                          config.weights.c_str());
+  configure_moshibin(moshi_, config);
+  g_object_set(moshi_, "seed", static_cast<guint64>(seed_), nullptr);
 }
 
 // RTP from the caller is timed and filtered (only the negotiated payload type goes on: DTMF

@@ -24,6 +24,9 @@
 
 namespace moshigw {
 
+// Sets a call's moshibin (or the gateway's first one) from the configuration, seed aside.
+void configure_moshibin(GstElement* moshi, const Config& config);
+
 class Call {
  public:
   // `hangup` is called (from the main loop) when the media fails; the gateway then ends the call.

@@ -100,11 +100,7 @@ bool Gateway::load_model(std::string& error) {
   }
   warm_ = gst_pipeline_new("warm");
   gst_bin_add(GST_BIN(warm_), moshi);
-  g_object_set(moshi, "model", config_.model.c_str(), "device", config_.device.c_str(), "threads",
-               config_.threads, nullptr);
-  const bool has_weights = g_object_class_find_property(G_OBJECT_GET_CLASS(moshi), "weights");
-  gst_util_set_object_arg(G_OBJECT(moshi), has_weights ? "weights" : "dtype",
-                          config_.weights.c_str());
+  configure_moshibin(moshi, config_);
   const gint64 begin = g_get_monotonic_time();
   if (gst_element_set_state(warm_, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE) {
     g_message("model %s loaded in %.1f s (%s, %s)", config_.model.c_str(),
@@ -239,6 +235,14 @@ void Gateway::on_reinvite(Call& call, nua_handle_t* nh, const sip_t* sip) {
   if (offer.status) {
     g_message("call %d: re-INVITE refused: %s", call.id(), offer.reason.c_str());
     nua_respond(nh, offer.status, sip_status_phrase(offer.status), TAG_END());
+    return;
+  }
+  // The running media filters and payloads the first payload type; another one would be
+  // answered but not carried.
+  if (offer.pt != call.offer().pt) {
+    g_message("call %d: re-INVITE refused: payload type %d instead of %d", call.id(), offer.pt,
+              call.offer().pt);
+    nua_respond(nh, SIP_488_NOT_ACCEPTABLE, TAG_END());
     return;
   }
   static const char* const kDirections[] = {"inactive", "sendonly", "recvonly", "sendrecv"};

@@ -52,19 +52,6 @@ int find_payload(const sdp_media_t* m, const Codec& codec) {
   return -1;
 }
 
-// A session-level a=sendonly/recvonly/inactive applies to media that give none of their own.
-Direction direction_of(const sdp_session_t* s, const sdp_media_t* m) {
-  auto direction = static_cast<Direction>(m->m_mode);
-  if (direction != kSendRecv) return direction;
-  for (const sdp_attribute_t* a = m->m_attributes; a; a = a->a_next)
-    if (a->a_name && g_str_equal(a->a_name, "sendrecv")) return kSendRecv;
-  static const std::pair<const char*, Direction> kNames[] = {
-      {"sendonly", kSendOnly}, {"recvonly", kRecvOnly}, {"inactive", kInactive}};
-  for (const sdp_attribute_t* a = s->sdp_attributes; a; a = a->a_next)
-    for (const auto& [name, d] : kNames)
-      if (a->a_name && g_str_equal(a->a_name, name)) return d;
-  return kSendRecv;
-}
 
 // Fills codec, payload type, address and direction from audio media `m`; false if unusable.
 bool take_audio(const sdp_session_t* s, const sdp_media_t* m,
@@ -80,7 +67,9 @@ bool take_audio(const sdp_session_t* s, const sdp_media_t* m,
     offer.pt = pt;
     offer.remote_address = c->c_address;
     offer.remote_port = static_cast<int>(m->m_port);
-    offer.direction = direction_of(s, m);
+    // Sofia's parser gives each media its mode, inheriting a session-level
+    // a=sendonly/recvonly/inactive where the media states none.
+    offer.direction = static_cast<Direction>(m->m_mode);
     // RFC 2543 hold: the connection address 0.0.0.0.
     if (offer.remote_address == "0.0.0.0") offer.direction = kInactive;
     return true;

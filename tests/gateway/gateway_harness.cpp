@@ -265,10 +265,13 @@ std::string voice_wav(int rate, int channels) {
 Caller::Caller(const CodecCase& codec, const std::string& uri, int seconds)
     : dir(std::make_unique<TempDir>()) {
   const int port = free_ports(1);
+  // baresip's own RTP ports come from the same allocator: its default range (10000-20000) would
+  // overlap the gateways' of the suites running beside it, whose calls then find no free port.
+  const int rtp = free_ports(4);
   // Only file modules: no sound card, no stdin (CI runs without either).
   std::ofstream(dir->path("config"))
-      << "poll_method epoll\nsip_listen 127.0.0.1:" << port
-      << "\nnet_interface 127.0.0.1\naudio_source aufile," << voice_wav(codec.rate, codec.channels)
+      << "poll_method epoll\nsip_listen 127.0.0.1:" << port << "\nrtp_ports " << rtp << "-"
+      << rtp + 3 << "\nnet_interface 127.0.0.1\naudio_source aufile," << voice_wav(codec.rate, codec.channels)
       << "\naudio_player aufile,none\nmodule_path /usr/lib/baresip/modules\n"
          "module aufile.so\nmodule g711.so\nmodule g722.so\nmodule opus.so\nmodule sndfile.so\n"
          "module_app account.so\nmodule_app menu.so\nsnd_path "

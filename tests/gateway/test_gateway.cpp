@@ -207,7 +207,9 @@ TEST(Gateway, GarbageDoesNotDisturbIt) {
   a.sin_family = AF_INET;
   a.sin_port = htons(gw.sip_port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(tcp, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+  const int connected = connect(tcp, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  EXPECT_EQ(connected, 0) << "the gateway listens on TCP too";
+  if (connected == 0) {
     ASSERT_GT(write(tcp, binary.data(), binary.size()), 0);
     ASSERT_GT(write(tcp, invite.data(), invite.size() / 2), 0);
   }

@@ -28,6 +28,7 @@ TEST(Sdp, TheGatewaysPreferenceWinsOverTheCallersOrder) {
   EXPECT_EQ(o.remote_port, 4000);
   EXPECT_EQ(o.direction, kSendRecv);
   o = negotiate(offer(kPcmuPcma), {"PCMA", "PCMU"});
+  ASSERT_EQ(o.status, 0) << o.reason;
   EXPECT_STREQ(o.codec->name, "PCMA");
   EXPECT_EQ(o.pt, 8);
 }
@@ -36,6 +37,7 @@ TEST(Sdp, DynamicOpusAndG722) {
   const std::string media =
       "m=audio 4000 RTP/AVP 111 9 0\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:9 G722/8000\r\n";
   Offer o = negotiate(offer(media), kPreference);
+  ASSERT_EQ(o.status, 0) << o.reason;
   EXPECT_STREQ(o.codec->name, "opus");
   EXPECT_EQ(o.pt, 111);
   const std::string answer = answer_sdp(o, "198.51.100.1", 20000, 42, 1);
@@ -45,6 +47,7 @@ TEST(Sdp, DynamicOpusAndG722) {
   EXPECT_NE(answer.find("c=IN IP4 198.51.100.1"), std::string::npos);
   EXPECT_NE(answer.find("a=ptime:20\r\na=sendrecv"), std::string::npos);
   o = negotiate(offer(media), {"G722"});
+  ASSERT_EQ(o.status, 0) << o.reason;
   EXPECT_STREQ(o.codec->name, "G722");
   EXPECT_EQ(o.pt, 9);
   // The offered telephone-event is never answered.
@@ -61,6 +64,9 @@ TEST(Sdp, HoldDirectionsAreMirrored) {
   EXPECT_NE(answer_sdp(o, "198.51.100.1", 20000, 1, 2).find("a=inactive"), std::string::npos);
   o = negotiate(offer(kPcmuPcma, "a=sendonly\r\n"), kPreference);  // at session level
   EXPECT_EQ(o.direction, kSendOnly);
+  // The media's own direction wins over the session's.
+  o = negotiate(offer(kPcmuPcma + "a=sendrecv\r\n", "a=sendonly\r\n"), kPreference);
+  EXPECT_EQ(o.direction, kSendRecv);
   // RFC 2543 hold.
   o = negotiate("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n" + kPcmuPcma,
                 kPreference);
