@@ -45,22 +45,25 @@ AtomicFile::~AtomicFile() {
   ::unlink(temp_.c_str());
 }
 
-void AtomicFile::flush() {
+void AtomicFile::write_all(const char* data, size_t size) {
   size_t done = 0;
-  while (done < buffer_.size()) {
-    const ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
+  while (done < size) {
+    const ssize_t n = ::write(fd_, data + done, size - done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) fail(path_, "write failed");
     done += static_cast<size_t>(n);
   }
+}
+
+void AtomicFile::flush() {
+  write_all(buffer_.data(), buffer_.size());
   buffer_.clear();
 }
 
 void AtomicFile::write(const void* data, size_t size) {
   if (buffer_.size() + size > kBufferSize) flush();
-  if (size >= kBufferSize) {
-    buffer_.assign(static_cast<const char*>(data), size);
-    flush();
+  if (size >= kBufferSize) {  // a tensor: straight from the caller's memory, no copy
+    write_all(static_cast<const char*>(data), size);
     return;
   }
   buffer_.append(static_cast<const char*>(data), size);

@@ -1,6 +1,7 @@
 #include "kyutai/batch_scheduler.h"
 
 #include <algorithm>
+#include <exception>
 
 namespace kyutai {
 
@@ -73,19 +74,24 @@ void BatchScheduler::lead(std::unique_lock<std::mutex>& lock) {
   running_ = true;
   lock.unlock();
   const auto start = Clock::now();
+  // Whatever throws here (step_batch catches per row; this is for allocations) fails the whole
+  // batch's rows, and running_ is still cleared below: no member is left waiting.
   std::vector<LmGenRow> rows;
-  for (Request* r : batch) rows.push_back(std::move(r->row));
+  std::exception_ptr failed;
   try {
-    gen_.step_batch(rows);  // catches per row
+    rows.reserve(batch.size());
+    for (Request* r : batch) rows.push_back(std::move(r->row));
+    gen_.step_batch(rows);
   } catch (...) {
-    for (LmGenRow& row : rows) row.error = std::current_exception();
+    failed = std::current_exception();
   }
   const double step_ms =
       std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   lock.lock();
   for (size_t i = 0; i < batch.size(); ++i) {
     Request& r = *batch[i];
-    r.row = std::move(rows[i]);
+    if (i < rows.size()) r.row = std::move(rows[i]);
+    if (failed) r.row.error = failed;
     r.info.batch_size = static_cast<int>(batch.size());
     r.info.wait_ms = std::chrono::duration<double, std::milli>(start - r.submitted).count();
     r.info.step_ms = step_ms;

@@ -153,8 +153,9 @@ MoshiFiles locate_moshi(const std::string& spec) {
     files.config = path;
   else if (file_exists((dir / "config.json").string()))
     files.config = (dir / "config.json").string();
-  files.lm_config = LmConfig::moshi_7b_2024();
-  if (!files.config.empty()) {
+  if (files.config.empty()) {
+    files.lm_config = LmConfig::moshi_7b_2024();
+  } else {
     const std::string text = detail::read_text_file(files.config);
     if (json_has_key(text, "seanet"))
       throw ConfigError(files.config + " describes a Mimi codec, not a Moshi language model");

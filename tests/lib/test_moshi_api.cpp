@@ -105,6 +105,8 @@ TEST(LocateMoshi, MimiCodebooksCoverBothStreams) {
   EXPECT_EQ(c.mimi_codebooks(), 8);
   c.n_q = 10, c.dep_q = 8;
   EXPECT_EQ(c.mimi_codebooks(), 8);
+  c.n_q = 12, c.dep_q = 2;  // neither stream has 8
+  EXPECT_EQ(c.mimi_codebooks(), 10);
 }
 
 TEST(LocateMoshi, AWeightsFileIsUsedAsNamed) {

@@ -28,6 +28,7 @@ class AtomicFile {
   const std::string& path() const { return path_; }
 
  private:
+  void write_all(const char* data, size_t size);
   void flush();
   std::string path_, temp_;
   int fd_ = -1;
