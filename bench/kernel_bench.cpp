@@ -15,12 +15,10 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "kyutai/kernels/kernels.h"
 #include "kyutai/kernels/thread_pool.h"
 
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 #ifdef KYUTAI_HAVE_ONEDNN
 #include <dlfcn.h>
 
@@ -67,8 +65,7 @@ double median_time(double seconds, const std::function<void(int)>& fn) {
     fn(i);
     t.push_back(now_s() - t0);
   }
-  std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
-  return t[t.size() / 2];
+  return bench::median(t);
 }
 
 std::vector<float> gaussian(size_t n, uint32_t seed) {
@@ -79,45 +76,15 @@ std::vector<float> gaussian(size_t n, uint32_t seed) {
   return v;
 }
 
-// Sums n words, 64 bytes per step in 4 independent chains, so that the loop is bound by memory
-// and not by its own additions.
-uint64_t sum_words(const uint64_t* p, int64_t n) {
-#ifdef __SSE2__
-  __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const auto* v = reinterpret_cast<const __m128i*>(p + i);
-    a0 = _mm_add_epi64(a0, _mm_loadu_si128(v));
-    a1 = _mm_add_epi64(a1, _mm_loadu_si128(v + 1));
-    a2 = _mm_add_epi64(a2, _mm_loadu_si128(v + 2));
-    a3 = _mm_add_epi64(a3, _mm_loadu_si128(v + 3));
-  }
-  alignas(16) uint64_t lanes[2];
-  _mm_store_si128(reinterpret_cast<__m128i*>(lanes),
-                  _mm_add_epi64(_mm_add_epi64(a0, a1), _mm_add_epi64(a2, a3)));
-  uint64_t s = lanes[0] + lanes[1];
-#else
-  uint64_t s = 0;
-  int64_t i = 0;
-#endif
-  for (; i < n; ++i) s += p[i];
-  return s;
-}
-
 // Read bandwidth floor: threaded sums with the kernels' own pool over 16 MiB slices of a 1 GiB
 // buffer, one slice per call (calls as long as a product's, so that the median treats both
 // alike when other processes share the cores).
 void bandwidth_floor(const Options& opt) {
-  const int64_t n = (int64_t(1) << 30) / sizeof(uint64_t), slice = (int64_t(16) << 20) / 8;
+  const int64_t n = bench::kFloorBufferWords, slice = bench::kFloorSliceWords;
   std::vector<uint64_t> buf(n, 1);
   volatile uint64_t sink = 0;
   const double t = median_time(opt.seconds * 2, [&](int i) {
-    const uint64_t* p = buf.data() + (i % (n / slice)) * slice;
-    std::vector<uint64_t> sums(opt.threads, 0);
-    kernels::parallel_ranges(slice, opt.threads, [&](int64_t b, int64_t e) {
-      sums[b * opt.threads / slice] = sum_words(p + b, e - b);
-    });
-    for (uint64_t s : sums) sink = sink + s;
+    sink = sink + bench::read_words(buf.data() + (i % (n / slice)) * slice, slice, opt.threads);
   });
   std::printf("floor  read 16 MiB slices of 1 GiB  threads=%d  %.1f us  %.1f GB/s\n", opt.threads,
               t * 1e6, slice * 8 / t / 1e9);
@@ -204,12 +171,26 @@ void bench_onednn(const Options& opt) {
 }
 #endif
 
+[[noreturn]] void usage() {
+  std::fprintf(stderr, "usage: kernel-bench [--threads N] [--seconds S] [--formats a,b] "
+                       "[--isa scalar|avx2|avx512] [--no-onednn] [--onednn-amx] [--hot]\n");
+  std::exit(2);
+}
+
+// "int4,int8": every name must be a format.
 std::vector<WeightFormat> parse_formats(const std::string& list) {
   std::vector<WeightFormat> out;
-  for (WeightFormat f : {WeightFormat::Float32, WeightFormat::BFloat16, WeightFormat::Int8,
-                         WeightFormat::Int4})
-    if (("," + list + ",").find("," + std::string(kernels::format_name(f)) + ",") != std::string::npos)
-      out.push_back(f);
+  size_t start = 0;
+  while (start <= list.size()) {
+    const size_t end = std::min(list.find(',', start), list.size());
+    const std::string name = list.substr(start, end - start);
+    bool known = false;
+    for (WeightFormat f : {WeightFormat::Float32, WeightFormat::BFloat16, WeightFormat::Int8,
+                           WeightFormat::Int4})
+      if (name == kernels::format_name(f)) out.push_back(f), known = true;
+    if (!known) usage();
+    start = end + 1;
+  }
   return out;
 }
 
@@ -223,16 +204,14 @@ Options parse(int argc, char** argv) {
     else if (a == "--formats" && has_value) opt.formats = parse_formats(argv[++i]);
     else if (a == "--isa" && has_value) {
       const std::string isa = argv[++i];
-      kernels::set_isa(isa == "scalar" ? kernels::Isa::Scalar
-                       : isa == "avx2" ? kernels::Isa::Avx2 : kernels::Isa::Avx512);
+      if (isa == "scalar") kernels::set_isa(kernels::Isa::Scalar);
+      else if (isa == "avx2") kernels::set_isa(kernels::Isa::Avx2);
+      else if (isa == "avx512") kernels::set_isa(kernels::Isa::Avx512);
+      else usage();
     } else if (a == "--no-onednn") opt.onednn = false;
     else if (a == "--hot") opt.hot = true;
     else if (a == "--onednn-amx") opt.onednn_amx = true;
-    else {
-      std::fprintf(stderr, "usage: kernel-bench [--threads N] [--seconds S] [--formats a,b] "
-                           "[--isa scalar|avx2|avx512] [--no-onednn] [--onednn-amx] [--hot]\n");
-      std::exit(2);
-    }
+    else usage();
   }
   return opt;
 }

@@ -15,7 +15,6 @@
 // in turn, for --rounds rounds, with the memory read bandwidth (the floor) measured between
 // rounds, so that the two sides of a comparison see the same machine.
 #include <ATen/ATen.h>
-#include <emmintrin.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -28,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "kyutai/device.h"
 #include "kyutai/kernels/thread_pool.h"
 #include "kyutai/lm.h"
@@ -102,11 +102,6 @@ bool parse(int argc, char** argv, Options& o) {
   const bool single = o.positions.size() * o.batches.size() == 1;
   return o.steps > 0 && o.rounds > 0 && positions_ok && batches_ok &&
          (!o.with_mimi || (single && o.batches[0] == 1));
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 double resident_gb() {
@@ -214,38 +209,21 @@ void time_step(const kyutai::LmGen& gen, const kyutai::LmConfig& config, const a
   run.dep_ms.push_back(times.depformer_ms);
 }
 
-// Memory read bandwidth in GB/s, as the kernels' threads see it: sums over 16 MiB slices of a
-// 1 GiB buffer on the kernels' pool (slices as long as a large product). CPU only; 0 elsewhere.
+// Memory read bandwidth in GB/s, as the kernels' threads see it: the median over the 16 MiB
+// slices of a 1 GiB buffer, each read on the kernels' pool. CPU only; 0 elsewhere.
 double read_bandwidth(const at::Device& device) {
   if (!device.is_cpu()) return 0;
-  static std::vector<uint64_t> buffer((size_t(1) << 30) / 8, 1);
-  const int64_t slice = (int64_t(16) << 20) / 8;
-  const int threads = kyutai::num_threads();
+  static std::vector<uint64_t> buffer(bench::kFloorBufferWords, 1);
+  const int64_t slice = bench::kFloorSliceWords;
   std::vector<double> gbps;
   volatile uint64_t sink = 0;
   for (int64_t start = 0; start + slice <= static_cast<int64_t>(buffer.size()); start += slice) {
-    std::vector<uint64_t> sums(static_cast<size_t>(threads), 0);
     const auto t0 = std::chrono::steady_clock::now();
-    kyutai::kernels::parallel_ranges(slice, threads, [&](int64_t b, int64_t e) {
-      // Four independent 16-byte chains: the loop waits on memory, not on its additions.
-      const __m128i* p = reinterpret_cast<const __m128i*>(buffer.data() + start + b);
-      __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
-      for (int64_t i = 0; i + 4 <= (e - b) / 2; i += 4) {
-        a0 = _mm_add_epi64(a0, _mm_loadu_si128(p + i));
-        a1 = _mm_add_epi64(a1, _mm_loadu_si128(p + i + 1));
-        a2 = _mm_add_epi64(a2, _mm_loadu_si128(p + i + 2));
-        a3 = _mm_add_epi64(a3, _mm_loadu_si128(p + i + 3));
-      }
-      const __m128i sum = _mm_add_epi64(_mm_add_epi64(a0, a1), _mm_add_epi64(a2, a3));
-      sums[static_cast<size_t>(b * threads / slice)] =
-          static_cast<uint64_t>(_mm_cvtsi128_si64(sum)) +
-          static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(sum, sum)));
-    });
+    sink = sink + bench::read_words(buffer.data() + start, slice, kyutai::num_threads());
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    for (uint64_t x : sums) sink = sink + x;
     gbps.push_back(slice * 8 / s / 1e9);
   }
-  return median(gbps);
+  return bench::median(gbps);
 }
 
 }  // namespace
@@ -293,26 +271,28 @@ int main(int argc, char** argv) {
         for (int s = 0; s < (round == 0 ? o.warmup : 0) + o.steps; ++s)
           time_step(gen, config, device, run, mimi.get(), round > 0 || s >= o.warmup);
     }
-    const double floor = median(floor_gbps);
-    std::printf("floor gbps=%.1f (read bandwidth measured between the rounds, %d threads)\n", floor,
-                kyutai::num_threads());
+    const double floor = bench::median(floor_gbps);  // 0 off the CPU: no floor measured
+    if (floor > 0)
+      std::printf("floor gbps=%.1f (read bandwidth measured between the rounds, %d threads)\n",
+                  floor, kyutai::num_threads());
     for (const Run& run : runs) {
-      const double step = median(run.step_ms);
+      const double step = bench::median(run.step_ms);
       const int64_t bytes =
           model.step_weight_bytes() + run.batch * kv_bytes(model, run.position + o.warmup);
-      std::printf(
-          "%zu steps: median %.1f ms, max %.1f ms; floor %.1f ms (%.2f GB at %.1f GB/s); "
-          "peak resident memory %.2f GB\n",
-          run.step_ms.size(), step, *std::max_element(run.step_ms.begin(), run.step_ms.end()),
-          bytes / floor / 1e6, bytes / 1e9, floor, resident_gb());
+      std::printf("%zu steps: median %.1f ms, max %.1f ms; ", run.step_ms.size(), step,
+                  *std::max_element(run.step_ms.begin(), run.step_ms.end()));
+      if (floor > 0)
+        std::printf("floor %.1f ms (%.2f GB at %.1f GB/s); ", bytes / floor / 1e6, bytes / 1e9,
+                    floor);
+      std::printf("peak resident memory %.2f GB\n", resident_gb());
       std::printf(
           "lm step_ms=%.1f main_ms=%.1f depformer_ms=%.1f threads=%d weights=%s "
           "position=%lld gbps=%.1f batch=%d device=%s\n",
-          step, median(run.main_ms), median(run.dep_ms), kyutai::num_threads(), weights,
-          static_cast<long long>(run.position), bytes / step / 1e6, run.batch, o.device.c_str());
+          step, bench::median(run.main_ms), bench::median(run.dep_ms), kyutai::num_threads(),
+          weights, static_cast<long long>(run.position), bytes / step / 1e6, run.batch, o.device.c_str());
     }
     if (mimi) {
-      const double frame = median(runs.back().frame_ms);
+      const double frame = bench::median(runs.back().frame_ms);
       std::printf("conversation frame_ms=%.1f rtf=%.3f weights=%s threads=%d\n", frame,
                   frame / 80.0, weights, kyutai::num_threads());
     }

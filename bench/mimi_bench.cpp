@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "kyutai/mimi_model.h"
 #include "kyutai/device.h"
 #include "kyutai/runtime.h"
@@ -55,11 +56,6 @@ bool parse(int argc, char** argv, Options& o) {
       return false;
   }
   return o.frames > 0 && o.warmup >= 0;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 // Wall time of f, including the device work it queued.
@@ -109,12 +105,12 @@ int main(int argc, char** argv) {
                 "on %s\n",
                 o.config.empty() ? "released Mimi (moshi_2024)" : o.config.c_str(), o.frames,
                 static_cast<long long>(frame), o.warmup, o.codebooks, o.device.c_str());
-    std::printf("encode: median %.2f ms, max %.2f ms per frame\n", median(enc_ms),
+    std::printf("encode: median %.2f ms, max %.2f ms per frame\n", bench::median(enc_ms),
                 *std::max_element(enc_ms.begin(), enc_ms.end()));
-    std::printf("decode: median %.2f ms, max %.2f ms per frame\n", median(dec_ms),
+    std::printf("decode: median %.2f ms, max %.2f ms per frame\n", bench::median(dec_ms),
                 *std::max_element(dec_ms.begin(), dec_ms.end()));
-    std::printf("mimi encode_ms=%.2f decode_ms=%.2f threads=%d device=%s\n", median(enc_ms),
-                median(dec_ms), kyutai::num_threads(), o.device.c_str());
+    std::printf("mimi encode_ms=%.2f decode_ms=%.2f threads=%d device=%s\n", bench::median(enc_ms),
+                bench::median(dec_ms), kyutai::num_threads(), o.device.c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mimi-bench: %s\n", e.what());
     return 1;

@@ -21,6 +21,6 @@ $SUDO apt-get install -y --no-install-recommends \
   libtorch-dev libopenblas0-pthread nlohmann-json3-dev libgtest-dev \
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
-  libopus-dev libsentencepiece-dev \
+  libsentencepiece-dev \
   clang libclang-rt-14-dev \
   libsofia-sip-ua-glib-dev libsoup-3.0-dev gstreamer1.0-libav baresip-core

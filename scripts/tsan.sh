@@ -7,7 +7,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 dir=build-tsan
-if [ ! -d "$dir" ]; then
+if [ ! -f "$dir/build.ninja" ]; then
   # Sanitized shared modules take the runtime from the program: no --no-undefined.
   meson setup "$dir" -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debugoptimized
 fi
