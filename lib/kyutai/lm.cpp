@@ -143,7 +143,8 @@ void LmModel::load(const std::string& path, const at::Device& device,
   std::optional<WeightCache> packed;
   if (cache && quantized && device.is_cpu()) packed.emplace(path, weights_, *cache);
   // The checkpoint's tensors are views of its mapping until read, so a weight found in the cache
-  // never touches the checkpoint's pages.
+  // never touches the checkpoint's pages when it is stored in bfloat16, as Kyutai ships it (a
+  // float32 checkpoint is converted to bfloat16 on load, then quantized from that).
   load_strict(
       params_, file, device,
       [&](const ParamSpec& spec) {

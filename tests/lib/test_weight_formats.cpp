@@ -106,13 +106,17 @@ TEST(WeightFormatsGreedy, Float32TraceStaysExact) {
   LmGenState state = gen.new_state(0);
   const at::Tensor& user = trace.at("user_codes")[0];
   const at::Tensor& tokens = trace.at("out_tokens")[0];
+  int checked = 0;
   for (int64_t s = 0; s < tokens.size(1); ++s) {
     const at::Tensor col = user.select(1, s).contiguous();
     const auto out = gen.step(
         std::vector<int64_t>(col.data_ptr<int64_t>(), col.data_ptr<int64_t>() + col.numel()), state,
         {0.0, 0, 0.0, 0});
-    if (out) EXPECT_TRUE(at::equal(at::tensor(*out), tokens.select(1, s))) << "step " << s;
+    if (!out) continue;  // the first steps, before the delays are filled
+    EXPECT_TRUE(at::equal(at::tensor(*out), tokens.select(1, s))) << "step " << s;
+    ++checked;
   }
+  EXPECT_GT(checked, 0);
 }
 
 // The quantized-weights cache, in a scratch directory.
