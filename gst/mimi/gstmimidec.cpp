@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gstmimicommon.h"
@@ -338,10 +339,12 @@ static gboolean gst_mimi_dec_convert(GstMimiDec* self, GstQuery* query) {
   GstFormat src_format, dest_format;
   gint64 src_value, dest_value;
   gst_query_parse_convert(query, &src_format, &src_value, &dest_format, nullptr);
-  const guint64 frame_bytes = gst_kyutai_locked(self, [&] { return self->frame_bytes; });
-  const guint64 frame_time = gst_kyutai_locked(self, [&] {
-    return self->model_rate > 0 ? gst_mimi_samples_to_time(self->model_frame_size, self->model_rate)
-                                : 0;
+  // One snapshot of both: a format published in between must not mix with the old one.
+  const auto [frame_bytes, frame_time] = gst_kyutai_locked(self, [&] {
+    return std::pair<guint64, guint64>(
+        self->frame_bytes,
+        self->model_rate > 0 ? gst_mimi_samples_to_time(self->model_frame_size, self->model_rate)
+                             : 0);
   });
   if (src_format == dest_format || src_value == -1) {
     dest_value = src_value;

@@ -81,9 +81,12 @@ enum {
 
 // Step timing, read by the stats property from any thread: under the object lock.
 struct GstMoshiLmStats {
-  std::vector<double> window_ms;  // the last STATS_WINDOW step times
-  std::vector<int> window_batch;  // and the batch sizes of those steps
-  std::vector<double> window_wait_ms;  // and their waits for the other conversations
+  struct Entry {
+    double ms;      // the step's time
+    int batch;      // its batch size
+    double wait_ms; // its wait for the other conversations
+  };
+  std::vector<Entry> window;  // the last STATS_WINDOW steps
   size_t next = 0;
   guint64 steps = 0;
   double max_ms = 0;
@@ -162,15 +165,11 @@ static void gst_moshi_lm_stats_add(GstMoshiLm* self, double ms,
                                    const kyutai::MoshiConversation::Step& step) {
   GstObjectLocker lock(self);
   GstMoshiLmStats& s = self->priv->stats;
-  if (s.window_ms.size() < STATS_WINDOW) {
-    s.window_ms.push_back(ms);
-    s.window_batch.push_back(step.batch_size);
-    s.window_wait_ms.push_back(step.wait_ms);
-  } else {
-    s.window_ms[s.next] = ms;
-    s.window_batch[s.next] = step.batch_size;
-    s.window_wait_ms[s.next] = step.wait_ms;
-  }
+  const GstMoshiLmStats::Entry entry{ms, step.batch_size, step.wait_ms};
+  if (s.window.size() < STATS_WINDOW)
+    s.window.push_back(entry);
+  else
+    s.window[s.next] = entry;
   s.next = (s.next + 1) % STATS_WINDOW;
   s.steps++;
   s.max_ms = std::max(s.max_ms, ms);
@@ -178,17 +177,18 @@ static void gst_moshi_lm_stats_add(GstMoshiLm* self, double ms,
 
 // Called with the object lock held.
 static GstStructure* gst_moshi_lm_stats_structure(const GstMoshiLmStats& s) {
-  std::vector<double> sorted = s.window_ms;
+  std::vector<double> sorted;
+  for (const auto& e : s.window) sorted.push_back(e.ms);
   std::sort(sorted.begin(), sorted.end());
   const double median = sorted.empty() ? 0 : sorted[sorted.size() / 2];
-  const double n = std::max<double>(1.0, static_cast<double>(s.window_batch.size()));
+  const double n = std::max<double>(1.0, static_cast<double>(s.window.size()));
   double mean_batch = 0, mean_wait = 0;
-  for (size_t i = 0; i < s.window_batch.size(); ++i) {
-    mean_batch += s.window_batch[i] / n;
-    mean_wait += s.window_wait_ms[i] / n;
+  for (const auto& e : s.window) {
+    mean_batch += e.batch / n;
+    mean_wait += e.wait_ms / n;
   }
   const size_t last = (s.next + STATS_WINDOW - 1) % STATS_WINDOW;
-  const int last_batch = s.window_batch.empty() ? 0 : s.window_batch[last];
+  const int last_batch = s.window.empty() ? 0 : s.window[last].batch;
   return gst_structure_new(
       "moshilm-stats", "steps", G_TYPE_UINT64, s.steps, "median-step-ms", G_TYPE_DOUBLE, median,
       "max-step-ms", G_TYPE_DOUBLE, s.max_ms, "real-time-factor", G_TYPE_DOUBLE,
