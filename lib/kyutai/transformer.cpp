@@ -227,7 +227,9 @@ StreamingTransformer::Positions StreamingTransformer::positions(int64_t offset, 
     for (int64_t t = 0; t < steps; ++t) key_pos.push_back(offset + t);
   }
   pos.keys = static_cast<int64_t>(key_pos.size());
-  if (config_.causal)
+  // One streaming step sees only written slots no older than the ring (= the context): its
+  // bias would be all zeros, so it has none (attend treats an undefined bias as none).
+  if (config_.causal && !(streaming && steps == 1))
     pos.bias = attention_bias(offset, steps, key_pos, config_.context.value_or(0))
                    .to(like.options().dtype(at::kFloat));
   const PositionalEmbedding pe = config_.positional_embedding;
