@@ -14,13 +14,22 @@ namespace {
 
 constexpr int64_t kUngenerated = -2;
 
+// Steps the token ring keeps per stream.
+int64_t ring_steps(const LmConfig& c) { return c.max_delay() + 2; }
+
+// The token ring's slot of stream k at `step`.
+int64_t& token_slot(LmGenState& state, const LmConfig& c, int64_t k, int64_t step) {
+  const int64_t ring = ring_steps(c);
+  return state.cache[static_cast<size_t>(k * ring + step % ring)];
+}
+
 }  // namespace
 
 LmGenState LmGen::new_state(uint64_t seed) const {
   const LmConfig& c = model_.config();
   LmGenState state;
   state.transformer = model_.new_text_state(1);
-  state.cache.assign(static_cast<size_t>(c.num_codebooks() * (c.max_delay() + 2)), kUngenerated);
+  state.cache.assign(static_cast<size_t>(c.num_codebooks() * ring_steps(c)), kUngenerated);
   state.sampler.seed(seed);
   return state;
 }
@@ -68,7 +77,7 @@ void LmGen::step_batch(std::vector<LmGenRow>& rows, LmStepTimes* times) const {
 std::vector<int64_t> LmGen::prepare(const std::vector<int64_t>& user_codes,
                                     LmGenState& state) const {
   const LmConfig& c = model_.config();
-  const int64_t streams = c.num_codebooks(), ring = c.max_delay() + 2;
+  const int64_t streams = c.num_codebooks();
   const int needed = c.user_codebooks();
   if (static_cast<int>(user_codes.size()) < needed)
     throw InputError("the model needs " + std::to_string(needed) + " user codebooks, got " +
@@ -79,9 +88,7 @@ std::vector<int64_t> LmGen::prepare(const std::vector<int64_t>& user_codes,
       throw InputError("user code " + std::to_string(code) + " of codebook " + std::to_string(j) +
                        " is outside [0, " + std::to_string(c.card) + ")");
   }
-  auto slot = [&](int64_t k, int64_t step) -> int64_t& {
-    return state.cache[static_cast<size_t>(k * ring + step % ring)];
-  };
+  auto slot = [&](int64_t k, int64_t step) -> int64_t& { return token_slot(state, c, k, step); };
   // A user code fed at step s is read at step s + delay.
   for (int j = 0; j < needed; ++j) {
     const int64_t k = c.dep_q + 1 + j;
@@ -137,10 +144,7 @@ void LmGen::pass(const std::vector<LmGenRow*>& rows,
 std::optional<std::vector<int64_t>> LmGen::finish(LmGenState& state, int64_t text,
                                                   const std::vector<int64_t>& audio) const {
   const LmConfig& c = model_.config();
-  const int64_t ring = c.max_delay() + 2;
-  auto slot = [&](int64_t k, int64_t step) -> int64_t& {
-    return state.cache[static_cast<size_t>(k * ring + step % ring)];
-  };
+  auto slot = [&](int64_t k, int64_t step) -> int64_t& { return token_slot(state, c, k, step); };
   ++state.offset;
   slot(0, state.offset) = text;
   for (int i = 0; i < c.dep_q; ++i) slot(i + 1, state.offset) = audio[static_cast<size_t>(i)];
