@@ -39,6 +39,15 @@ Setter string_setter(std::string Config::*field) {
   };
 }
 
+// An IP address, not a host name: it is bound to (SIP and every call's RTP ports).
+Setter address_setter(std::string Config::*field) {
+  return [field](Config& c, const char* text) {
+    if (!g_hostname_is_ip_address(text)) return false;
+    c.*field = text;
+    return true;
+  };
+}
+
 Setter list_setter(std::vector<std::string> Config::*field) {
   return [field](Config& c, const char* text) {
     g_auto(GStrv) parts = g_strsplit(text, ",", -1);
@@ -96,8 +105,9 @@ const std::vector<Setting>& settings() {
        "sampling seed: call N of this process gets seed+N; -1 (default) for a random seed per "
        "call",
        set_seed},
-      {"listen", "ADDRESS", "address the SIP transports bind to (default 127.0.0.1)",
-       string_setter(&Config::listen_address)},
+      {"listen", "ADDRESS",
+       "IP address the SIP transports and the RTP ports bind to (default 127.0.0.1)",
+       address_setter(&Config::listen_address)},
       {"sip-port", "PORT", "SIP port (default 5060)", int_setter(&Config::sip_port, 1, 65535)},
       {"transports", "LIST", "SIP transports, udp and/or tcp (default udp,tcp)",
        list_setter(&Config::transports)},

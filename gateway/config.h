@@ -20,7 +20,7 @@ struct Config {
   int sip_port = 5060;
   std::vector<std::string> transports = {"udp", "tcp"};
   // Media
-  std::string media_address;  // address in the SDP and of the RTP sockets; empty: listen_address
+  std::string media_address;  // address in the SDP answers (RTP binds to listen_address)
   int rtp_port_min = 20000;
   int rtp_port_max = 20999;
   int max_calls = 4;
