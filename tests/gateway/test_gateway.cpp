@@ -9,6 +9,9 @@
 #include <cmath>
 #include <csignal>
 #include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "gateway_harness.h"
 
@@ -74,6 +77,24 @@ std::string contact_uri(const std::string& response) {
 }  // namespace
 
 // Each codec in turn on a gateway with one RTP port pair: every call must free it for the next.
+// Settings that would break every call stop the gateway at start, with a message naming them.
+TEST(Gateway, BadSettingsAreRefusedAtStart) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--listen", "localhost"}, "invalid value 'localhost' for 'listen'"},
+      {{"--weights", "int9"}, "must be float32, bfloat16, int8 or int4, not 'int9'"},
+  };
+  for (const auto& [extra, message] : cases) {
+    SCOPED_TRACE(extra[0] + " " + extra[1]);
+    TempDir dir;
+    GatewayOptions options;
+    options.extra = extra;
+    GatewayProcess gw(dir, options);
+    ASSERT_TRUE(gw.process->wait(60)) << gw.process->log();
+    EXPECT_NE(gw.process->exit_status(), 0);
+    EXPECT_NE(gw.process->log().find(message), std::string::npos) << gw.process->log();
+  }
+}
+
 TEST(Gateway, EachCodecAnsweredHeardAndFreed) {
   REQUIRE_BARESIP();
   TempDir dir;
