@@ -5,6 +5,8 @@
 #include <functional>
 #include <memory>
 
+#include "sdp.h"
+
 namespace moshigw {
 
 namespace {
@@ -152,6 +154,10 @@ bool load_file(const char* path, Config& config, std::string& error) {
     error = std::string("cannot read ") + path + ": " + gerror->message;
     return false;
   }
+  if (!g_key_file_has_group(file, "gateway")) {
+    error = std::string(path) + ": no [gateway] group (its settings would all be ignored)";
+    return false;
+  }
   g_auto(GStrv) keys = g_key_file_get_keys(file, "gateway", nullptr, nullptr);
   for (char** key = keys; key && *key; ++key) {
     const Setting* match = nullptr;
@@ -205,11 +211,8 @@ bool load_config(int argc, char** argv, Config& config, std::string& error) {
 }
 
 bool validate_config(const Config& config, std::string& error) {
-  static const char* const kCodecs[] = {"opus", "G722", "PCMU", "PCMA"};
   for (const std::string& codec : config.codecs) {
-    bool known = false;
-    for (const char* k : kCodecs) known = known || g_ascii_strcasecmp(k, codec.c_str()) == 0;
-    if (!known) {
+    if (!find_codec(codec)) {
       error = "unknown codec '" + codec + "' (known: opus, G722, PCMU, PCMA)";
       return false;
     }
@@ -219,6 +222,11 @@ bool validate_config(const Config& config, std::string& error) {
       error = "unknown transport '" + t + "' (known: udp, tcp)";
       return false;
     }
+  }
+  if (!config.transcript_dir.empty() &&
+      !g_file_test(config.transcript_dir.c_str(), G_FILE_TEST_IS_DIR)) {
+    error = "transcript-dir '" + config.transcript_dir + "' is not a directory";
+    return false;
   }
   // Pairs start on an even port (RFC 3550: RTP even, RTCP the next odd one).
   const int first = config.rtp_port_min + (config.rtp_port_min & 1);

@@ -82,6 +82,7 @@ TEST(Gateway, BadSettingsAreRefusedAtStart) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"--listen", "localhost"}, "invalid value 'localhost' for 'listen'"},
       {{"--weights", "int9"}, "must be float32, bfloat16, int8 or int4, not 'int9'"},
+      {{"--transcript-dir", "/nonexistent/gst-moshi"}, "is not a directory"},
   };
   for (const auto& [extra, message] : cases) {
     SCOPED_TRACE(extra[0] + " " + extra[1]);
@@ -93,6 +94,15 @@ TEST(Gateway, BadSettingsAreRefusedAtStart) {
     EXPECT_NE(gw.process->exit_status(), 0);
     EXPECT_NE(gw.process->log().find(message), std::string::npos) << gw.process->log();
   }
+  // A configuration file whose group is misspelled would be ignored whole.
+  TempDir dir;
+  std::ofstream(dir.path("gateway.ini")) << "[Gateway]\nmax-calls = 2\n";
+  GatewayOptions options;
+  options.extra = {"--config", dir.path("gateway.ini")};
+  GatewayProcess gw(dir, options);
+  ASSERT_TRUE(gw.process->wait(60)) << gw.process->log();
+  EXPECT_NE(gw.process->exit_status(), 0);
+  EXPECT_NE(gw.process->log().find("no [gateway] group"), std::string::npos) << gw.process->log();
 }
 
 TEST(Gateway, EachCodecAnsweredHeardAndFreed) {
