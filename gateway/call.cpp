@@ -1,5 +1,7 @@
 #include "call.h"
 
+#include <gst/audio/audio.h>
+#include <gst/net/gstnetaddressmeta.h>
 #include <gst/rtp/gstrtpbuffer.h>
 
 #include <algorithm>
@@ -23,6 +25,24 @@ std::string pipeline_description(const Config& config, const Offer& offer) {
       "moshi.text_src ! queue ! %s",
       c.clock_rate, c.caps_name, offer.pt, c.depay, c.audio_rate, pay, text_sink);
   return description;
+}
+
+// How far the caller's audio may run ahead of the wall clock (jitter, a late burst).
+constexpr GstClockTime kPaceBurst = 500 * GST_MSECOND;
+
+std::string address_text(GSocketAddress* address) {
+  if (!G_IS_INET_SOCKET_ADDRESS(address)) return "";
+  auto* inet = G_INET_SOCKET_ADDRESS(address);
+  g_autofree char* ip = g_inet_address_to_string(g_inet_socket_address_get_address(inet));
+  return std::string(ip) + ":" + std::to_string(g_inet_socket_address_get_port(inet));
+}
+
+// "address:port" as address_text() writes it, from the SDP's literal address.
+std::string source_text(const std::string& address, int port) {
+  g_autoptr(GInetAddress) inet = g_inet_address_new_from_string(address.c_str());
+  if (!inet) return "";
+  g_autofree char* ip = g_inet_address_to_string(inet);
+  return std::string(ip) + ":" + std::to_string(port);
 }
 
 // A child of `bin` by name, set with `name`=`value` (the child's own reference is kept by bin).
@@ -103,11 +123,14 @@ void Call::set_moshi(const Config& config) {
   g_object_set(moshi_, "seed", static_cast<guint64>(seed_), nullptr);
 }
 
-// RTP from the caller is timed and filtered (only the negotiated payload type goes on: DTMF
-// telephone-events and strays are dropped); moshilm's steps are timed for the metrics.
+// RTP from the caller is timed and filtered (only the caller's source and the negotiated payload
+// type go on: DTMF telephone-events and strays are dropped), its audio is paced, and moshilm's
+// steps are timed for the metrics.
 void Call::watch_probes() {
   g_autoptr(GstPad) rtp = gst_element_get_static_pad(child(pipeline_, "rtpsrc"), "src");
   gst_pad_add_probe(rtp, GST_PAD_PROBE_TYPE_BUFFER, on_rtp, this, nullptr);
+  g_autoptr(GstPad) audio = gst_element_get_static_pad(moshi_, "sink");
+  gst_pad_add_probe(audio, GST_PAD_PROBE_TYPE_BUFFER, on_audio, this, nullptr);
   GstIterator* it = gst_bin_iterate_all_by_element_factory_name(GST_BIN(moshi_), "moshilm");
   GValue item = G_VALUE_INIT;
   if (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
@@ -129,14 +152,23 @@ void Call::update(const Offer& offer) {
   offer_.remote_address = offer.remote_address;
   offer_.remote_port = offer.remote_port;
   offer_.direction = offer.direction;
+  {
+    std::lock_guard<std::mutex> lock(source_mutex_);
+    expected_source_ = source_text(offer.remote_address, offer.remote_port);
+    source_.clear();  // a new address: the first source seen is taken again
+  }
+  const gint64 now = g_get_monotonic_time();
+  if (!(offer.direction & kSendOnly) && held_since_us_ == 0) held_since_us_ = last_probe_us_ = now;
+  if (offer.direction & kSendOnly) held_since_us_ = probe_sent_us_ = 0;
   if (!pipeline_) return;
   // Hold: the caller does not want to receive, so Moshi's voice is dropped before the socket.
+  // The sink always has the offer's address (0.0.0.0 on an RFC 2543 hold), which negotiate()
+  // checked is a literal of the socket's family; its default, localhost, may resolve to ::1.
   g_object_set(child(pipeline_, "hold"), "drop", !(offer.direction & kRecvOnly), nullptr);
-  if (offer.direction & kRecvOnly)
-    g_object_set(child(pipeline_, "rtpsink"), "host", offer.remote_address.c_str(), "port",
-                 offer.remote_port, nullptr);
+  g_object_set(child(pipeline_, "rtpsink"), "host", offer.remote_address.c_str(), "port",
+               offer.remote_port, nullptr);
   // Resumed: the time-out counts from now, not from the last packet before the hold.
-  if (!was_sending && (offer.direction & kSendOnly)) last_rtp_us_ = g_get_monotonic_time();
+  if (!was_sending && (offer.direction & kSendOnly)) last_rtp_us_ = now;
 }
 
 void Call::stop(const char* reason) {
@@ -164,14 +196,38 @@ void Call::stop(const char* reason) {
   if (!offer_.codec) return;  // never started: nothing to report
   const double seconds = (g_get_monotonic_time() - started_us_) / 1e6;
   g_message("call %d ended (%s): caller %s, codec %s/%d, %.1f s, seed %" G_GUINT64_FORMAT
-            ", %" G_GUINT64_FORMAT " steps, median step %.2f ms",
+            ", %" G_GUINT64_FORMAT " steps, median step %.2f ms, %.2f s of audio faster than "
+            "real time dropped, %" G_GUINT64_FORMAT " RTP packets from other sources dropped",
             id_, reason, caller_.c_str(), offer_.codec->name, offer_.codec->clock_rate, seconds,
-            seed_, steps, median_ms);
+            seed_, steps, median_ms, paced_out_ns_.load() / 1e9, foreign_packets_.load());
 }
 
-bool Call::rtp_timed_out(gint64 now_us, gint64 timeout_us) const {
-  if (stopped_ || !(offer_.direction & kSendOnly)) return false;
-  return now_us - std::max(started_us_, last_rtp_us_.load()) > timeout_us;
+const char* Call::overdue(gint64 now_us, const Config& config) const {
+  if (stopped_) return nullptr;
+  const auto us = [](double seconds) { return static_cast<gint64>(seconds * G_USEC_PER_SEC); };
+  if (offer_.direction & kSendOnly)
+    return now_us - std::max(started_us_, last_rtp_us_.load()) > us(config.rtp_timeout_s)
+               ? "rtp-timeout"
+               : nullptr;
+  if (now_us - held_since_us_ > us(config.hold_timeout_s)) return "hold-timeout";
+  if (probe_sent_us_ && now_us - probe_sent_us_ > us(config.probe_interval_s))
+    return "probe-timeout";
+  return nullptr;
+}
+
+bool Call::probe_due(gint64 now_us, const Config& config) {
+  if (stopped_ || held_since_us_ == 0 || probe_sent_us_) return false;
+  if (now_us - last_probe_us_ < static_cast<gint64>(config.probe_interval_s * G_USEC_PER_SEC))
+    return false;
+  probe_sent_us_ = last_probe_us_ = now_us;
+  return true;
+}
+
+// Any final answer shows the caller is there (405 or 501: it just does not do OPTIONS), but 408
+// (no answer at all) and 481 (it knows no such call) say the dialog is gone (RFC 5057).
+bool Call::probe_answered(int status) {
+  probe_sent_us_ = 0;
+  return status != 408 && status != 481;
 }
 
 double Call::real_time_factor() const {
@@ -210,8 +266,26 @@ gboolean Call::on_bus(GstBus*, GstMessage* message, gpointer self) {
   return G_SOURCE_REMOVE;
 }
 
+// The caller's SDP address always wins; any other source is taken only while none is (NAT).
+bool Call::from_caller(GstBuffer* rtp) {
+  GstNetAddressMeta* meta = gst_buffer_get_net_address_meta(rtp);
+  const std::string from = meta ? address_text(meta->addr) : "";
+  std::lock_guard<std::mutex> lock(source_mutex_);
+  if (from == source_) return true;
+  if (from == expected_source_ || source_.empty()) {
+    if (from != expected_source_)
+      g_message("call %d: RTP from %s, not %s as its SDP says: taken (NAT)", id_, from.c_str(),
+                expected_source_.c_str());
+    source_ = from;
+    return true;
+  }
+  foreign_packets_++;
+  return false;
+}
+
 GstPadProbeReturn Call::on_rtp(GstPad*, GstPadProbeInfo* info, gpointer self) {
   auto* call = static_cast<Call*>(self);
+  if (!call->from_caller(GST_PAD_PROBE_INFO_BUFFER(info))) return GST_PAD_PROBE_DROP;
   GstRTPBuffer rtp = GST_RTP_BUFFER_INIT;
   if (!gst_rtp_buffer_map(GST_PAD_PROBE_INFO_BUFFER(info), GST_MAP_READ, &rtp))
     return GST_PAD_PROBE_DROP;
@@ -219,6 +293,32 @@ GstPadProbeReturn Call::on_rtp(GstPad*, GstPadProbeInfo* info, gpointer self) {
   gst_rtp_buffer_unmap(&rtp);
   if (pt != call->offer_.pt) return GST_PAD_PROBE_DROP;
   call->last_rtp_us_ = g_get_monotonic_time();
+  return GST_PAD_PROBE_OK;
+}
+
+// A token bucket of audio time: it fills with the wall clock up to kPaceBurst, and each buffer
+// of the caller's audio takes its duration; a buffer that finds too little is dropped.
+GstPadProbeReturn Call::on_audio(GstPad* pad, GstPadProbeInfo* info, gpointer self) {
+  auto* call = static_cast<Call*>(self);
+  GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
+  GstClockTime duration = GST_BUFFER_DURATION(buffer);
+  if (!GST_CLOCK_TIME_IS_VALID(duration)) {
+    g_autoptr(GstCaps) caps = gst_pad_get_current_caps(pad);
+    GstAudioInfo audio;
+    if (!caps || !gst_audio_info_from_caps(&audio, caps) || audio.bpf == 0) return GST_PAD_PROBE_OK;
+    duration = gst_util_uint64_scale(gst_buffer_get_size(buffer) / audio.bpf, GST_SECOND,
+                                     audio.rate);
+  }
+  const gint64 now = g_get_monotonic_time();
+  const GstClockTime earned =
+      call->pace_last_us_ ? (now - call->pace_last_us_) * GST_USECOND : kPaceBurst;
+  call->pace_credit_ = std::min<GstClockTime>(call->pace_credit_ + earned, kPaceBurst);
+  call->pace_last_us_ = now;
+  if (duration > call->pace_credit_) {
+    call->paced_out_ns_ += duration;
+    return GST_PAD_PROBE_DROP;
+  }
+  call->pace_credit_ -= duration;
   return GST_PAD_PROBE_OK;
 }
 

@@ -6,7 +6,10 @@
 //   moshibin.text_src ! queue ! filesink (transcript) or fakesink
 //
 // RTP leaves from the port it arrives on (symmetric RTP): udpsrc and udpsink share one socket.
-// Everything but the probes runs in the main loop.
+// RTP is taken only from the caller: the address and port its SDP names, or else the first
+// source seen (a caller behind NAT); and never faster than real time: audio beyond a 0.5 s
+// burst ahead of the wall clock is dropped before Moshi, so one caller cannot take the compute
+// of several. Everything but the probes runs in the main loop.
 #pragma once
 
 #include <gst/gst.h>
@@ -15,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "config.h"
@@ -43,9 +47,14 @@ class Call {
   // Stops the media and frees the ports, once; writes the call's log line.
   void stop(const char* reason);
 
-  // True when RTP from the caller is overdue: its direction says it sends, and nothing came for
-  // `timeout_us`.
-  bool rtp_timed_out(gint64 now_us, gint64 timeout_us) const;
+  // Why the call must end now: "rtp-timeout" (its direction says it sends, and nothing came),
+  // "hold-timeout" (on hold too long) or "probe-timeout" (a probe of the held caller went
+  // unanswered until the next was due); nullptr while it may go on.
+  const char* overdue(gint64 now_us, const Config& config) const;
+  // On hold, a probe (OPTIONS) is due every probe interval; true marks it sent.
+  bool probe_due(gint64 now_us, const Config& config);
+  // The final answer to the last probe: false when it says the caller is gone (408, 481).
+  bool probe_answered(int status);
   double real_time_factor() const;
 
   int id() const { return id_; }
@@ -60,6 +69,8 @@ class Call {
   void watch_probes();
   static gboolean on_bus(GstBus*, GstMessage* message, gpointer self);
   static GstPadProbeReturn on_rtp(GstPad*, GstPadProbeInfo* info, gpointer self);
+  static GstPadProbeReturn on_audio(GstPad*, GstPadProbeInfo* info, gpointer self);
+  bool from_caller(GstBuffer* rtp);
   static GstPadProbeReturn on_step_start(GstPad*, GstPadProbeInfo*, gpointer self);
   static GstPadProbeReturn on_step_end(GstPad*, GstPadProbeInfo* info, gpointer self);
 
@@ -75,7 +86,16 @@ class Call {
   guint bus_watch_ = 0;
   gint64 started_us_ = 0;
   bool stopped_ = false;
-  // Written by the streaming threads.
+  // Hold: since when the caller sends nothing (0: it sends), and the probe pending (0: none).
+  gint64 held_since_us_ = 0, probe_sent_us_ = 0, last_probe_us_ = 0;
+  // The RTP source taken ("address:port"), and the one the SDP names; under source_mutex_.
+  std::mutex source_mutex_;
+  std::string source_, expected_source_;
+  // Streaming threads only: the pace of the caller's audio (a token bucket of audio time).
+  gint64 pace_last_us_ = 0;
+  GstClockTime pace_credit_ = 0;
+  // Written by the streaming threads, read when the call ends.
+  std::atomic<guint64> paced_out_ns_{0}, foreign_packets_{0};
   std::atomic<gint64> last_rtp_us_{0};
   std::atomic<gint64> step_start_us_{0};
 };

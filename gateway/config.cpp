@@ -75,12 +75,15 @@ bool set_port_range(Config& c, const char* text) {
   return true;
 }
 
-bool set_timeout(Config& c, const char* text) {
-  char* end = nullptr;
-  const double value = g_ascii_strtod(text, &end);
-  if (end == text || *end || !(value > 0 && value <= 3600)) return false;
-  c.rtp_timeout_s = value;
-  return true;
+// Seconds in (0, max], with a fraction.
+Setter seconds_setter(double Config::*field, double max) {
+  return [field, max](Config& c, const char* text) {
+    char* end = nullptr;
+    const double value = g_ascii_strtod(text, &end);
+    if (end == text || *end || !(value > 0 && value <= max)) return false;
+    c.*field = value;
+    return true;
+  };
 }
 
 bool set_seed(Config& c, const char* text) {
@@ -125,7 +128,13 @@ const std::vector<Setting>& settings() {
        int_setter(&Config::max_calls, 1, 10000)},
       {"rtp-timeout", "SECONDS",
        "hang up (BYE) a call whose RTP stops for this long, unless on hold (default 10)",
-       set_timeout},
+       seconds_setter(&Config::rtp_timeout_s, 3600)},
+      {"hold-timeout", "SECONDS", "hang up a call that stays on hold this long (default 600)",
+       seconds_setter(&Config::hold_timeout_s, 86400)},
+      {"probe-interval", "SECONDS",
+       "while a call is on hold, probe the caller with OPTIONS this often; no answer by the next "
+       "probe, or 408/481, hangs up (default 30)",
+       seconds_setter(&Config::probe_interval_s, 3600)},
       {"codecs", "LIST",
        "codecs in order of preference, from opus, G722, PCMU, PCMA (default "
        "opus,G722,PCMU,PCMA)",
@@ -136,6 +145,13 @@ const std::vector<Setting>& settings() {
        string_setter(&Config::metrics_address)},
       {"metrics-port", "PORT", "port of the HTTP /metrics endpoint, 0 for none (default 9090)",
        int_setter(&Config::metrics_port, 0, 65535)},
+      {"tcp-idle-timeout", "SECONDS",
+       "close SIP and /metrics TCP connections idle this long (default 60)",
+       seconds_setter(&Config::tcp_idle_timeout_s, 86400)},
+      {"max-connections", "N",
+       "TCP connections each listener (SIP, /metrics) holds at once; more are closed at once "
+       "(default 64)",
+       int_setter(&Config::max_connections, 1, 100000)},
   };
   return all;
 }

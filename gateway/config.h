@@ -25,11 +25,19 @@ struct Config {
   int rtp_port_max = 20999;
   int max_calls = 4;
   double rtp_timeout_s = 10.0;
+  // A call on hold sends no RTP: it is probed with OPTIONS every probe_interval_s (a probe left
+  // unanswered until the next, or answered 408/481, ends it) and lasts at most hold_timeout_s.
+  double hold_timeout_s = 600.0;
+  double probe_interval_s = 30.0;
   std::vector<std::string> codecs = {"opus", "G722", "PCMU", "PCMA"};
   // Operators
   std::string transcript_dir;  // empty: no transcripts
   std::string metrics_address = "127.0.0.1";
   int metrics_port = 9090;  // 0: no metrics endpoint
+  // TCP connections (SIP and /metrics): idle ones are closed, and each listener holds at most
+  // max_connections at once.
+  double tcp_idle_timeout_s = 60.0;
+  int max_connections = 64;
 };
 
 // Fills `config` from argv and the file named by --config. Returns false and sets `error` on a

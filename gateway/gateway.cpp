@@ -6,10 +6,14 @@
 #include <netinet/in.h>
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/su_glib.h>
+#include <sofia-sip/tport_tag.h>
 #include <sofia-sip/url.h>
 
 #include <algorithm>
 #include <csignal>
+
+#include "connections.h"
+#include "sip_body.h"
 
 namespace moshigw {
 
@@ -49,9 +53,9 @@ std::string caller_of(const sip_t* sip) {
   return caller;
 }
 
-std::string payload_of(const sip_t* sip) {
-  if (!sip || !sip->sip_payload || !sip->sip_payload->pl_data) return "";
-  return std::string(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
+// The media sockets' family, which an offer's address must match.
+bool media_is_ipv6(const Config& config) {
+  return config.listen_address.find(':') != std::string::npos;
 }
 
 }  // namespace
@@ -81,13 +85,33 @@ bool Gateway::start(std::string& error) {
   ports_ = std::make_unique<PortPool>(config_.listen_address, config_.rtp_port_min,
                                       config_.rtp_port_max);
   loop_ = g_main_loop_new(nullptr, FALSE);
+  fit_connections_to_files();
   if (!load_model(error) || !start_sip(error)) return false;
+  sip_guard_ = std::make_unique<SipConnectionGuard>(
+      config_.sip_port, config_.max_connections,
+      static_cast<unsigned>(config_.tcp_idle_timeout_s * 1000));
   if (config_.metrics_port > 0) {
-    metrics_server_ = std::make_unique<MetricsServer>(metrics_, [this] { return live(); });
+    metrics_server_ = std::make_unique<MetricsServer>(
+        metrics_, [this] { return live(); }, config_.max_connections, config_.tcp_idle_timeout_s);
     if (!metrics_server_->listen(config_.metrics_address, config_.metrics_port, error))
       return false;
   }
   return true;
+}
+
+// The TCP listeners must never take every file handle: what the process and the calls need
+// (a generous 64, and 16 a call) is set aside, and each of the two listeners gets at most half of
+// the rest.
+void Gateway::fit_connections_to_files() {
+  const long files = raise_open_file_limit();
+  if (files < 0) return;
+  const long spare = files - 64 - 16L * config_.max_calls;
+  const int fits = static_cast<int>(std::max(1L, spare / 2));
+  g_message("at most %ld open files", files);
+  if (config_.max_connections <= fits) return;
+  g_message("max-connections lowered from %d to %d to fit the open-file limit of %ld",
+            config_.max_connections, fits, files);
+  config_.max_connections = fits;
 }
 
 // A moshibin held in PAUSED loads the model once, checks it before any call comes, and keeps the
@@ -130,9 +154,13 @@ bool Gateway::start_sip(std::string& error) {
       config_.transports.size() == 1 ? config_.transports[0].c_str() : "");
   // Media off: the gateway reads the offer and writes the answer itself (sdp.h), so that it
   // chooses the codec and the RTP port of each call.
+  // TCP connections idle for tcp-idle-timeout, or stuck in the middle of a message as long, are
+  // closed by the transport layer (Sofia-SIP keeps them for ever by default).
+  const auto idle_ms = static_cast<unsigned>(config_.tcp_idle_timeout_s * 1000);
   nua_ = nua_create(root_, on_event, this, NUTAG_URL(url), NUTAG_MEDIA_ENABLE(0),
                     SIPTAG_USER_AGENT_STR("moshi-gateway/" GATEWAY_VERSION),
-                    SIPTAG_ALLOW_STR(kAllow), TAG_END());
+                    SIPTAG_ALLOW_STR(kAllow), TPTAG_IDLE(idle_ms), TPTAG_TIMEOUT(idle_ms),
+                    TAG_END());
   if (!nua_) {
     error = std::string("cannot listen for SIP on ") + url + " (address or port in use?)";
     return false;
@@ -184,6 +212,9 @@ void Gateway::on_event(nua_event_t event, int status, const char* phrase, nua_t*
         self->metrics_.call_ended(reason);
       }
       break;
+    case nua_r_options:
+      if (call && status >= 200) self->on_probe_answer(nh, *call, status, phrase);
+      break;
     case nua_i_options:
       // Answered by the stack (200 OK with Allow); the handle it made is not needed.
       if (!call) nua_handle_destroy(nh);
@@ -203,9 +234,10 @@ void Gateway::on_invite(nua_handle_t* nh, const sip_t* sip) {
   const std::string caller = caller_of(sip);
   if (shutting_down_) return reject(nh, 503, "shutdown", caller);
   if (active_calls() >= config_.max_calls) return reject(nh, 486, "busy", caller);
-  const std::string sdp = payload_of(sip);
-  if (sdp.empty()) return reject(nh, 488, "sdp", caller + ": no SDP offer in the INVITE");
-  const Offer offer = negotiate(sdp, config_.codecs);
+  const SipBody body = sdp_of(sip);
+  if (body.status) return reject(nh, body.status, "body", caller + ": " + body.reason);
+  if (body.sdp.empty()) return reject(nh, 488, "sdp", caller + ": no SDP offer in the INVITE");
+  const Offer offer = negotiate(body.sdp, config_.codecs, media_is_ipv6(config_));
   if (offer.status)
     return reject(nh, offer.status, offer.status == 400 ? "sdp" : "codec",
                   caller + ": " + offer.reason);
@@ -229,13 +261,16 @@ void Gateway::on_invite(nua_handle_t* nh, const sip_t* sip) {
 
 // Hold, resume or a new address, in the same dialog and with the same codec.
 void Gateway::on_reinvite(Call& call, nua_handle_t* nh, const sip_t* sip) {
-  const std::string sdp = payload_of(sip);
-  if (sdp.empty() || call.stopped()) return answer(nh, call.offer(), call);
-  const Offer offer = negotiate(sdp, {call.offer().codec->name});
+  const SipBody body = sdp_of(sip);
+  if (body.status) {
+    g_message("call %d: re-INVITE refused: %s", call.id(), body.reason.c_str());
+    return respond_error(nh, body.status);
+  }
+  if (body.sdp.empty() || call.stopped()) return answer(nh, call.offer(), call);
+  const Offer offer = negotiate(body.sdp, {call.offer().codec->name}, media_is_ipv6(config_));
   if (offer.status) {
     g_message("call %d: re-INVITE refused: %s", call.id(), offer.reason.c_str());
-    nua_respond(nh, offer.status, sip_status_phrase(offer.status), TAG_END());
-    return;
+    return respond_error(nh, offer.status);
   }
   // The running media filters and payloads the first payload type; another one would be
   // answered but not carried.
@@ -262,7 +297,16 @@ void Gateway::reject(nua_handle_t* nh, int status, const char* reason, const std
   g_message("call refused with %d %s (%s): %s", status, sip_status_phrase(status), reason,
             detail.c_str());
   metrics_.call_rejected(reason);
-  nua_respond(nh, status, sip_status_phrase(status), TAG_END());
+  respond_error(nh, status);
+}
+
+// A 415 says what the gateway takes (RFC 3261 21.4.13): SDP, with no content coding.
+void Gateway::respond_error(nua_handle_t* nh, int status) {
+  if (status == 415)
+    nua_respond(nh, status, sip_status_phrase(status), SIPTAG_ACCEPT_STR("application/sdp"),
+                SIPTAG_ACCEPT_ENCODING_STR("identity"), TAG_END());
+  else
+    nua_respond(nh, status, sip_status_phrase(status), TAG_END());
 }
 
 // A dialog is over (BYE either way, CANCEL, a rejected INVITE): the handle goes.
@@ -292,11 +336,24 @@ void Gateway::hangup(int id, const char* reason) {
 
 void Gateway::check_timeouts() {
   const gint64 now = g_get_monotonic_time();
-  const auto timeout = static_cast<gint64>(config_.rtp_timeout_s * G_USEC_PER_SEC);
-  std::vector<int> overdue;
-  for (const auto& [nh, call] : calls_)
-    if (call->rtp_timed_out(now, timeout)) overdue.push_back(call->id());
-  for (int id : overdue) hangup(id, "rtp-timeout");
+  std::vector<std::pair<int, const char*>> overdue;
+  for (const auto& [nh, call] : calls_) {
+    if (const char* reason = call->overdue(now, config_)) overdue.emplace_back(call->id(), reason);
+    // In the dialog: the caller answers it, or its absence shows (RFC 3261 11, RFC 5057).
+    else if (call->probe_due(now, config_)) nua_options(nh, TAG_END());
+  }
+  for (const auto& [id, reason] : overdue) hangup(id, reason);
+  if (sip_guard_ && ++ticks_ % 4 == 0) {
+    const int closed = sip_guard_->check();
+    if (closed) g_message("closed %d SIP TCP connections (idle, or past max-connections)", closed);
+  }
+}
+
+void Gateway::on_probe_answer(nua_handle_t*, Call& call, int status, const char* phrase) {
+  if (call.probe_answered(status)) return;
+  g_message("call %d: the held caller answered the probe with %d %s", call.id(), status,
+            phrase ? phrase : "");
+  hangup(call.id(), "probe-failed");
 }
 
 // Every call gets a BYE; the stack shuts down once they are answered (or after a grace time).

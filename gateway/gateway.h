@@ -11,6 +11,7 @@
 
 #include "call.h"
 #include "config.h"
+#include "connections.h"
 #include "metrics.h"
 #include "ports.h"
 
@@ -38,12 +39,15 @@ class Gateway {
  private:
   static void on_event(nua_event_t event, int status, const char* phrase, nua_t* nua, Gateway* self,
                        nua_handle_t* nh, nua_hmagic_t*, const sip_t* sip, tagi_t tags[]);
+  void fit_connections_to_files();
   bool load_model(std::string& error);
   bool start_sip(std::string& error);
   void on_invite(nua_handle_t* nh, const sip_t* sip);
   void on_reinvite(Call& call, nua_handle_t* nh, const sip_t* sip);
   void on_state(nua_handle_t* nh, tagi_t tags[]);
   void reject(nua_handle_t* nh, int status, const char* reason, const std::string& detail);
+  void respond_error(nua_handle_t* nh, int status);
+  void on_probe_answer(nua_handle_t* nh, Call& call, int status, const char* phrase);
   void answer(nua_handle_t* nh, const Offer& offer, Call& call);
   void hangup(int id, const char* reason);
   void check_timeouts();
@@ -62,6 +66,8 @@ class Gateway {
   Metrics metrics_;
   std::unique_ptr<MetricsServer> metrics_server_;
   std::unique_ptr<PortPool> ports_;
+  std::unique_ptr<SipConnectionGuard> sip_guard_;
+  unsigned ticks_ = 0;
   std::map<nua_handle_t*, std::unique_ptr<Call>> calls_;
   int next_id_ = 1;
   uint64_t session_id_ = 0;

@@ -2,6 +2,8 @@
 
 #include <glib.h>
 
+#include "connections.h"
+
 namespace moshigw {
 
 void Metrics::call_answered() {
@@ -41,7 +43,7 @@ std::string Metrics::render(const Live& live) const {
   g_string_append(out,
                   "# HELP moshi_gateway_calls_rejected_total Calls refused, by reason.\n"
                   "# TYPE moshi_gateway_calls_rejected_total counter\n");
-  for (const char* reason : {"busy", "codec", "sdp", "ports", "media", "shutdown"}) {
+  for (const char* reason : {"busy", "body", "codec", "sdp", "ports", "media", "shutdown"}) {
     const auto it = rejected_.find(reason);
     g_string_append_printf(
         out, "moshi_gateway_calls_rejected_total{reason=\"%s\"} %" G_GUINT64_FORMAT "\n", reason,
@@ -82,10 +84,15 @@ std::string Metrics::render(const Live& live) const {
   return out->str;
 }
 
-MetricsServer::MetricsServer(const Metrics& metrics, std::function<Metrics::Live()> live)
-    : metrics_(metrics), live_(std::move(live)) {}
+MetricsServer::MetricsServer(const Metrics& metrics, std::function<Metrics::Live()> live,
+                             int max_connections, double idle_timeout_s)
+    : metrics_(metrics),
+      live_(std::move(live)),
+      max_connections_(max_connections),
+      idle_timeout_s_(idle_timeout_s) {}
 
 MetricsServer::~MetricsServer() {
+  listener_.reset();
   if (server_) {
     soup_server_disconnect(server_);
     g_object_unref(server_);
@@ -93,21 +100,12 @@ MetricsServer::~MetricsServer() {
 }
 
 bool MetricsServer::listen(const std::string& address, int port, std::string& error) {
-  g_autoptr(GInetAddress) inet = g_inet_address_new_from_string(address.c_str());
-  if (!inet) {
-    error = "invalid metrics address '" + address + "'";
-    return false;
-  }
   server_ = soup_server_new("server-header", "moshi-gateway", nullptr);
   soup_server_add_handler(server_, "/metrics", handle, this, nullptr);
-  g_autoptr(GSocketAddress) where = g_inet_socket_address_new(inet, port);
-  g_autoptr(GError) gerror = nullptr;
-  if (!soup_server_listen(server_, where, static_cast<SoupServerListenOptions>(0), &gerror)) {
-    error =
-        "cannot serve metrics on " + address + ":" + std::to_string(port) + ": " + gerror->message;
-    return false;
-  }
-  return true;
+  listener_ = std::make_unique<HttpListener>(server_, max_connections_, idle_timeout_s_);
+  if (listener_->listen(address, port, error)) return true;
+  error = "cannot serve metrics: " + error;
+  return false;
 }
 
 void MetricsServer::handle(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*,

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -37,10 +38,14 @@ class Metrics {
   double step_sum_ = 0;
 };
 
-// The HTTP endpoint. `live` is called on each scrape, in the main loop.
+class HttpListener;
+
+// The HTTP endpoint. `live` is called on each scrape, in the main loop. Connections go through
+// an HttpListener (connections.h): capped, closed when idle, and surviving EMFILE.
 class MetricsServer {
  public:
-  MetricsServer(const Metrics& metrics, std::function<Metrics::Live()> live);
+  MetricsServer(const Metrics& metrics, std::function<Metrics::Live()> live, int max_connections,
+                double idle_timeout_s);
   ~MetricsServer();
   bool listen(const std::string& address, int port, std::string& error);
 
@@ -49,7 +54,10 @@ class MetricsServer {
                      gpointer self);
   const Metrics& metrics_;
   std::function<Metrics::Live()> live_;
+  const int max_connections_;
+  const double idle_timeout_s_;
   SoupServer* server_ = nullptr;
+  std::unique_ptr<HttpListener> listener_;
 };
 
 }  // namespace moshigw

@@ -53,12 +53,32 @@ int find_payload(const sdp_media_t* m, const Codec& codec) {
 }
 
 
-// Fills codec, payload type, address and direction from audio media `m`; false if unusable.
+// Empty if RTP can be sent to connection `c` from a socket of the gateway's family (`ipv6`);
+// else why not. Host names would need a resolver in the media path, so only literals are taken.
+std::string unplaceable(const sdp_connection_t* c, bool ipv6) {
+  if (!c || !c->c_address) return "no connection address";
+  const std::string address = c->c_address;
+  if (!g_hostname_is_ip_address(address.c_str()))
+    return "the connection address '" + address + "' is not an IP address";
+  const bool v6 = address.find(':') != std::string::npos;
+  if (v6 != ipv6)
+    return std::string("the connection address '") + address + "' is " + (v6 ? "IPv6" : "IPv4") +
+           " and the gateway's media are " + (ipv6 ? "IPv6" : "IPv4");
+  return "";
+}
+
+// Fills codec, payload type, address and direction from audio media `m`; false if unusable
+// (with offer.reason set when the stream had a codec but an address the gateway cannot reach).
 bool take_audio(const sdp_session_t* s, const sdp_media_t* m,
-                const std::vector<std::string>& preference, Offer& offer) {
+                const std::vector<std::string>& preference, bool ipv6, Offer& offer) {
   if (m->m_type != sdp_media_audio || m->m_proto != sdp_proto_rtp || m->m_port == 0) return false;
   const sdp_connection_t* c = m->m_connections ? m->m_connections : s->sdp_connection;
   if (!c || !c->c_address || m->m_port > 65535) return false;
+  const std::string why = unplaceable(c, ipv6);
+  if (!why.empty()) {
+    offer.reason = why;
+    return false;
+  }
   for (const std::string& name : preference) {
     const Codec* codec = find_codec(name);
     const int pt = codec ? find_payload(m, *codec) : -1;
@@ -85,7 +105,7 @@ const Codec* find_codec(const std::string& name) {
   return nullptr;
 }
 
-Offer negotiate(const std::string& sdp, const std::vector<std::string>& preference) {
+Offer negotiate(const std::string& sdp, const std::vector<std::string>& preference, bool ipv6) {
   Parsed parsed;
   parsed.parser = sdp_parse(parsed.home, sdp.data(), static_cast<issize_t>(sdp.size()), 0);
   const sdp_session_t* s = sdp_session(parsed.parser);
@@ -102,9 +122,10 @@ Offer negotiate(const std::string& sdp, const std::vector<std::string>& preferen
     line.format = m->m_rtpmaps                         ? std::to_string(m->m_rtpmaps->rm_pt)
                   : m->m_format && m->m_format->l_text ? m->m_format->l_text
                                                        : "0";
-    line.chosen = !offer.codec && take_audio(s, m, preference, offer);
+    line.chosen = !offer.codec && take_audio(s, m, preference, ipv6, offer);
     offer.lines.push_back(line);
   }
+  if (!offer.codec && !offer.reason.empty()) return reject(488, offer.reason);
   if (!offer.codec) return reject(488, "no RTP/AVP audio stream with a codec of the gateway");
   return offer;
 }

@@ -44,8 +44,10 @@ struct Offer {
   std::vector<MediaLine> lines;
 };
 
-// Parses `sdp` with Sofia-SIP and picks the first codec of `preference` the offer holds.
-Offer negotiate(const std::string& sdp, const std::vector<std::string>& preference);
+// Parses `sdp` with Sofia-SIP and picks the first codec of `preference` the offer holds, on an
+// audio stream whose address is an IP literal of the gateway's family (`ipv6` or IPv4).
+Offer negotiate(const std::string& sdp, const std::vector<std::string>& preference,
+                bool ipv6 = false);
 
 // The answer: `address`:`port` for RTP, the chosen codec only, 20 ms packets, and the direction
 // that mirrors the caller's (sendonly -> recvonly, inactive -> inactive).

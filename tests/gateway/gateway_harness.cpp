@@ -112,6 +112,11 @@ Process::~Process() {
   g_object_unref(process_);
 }
 
+int Process::pid() const {
+  const char* id = g_subprocess_get_identifier(process_);
+  return id ? std::atoi(id) : -1;
+}
+
 bool Process::wait(double seconds) {
   if (exited_) return true;
   struct State {
@@ -159,6 +164,7 @@ GatewayProcess::GatewayProcess(const TempDir& dir, const GatewayOptions& o) {
       "1"};
   if (o.max_calls > 0) argv.insert(argv.end(), {"--max-calls", std::to_string(o.max_calls)});
   argv.insert(argv.end(), o.extra.begin(), o.extra.end());
+  argv.insert(argv.begin(), o.wrapper.begin(), o.wrapper.end());
   process = std::make_unique<Process>(argv, dir.path("gateway.log"));
 }
 
@@ -204,6 +210,17 @@ std::string GatewayProcess::metrics() const {
   close(fd);
   const size_t body = response.find("\r\n\r\n");
   return body == std::string::npos ? "" : response.substr(body + 4);
+}
+
+double GatewayProcess::produced_seconds(int call) const {
+  const std::string log = process->log();
+  const std::string line = "call " + std::to_string(call) + " ended (";
+  const size_t at = log.find(line);
+  if (at == std::string::npos) return -1;
+  const size_t steps = log.find(" steps,", at);
+  if (steps == std::string::npos) return -1;
+  const size_t number = log.rfind(", ", steps);
+  return std::atof(log.c_str() + number + 2) * 0.08;
 }
 
 double GatewayProcess::metric(const std::string& series) const {
@@ -377,6 +394,43 @@ int status_of(const std::string& response) {
 std::string body_of(const std::string& message) {
   const size_t at = message.find("\r\n\r\n");
   return at == std::string::npos ? "" : message.substr(at + 4);
+}
+
+std::string sdp_offer(int rtp_port, const std::string& direction, int version,
+                      const std::string& formats) {
+  return "v=0\r\no=- 1 " + std::to_string(version) +
+         " IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio " +
+         std::to_string(rtp_port) + " RTP/AVP " + formats +
+         "\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=" +
+         direction + "\r\n";
+}
+
+std::string request(const RawSip& peer, const std::string& method, const std::string& uri,
+                    const std::string& call_id, int cseq, const std::string& to,
+                    const std::string& body, const std::string& headers) {
+  static int branch = 0;
+  std::string m =
+      method + " " + uri + " SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:" + std::to_string(peer.port) +
+      ";branch=z9hG4bK-test" + std::to_string(++branch) +
+      "\r\nMax-Forwards: 70\r\nFrom: <sip:silent@127.0.0.1>;tag=t" + call_id + "\r\nTo: " + to +
+      "\r\nCall-ID: " + call_id + "\r\nCSeq: " + std::to_string(cseq) + " " + method +
+      "\r\nContact: <sip:silent@127.0.0.1:" + std::to_string(peer.port) + ">\r\n" + headers;
+  if (!body.empty() && headers.find("Content-Type:") == std::string::npos)
+    m += "Content-Type: application/sdp\r\n";
+  return m + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+std::string contact_uri(const std::string& response) {
+  const std::string c = header(response, "Contact");
+  const size_t open = c.find('<'), close = c.find('>');
+  return open == std::string::npos ? c : c.substr(open + 1, close - open - 1);
+}
+
+std::string ok_to(const std::string& request) {
+  std::string reply = "SIP/2.0 200 OK\r\n";
+  for (const char* h : {"Via", "From", "To", "Call-ID", "CSeq"})
+    reply += std::string(h) + ": " + header(request, h) + "\r\n";
+  return reply + "Content-Length: 0\r\n\r\n";
 }
 
 }  // namespace gwtest

@@ -40,6 +40,7 @@ class Process {
   bool wait(double seconds);  // true once it has exited
   void signal(int sig);
   int exit_status() const;  // -1 unless it exited normally
+  int pid() const;
   std::string log() const { return read_file(log_path_); }
 
  private:
@@ -53,6 +54,7 @@ struct GatewayOptions {
   int rtp_pairs = 4;
   double rtp_timeout = 10;
   std::vector<std::string> extra;
+  std::vector<std::string> wrapper;  // a command the gateway runs under (prlimit ...)
 };
 
 class GatewayProcess {
@@ -64,6 +66,9 @@ class GatewayProcess {
   std::string log() const { return process->log(); }
   bool wait_log(const std::string& text, double seconds = 10, int count = 1);
   std::string metrics() const;                     // the body of GET /metrics
+  // Moshi's audio a call produced: its steps (from its summary line) times 80 ms; -1 if the
+  // call has not ended.
+  double produced_seconds(int call) const;
   double metric(const std::string& series) const;  // its value, NaN if absent
   std::unique_ptr<Process> process;
 };
@@ -112,5 +117,19 @@ class RawSip {
 std::string header(const std::string& message, const std::string& name);
 int status_of(const std::string& response);
 std::string body_of(const std::string& message);
+
+// An SDP offer of PCMU (and telephone-event) at 127.0.0.1:`rtp_port` with `direction`.
+std::string sdp_offer(int rtp_port, const std::string& direction, int version,
+                      const std::string& formats = "0 101");
+// A request from the raw peer; `to` is the To header (with the gateway's tag in a dialog).
+// `headers` are added as they are (each ending in CRLF); a body is application/sdp unless
+// `headers` has a Content-Type.
+std::string request(const RawSip& peer, const std::string& method, const std::string& uri,
+                    const std::string& call_id, int cseq, const std::string& to,
+                    const std::string& body = "", const std::string& headers = "");
+// The Request-URI inside a dialog: the gateway's Contact.
+std::string contact_uri(const std::string& response);
+// The 200 OK a peer sends to `request` (a BYE or an OPTIONS of the gateway).
+std::string ok_to(const std::string& request);
 
 }  // namespace gwtest

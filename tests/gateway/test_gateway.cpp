@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <fstream>
@@ -32,46 +33,20 @@ bool have_baresip() {
 #define REQUIRE_BARESIP() \
   if (!have_baresip()) GTEST_SKIP() << "baresip is not installed (scripts/setup.sh installs it)"
 
-// A call of `seconds` that the caller ends with BYE: answered, Moshi heard for about as long as
-// the call, and the gateway logs its end.
-void expect_heard(const Caller& caller, double seconds) {
+// A call of `seconds` that the caller ends with BYE: answered, and Moshi heard for about as long
+// as the gateway produced audio. What it produced is judged by the steps the gateway counted
+// (its summary line), not by the wall clock: on a busy machine, or under the sanitizers, the
+// tiny model may step slower than real time, and the caller then hears less, rightly.
+void expect_heard(const Caller& caller, double seconds, double produced) {
   const Heard heard = caller.heard();
   EXPECT_NE(caller.log().find("Call established"), std::string::npos) << caller.log();
-  // The call lasts `seconds` from the dial; Moshi's first packets need ~0.3 s.
-  EXPECT_GT(heard.seconds, seconds - 1.2) << caller.log();
+  // The gateway stepped for at least a third of the call, busy machine or not.
+  EXPECT_GT(produced, seconds / 3) << "the gateway barely stepped";
+  // The call lasts `seconds` from the dial; Moshi's first packets need ~0.3 s, and the last
+  // 0.6 s of what was produced may still be in flight when the caller hangs up.
+  EXPECT_GT(heard.seconds, std::min(seconds - 1.2, produced - 0.6)) << caller.log();
   EXPECT_LT(heard.seconds, seconds + 0.5);
   EXPECT_GT(heard.rms, 100.0) << "the caller heard silence";
-}
-
-std::string sdp_offer(int rtp_port, const std::string& direction, int version,
-                      const std::string& formats = "0 101") {
-  return "v=0\r\no=- 1 " + std::to_string(version) +
-         " IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio " +
-         std::to_string(rtp_port) + " RTP/AVP " + formats +
-         "\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=" +
-         direction + "\r\n";
-}
-
-// A request from the raw peer; `to` is the To header (with the gateway's tag in a dialog).
-std::string request(const RawSip& peer, const std::string& method, const std::string& uri,
-                    const std::string& call_id, int cseq, const std::string& to,
-                    const std::string& body = "") {
-  static int branch = 0;
-  std::string m =
-      method + " " + uri + " SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:" + std::to_string(peer.port) +
-      ";branch=z9hG4bK-test" + std::to_string(++branch) +
-      "\r\nMax-Forwards: 70\r\nFrom: <sip:silent@127.0.0.1>;tag=t" + call_id + "\r\nTo: " + to +
-      "\r\nCall-ID: " + call_id + "\r\nCSeq: " + std::to_string(cseq) + " " + method +
-      "\r\nContact: <sip:silent@127.0.0.1:" + std::to_string(peer.port) + ">\r\n";
-  if (!body.empty()) m += "Content-Type: application/sdp\r\n";
-  return m + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-}
-
-// The Request-URI inside a dialog: the gateway's Contact.
-std::string contact_uri(const std::string& response) {
-  const std::string c = header(response, "Contact");
-  const size_t open = c.find('<'), close = c.find('>');
-  return open == std::string::npos ? c : c.substr(open + 1, close - open - 1);
 }
 
 }  // namespace
@@ -121,8 +96,8 @@ TEST(Gateway, EachCodecAnsweredHeardAndFreed) {
     ++n;
     Caller caller(codec, gw.uri(transport), 3);
     ASSERT_TRUE(caller.finish(25)) << caller.log();
-    expect_heard(caller, 3);
     ASSERT_TRUE(gw.wait_log("call " + std::to_string(n) + " ended (remote-bye)")) << gw.log();
+    expect_heard(caller, 3, gw.produced_seconds(n));
     EXPECT_NE(gw.log().find("codec " + std::string(codec.gateway)), std::string::npos);
     EXPECT_EQ(gw.metric("moshi_gateway_active_calls"), 0);
     EXPECT_TRUE(udp_port_free(gw.rtp_min)) << "the call's RTP port is still bound";
@@ -156,11 +131,12 @@ TEST(Gateway, ThreeCallsAtOnceAndAFourthIsBusy) {
   EXPECT_NE(fourth.log().find("486 Busy Here"), std::string::npos) << fourth.log();
   EXPECT_EQ(fourth.log().find("Call established"), std::string::npos);
   EXPECT_EQ(gw.metric("moshi_gateway_calls_rejected_total{reason=\"busy\"}"), 1);
-  for (auto& caller : callers) {
-    ASSERT_TRUE(caller->finish(25));
-    expect_heard(*caller, 5);
-  }
+  for (auto& caller : callers) ASSERT_TRUE(caller->finish(25));
   ASSERT_TRUE(gw.wait_log("ended (remote-bye)", 10, 3)) << gw.log();
+  // Which caller was which call is not known: each is judged by the least any call produced.
+  double produced = 1e9;
+  for (int n = 1; n <= 3; ++n) produced = std::min(produced, gw.produced_seconds(n));
+  for (auto& caller : callers) expect_heard(*caller, 5, produced);
   EXPECT_EQ(gw.metric("moshi_gateway_active_calls"), 0);
   EXPECT_EQ(gw.metric("moshi_gateway_calls_total"), 3);
 }
@@ -208,10 +184,7 @@ TEST(Gateway, HoldThenSilentCallerIsHungUp) {
     bye = peer.receive(6);
   ASSERT_EQ(bye.rfind("BYE ", 0), 0u) << "no BYE: " << gw.log();
   EXPECT_GT(g_get_monotonic_time() - sent, 1 * G_USEC_PER_SEC);
-  std::string reply = "SIP/2.0 200 OK\r\n";
-  for (const char* h : {"Via", "From", "To", "Call-ID", "CSeq"})
-    reply += std::string(h) + ": " + header(bye, h) + "\r\n";
-  peer.send(reply + "Content-Length: 0\r\n\r\n", gw.sip_port);
+  peer.send(ok_to(bye), gw.sip_port);
   EXPECT_TRUE(gw.wait_log("ended (rtp-timeout)")) << gw.log();
   EXPECT_EQ(gw.metric("moshi_gateway_calls_ended_total{reason=\"rtp-timeout\"}"), 1);
 }
@@ -259,7 +232,8 @@ TEST(Gateway, GarbageDoesNotDisturbIt) {
   if (!have_baresip()) GTEST_SKIP() << "baresip is not installed: no call after the garbage";
   Caller caller(kPcmu, uri, 2);
   ASSERT_TRUE(caller.finish(25));
-  expect_heard(caller, 2);
+  ASSERT_TRUE(gw.wait_log("call 1 ended")) << gw.log();
+  expect_heard(caller, 2, gw.produced_seconds(1));
   EXPECT_EQ(gw.metric("moshi_gateway_calls_total"), 1);
 }
 

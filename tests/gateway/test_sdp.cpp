@@ -96,3 +96,25 @@ TEST(Sdp, BadOffersAreRejected) {
   EXPECT_EQ(negotiate(offer("m=audio 4000 RTP/SAVP 0\r\n"), kPreference).status, 488);
   EXPECT_EQ(negotiate(offer(kPcmuPcma), {"opus"}).status, 488);
 }
+
+// RTP goes from a socket of the gateway's family to an IP literal: host names and the other
+// family are refused with 488 and a reason, and the hold address 0.0.0.0 is placed (inactive).
+TEST(Sdp, AddressesTheGatewayCannotReachAreRefused) {
+  auto with_address = [](const std::string& c) {
+    return "v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=" + c + "\r\nt=0 0\r\n" + kPcmuPcma;
+  };
+  Offer o = negotiate(with_address("IN IP6 2001:db8::7"), kPreference);
+  EXPECT_EQ(o.status, 488);
+  EXPECT_NE(o.reason.find("IPv6"), std::string::npos) << o.reason;
+  o = negotiate(with_address("IN IP4 pbx.example.com"), kPreference);
+  EXPECT_EQ(o.status, 488);
+  EXPECT_NE(o.reason.find("not an IP address"), std::string::npos) << o.reason;
+  o = negotiate(with_address("IN IP4 192.0.2.7"), kPreference, /*ipv6=*/true);
+  EXPECT_EQ(o.status, 488);
+  o = negotiate(with_address("IN IP6 2001:db8::7"), kPreference, /*ipv6=*/true);
+  EXPECT_EQ(o.status, 0) << o.reason;
+  EXPECT_EQ(o.remote_address, "2001:db8::7");
+  o = negotiate(with_address("IN IP4 0.0.0.0"), kPreference);
+  EXPECT_EQ(o.status, 0) << o.reason;
+  EXPECT_EQ(o.direction, kInactive);
+}
