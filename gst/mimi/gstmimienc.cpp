@@ -45,6 +45,9 @@ struct GstMimiEncPrivate {
   bool reset_pending = false;
   bool dirty = false;
   bool warned_samples = false;  // stream lock: the bad-samples warning was posted this stream
+  // Streaming thread: the end of the input time covered so far (audio or filled GAPs), so a
+  // GAP over time already covered adds no silence; GST_CLOCK_TIME_NONE after a reset.
+  GstClockTime covered_end = GST_CLOCK_TIME_NONE;
 };
 
 struct _GstMimiEnc {
@@ -118,6 +121,7 @@ static gboolean gst_mimi_enc_open_stream(GstMimiEnc* self, int num_codebooks) {
   priv->pcm.assign(format.frame_size, 0.0f);
   priv->codes.assign(num_codebooks, 0);
   priv->reset_pending = priv->dirty = priv->warned_samples = false;
+  priv->covered_end = GST_CLOCK_TIME_NONE;
   return TRUE;
 }
 
@@ -295,11 +299,20 @@ static bool gst_mimi_enc_fill_gap(GstMimiEnc* self, GstEvent* gap) {
     GST_AUDIO_ENCODER_STREAM_UNLOCK(self);
     return false;
   }
+  // Only the part of the GAP that no audio or earlier GAP covered yet: repeated GAPs at the same
+  // time would otherwise each cost their length in silence, and timestamps would go backwards.
+  const GstClockTime covered = self->priv->covered_end;
+  const GstClockTime end = ts + duration;
+  if (GST_CLOCK_TIME_IS_VALID(covered) && end <= covered) {
+    GST_DEBUG_OBJECT(self, "gap up to %" GST_TIME_FORMAT ": already covered", GST_TIME_ARGS(end));
+    return true;
+  }
+  if (GST_CLOCK_TIME_IS_VALID(covered) && covered > ts) ts = covered;
   const int rate = self->priv->mimi->format().sample_rate;
-  const guint64 samples = gst_util_uint64_scale_round(duration, rate, GST_SECOND);
+  const guint64 samples = gst_util_uint64_scale_round(end - ts, rate, GST_SECOND);
   if (samples == 0) return false;
   GST_DEBUG_OBJECT(self, "gap of %" GST_TIME_FORMAT ": %" G_GUINT64_FORMAT " samples of silence",
-                   GST_TIME_ARGS(duration), samples);
+                   GST_TIME_ARGS(end - ts), samples);
   gst_mimi_enc_chain_silence(self, ts, samples);
   return true;
 }
@@ -328,6 +341,9 @@ static gboolean gst_mimi_enc_sink_event(GstAudioEncoder* encoder, GstEvent* even
     gst_event_unref(event);
     return TRUE;
   }
+  // A new segment or a flush starts the input's time afresh.
+  if (GST_EVENT_TYPE(event) == GST_EVENT_SEGMENT || GST_EVENT_TYPE(event) == GST_EVENT_FLUSH_STOP)
+    self->priv->covered_end = GST_CLOCK_TIME_NONE;
   // The base class calls flush() only when it has undrained data; reset in any case.
   if (GST_EVENT_TYPE(event) == GST_EVENT_FLUSH_STOP) {
     GST_AUDIO_ENCODER_STREAM_LOCK(self);
@@ -335,6 +351,23 @@ static gboolean gst_mimi_enc_sink_event(GstAudioEncoder* encoder, GstEvent* even
     GST_AUDIO_ENCODER_STREAM_UNLOCK(self);
   }
   return GST_AUDIO_ENCODER_CLASS(parent_class)->sink_event(encoder, event);
+}
+
+// Moves the covered input time to the end of `buffer` (its duration, or its samples' length).
+static void gst_mimi_enc_cover(GstMimiEnc* self, GstBuffer* buffer) {
+  const GstClockTime pts = GST_BUFFER_PTS(buffer);
+  if (!GST_CLOCK_TIME_IS_VALID(pts)) return;
+  GstClockTime duration = GST_BUFFER_DURATION(buffer);
+  const GstAudioInfo* info = gst_audio_encoder_get_audio_info(GST_AUDIO_ENCODER(self));
+  if (!GST_CLOCK_TIME_IS_VALID(duration) && info->bpf > 0 && info->rate > 0)
+    duration = gst_util_uint64_scale(gst_buffer_get_size(buffer) / info->bpf, GST_SECOND,
+                                     info->rate);
+  if (!GST_CLOCK_TIME_IS_VALID(duration)) return;
+  // A discontinuity may restart time (a new stream from 0): its end replaces the old one.
+  GstClockTime& covered = self->priv->covered_end;
+  if (!GST_CLOCK_TIME_IS_VALID(covered) || pts + duration > covered ||
+      GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_DISCONT))
+    covered = pts + duration;
 }
 
 // GstAudioEncoder hides input DISCONT flags from subclasses, so they are caught on the pad.
@@ -346,6 +379,7 @@ static GstPadProbeReturn gst_mimi_enc_buffer_probe(GstPad*, GstPadProbeInfo* inf
     buffer = GST_PAD_PROBE_INFO_BUFFER(info);
   else if (info->type & GST_PAD_PROBE_TYPE_BUFFER_LIST)
     buffer = gst_buffer_list_get(GST_PAD_PROBE_INFO_BUFFER_LIST(info), 0);
+  if (buffer) gst_mimi_enc_cover(self, buffer);
   if (buffer && GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_DISCONT)) {
     GST_AUDIO_ENCODER_STREAM_LOCK(self);
     GST_DEBUG_OBJECT(self, "discontinuity: the next frame starts a new stream");

@@ -191,6 +191,26 @@ TEST_F(MimiEnc, AGapIsEncodedAsSilence) {
   }
 }
 
+// GAPs over time already covered (by audio or an earlier GAP) add no silence: 100 GAPs at the
+// same time cost one fill, not 100 (100 GAPs of 5 s took 12.4 s, with timestamps going back).
+TEST_F(MimiEnc, RepeatedGapsFillOnlyTheTimeNotYetCovered) {
+  set_caps();
+  push_audio(0, 2 * kFrame, kFrame);
+  const GstClockTime gap = 100 * kFrameTime;
+  for (int i = 0; i < 100; ++i)
+    ASSERT_TRUE(gst_harness_push_event(enc_.h, gst_event_new_gap(2 * kFrameTime, gap)));
+  // GAPs inside the audio already given, or inside the filled time, add nothing either.
+  ASSERT_TRUE(gst_harness_push_event(enc_.h, gst_event_new_gap(0, kFrameTime)));
+  ASSERT_TRUE(gst_harness_push_event(enc_.h, gst_event_new_gap(10 * kFrameTime, 50 * kFrameTime)));
+  // A GAP reaching past the filled time fills only the part past it.
+  ASSERT_TRUE(gst_harness_push_event(enc_.h, gst_event_new_gap(52 * kFrameTime, 60 * kFrameTime)));
+  std::vector<GstBuffer*> buffers = enc_.pull_all();
+  ASSERT_EQ(buffers.size(), 112u);  // 2 frames of audio, 100 + 10 of silence
+  for (size_t f = 0; f < buffers.size(); ++f)
+    EXPECT_EQ(GST_BUFFER_PTS(buffers[f]), f * kFrameTime) << "frame " << f;
+  unref_all(buffers);
+}
+
 // Raw audio straight from filesrc comes in a BYTES segment, which GstAudioEncoder drops; the
 // codes must still follow a TIME segment ("Got data flow before segment event" otherwise).
 TEST_F(MimiEnc, AfterABytesSegmentTheOutputHasATimeSegment) {
