@@ -30,11 +30,11 @@
 #include "bench_util.h"
 #include "kyutai/device.h"
 #include "kyutai/kernels/thread_pool.h"
-#include "kyutai/lm.h"
-#include "kyutai/lm_generate.h"
+#include "kyutai/model/lm.h"
+#include "kyutai/model/lm_generate.h"
 #include "kyutai/mimi.h"
 #include "kyutai/runtime.h"
-#include "kyutai/torch_compat.h"
+#include "kyutai/model/torch_compat.h"
 
 namespace {
 

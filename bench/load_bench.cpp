@@ -12,7 +12,7 @@
 #include <fstream>
 #include <string>
 
-#include "kyutai/lm.h"
+#include "kyutai/model/lm.h"
 #include "kyutai/runtime.h"
 
 namespace {

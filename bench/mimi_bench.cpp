@@ -13,10 +13,10 @@
 #include <vector>
 
 #include "bench_util.h"
-#include "kyutai/mimi_model.h"
+#include "kyutai/model/mimi_model.h"
 #include "kyutai/device.h"
 #include "kyutai/runtime.h"
-#include "kyutai/torch_compat.h"
+#include "kyutai/model/torch_compat.h"
 
 namespace {
 

@@ -10,8 +10,8 @@
 #include <thread>
 
 #include "kyutai/error.h"
-#include "kyutai/lm.h"
-#include "kyutai/lm_generate.h"
+#include "kyutai/model/lm.h"
+#include "kyutai/model/lm_generate.h"
 #include "kyutai/moshi.h"
 #include "kyutai/safetensors.h"
 #include "test_util.h"

@@ -7,8 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "kyutai/error.h"
-#include "kyutai/lm.h"
-#include "kyutai/lm_generate.h"
+#include "kyutai/model/lm.h"
+#include "kyutai/model/lm_generate.h"
 #include "test_util.h"
 
 namespace kyutai {

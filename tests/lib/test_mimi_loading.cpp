@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kyutai/error.h"
-#include "kyutai/mimi_model.h"
+#include "kyutai/model/mimi_model.h"
 #include "test_util.h"
 
 namespace kyutai {

@@ -5,7 +5,7 @@
 
 #include <map>
 
-#include "kyutai/mimi_model.h"
+#include "kyutai/model/mimi_model.h"
 #include "test_util.h"
 
 namespace kyutai {

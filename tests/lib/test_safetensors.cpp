@@ -12,7 +12,7 @@
 
 #include "kyutai/atomic_file.h"
 #include "kyutai/error.h"
-#include "kyutai/params.h"
+#include "kyutai/io/params.h"
 #include "kyutai/safetensors.h"
 #include "test_util.h"
 

@@ -4,10 +4,10 @@
 #include <c10/core/InferenceMode.h>
 #include <gtest/gtest.h>
 
-#include "kyutai/conv.h"
-#include "kyutai/mimi_model.h"
-#include "kyutai/seanet.h"
-#include "kyutai/transformer.h"
+#include "kyutai/model/conv.h"
+#include "kyutai/model/mimi_model.h"
+#include "kyutai/model/seanet.h"
+#include "kyutai/model/transformer.h"
 #include "test_util.h"
 
 namespace kyutai {

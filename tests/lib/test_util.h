@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <string>
 
-#include "kyutai/params.h"
+#include "kyutai/io/params.h"
 
 namespace kyutai::test {
 

@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "kyutai/lm.h"
-#include "kyutai/lm_generate.h"
+#include "kyutai/model/lm.h"
+#include "kyutai/model/lm_generate.h"
 #include "kyutai/safetensors.h"
-#include "kyutai/weight_cache.h"
+#include "kyutai/weights/weight_cache.h"
 #include "test_util.h"
 
 namespace kyutai {

@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "kyutai/config.h"
-#include "kyutai/linear_weight.h"
-#include "kyutai/params.h"
+#include "kyutai/weights/linear_weight.h"
+#include "kyutai/io/params.h"
 
 namespace kyutai {
 

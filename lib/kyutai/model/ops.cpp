@@ -1,9 +1,9 @@
-#include "kyutai/ops.h"
+#include "kyutai/model/ops.h"
 
 #include <ATen/ATen.h>
 
 #include "kyutai/error.h"
-#include "kyutai/linear_weight.h"
+#include "kyutai/weights/linear_weight.h"
 
 namespace kyutai::ops {
 

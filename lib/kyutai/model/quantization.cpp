@@ -1,4 +1,4 @@
-#include "kyutai/quantization.h"
+#include "kyutai/model/quantization.h"
 
 #include <ATen/ATen.h>
 

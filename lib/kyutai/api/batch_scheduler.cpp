@@ -1,4 +1,4 @@
-#include "kyutai/batch_scheduler.h"
+#include "kyutai/api/batch_scheduler.h"
 
 #include <algorithm>
 #include <exception>

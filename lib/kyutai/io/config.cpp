@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
-#include "kyutai/config_json.h"
+#include "kyutai/io/config_json.h"
 #include "kyutai/error.h"
 
 namespace kyutai {

@@ -10,11 +10,11 @@
 #include <vector>
 
 #include "kyutai/config.h"
-#include "kyutai/conv.h"
-#include "kyutai/params.h"
-#include "kyutai/quantization.h"
-#include "kyutai/seanet.h"
-#include "kyutai/transformer.h"
+#include "kyutai/model/conv.h"
+#include "kyutai/io/params.h"
+#include "kyutai/model/quantization.h"
+#include "kyutai/model/seanet.h"
+#include "kyutai/model/transformer.h"
 
 namespace kyutai {
 

@@ -1,4 +1,4 @@
-#include "kyutai/config_json.h"
+#include "kyutai/io/config_json.h"
 
 #include <cmath>
 #include <cstdint>

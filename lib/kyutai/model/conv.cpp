@@ -1,9 +1,9 @@
-#include "kyutai/conv.h"
+#include "kyutai/model/conv.h"
 
 #include <ATen/ATen.h>
 
 #include "kyutai/error.h"
-#include "kyutai/ops.h"
+#include "kyutai/model/ops.h"
 
 namespace kyutai {
 

@@ -1,4 +1,4 @@
-#include "kyutai/sampler.h"
+#include "kyutai/model/sampler.h"
 
 #include <ATen/ATen.h>
 

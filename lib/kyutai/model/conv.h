@@ -4,7 +4,7 @@
 
 #include <ATen/core/Tensor.h>
 
-#include "kyutai/params.h"
+#include "kyutai/io/params.h"
 
 namespace kyutai {
 

@@ -1,4 +1,4 @@
-#include "kyutai/linear_weight.h"
+#include "kyutai/weights/linear_weight.h"
 
 #include <ATen/ATen.h>
 
@@ -6,7 +6,7 @@
 
 #include "kyutai/error.h"
 #include "kyutai/kernels/kernels.h"
-#include "kyutai/ops.h"
+#include "kyutai/model/ops.h"
 
 namespace kyutai {
 

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "kyutai/config.h"
-#include "kyutai/conv.h"
+#include "kyutai/model/conv.h"
 
 namespace kyutai {
 

@@ -7,14 +7,14 @@
 #include <deque>
 #include <mutex>
 
-#include "kyutai/batch_scheduler.h"
+#include "kyutai/api/batch_scheduler.h"
 #include "kyutai/device.h"
 #include "kyutai/error.h"
 #include "kyutai/hub.h"
-#include "kyutai/lm.h"
-#include "kyutai/lm_generate.h"
-#include "kyutai/shared_cache.h"
-#include "kyutai/torch_errors.h"
+#include "kyutai/model/lm.h"
+#include "kyutai/model/lm_generate.h"
+#include "kyutai/api/shared_cache.h"
+#include "kyutai/model/torch_errors.h"
 
 namespace kyutai {
 

@@ -1,4 +1,4 @@
-#include "kyutai/weight_cache.h"
+#include "kyutai/weights/weight_cache.h"
 
 #include <sys/stat.h>
 

@@ -1,4 +1,4 @@
-#include "kyutai/mimi_model.h"
+#include "kyutai/model/mimi_model.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>

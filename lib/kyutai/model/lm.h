@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "kyutai/config.h"
-#include "kyutai/linear_weight.h"
-#include "kyutai/params.h"
-#include "kyutai/transformer.h"
-#include "kyutai/weight_cache.h"
+#include "kyutai/weights/linear_weight.h"
+#include "kyutai/io/params.h"
+#include "kyutai/model/transformer.h"
+#include "kyutai/weights/weight_cache.h"
 
 namespace kyutai {
 

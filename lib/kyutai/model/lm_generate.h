@@ -9,8 +9,8 @@
 #include <optional>
 #include <vector>
 
-#include "kyutai/lm.h"
-#include "kyutai/sampler.h"
+#include "kyutai/model/lm.h"
+#include "kyutai/model/sampler.h"
 
 namespace kyutai {
 

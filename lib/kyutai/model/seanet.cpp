@@ -1,4 +1,4 @@
-#include "kyutai/seanet.h"
+#include "kyutai/model/seanet.h"
 
 #include <ATen/ATen.h>
 

@@ -1,4 +1,4 @@
-#include "kyutai/params.h"
+#include "kyutai/io/params.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -10,7 +10,7 @@
 #include <set>
 
 #include "kyutai/error.h"
-#include "kyutai/linear_weight.h"
+#include "kyutai/weights/linear_weight.h"
 #include "kyutai/safetensors.h"
 
 namespace kyutai {

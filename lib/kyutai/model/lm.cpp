@@ -1,4 +1,4 @@
-#include "kyutai/lm.h"
+#include "kyutai/model/lm.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -9,7 +9,7 @@
 #include <optional>
 
 #include "kyutai/error.h"
-#include "kyutai/ops.h"
+#include "kyutai/model/ops.h"
 #include "kyutai/safetensors.h"
 
 namespace kyutai {

@@ -1,4 +1,4 @@
-#include "kyutai/lm_generate.h"
+#include "kyutai/model/lm_generate.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -6,7 +6,7 @@
 #include <chrono>
 
 #include "kyutai/error.h"
-#include "kyutai/linear_weight.h"
+#include "kyutai/weights/linear_weight.h"
 
 namespace kyutai {
 

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kyutai/config.h"
-#include "kyutai/config_json.h"
+#include "kyutai/io/config_json.h"
 #include "kyutai/error.h"
 
 namespace kyutai {

@@ -1,4 +1,4 @@
-#include "kyutai/transformer.h"
+#include "kyutai/model/transformer.h"
 
 #include <ATen/ATen.h>
 
@@ -7,7 +7,7 @@
 
 #include "kyutai/error.h"
 #include "kyutai/kernels/attention.h"
-#include "kyutai/ops.h"
+#include "kyutai/model/ops.h"
 
 namespace kyutai {
 

@@ -10,9 +10,9 @@
 #include "kyutai/device.h"
 #include "kyutai/error.h"
 #include "kyutai/hub.h"
-#include "kyutai/mimi_model.h"
-#include "kyutai/shared_cache.h"
-#include "kyutai/torch_errors.h"
+#include "kyutai/model/mimi_model.h"
+#include "kyutai/api/shared_cache.h"
+#include "kyutai/model/torch_errors.h"
 
 namespace kyutai {
 

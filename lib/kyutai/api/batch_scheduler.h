@@ -14,7 +14,7 @@
 #include <optional>
 #include <vector>
 
-#include "kyutai/lm_generate.h"
+#include "kyutai/model/lm_generate.h"
 
 namespace kyutai {
 

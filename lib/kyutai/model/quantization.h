@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "kyutai/config.h"
-#include "kyutai/params.h"
+#include "kyutai/io/params.h"
 
 namespace kyutai {
 
