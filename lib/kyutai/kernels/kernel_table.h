@@ -1,10 +1,20 @@
-// The contract between the dispatcher (matmul.cpp) and the per-instruction-set kernels.
-// Plain structs only: the per-ISA translation units are compiled with their own target flags,
-// and an inline function shared with generic code could be emitted with AVX-512 instructions
-// and picked by the linker for a CPU without them.
+// The contract between the dispatchers (matmul.cpp, attention.cpp) and the per-instruction-set
+// kernels. Each instruction set is one unit compiled with its own target flags (matmul_avx2.cpp,
+// matmul_avx512.cpp, attention_avx512.cpp): it includes the kernel bodies written once
+// (matmul_body.h) with its vector traits (simd_<isa>.h) and shows only its table (an attention
+// unit, its head, which the table holds). Everything else there has internal linkage, and no
+// inline function is shared with generic code (no <algorithm>, no half.h): the linker could
+// pick that function's copy compiled with AVX-512 instructions for a CPU without them. Plain
+// structs only here, for the same reason.
 #pragma once
 
 #include <cstdint>
+
+#include "kyutai/kernels/attention.h"
+
+namespace kyutai::kernels {
+enum class Isa;
+}
 
 namespace kyutai::kernels::detail {
 
@@ -37,29 +47,19 @@ using RangeKernel = void (*)(const MatmulArgs& args, int64_t o0, int64_t o1);
 using QuantizeRow = void (*)(const float* x, int64_t in_padded, int32_t offset, int8_t* q, float* d,
                              int32_t* bias);
 
+// One head of attend_step (attention.h) for a dim that is a multiple of 16 and at most 512:
+// scores [keys] is scratch, out [dim] the result.
+using AttendHead = void (*)(const float* q, const void* k, const void* v, KvFormat format,
+                            int64_t keys, int64_t dim, float scale, float* scores, float* out);
+
 struct KernelTable {
   QuantizeRow quantize_row;
   RangeKernel float32;
   RangeKernel bfloat16;
   RangeKernel int8;
   RangeKernel int4;
+  AttendHead attend_head;  // null: the portable head in attention.cpp
 };
-
-// Defines a RangeKernel `name` that runs kernel<R> for the call's row count (1..8). A macro,
-// not a template, so that nothing with external linkage is shared by the per-ISA units.
-#define KYUTAI_ROWS_DISPATCH(name, kernel)                              \
-  void name(const MatmulArgs& a, int64_t o0, int64_t o1) {              \
-    switch (a.rows) {                                                   \
-      case 1: return kernel<1>(a, o0, o1);                              \
-      case 2: return kernel<2>(a, o0, o1);                              \
-      case 3: return kernel<3>(a, o0, o1);                              \
-      case 4: return kernel<4>(a, o0, o1);                              \
-      case 5: return kernel<5>(a, o0, o1);                              \
-      case 6: return kernel<6>(a, o0, o1);                              \
-      case 7: return kernel<7>(a, o0, o1);                              \
-      default: return kernel<8>(a, o0, o1);                             \
-    }                                                                   \
-  }
 
 void quantize_row_scalar(const float* x, int64_t in_padded, int32_t offset, int8_t* q, float* d,
                          int32_t* bias);
@@ -67,6 +67,12 @@ void quantize_row_scalar(const float* x, int64_t in_padded, int32_t offset, int8
 const KernelTable& scalar_kernels();
 const KernelTable& avx2_kernels();
 const KernelTable& avx512_kernels();
+// The table of an instruction set (defined in matmul.cpp, which selects the set).
+const KernelTable& kernels_for(Isa isa);
+
+// The AVX-512 unit's attention head (attention_avx512.cpp).
+void attend_head_avx512(const float* q, const void* k, const void* v, KvFormat format,
+                        int64_t keys, int64_t dim, float scale, float* scores, float* out);
 
 // Where column c of a quantized row is stored: super-blocks of 16 groups are interleaved so
 // that 4 consecutive bytes of one group share a 32-bit lane (see docs/QUANTIZATION.md).

@@ -31,15 +31,6 @@ struct Scratch {
   std::vector<int32_t> xbias;
 };
 
-const detail::KernelTable& kernels_for(Isa isa) {
-  switch (isa) {
-    case Isa::Avx512: return detail::avx512_kernels();
-    case Isa::Avx2: return detail::avx2_kernels();
-    case Isa::Scalar: break;
-  }
-  return detail::scalar_kernels();
-}
-
 detail::RangeKernel kernel_for(const detail::KernelTable& table, WeightFormat format) {
   switch (format) {
     case WeightFormat::Float32: return table.float32;
@@ -102,7 +93,7 @@ void matmul_rows(const PackedWeight& w, const float* x, int64_t rows, int64_t x_
   args.w_row_bytes = w.bytes_per_row();
   args.y = y;
   args.y_stride = y_stride;
-  const detail::KernelTable& table = kernels_for(current_isa());
+  const detail::KernelTable& table = detail::kernels_for(current_isa());
   prepare_x(w, x, rows, x_stride, table, scratch, args);
   const detail::RangeKernel kernel = kernel_for(table, w.format);
   const size_t parts = std::max<size_t>(1, w.total_bytes() / kMinBytesPerTask);
@@ -111,6 +102,15 @@ void matmul_rows(const PackedWeight& w, const float* x, int64_t rows, int64_t x_
 }
 
 }  // namespace
+
+const detail::KernelTable& detail::kernels_for(Isa isa) {
+  switch (isa) {
+    case Isa::Avx512: return avx512_kernels();
+    case Isa::Avx2: return avx2_kernels();
+    case Isa::Scalar: break;
+  }
+  return scalar_kernels();
+}
 
 const char* isa_name(Isa isa) {
   switch (isa) {

@@ -105,8 +105,8 @@ void quantize_row_scalar(const float* x, int64_t in_padded, int32_t offset, int8
 }
 
 const KernelTable& scalar_kernels() {
-  static const KernelTable table{quantize_row_scalar, float32_range, bfloat16_range, quantized_range<false>,
-                                 quantized_range<true>};
+  static const KernelTable table{quantize_row_scalar,    float32_range,         bfloat16_range,
+                                 quantized_range<false>, quantized_range<true>, nullptr};
   return table;
 }
 
