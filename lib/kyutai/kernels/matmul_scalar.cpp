@@ -3,6 +3,7 @@
 // the SIMD kernels only in their order.
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "kyutai/kernels/half.h"
 #include "kyutai/kernels/kernel_table.h"
@@ -34,25 +35,21 @@ int32_t quantize_group(const float* x, int8_t* q, float* d) {
   return sum;
 }
 
-void float32_range(const MatmulArgs& a, int64_t o0, int64_t o1) {
-  for (int64_t o = o0; o < o1; ++o) {
-    const auto* w = reinterpret_cast<const float*>(a.w + o * a.w_row_bytes);
-    for (int64_t r = 0; r < a.rows; ++r) {
-      const float* x = a.xf + r * a.in_padded;
-      float acc = 0.0f;
-      for (int64_t i = 0; i < a.in_padded; ++i) acc += x[i] * w[i];
-      a.y[r * a.y_stride + o] = acc;
-    }
-  }
-}
+inline float value(float x) { return x; }
+inline float value(uint16_t x) { return bf16_to_float(x); }
 
-void bfloat16_range(const MatmulArgs& a, int64_t o0, int64_t o1) {
+// Float32 (T = float) and BFloat16 (T = uint16_t bits, widened exactly).
+template <class T>
+void float_range(const MatmulArgs& a, int64_t o0, int64_t o1) {
+  const T* xs;
+  if constexpr (std::is_same_v<T, float>) xs = a.xf;
+  else xs = a.xb;
   for (int64_t o = o0; o < o1; ++o) {
-    const auto* w = reinterpret_cast<const uint16_t*>(a.w + o * a.w_row_bytes);
+    const auto* w = reinterpret_cast<const T*>(a.w + o * a.w_row_bytes);
     for (int64_t r = 0; r < a.rows; ++r) {
-      const uint16_t* x = a.xb + r * a.in_padded;
+      const T* x = xs + r * a.in_padded;
       float acc = 0.0f;
-      for (int64_t i = 0; i < a.in_padded; ++i) acc += bf16_to_float(x[i]) * bf16_to_float(w[i]);
+      for (int64_t i = 0; i < a.in_padded; ++i) acc += value(x[i]) * value(w[i]);
       a.y[r * a.y_stride + o] = acc;
     }
   }
@@ -105,7 +102,7 @@ void quantize_row_scalar(const float* x, int64_t in_padded, int32_t offset, int8
 }
 
 const KernelTable& scalar_kernels() {
-  static const KernelTable table{quantize_row_scalar,    float32_range,         bfloat16_range,
+  static const KernelTable table{quantize_row_scalar,    float_range<float>,    float_range<uint16_t>,
                                  quantized_range<false>, quantized_range<true>, nullptr};
   return table;
 }
