@@ -1,6 +1,6 @@
 // The streaming attention kernel against a float64 reference of the same arithmetic (keys,
 // values and, for a bfloat16 cache, the query as the kernel rounds them), on each instruction-set
-// path the CPU has.
+// path the CPU has (AVX2 has no head of its own: it checks the portable one is picked).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -22,7 +22,7 @@ struct Case {
 class AttentionKernel : public ::testing::TestWithParam<std::tuple<Isa, KvFormat>> {};
 
 INSTANTIATE_TEST_SUITE_P(Paths, AttentionKernel,
-                         ::testing::Combine(::testing::Values(Isa::Scalar, Isa::Avx512),
+                         ::testing::Combine(::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512),
                                             ::testing::Values(KvFormat::Float32,
                                                               KvFormat::BFloat16)));
 
