@@ -46,7 +46,9 @@
 
 #include <gst/base/gstflowcombiner.h>
 
-#include "gstmoshicommon.h"
+#include "gstmoshiload.h"
+#include "gstmoshipadqueue.h"
+#include "gstmoshisettings.h"
 #include "kyutai/moshi.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_moshi_lm_debug);
