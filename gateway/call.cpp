@@ -63,6 +63,20 @@ std::string pop_error(GstElement* pipeline) {
   return std::string(error->message) + (debug ? std::string(" (") + debug + ")" : "");
 }
 
+// The values of a GstValueArray field, as T (double or guint64).
+template <typename T>
+std::vector<T> array_field(const GstStructure* s, const char* field) {
+  std::vector<T> values;
+  const GValue* array = gst_structure_get_value(s, field);
+  if (!array || !GST_VALUE_HOLDS_ARRAY(array)) return values;
+  for (guint i = 0; i < gst_value_array_get_size(array); ++i) {
+    const GValue* v = gst_value_array_get_value(array, i);
+    values.push_back(G_VALUE_HOLDS_DOUBLE(v) ? static_cast<T>(g_value_get_double(v))
+                                             : static_cast<T>(g_value_get_uint64(v)));
+  }
+  return values;
+}
+
 }  // namespace
 
 Call::Call(int id, std::string caller, Metrics& metrics,
@@ -118,33 +132,33 @@ void configure_moshibin(GstElement* moshi, const Config& config) {
                config.threads, "dtype", config.weights.c_str(), nullptr);
 }
 
+StepReading read_steps(GstElement* moshi) {
+  StepReading r;
+  GstStructure* stats = nullptr;
+  g_object_get(moshi, "stats", &stats, nullptr);
+  if (!stats) return r;
+  gst_structure_get_uint64(stats, "steps", &r.steps);
+  gst_structure_get_double(stats, "median-step-ms", &r.median_ms);
+  gst_structure_get_double(stats, "real-time-factor", &r.real_time_factor);
+  gst_structure_get_double(stats, "total-step-ms", &r.total_ms);
+  r.bounds_ms = array_field<double>(stats, "histogram-bounds-ms");
+  r.counts = array_field<uint64_t>(stats, "histogram");
+  gst_structure_free(stats);
+  return r;
+}
+
 void Call::set_moshi(const Config& config) {
   configure_moshibin(moshi_, config);
   g_object_set(moshi_, "seed", static_cast<guint64>(seed_), nullptr);
 }
 
 // RTP from the caller is timed and filtered (only the caller's source and the negotiated payload
-// type go on: DTMF telephone-events and strays are dropped), its audio is paced, and moshilm's
-// steps are timed for the metrics.
+// type go on: DTMF telephone-events and strays are dropped), and its audio is paced.
 void Call::watch_probes() {
   g_autoptr(GstPad) rtp = gst_element_get_static_pad(child(pipeline_, "rtpsrc"), "src");
   gst_pad_add_probe(rtp, GST_PAD_PROBE_TYPE_BUFFER, on_rtp, this, nullptr);
   g_autoptr(GstPad) audio = gst_element_get_static_pad(moshi_, "sink");
   gst_pad_add_probe(audio, GST_PAD_PROBE_TYPE_BUFFER, on_audio, this, nullptr);
-  GstIterator* it = gst_bin_iterate_all_by_element_factory_name(GST_BIN(moshi_), "moshilm");
-  GValue item = G_VALUE_INIT;
-  if (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
-    GstElement* lm = GST_ELEMENT(g_value_get_object(&item));
-    g_autoptr(GstPad) sink = gst_element_get_static_pad(lm, "sink");
-    g_autoptr(GstPad) src = gst_element_get_static_pad(lm, "src");
-    gst_pad_add_probe(sink, GST_PAD_PROBE_TYPE_BUFFER, on_step_start, this, nullptr);
-    gst_pad_add_probe(src,
-                      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER |
-                                                   GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
-                      on_step_end, this, nullptr);
-    g_value_unset(&item);
-  }
-  gst_iterator_free(it);
 }
 
 void Call::update(const Offer& offer) {
@@ -174,17 +188,7 @@ void Call::update(const Offer& offer) {
 void Call::stop(const char* reason) {
   if (stopped_) return;
   stopped_ = true;
-  guint64 steps = 0;
-  double median_ms = 0;
-  if (moshi_) {
-    GstStructure* stats = nullptr;
-    g_object_get(moshi_, "stats", &stats, nullptr);
-    if (stats) {
-      gst_structure_get_uint64(stats, "steps", &steps);
-      gst_structure_get_double(stats, "median-step-ms", &median_ms);
-      gst_structure_free(stats);
-    }
-  }
+  const StepReading steps = moshi_ ? collect() : StepReading();
   if (bus_watch_) g_source_remove(bus_watch_);
   bus_watch_ = 0;
   if (pipeline_) {
@@ -199,7 +203,8 @@ void Call::stop(const char* reason) {
             ", %" G_GUINT64_FORMAT " steps, median step %.2f ms, %.2f s of audio faster than "
             "real time dropped, %" G_GUINT64_FORMAT " RTP packets from other sources dropped",
             id_, reason, caller_.c_str(), offer_.codec->name, offer_.codec->clock_rate, seconds,
-            seed_, steps, median_ms, paced_out_ns_.load() / 1e9, foreign_packets_.load());
+            seed_, steps.steps, steps.median_ms, paced_out_ns_.load() / 1e9,
+            foreign_packets_.load());
 }
 
 const char* Call::overdue(gint64 now_us, const Config& config) const {
@@ -230,16 +235,27 @@ bool Call::probe_answered(int status) {
   return status != 408 && status != 481;
 }
 
-double Call::real_time_factor() const {
-  if (!moshi_) return 0;
-  GstStructure* stats = nullptr;
-  g_object_get(moshi_, "stats", &stats, nullptr);
-  double rtf = 0;
-  if (stats) {
-    gst_structure_get_double(stats, "real-time-factor", &rtf);
-    gst_structure_free(stats);
+double Call::collect_steps() {
+  return moshi_ ? collect().real_time_factor : 0;
+}
+
+// The metrics get the difference since the last reading; a new conversation (FLUSH) counts
+// again from zero.
+StepReading Call::collect() {
+  StepReading now = read_steps(moshi_);
+  bool restarted = counted_steps_.size() != now.counts.size() || now.total_ms < counted_ms_;
+  for (size_t i = 0; !restarted && i < now.counts.size(); ++i)
+    restarted = now.counts[i] < counted_steps_[i];
+  if (restarted) {
+    counted_steps_.assign(now.counts.size(), 0);
+    counted_ms_ = 0;
   }
-  return rtf;
+  std::vector<uint64_t> added(now.counts.size());
+  for (size_t i = 0; i < now.counts.size(); ++i) added[i] = now.counts[i] - counted_steps_[i];
+  metrics_.add_steps(now.bounds_ms, added, now.total_ms - counted_ms_);
+  counted_steps_ = now.counts;
+  counted_ms_ = now.total_ms;
+  return now;
 }
 
 gboolean Call::on_bus(GstBus*, GstMessage* message, gpointer self) {
@@ -319,22 +335,6 @@ GstPadProbeReturn Call::on_audio(GstPad* pad, GstPadProbeInfo* info, gpointer se
     return GST_PAD_PROBE_DROP;
   }
   call->pace_credit_ -= duration;
-  return GST_PAD_PROBE_OK;
-}
-
-GstPadProbeReturn Call::on_step_start(GstPad*, GstPadProbeInfo*, gpointer self) {
-  static_cast<Call*>(self)->step_start_us_ = g_get_monotonic_time();
-  return GST_PAD_PROBE_OK;
-}
-
-// moshilm pushes one buffer per step, or a GAP event while it has no output yet.
-GstPadProbeReturn Call::on_step_end(GstPad*, GstPadProbeInfo* info, gpointer self) {
-  auto* call = static_cast<Call*>(self);
-  if ((info->type & GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM) &&
-      GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info)) != GST_EVENT_GAP)
-    return GST_PAD_PROBE_OK;
-  const gint64 start = call->step_start_us_.exchange(0);
-  if (start) call->metrics_.observe_step((g_get_monotonic_time() - start) / 1e6);
   return GST_PAD_PROBE_OK;
 }
 

@@ -9,7 +9,8 @@
 // RTP is taken only from the caller: the address and port its SDP names, or else the first
 // source seen (a caller behind NAT); and never faster than real time: audio beyond a 0.5 s
 // burst ahead of the wall clock is dropped before Moshi, so one caller cannot take the compute
-// of several. Everything but the probes runs in the main loop.
+// of several. Everything but the probes runs in the main loop. Step times are moshilm's own
+// (its `stats`), read in the main loop: no probe times Moshi from outside.
 #pragma once
 
 #include <gst/gst.h>
@@ -20,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "config.h"
 #include "metrics.h"
@@ -30,6 +32,17 @@ namespace moshigw {
 
 // Sets a call's moshibin (or the gateway's first one) from the configuration, seed aside.
 void configure_moshibin(GstElement* moshi, const Config& config);
+
+// A moshibin's step statistics, from its `stats` (moshilm's, docs/ELEMENTS.md).
+struct StepReading {
+  guint64 steps = 0;
+  double median_ms = 0;
+  double real_time_factor = 0;
+  double total_ms = 0;
+  std::vector<double> bounds_ms;   // the histogram's buckets' upper bounds
+  std::vector<uint64_t> counts;    // steps per bucket, one more than bounds_ms (+Inf)
+};
+StepReading read_steps(GstElement* moshi);
 
 class Call {
  public:
@@ -55,7 +68,9 @@ class Call {
   bool probe_due(gint64 now_us, const Config& config);
   // The final answer to the last probe: false when it says the caller is gone (408, 481).
   bool probe_answered(int status);
-  double real_time_factor() const;
+  // Adds the steps moshilm made since the last look to the metrics' histogram and returns the
+  // call's real-time factor (on each scrape of /metrics).
+  double collect_steps();
 
   int id() const { return id_; }
   bool stopped() const { return stopped_; }
@@ -71,8 +86,8 @@ class Call {
   static GstPadProbeReturn on_rtp(GstPad*, GstPadProbeInfo* info, gpointer self);
   static GstPadProbeReturn on_audio(GstPad*, GstPadProbeInfo* info, gpointer self);
   bool from_caller(GstBuffer* rtp);
-  static GstPadProbeReturn on_step_start(GstPad*, GstPadProbeInfo*, gpointer self);
-  static GstPadProbeReturn on_step_end(GstPad*, GstPadProbeInfo* info, gpointer self);
+  // Reads moshibin's stats and adds what is new to the metrics (moshi_ set).
+  StepReading collect();
 
   const int id_;
   const std::string caller_;
@@ -97,7 +112,9 @@ class Call {
   // Written by the streaming threads, read when the call ends.
   std::atomic<guint64> paced_out_ns_{0}, foreign_packets_{0};
   std::atomic<gint64> last_rtp_us_{0};
-  std::atomic<gint64> step_start_us_{0};
+  // The steps already added to the metrics (moshilm's histogram and total when last read).
+  std::vector<uint64_t> counted_steps_;
+  double counted_ms_ = 0;
 };
 
 }  // namespace moshigw

@@ -130,6 +130,8 @@ bool Gateway::load_model(std::string& error) {
     g_message("model %s loaded in %.1f s (%s, %s)", config_.model.c_str(),
               (g_get_monotonic_time() - begin) / 1e6, config_.device.c_str(),
               config_.weights.c_str());
+    const StepReading none = read_steps(moshi);  // the histogram's buckets, from the library
+    metrics_.add_steps(none.bounds_ms, none.counts, none.total_ms);
     return true;
   }
   g_autoptr(GstBus) bus = gst_element_get_bus(warm_);
@@ -398,11 +400,11 @@ int Gateway::active_calls() const {
                                         [](const auto& c) { return !c.second->stopped(); }));
 }
 
-Metrics::Live Gateway::live() const {
+Metrics::Live Gateway::live() {
   Metrics::Live live;
   live.active_calls = active_calls();
   for (const auto& [nh, call] : calls_)
-    live.real_time_factor = std::max(live.real_time_factor, call->real_time_factor());
+    live.real_time_factor = std::max(live.real_time_factor, call->collect_steps());
   return live;
 }
 

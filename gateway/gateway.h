@@ -53,7 +53,7 @@ class Gateway {
   void check_timeouts();
   void shutdown();
   void finish_shutdown();
-  Metrics::Live live() const;
+  Metrics::Live live();  // also collects the calls' steps into the metrics
   int active_calls() const;
   uint64_t next_seed();
 

@@ -7,30 +7,32 @@
 namespace moshigw {
 
 void Metrics::call_answered() {
-  std::lock_guard<std::mutex> lock(mutex_);
   answered_++;
 }
 
 void Metrics::call_rejected(const std::string& reason) {
-  std::lock_guard<std::mutex> lock(mutex_);
   rejected_[reason]++;
 }
 
 void Metrics::call_ended(const std::string& reason) {
-  std::lock_guard<std::mutex> lock(mutex_);
   ended_[reason]++;
 }
 
-void Metrics::observe_step(double seconds) {
-  size_t i = 0;
-  while (i < kBuckets.size() && seconds > kBuckets[i]) ++i;
-  std::lock_guard<std::mutex> lock(mutex_);
-  buckets_[i]++;
-  step_sum_ += seconds;
+void Metrics::add_steps(const std::vector<double>& bounds_ms,
+                        const std::vector<uint64_t>& counts, double total_ms) {
+  if (bounds_ms_.empty()) {
+    bounds_ms_ = bounds_ms;
+    buckets_.assign(bounds_ms.size() + 1, 0);
+  }
+  if (bounds_ms != bounds_ms_ || counts.size() != buckets_.size()) {
+    g_warning("step histogram with other buckets ignored");
+    return;
+  }
+  for (size_t i = 0; i < counts.size(); ++i) buckets_[i] += counts[i];
+  step_sum_ms_ += total_ms;
 }
 
 std::string Metrics::render(const Live& live) const {
-  std::lock_guard<std::mutex> lock(mutex_);
   g_autoptr(GString) out = g_string_new(nullptr);
   g_string_append_printf(out,
                          "# HELP moshi_gateway_active_calls Calls in progress.\n"
@@ -56,6 +58,20 @@ std::string Metrics::render(const Live& live) const {
     g_string_append_printf(out,
                            "moshi_gateway_calls_ended_total{reason=\"%s\"} %" G_GUINT64_FORMAT "\n",
                            reason.c_str(), count);
+  render_steps(out);
+  char rtf[G_ASCII_DTOSTR_BUF_SIZE];
+  g_ascii_dtostr(rtf, sizeof rtf, live.real_time_factor);
+  g_string_append_printf(out,
+                         "# HELP moshi_gateway_real_time_factor Median step time over the frame "
+                         "time, of the slowest call in progress (above 1: slower than real "
+                         "time).\n"
+                         "# TYPE moshi_gateway_real_time_factor gauge\n"
+                         "moshi_gateway_real_time_factor %s\n",
+                         rtf);
+  return out->str;
+}
+
+void Metrics::render_steps(GString* out) const {
   g_string_append(out,
                   "# HELP moshi_gateway_step_seconds Time of one Moshi step (80 ms of audio).\n"
                   "# TYPE moshi_gateway_step_seconds histogram\n");
@@ -63,25 +79,17 @@ std::string Metrics::render(const Live& live) const {
   for (size_t i = 0; i < buckets_.size(); ++i) {
     cumulative += buckets_[i];
     char le[G_ASCII_DTOSTR_BUF_SIZE] = "+Inf";
-    if (i < kBuckets.size()) g_ascii_formatd(le, sizeof le, "%g", kBuckets[i]);
+    if (i < bounds_ms_.size()) g_ascii_formatd(le, sizeof le, "%g", bounds_ms_[i] / 1000);
     g_string_append_printf(out,
                            "moshi_gateway_step_seconds_bucket{le=\"%s\"} %" G_GUINT64_FORMAT "\n",
                            le, cumulative);
   }
-  char sum[G_ASCII_DTOSTR_BUF_SIZE], rtf[G_ASCII_DTOSTR_BUF_SIZE];
-  g_ascii_dtostr(sum, sizeof sum, step_sum_);
-  g_ascii_dtostr(rtf, sizeof rtf, live.real_time_factor);
+  char sum[G_ASCII_DTOSTR_BUF_SIZE];
+  g_ascii_dtostr(sum, sizeof sum, step_sum_ms_ / 1000);
   g_string_append_printf(out,
                          "moshi_gateway_step_seconds_sum %s\n"
-                         "moshi_gateway_step_seconds_count %" G_GUINT64_FORMAT
-                         "\n"
-                         "# HELP moshi_gateway_real_time_factor Median step time over the frame "
-                         "time, of the slowest call in progress (above 1: slower than real "
-                         "time).\n"
-                         "# TYPE moshi_gateway_real_time_factor gauge\n"
-                         "moshi_gateway_real_time_factor %s\n",
-                         sum, cumulative, rtf);
-  return out->str;
+                         "moshi_gateway_step_seconds_count %" G_GUINT64_FORMAT "\n",
+                         sum, cumulative);
 }
 
 MetricsServer::MetricsServer(const Metrics& metrics, std::function<Metrics::Live()> live,

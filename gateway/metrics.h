@@ -1,16 +1,16 @@
-// Counters for operators, served as Prometheus text on GET /metrics (libsoup 3, in the GLib main
-// loop). Step times are observed from the calls' streaming threads, hence the mutex.
+// Counters for operators, served as Prometheus text on GET /metrics (libsoup 3). Everything here
+// runs in the GLib main loop: the calls' step times come from moshilm's own statistics, read
+// there (call.h), never from the streaming threads.
 #pragma once
 
 #include <libsoup/soup.h>
 
-#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
+#include <vector>
 
 namespace moshigw {
 
@@ -25,17 +25,21 @@ class Metrics {
   void call_answered();
   void call_rejected(const std::string& reason);  // "busy", "codec", "sdp", "ports", ...
   void call_ended(const std::string& reason);     // "remote-bye", "rtp-timeout", ...
-  void observe_step(double seconds);              // any thread
+  // Adds steps to the step histogram: `counts` steps per bucket of upper bounds `bounds_ms`
+  // (one more count than bounds: the last bucket is +Inf), together `total_ms` long; as
+  // moshilm's `stats` gives them. The first call sets the buckets, which the library fixes.
+  void add_steps(const std::vector<double>& bounds_ms, const std::vector<uint64_t>& counts,
+                 double total_ms);
   std::string render(const Live& live) const;
 
  private:
-  static constexpr std::array<double, 11> kBuckets = {0.001, 0.0025, 0.005, 0.01, 0.02, 0.04,
-                                                      0.08,  0.16,   0.32,  0.64, 1.28};
-  mutable std::mutex mutex_;
+  void render_steps(GString* out) const;
+
   uint64_t answered_ = 0;
   std::map<std::string, uint64_t> rejected_, ended_;
-  std::array<uint64_t, kBuckets.size() + 1> buckets_{};  // the last one is +Inf
-  double step_sum_ = 0;
+  std::vector<double> bounds_ms_;  // the step histogram's buckets, then their counts
+  std::vector<uint64_t> buckets_{0};
+  double step_sum_ms_ = 0;
 };
 
 class HttpListener;

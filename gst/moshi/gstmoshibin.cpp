@@ -19,7 +19,7 @@
 
 #include <string>
 
-#include "gstmoshicommon.h"
+#include "gstmoshisettings.h"
 #include "gstmoshilm.h"
 #include "kyutai/error.h"
 #include "kyutai/hub.h"

@@ -38,15 +38,17 @@
  */
 #include "gstmoshilm.h"
 
-#include <algorithm>
-#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include <gst/base/gstflowcombiner.h>
 
-#include "gstmoshicommon.h"
+#include "gstmoshilmcaps.h"
+#include "gstmoshiload.h"
+#include "gstmoshilmstats.h"
+#include "gstmoshipadqueue.h"
+#include "gstmoshisettings.h"
 #include "kyutai/moshi.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_moshi_lm_debug);
@@ -59,8 +61,6 @@ static const kyutai::SamplingParams kDefaultSampling;
 static const kyutai::BatchOptions kDefaultBatch;
 #define DEFAULT_SEED 0
 #define DEFAULT_BATCH TRUE
-// Steps whose times the statistics keep.
-#define STATS_WINDOW 256
 // A late step is reported once, then again after this many late steps (10 s of audio).
 #define LATE_WARNING_EVERY 125
 // Buffers and events waiting for text_src's own thread: 5 s of steps.
@@ -79,23 +79,10 @@ enum {
   PROP_STATS,
 };
 
-// Step timing, read by the stats property from any thread: under the object lock.
-struct GstMoshiLmStats {
-  struct Entry {
-    double ms;      // the step's time
-    int batch;      // its batch size
-    double wait_ms; // its wait for the other conversations
-  };
-  std::vector<Entry> window;  // the last STATS_WINDOW steps
-  size_t next = 0;
-  guint64 steps = 0;
-  double max_ms = 0;
-  double frame_ms = 0;
-};
-
 // C++ state, new-ed in _init and deleted in _finalize.
 struct GstMoshiLmPrivate {
-  // Loaded in READY->PAUSED and released in PAUSED->READY (state-change lock).
+  // Loaded in READY->PAUSED and released in PAUSED->READY (state-change lock). The
+  // conversation pointer is also read by the stats property: set under the object lock.
   std::shared_ptr<const kyutai::Moshi> moshi;
   std::unique_ptr<kyutai::MoshiConversation> conversation;
   GstFlowCombiner* combiner = nullptr;
@@ -112,7 +99,7 @@ struct GstMoshiLmPrivate {
   guint64 late_steps = 0;
   std::vector<int64_t> codes;
 
-  GstMoshiLmStats stats;  // object lock
+  kyutai::StepStats last_stats;  // object lock: the stopped conversation's, for `stats`
 };
 
 struct _GstMoshiLm {
@@ -155,46 +142,10 @@ GST_ELEMENT_REGISTER_DEFINE(moshilm, "moshilm", GST_RANK_NONE, GST_TYPE_MOSHI_LM
 // ---------------------------------------------------------------------------------------------
 // Statistics
 
-static void gst_moshi_lm_stats_reset(GstMoshiLm* self, double frame_ms) {
-  GstObjectLocker lock(self);
-  self->priv->stats = GstMoshiLmStats();
-  self->priv->stats.frame_ms = frame_ms;
-}
-
-static void gst_moshi_lm_stats_add(GstMoshiLm* self, double ms,
-                                   const kyutai::MoshiConversation::Step& step) {
-  GstObjectLocker lock(self);
-  GstMoshiLmStats& s = self->priv->stats;
-  const GstMoshiLmStats::Entry entry{ms, step.batch_size, step.wait_ms};
-  if (s.window.size() < STATS_WINDOW)
-    s.window.push_back(entry);
-  else
-    s.window[s.next] = entry;
-  s.next = (s.next + 1) % STATS_WINDOW;
-  s.steps++;
-  s.max_ms = std::max(s.max_ms, ms);
-}
-
-// Called with the object lock held.
-static GstStructure* gst_moshi_lm_stats_structure(const GstMoshiLmStats& s) {
-  std::vector<double> sorted;
-  for (const auto& e : s.window) sorted.push_back(e.ms);
-  std::sort(sorted.begin(), sorted.end());
-  const double median = sorted.empty() ? 0 : sorted[sorted.size() / 2];
-  const double n = std::max<double>(1.0, static_cast<double>(s.window.size()));
-  double mean_batch = 0, mean_wait = 0;
-  for (const auto& e : s.window) {
-    mean_batch += e.batch / n;
-    mean_wait += e.wait_ms / n;
-  }
-  const size_t last = (s.next + STATS_WINDOW - 1) % STATS_WINDOW;
-  const int last_batch = s.window.empty() ? 0 : s.window[last].batch;
-  return gst_structure_new(
-      "moshilm-stats", "steps", G_TYPE_UINT64, s.steps, "median-step-ms", G_TYPE_DOUBLE, median,
-      "max-step-ms", G_TYPE_DOUBLE, s.max_ms, "real-time-factor", G_TYPE_DOUBLE,
-      s.frame_ms > 0 ? median / s.frame_ms : 0.0, "batch-size", G_TYPE_INT, last_batch,
-      "mean-batch-size", G_TYPE_DOUBLE, mean_batch, "mean-batch-wait-ms", G_TYPE_DOUBLE,
-      mean_wait, nullptr);
+// The conversation's step statistics, or the last conversation's once stopped (object lock held).
+static kyutai::StepStats gst_moshi_lm_step_stats(GstMoshiLm* self) {
+  const kyutai::MoshiConversation* c = self->priv->conversation.get();
+  return c ? c->stats() : self->priv->last_stats;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -264,7 +215,7 @@ static void gst_moshi_lm_get_property(GObject* object, guint prop_id, GValue* va
       g_value_set_double(value, self->batch_wait);
       break;
     case PROP_STATS:
-      g_value_take_boxed(value, gst_moshi_lm_stats_structure(self->priv->stats));
+      g_value_take_boxed(value, gst_moshi_lm_stats_structure(gst_moshi_lm_step_stats(self)));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -401,49 +352,23 @@ static GstFlowReturn gst_moshi_lm_chain(GstPad* /*pad*/, GstObject* parent, GstB
   if (!ok) return GST_FLOW_ERROR;
 
   kyutai::MoshiConversation::Step step;
-  const auto start = std::chrono::steady_clock::now();
   if (!GST_KYUTAI_TRY(GST_ELEMENT(self), STREAM, DECODE,
                       "Moshi could not process a frame of the user's audio.", [&] {
                         step = priv->conversation->step(priv->codes.data(), priv->in_codebooks,
                                                         gst_moshi_lm_sampling(self));
                       }))
     return GST_FLOW_ERROR;
-  const double ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  gst_moshi_lm_stats_add(self, ms, step);
-  gst_moshi_lm_check_late(self, ms);
+  gst_moshi_lm_check_late(self, step.wait_ms + step.step_ms);  // the library's step time
   return gst_moshi_lm_push_step(self, step, pts);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Events
 
-// Why the caps do not fit the model, or an empty string.
-static std::string gst_moshi_lm_check_caps(GstMoshiLm* self, const GstStructure* s) {
-  const kyutai::MoshiFormat& f = self->priv->moshi->format();
-  gint codebooks = 0, cardinality = 0, rate = 0, frame_size = 0;
-  if (!gst_structure_get_int(s, "codebooks", &codebooks) ||
-      !gst_structure_get_int(s, "cardinality", &cardinality) ||
-      !gst_structure_get_int(s, "rate", &rate) ||
-      !gst_structure_get_int(s, "frame-size", &frame_size) || rate <= 0 || frame_size <= 0)
-    return "codebooks, cardinality, rate or frame-size is missing";
-  if (codebooks < f.user_codebooks)
-    return "the stream has " + std::to_string(codebooks) + " codebooks but the model needs " +
-           std::to_string(f.user_codebooks);
-  if (cardinality != f.cardinality)
-    return "the codes have a cardinality of " + std::to_string(cardinality) +
-           " but the model's is " + std::to_string(f.cardinality);
-  gboolean framed = TRUE;
-  if (gst_structure_get_boolean(s, "framed", &framed) && !framed)
-    return "moshilm needs one frame per buffer (framed=true); a byte stream (framed=false, from "
-           "a file) must go through mimidec and mimienc first";
-  return {};
-}
-
 static gboolean gst_moshi_lm_set_caps(GstMoshiLm* self, GstCaps* caps) {
   GstMoshiLmPrivate* priv = self->priv;
   const GstStructure* s = gst_caps_get_structure(caps, 0);
-  const std::string why = gst_moshi_lm_check_caps(self, s);
+  const std::string why = gst_moshi_lm_caps_misfit(priv->moshi->format(), s);
   if (!why.empty()) {
     g_autofree gchar* text = gst_caps_to_string(caps);
     GST_ELEMENT_ERROR(self, STREAM, FORMAT,
@@ -456,7 +381,7 @@ static gboolean gst_moshi_lm_set_caps(GstMoshiLm* self, GstCaps* caps) {
   gst_structure_get_int(s, "frame-size", &priv->frame_size);
   priv->codes.assign(priv->in_codebooks, 0);
   priv->frame_duration = gst_util_uint64_scale_int(priv->frame_size, GST_SECOND, priv->rate);
-  gst_moshi_lm_stats_reset(self, static_cast<double>(priv->frame_duration) / GST_MSECOND);
+  priv->conversation->set_frame_ms(static_cast<double>(priv->frame_duration) / GST_MSECOND);
   gst_moshi_lm_publish(self, &priv->moshi->format(), priv->frame_duration);
 
   const kyutai::MoshiFormat& f = priv->moshi->format();
@@ -594,13 +519,8 @@ static gboolean gst_moshi_lm_sink_query(GstPad* pad, GstObject* parent, GstQuery
   if (codebooks == 0) return gst_pad_query_default(pad, parent, query);  // not started
   GstCaps* filter;
   gst_query_parse_caps(query, &filter);
-  g_autoptr(GstCaps) caps = gst_static_pad_template_get_caps(&sink_template);
-  caps = gst_caps_make_writable(caps);
-  gst_caps_set_simple(caps, "codebooks", GST_TYPE_INT_RANGE, codebooks,
-                      GST_KYUTAI_MIMI_MAX_CODEBOOKS, "cardinality", G_TYPE_INT, cardinality,
-                      nullptr);
-  GstCaps* result =
-      filter ? gst_caps_intersect_full(filter, caps, GST_CAPS_INTERSECT_FIRST) : gst_caps_ref(caps);
+  g_autoptr(GstCaps) templ = gst_static_pad_template_get_caps(&sink_template);
+  GstCaps* result = gst_moshi_lm_caps_for_model(templ, codebooks, cardinality, filter);
   gst_query_set_caps_result(query, result);
   gst_caps_unref(result);
   return TRUE;
@@ -616,14 +536,16 @@ static gboolean gst_moshi_lm_start(GstMoshiLm* self) {
   if (!priv->moshi) return FALSE;
   const guint64 seed = gst_moshi_lm_seed(self);
   const kyutai::BatchOptions batch = gst_moshi_lm_batch_options(self);
+  std::unique_ptr<kyutai::MoshiConversation> conversation;
   if (!GST_KYUTAI_TRY(GST_ELEMENT(self), LIBRARY, INIT,
                       "Cannot start a Moshi conversation with this model.", [&] {
-                        priv->conversation =
+                        conversation =
                             std::make_unique<kyutai::MoshiConversation>(priv->moshi, seed, batch);
                       })) {
     priv->moshi.reset();
     return FALSE;
   }
+  gst_kyutai_locked(self, [&] { priv->conversation = std::move(conversation); });
   const kyutai::MoshiFormat& f = priv->moshi->format();
   GST_INFO_OBJECT(self, "model %s: reads %d codebooks, writes %d of %d entries, %d silent steps",
                   config.model.c_str(), f.user_codebooks, f.model_codebooks, f.cardinality,
@@ -638,7 +560,12 @@ static gboolean gst_moshi_lm_start(GstMoshiLm* self) {
 
 static void gst_moshi_lm_stop(GstMoshiLm* self) {
   gst_moshi_lm_publish(self, nullptr, GST_CLOCK_TIME_NONE);
-  self->priv->conversation.reset();
+  std::unique_ptr<kyutai::MoshiConversation> conversation;
+  gst_kyutai_locked(self, [&] {
+    if (self->priv->conversation) self->priv->last_stats = self->priv->conversation->stats();
+    conversation = std::move(self->priv->conversation);
+  });
+  conversation.reset();  // leaves the batch: not under the object lock
   self->priv->moshi.reset();
   self->priv->in_codebooks = 0;
 }
@@ -751,17 +678,7 @@ static void gst_moshi_lm_install_properties(GObjectClass* klass) {
                           "misses a step is not waited for until it comes back. Applies from "
                           "the next start",
                           0.0, 1000.0, kDefaultBatch.max_wait_ms, at_start));
-  g_object_class_install_property(
-      klass, PROP_STATS,
-      g_param_spec_boxed("stats", "Statistics",
-                         "Step timing: steps (since the caps), median-step-ms and max-step-ms "
-                         "(over the last 256 steps and overall), real-time-factor (median "
-                         "step time over frame duration; above 1 the model cannot keep up), "
-                         "batch-size (conversations in the last step), mean-batch-size and "
-                         "mean-batch-wait-ms (over the last 256 steps). Step times include the "
-                         "wait for the other conversations",
-                         GST_TYPE_STRUCTURE,
-                         static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+  g_object_class_install_property(klass, PROP_STATS, gst_moshi_lm_stats_param_spec());
 }
 
 static void gst_moshi_lm_class_init(GstMoshiLmClass* klass) {

@@ -287,6 +287,39 @@ TEST_F(MoshiLm, StatsCountStepsAndTimeThem) {
   EXPECT_GT(median, 0);
   EXPECT_GE(max, median);
   EXPECT_NEAR(rtf, median / 80.0, 1e-9);
+  // The histogram: every step in one bucket, one more bucket than bounds, which rise.
+  const GValue* bounds = gst_structure_get_value(stats, "histogram-bounds-ms");
+  const GValue* counts = gst_structure_get_value(stats, "histogram");
+  ASSERT_TRUE(bounds && GST_VALUE_HOLDS_ARRAY(bounds));
+  ASSERT_TRUE(counts && GST_VALUE_HOLDS_ARRAY(counts));
+  ASSERT_GT(gst_value_array_get_size(bounds), 1u);
+  ASSERT_EQ(gst_value_array_get_size(counts), gst_value_array_get_size(bounds) + 1);
+  guint64 counted = 0;
+  for (guint i = 0; i < gst_value_array_get_size(counts); ++i)
+    counted += g_value_get_uint64(gst_value_array_get_value(counts, i));
+  EXPECT_EQ(counted, steps);
+  for (guint i = 1; i < gst_value_array_get_size(bounds); ++i)
+    EXPECT_LT(g_value_get_double(gst_value_array_get_value(bounds, i - 1)),
+              g_value_get_double(gst_value_array_get_value(bounds, i)));
+  double total = 0, p90 = 0;
+  gst_structure_get_double(stats, "total-step-ms", &total);
+  gst_structure_get_double(stats, "p90-step-ms", &p90);
+  EXPECT_GE(p90, median);
+  EXPECT_GE(total, max);
+  gst_structure_free(stats);
+}
+
+// The statistics outlive the conversation: read after stopping, they are its last ones.
+TEST_F(MoshiLm, StatsStayReadableAfterStop) {
+  start();
+  push_trace(5);
+  gst_element_set_state(lm_.element, GST_STATE_READY);
+  GstStructure* stats = nullptr;
+  g_object_get(lm_.element, "stats", &stats, nullptr);
+  ASSERT_NE(stats, nullptr);
+  guint64 steps = 0;
+  gst_structure_get_uint64(stats, "steps", &steps);
+  EXPECT_EQ(steps, 5u);
   gst_structure_free(stats);
 }
 

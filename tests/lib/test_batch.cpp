@@ -1,7 +1,8 @@
 // Many conversations on one model: LmGen::step_batch gives each conversation exactly what it
 // gets alone (golden lm_tiny trace, long random runs, staggered starts, leaving, resets,
-// per-conversation sampling, refused input), and the scheduler behind MoshiConversation
-// batches conversations of several threads without ever waiting unboundedly.
+// per-conversation sampling, refused input), the scheduler behind MoshiConversation batches
+// conversations of several threads without ever waiting unboundedly, and a conversation's step
+// statistics count what it did.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -9,6 +10,7 @@
 #include <chrono>
 #include <thread>
 
+#include "kyutai/api/batch_scheduler.h"
 #include "kyutai/error.h"
 #include "kyutai/model/lm.h"
 #include "kyutai/model/lm_generate.h"
@@ -286,13 +288,13 @@ TEST_F(Scheduler, ConversationsInThreadsGetTheirSoloTokens) {
     alone[i] = run(c, i, kSteps);
   }
   std::vector<std::vector<MoshiConversation::Step>> steps(kThreads);
-  std::vector<BatchStats> stats(kThreads);
+  std::vector<StepStats> stats(kThreads);
   std::vector<std::thread> threads;
   for (int i = 0; i < kThreads; ++i)
     threads.emplace_back([&, i] {
       MoshiConversation c(tiny_moshi(), 50 + i, BatchOptions{true, 20.0});
       together[i] = run(c, i, kSteps, &steps[i]);
-      stats[i] = c.batch_stats();
+      stats[i] = c.stats();
     });
   for (auto& t : threads) t.join();
   int largest = 0;
@@ -325,7 +327,7 @@ TEST_F(Scheduler, AStalledConversationDelaysTheOthersOnlyOnce) {
   int waited = 0;
   for (const auto& s : steps) waited += s.wait_ms >= kWait / 2;
   EXPECT_LE(waited, 1);
-  EXPECT_LE(a.batch_stats().max_wait_ms, kWait + 1000.0);
+  EXPECT_LE(a.stats().max_wait_ms, kWait + 1000.0);
 }
 
 TEST_F(Scheduler, ErrorsReachOnlyTheirConversation) {
@@ -349,6 +351,45 @@ TEST_F(Scheduler, ErrorsReachOnlyTheirConversation) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(errors, 4);
   EXPECT_EQ(tokens[0], tokens[2]);  // same seed, same input, whatever happened to conversation 1
+}
+
+// The wait for the others counts from when a step could start: a conversation that submitted
+// while a step ran still waits up to its max_wait after that step, for the conversations the
+// step served (batch_scheduler.h says why).
+TEST(BatchDeadline, CountsFromTheLaterOfSubmissionAndTheLastStepsEnd) {
+  using Clock = BatchScheduler::Clock;
+  const Clock::time_point t0{};
+  const auto ms = [](int n) { return std::chrono::milliseconds(n); };
+  const Clock::duration wait = ms(5);
+  EXPECT_EQ(BatchScheduler::due(t0 + ms(10), t0 + ms(2), wait), t0 + ms(15));  // idle before
+  EXPECT_EQ(BatchScheduler::due(t0 + ms(10), t0 + ms(90), wait), t0 + ms(95));  // behind a step
+}
+
+// The statistics of a conversation: every step in the histogram and the total, the window
+// figures in order, the real-time factor against the frame given, all gone on reset.
+TEST_F(Scheduler, StepStatsCountEveryStepAndResetWithTheConversation) {
+  MoshiConversation c(tiny_moshi(), 4);
+  c.set_frame_ms(40);
+  run(c, 0, 300);  // past the window: its ring wraps
+  const StepStats s = c.stats();
+  EXPECT_EQ(s.steps, 300u);
+  uint64_t counted = 0;
+  for (uint64_t n : s.histogram) counted += n;
+  EXPECT_EQ(counted, 300u);
+  EXPECT_GT(s.total_ms, 0);
+  EXPECT_LE(s.median_ms, s.p90_ms);
+  EXPECT_LE(s.p90_ms, s.max_ms);
+  EXPECT_LE(s.max_ms, s.total_ms);
+  EXPECT_DOUBLE_EQ(s.real_time_factor, s.median_ms / 40);
+  EXPECT_EQ(s.last_batch, 1);
+  EXPECT_DOUBLE_EQ(s.mean_batch, 1.0);
+  EXPECT_EQ(s.mean_wait_ms, 0.0);
+  c.reset(5);
+  const StepStats fresh = c.stats();
+  EXPECT_EQ(fresh.steps, 0u);
+  EXPECT_EQ(fresh.total_ms, 0.0);
+  EXPECT_EQ(fresh.median_ms, 0.0);
+  EXPECT_EQ(fresh.histogram, StepStats().histogram);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // many conversations; each MoshiConversation has its own state (KV cache, token history, RNG).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -31,16 +32,29 @@ struct BatchOptions {
   double max_wait_ms = 5.0;
 };
 
-// Batching over a conversation's last steps (the last 100, or fewer).
-struct BatchStats {
-  uint64_t steps = 0;  // steps since the conversation began or was reset
-  int last_batch = 0;  // conversations in the last step, this one included
+// How a conversation's steps went, measured by the library (as llama.cpp's llama_perf_context):
+// the elements and the gateway read it and never time steps themselves. A step's time is its
+// wait for the other conversations plus the (batched) step itself (Step::wait_ms + step_ms).
+struct StepStats {
+  // The histogram's buckets: upper bounds in ms (a Prometheus histogram's `le`), from 1 ms to
+  // 1.28 s around the 80 ms frame; one more bucket counts the slower steps.
+  static constexpr std::array<double, 11> kBucketBoundsMs = {1,  2.5, 5,   10,  20,  40,
+                                                             80, 160, 320, 640, 1280};
+  static constexpr size_t kWindow = 256;  // steps the window figures run over
+
+  // Since the conversation began or was reset:
+  uint64_t steps = 0;
+  double total_ms = 0;  // all step times together
+  double max_ms = 0;
+  std::array<uint64_t, kBucketBoundsMs.size() + 1> histogram{};  // steps per bucket
+  // Over the last kWindow steps (or fewer):
+  double median_ms = 0;
+  double p90_ms = 0;
+  double real_time_factor = 0;  // median_ms over the frame duration; above 1 it falls behind
+  int last_batch = 0;           // conversations in the last step, this one included
   double mean_batch = 0;
-  double last_wait_ms = 0;  // time waiting for the others before the last step
-  double mean_wait_ms = 0;
+  double mean_wait_ms = 0;  // waiting for the others, part of the step time
   double max_wait_ms = 0;
-  double last_step_ms = 0;  // the batched step itself
-  double mean_step_ms = 0;
 };
 
 struct MoshiFormat {
@@ -83,10 +97,11 @@ class Moshi {
   const LmModel& model() const { return *model_; }
   // Null for a model made by random() without a tokenizer.
   const std::shared_ptr<const TextTokenizer>& tokenizer() const { return tokenizer_; }
+ private:
+  friend class MoshiConversation;
   // The scheduler that batches this model's conversations, made on first use. Thread-safe.
   std::shared_ptr<BatchScheduler> scheduler() const;
 
- private:
   Moshi(std::unique_ptr<LmModel> model, std::shared_ptr<const TextTokenizer> tokenizer);
   std::unique_ptr<LmModel> model_;
   std::shared_ptr<const TextTokenizer> tokenizer_;
@@ -121,8 +136,11 @@ class MoshiConversation {
   int64_t steps() const;
   const Moshi& moshi() const { return *moshi_; }
   const BatchOptions& batch_options() const { return batch_; }
-  // Over the last steps. Like step(), call it from the conversation's own thread.
-  BatchStats batch_stats() const;
+  // The steps so far; from any thread.
+  StepStats stats() const;
+  // The duration of a frame, for the real-time factor: Mimi's 80 ms unless told otherwise.
+  // From any thread.
+  void set_frame_ms(double frame_ms);
 
  private:
   struct State;

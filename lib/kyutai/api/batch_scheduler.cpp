@@ -32,7 +32,8 @@ bool BatchScheduler::ready(Clock::time_point now) const {
 
 BatchScheduler::Clock::time_point BatchScheduler::earliest_deadline() const {
   Clock::time_point earliest = Clock::time_point::max();
-  for (const Request* r : pending_) earliest = std::min(earliest, r->deadline);
+  for (const Request* r : pending_)
+    earliest = std::min(earliest, due(r->submitted, idle_since_, r->max_wait));
   return earliest;
 }
 
@@ -40,16 +41,15 @@ std::optional<std::vector<int64_t>> BatchScheduler::step(uint64_t member,
                                                          const std::vector<int64_t>& user_codes,
                                                          LmGenState& state,
                                                          const SamplingParams& params,
-                                                         double max_wait_ms, BatchStepInfo* info) {
+                                                         double max_wait_ms, StepTiming* info) {
   Request request;
   request.member = member;
   request.row.user_codes = &user_codes;
   request.row.state = &state;
   request.row.params = &params;
   request.submitted = Clock::now();
-  request.deadline = request.submitted + std::chrono::duration_cast<Clock::duration>(
-                                             std::chrono::duration<double, std::milli>(
-                                                 std::max(0.0, max_wait_ms)));
+  request.max_wait = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double, std::milli>(std::max(0.0, max_wait_ms)));
   std::unique_lock<std::mutex> lock(mutex_);
   expected_[member] = true;
   pending_.push_back(&request);
@@ -107,6 +107,7 @@ void BatchScheduler::lead(std::unique_lock<std::mutex>& lock) {
       is_expected = false;
   }
   running_ = false;
+  idle_since_ = Clock::now();
   wake_.notify_all();
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <algorithm>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -14,19 +15,15 @@
 #include <optional>
 #include <vector>
 
+#include "kyutai/api/step_log.h"
 #include "kyutai/model/lm_generate.h"
 
 namespace kyutai {
 
-// How one batched step went, for one of its conversations.
-struct BatchStepInfo {
-  int batch_size = 0;   // conversations stepped together
-  double wait_ms = 0;   // from submitting to the start of the step
-  double step_ms = 0;   // the batched step itself
-};
-
 class BatchScheduler {
  public:
+  using Clock = std::chrono::steady_clock;
+
   explicit BatchScheduler(const LmModel& model) : gen_(model) {}
   BatchScheduler(const BatchScheduler&) = delete;
   BatchScheduler& operator=(const BatchScheduler&) = delete;
@@ -36,25 +33,40 @@ class BatchScheduler {
   void leave(uint64_t member);
 
   // Steps `state` with the others whose frames are ready, waiting at most `max_wait_ms` for
-  // the conversations that took part in the last steps and have not submitted yet. Returns
+  // the conversations that took part in the last steps and have not submitted yet (counted
+  // from when a step could start: see due()). `info` gets the wait from submission. Returns
   // what LmGen::step returns, or throws what it throws. The state must not be used elsewhere
   // until this returns.
   std::optional<std::vector<int64_t>> step(uint64_t member, const std::vector<int64_t>& user_codes,
                                            LmGenState& state, const SamplingParams& params,
-                                           double max_wait_ms, BatchStepInfo* info = nullptr);
+                                           double max_wait_ms, StepTiming* info = nullptr);
+
+  // The batch deadline: a request submitted at `submitted` waits for the others until
+  // `max_wait` after the scheduler was free to step it, that is after the later of its
+  // submission and the end of the last step (`idle_since`). The time spent behind a running
+  // step is not spent waiting for the others: counted from submission, the deadline of a
+  // conversation that missed a step passes while the device runs it (whenever a step takes
+  // longer than the wait), the next step then starts at once without the conversations just
+  // served, and batches split in two alternating halves exactly when the device is busiest.
+  static Clock::time_point due(Clock::time_point submitted, Clock::time_point idle_since,
+                               Clock::duration max_wait) {
+    return std::max(submitted, idle_since) + max_wait;
+  }
 
  private:
-  using Clock = std::chrono::steady_clock;
   struct Request {
     uint64_t member = 0;
     LmGenRow row;
-    Clock::time_point submitted, deadline;
-    BatchStepInfo info;
+    Clock::time_point submitted;
+    Clock::duration max_wait{};
+    StepTiming info;
     bool done = false;
   };
   // Whether a step should start now (lock held): every expected conversation has submitted, or
   // the earliest deadline has passed.
   bool ready(Clock::time_point now) const;
+  // When the next step starts even if not every expected conversation has submitted (lock
+  // held, requests pending).
   Clock::time_point earliest_deadline() const;
   // Takes every pending request, steps them without the lock, and wakes their owners.
   void lead(std::unique_lock<std::mutex>& lock);
@@ -69,6 +81,7 @@ class BatchScheduler {
   std::map<uint64_t, bool> expected_;
   uint64_t next_member_ = 1;
   bool running_ = false;
+  Clock::time_point idle_since_{};  // when the last step ended
 };
 
 }  // namespace kyutai

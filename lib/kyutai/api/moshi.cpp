@@ -2,12 +2,11 @@
 
 #include <ATen/ATen.h>
 
-#include <algorithm>
 #include <chrono>
-#include <deque>
 #include <mutex>
 
 #include "kyutai/api/batch_scheduler.h"
+#include "kyutai/api/step_log.h"
 #include "kyutai/device.h"
 #include "kyutai/error.h"
 #include "kyutai/hub.h"
@@ -30,9 +29,6 @@ void check_tokenizer(const TextTokenizer* tokenizer, const LmConfig& config) {
                       std::to_string(tokenizer->vocab_size()) +
                       " pieces but the model's text_card is " + std::to_string(config.text_card));
 }
-
-// Steps whose batching BatchStats summarises.
-constexpr size_t kBatchStatsWindow = 100;
 
 }  // namespace
 
@@ -113,14 +109,10 @@ struct MoshiConversation::State {
   static std::vector<int> padding_ids(const LmConfig& c) {
     return {c.existing_text_padding_id, c.existing_text_end_padding_id};
   }
-  void record(const BatchStepInfo& info) {
-    if (history.size() == kBatchStatsWindow) history.pop_front();
-    history.push_back(info);
-  }
   LmGen gen;
   LmGenState lm;
   TextStream text;
-  std::deque<BatchStepInfo> history;  // the last steps, for batch_stats()
+  StepLog log;
 };
 
 MoshiConversation::MoshiConversation(std::shared_ptr<const Moshi> moshi, uint64_t seed,
@@ -142,19 +134,18 @@ MoshiConversation::Step MoshiConversation::step(const int64_t* user_codes, int c
   return translate_torch_errors([&] {
     Step result;
     const std::vector<int64_t> codes(user_codes, user_codes + count);
-    BatchStepInfo info;
+    StepTiming info;
     std::optional<std::vector<int64_t>> out;
     if (scheduler_) {
       out = scheduler_->step(member_, codes, state_->lm, params, batch_.max_wait_ms, &info);
     } else {
       const auto start = std::chrono::steady_clock::now();
       out = state_->gen.step(codes, state_->lm, params);
-      info.batch_size = 1;
       info.step_ms =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
               .count();
     }
-    state_->record(info);
+    state_->log.record(info);
     result.batch_size = info.batch_size;
     result.wait_ms = info.wait_ms;
     result.step_ms = info.step_ms;
@@ -171,7 +162,7 @@ void MoshiConversation::reset(uint64_t seed) {
   translate_torch_errors([&] {
     state_->lm = state_->gen.new_state(seed);
     state_->text.reset();
-    state_->history.clear();
+    state_->log.reset();
   });
 }
 
@@ -183,25 +174,12 @@ int64_t MoshiConversation::steps() const {
   return state_->lm.offset;
 }
 
-BatchStats MoshiConversation::batch_stats() const {
-  BatchStats s;
-  const auto& h = state_->history;
-  s.steps = static_cast<uint64_t>(state_->lm.offset);
-  if (h.empty()) return s;
-  for (const BatchStepInfo& i : h) {
-    s.mean_batch += i.batch_size;
-    s.mean_wait_ms += i.wait_ms;
-    s.mean_step_ms += i.step_ms;
-    s.max_wait_ms = std::max(s.max_wait_ms, i.wait_ms);
-  }
-  const double n = static_cast<double>(h.size());
-  s.mean_batch /= n;
-  s.mean_wait_ms /= n;
-  s.mean_step_ms /= n;
-  s.last_batch = h.back().batch_size;
-  s.last_wait_ms = h.back().wait_ms;
-  s.last_step_ms = h.back().step_ms;
-  return s;
+StepStats MoshiConversation::stats() const {
+  return state_->log.snapshot();
+}
+
+void MoshiConversation::set_frame_ms(double frame_ms) {
+  state_->log.set_frame_ms(frame_ms);
 }
 
 }  // namespace kyutai

@@ -1,29 +1,10 @@
-// Helpers of the moshi plugin: the model settings moshilm and moshibin share, loading Moshi
-// with the library's errors turned into element errors, and a source pad with its own
-// streaming thread.
-// Torch-free: it includes only the library's public headers.
+// The text pad of moshilm: a source pad with its own streaming thread.
 #pragma once
 
 #include <gst/base/gstdataqueue.h>
 #include <gst/gst.h>
 
-#include <memory>
 #include <mutex>
-#include <string>
-
-#include "gstkyutai.h"
-#include "kyutai/moshi.h"
-
-// Installs model (documented for Moshi's repositories), device, threads and dtype from `first`.
-void gst_moshi_install_settings(GObjectClass* klass, guint first);
-
-// Finds and loads the LM and its tokenizer, or returns the copy this process already holds,
-// posting PROGRESS messages (code "load-model") from START to COMPLETE, or ERROR. On
-// failure posts RESOURCE/SETTINGS (no model, bad device or dtype), RESOURCE/NOT_FOUND (model,
-// weights or tokenizer missing) or LIBRARY/INIT (invalid checkpoint, config or tokenizer) and
-// returns nullptr.
-std::shared_ptr<const kyutai::Moshi> gst_moshi_load_lm(GstElement* element,
-                                                       const GstKyutaiConfig& config);
 
 // A source pad with its own streaming thread, as behind a queue: the element's streaming
 // thread queues buffers and serialized events (in order, at most `max_items` waiting) and a
