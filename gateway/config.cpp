@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 
+#include "ports.h"
 #include "sdp.h"
 
 namespace moshigw {
@@ -244,9 +245,7 @@ bool validate_config(const Config& config, std::string& error) {
     error = "transcript-dir '" + config.transcript_dir + "' is not a directory";
     return false;
   }
-  // Pairs start on an even port (RFC 3550: RTP even, RTCP the next odd one).
-  const int first = config.rtp_port_min + (config.rtp_port_min & 1);
-  if (config.rtp_port_max - first < 1) {
+  if (PortPairs(config.rtp_port_min, config.rtp_port_max).count() < 1) {
     error = "the RTP port range holds no port pair";
     return false;
   }

@@ -246,8 +246,9 @@ void Gateway::on_invite(nua_handle_t* nh, const sip_t* sip) {
   auto ports = ports_->allocate();
   if (!ports) return reject(nh, 503, "ports", caller + ": no free RTP port pair");
   const int id = next_id_++;
+  // The call lives in calls_[nh] until its dialog ends, so its handle outlives it.
   auto call = std::make_unique<Call>(id, caller, metrics_,
-                                     [this](int id, const char* reason) { hangup(id, reason); });
+                                     [this, nh](int, const char* reason) { hangup(nh, reason); });
   std::string error;
   if (!call->start(config_, offer, std::move(ports), next_seed(), error)) {
     g_warning("call %d from %s: %s", id, caller.c_str(), error.c_str());
@@ -327,35 +328,34 @@ void Gateway::on_state(nua_handle_t* nh, tagi_t tags[]) {
   nua_handle_destroy(nh);
 }
 
-void Gateway::hangup(int id, const char* reason) {
-  for (auto& [nh, call] : calls_) {
-    if (call->id() != id || call->stopped()) continue;
-    call->stop(reason);
-    metrics_.call_ended(reason);
-    nua_bye(nh, TAG_END());
-  }
+void Gateway::hangup(nua_handle_t* nh, const char* reason) {
+  const auto it = calls_.find(nh);
+  if (it == calls_.end() || it->second->stopped()) return;
+  it->second->stop(reason);
+  metrics_.call_ended(reason);
+  nua_bye(nh, TAG_END());
 }
 
 void Gateway::check_timeouts() {
   const gint64 now = g_get_monotonic_time();
-  std::vector<std::pair<int, const char*>> overdue;
+  std::vector<std::pair<nua_handle_t*, const char*>> overdue;
   for (const auto& [nh, call] : calls_) {
-    if (const char* reason = call->overdue(now, config_)) overdue.emplace_back(call->id(), reason);
+    if (const char* reason = call->overdue(now, config_)) overdue.emplace_back(nh, reason);
     // In the dialog: the caller answers it, or its absence shows (RFC 3261 11, RFC 5057).
     else if (call->probe_due(now, config_)) nua_options(nh, TAG_END());
   }
-  for (const auto& [id, reason] : overdue) hangup(id, reason);
+  for (const auto& [nh, reason] : overdue) hangup(nh, reason);
   if (sip_guard_ && ++ticks_ % 4 == 0) {
     const int closed = sip_guard_->check();
     if (closed) g_message("closed %d SIP TCP connections (idle, or past max-connections)", closed);
   }
 }
 
-void Gateway::on_probe_answer(nua_handle_t*, Call& call, int status, const char* phrase) {
+void Gateway::on_probe_answer(nua_handle_t* nh, Call& call, int status, const char* phrase) {
   if (call.probe_answered(status)) return;
   g_message("call %d: the held caller answered the probe with %d %s", call.id(), status,
             phrase ? phrase : "");
-  hangup(call.id(), "probe-failed");
+  hangup(nh, "probe-failed");
 }
 
 // Every call gets a BYE; the stack shuts down once they are answered (or after a grace time).
@@ -363,9 +363,9 @@ void Gateway::shutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
   g_message("shutting down: hanging up %d calls", active_calls());
-  std::vector<int> ids;
-  for (const auto& [nh, call] : calls_) ids.push_back(call->id());
-  for (int id : ids) hangup(id, "shutdown");
+  std::vector<nua_handle_t*> handles;
+  for (const auto& [nh, call] : calls_) handles.push_back(nh);
+  for (nua_handle_t* nh : handles) hangup(nh, "shutdown");
   const gint64 deadline = g_get_monotonic_time() + kShutdownGraceUs;
   struct Wait {
     Gateway* self;

@@ -49,7 +49,8 @@ class Gateway {
   void respond_error(nua_handle_t* nh, int status);
   void on_probe_answer(nua_handle_t* nh, Call& call, int status, const char* phrase);
   void answer(nua_handle_t* nh, const Offer& offer, Call& call);
-  void hangup(int id, const char* reason);
+  // Ends the call of dialog `nh` with a BYE, unless it has ended already.
+  void hangup(nua_handle_t* nh, const char* reason);
   void check_timeouts();
   void shutdown();
   void finish_shutdown();

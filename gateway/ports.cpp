@@ -1,5 +1,7 @@
 #include "ports.h"
 
+#include <algorithm>
+
 namespace moshigw {
 
 namespace {
@@ -27,20 +29,24 @@ RtpPorts::~RtpPorts() {
   }
 }
 
+PortPairs::PortPairs(int min, int max)
+    : first_(min + (min & 1)), count_(std::max(0, (max - first_ + 1) / 2)) {}
+
 PortPool::PortPool(std::string address, int min, int max)
-    : address_(std::move(address)), first_(min + (min & 1)), pairs_((max - first_ + 1) / 2) {}
+    : address_(std::move(address)), pairs_(min, max) {}
 
 std::unique_ptr<RtpPorts> PortPool::allocate() {
   g_autoptr(GInetAddress) address = g_inet_address_new_from_string(address_.c_str());
   if (!address) return nullptr;
-  for (int i = 0; i < pairs_; ++i) {
-    const int port = first_ + 2 * ((next_ + i) % pairs_);
+  const int pairs = pairs_.count();
+  for (int i = 0; i < pairs; ++i) {
+    const int port = pairs_.rtp_port((next_ + i) % pairs);
     auto ports = std::make_unique<RtpPorts>();
     ports->rtp = bind_udp(address, port);
     ports->rtcp = ports->rtp ? bind_udp(address, port + 1) : nullptr;
     if (!ports->rtcp) continue;
     ports->port = port;
-    next_ = (next_ + i + 1) % pairs_;
+    next_ = (next_ + i + 1) % pairs;
     return ports;
   }
   return nullptr;

@@ -20,6 +20,18 @@ struct RtpPorts {
   int port = 0;  // the RTP port; RTCP is port + 1
 };
 
+// The RTP/RTCP pairs of the port range [min, max]: RTP on an even port, RTCP on the next odd
+// one (RFC 3550 11). The one place that knows the rule.
+class PortPairs {
+ public:
+  PortPairs(int min, int max);
+  int count() const { return count_; }                        // 0 when the range holds no pair
+  int rtp_port(int pair) const { return first_ + 2 * pair; }  // pair in [0, count)
+
+ private:
+  int first_, count_;
+};
+
 class PortPool {
  public:
   PortPool(std::string address, int min, int max);
@@ -29,7 +41,8 @@ class PortPool {
 
  private:
   std::string address_;
-  int first_, pairs_, next_ = 0;
+  PortPairs pairs_;
+  int next_ = 0;
 };
 
 }  // namespace moshigw

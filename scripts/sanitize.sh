@@ -5,10 +5,9 @@
 # scripts/sanitize.sh lib). tests/sanitizers/ has the wrapper and the leak suppressions.
 set -eu
 cd "$(dirname "$0")/.."
+. ./scripts/lib.sh
 root=$PWD
-if [ ! -f build-asan/build.ninja ]; then
-  meson setup build-asan -Db_sanitize=address,undefined -Dbuildtype=debugoptimized
-fi
+setup_build build-asan -Db_sanitize=address,undefined -Dbuildtype=debugoptimized
 ninja -C build-asan ${NINJA_JOBS:+-j$NINJA_JOBS}
 KYUTAI_LIBASAN=$(c++ -print-file-name=libasan.so)
 KYUTAI_LIBSTDCXX=$(c++ -print-file-name=libstdc++.so.6)

@@ -6,11 +6,10 @@
 # suppressed and why. A report names a file of this project in its stack to be worth reading.
 set -eu
 cd "$(dirname "$0")/.."
+. ./scripts/lib.sh
 dir=build-tsan
-if [ ! -f "$dir/build.ninja" ]; then
-  # Sanitized shared modules take the runtime from the program: no --no-undefined.
-  meson setup "$dir" -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debugoptimized
-fi
+# Sanitized shared modules take the runtime from the program: no --no-undefined.
+setup_build "$dir" -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debugoptimized
 ninja -C "$dir" tests/lib/kyutai-lib-tests tests/gst/gst-batching gst/moshi/libgstmoshi.so \
   lib/libkyutai-sentencepiece.so
 export TSAN_OPTIONS="suppressions=$PWD/scripts/tsan.supp halt_on_error=0 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"

@@ -206,6 +206,19 @@ long max_rss_kib() {
   return usage.ru_maxrss;
 }
 
+bool reset_peak_rss() {
+  std::ofstream refs("/proc/self/clear_refs");
+  refs << "5" << std::flush;
+  return static_cast<bool>(refs);
+}
+
+long peak_rss_kib() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
 std::vector<std::pair<GstClockTime, GstClockTime>> pull_gaps(GstHarness* h) {
   std::vector<std::pair<GstClockTime, GstClockTime>> gaps;
   while (GstEvent* e = gst_harness_try_pull_event(h)) {

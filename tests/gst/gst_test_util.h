@@ -88,6 +88,12 @@ void unref_all(std::vector<GstBuffer*>& buffers);
 
 // The process's peak resident memory so far, in KiB (getrusage).
 long max_rss_kib();
+// Sets the process's peak resident memory back to the current one (proc(5), clear_refs "5"), so
+// that peak_rss_kib() then reads the peak since this call, whatever earlier tests reached.
+// False where the kernel refuses.
+bool reset_peak_rss();
+// The process's peak resident memory (VmHWM) since it started or since reset_peak_rss(), in KiB.
+long peak_rss_kib();
 
 // The GAP events waiting on `h`'s sink, as (timestamp, duration); other events are dropped.
 std::vector<std::pair<GstClockTime, GstClockTime>> pull_gaps(GstHarness* h);

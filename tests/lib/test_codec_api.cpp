@@ -213,22 +213,29 @@ TEST(CodecApi, NonFiniteSamplesDoNotPoisonTheStream) {
   bad[2] = -INFINITY;
   EXPECT_EQ(run(bad, &replaced), after_zeros);
   EXPECT_EQ(replaced, 3u);
+  // An absurd sample is clamped: the codes after it are those after the largest sane sample.
   bad.assign(frame, 0.f);
+  bad[5] = kMaxSampleMagnitude;
+  const auto after_clamped = run(bad, &replaced);
+  EXPECT_EQ(replaced, 0u);
+  EXPECT_NE(std::count(after_clamped.begin(), after_clamped.end(), 0),
+            static_cast<long>(after_clamped.size()));
   bad[5] = 1e30f;
-  const auto after_huge = run(bad, &replaced);
+  EXPECT_EQ(run(bad, &replaced), after_clamped);
   EXPECT_EQ(replaced, 1u);
-  EXPECT_NE(std::count(after_huge.begin(), after_huge.end(), 0),
-            static_cast<long>(after_huge.size()));
 
-  // The whole-signal path sanitizes the same way.
+  // The whole-signal path sanitizes the same way: its codes are those of the signal with the
+  // NaN as 0 and the absurd sample clamped.
   std::vector<float> signal(pcm, pcm + 4 * frame);
-  const auto clean_codes = mimi->encode(signal.data(), signal.size(), 8);
   signal[3] = std::nanf("");
-  signal[4] = 1e30f;
+  signal[4] = -1e30f;
   size_t whole_replaced = 0;
   const auto codes = mimi->encode(signal.data(), signal.size(), 8, &whole_replaced);
   EXPECT_EQ(whole_replaced, 2u);
-  EXPECT_EQ(codes.size(), clean_codes.size());
+  signal[3] = 0.f;
+  signal[4] = -kMaxSampleMagnitude;
+  EXPECT_EQ(codes, mimi->encode(signal.data(), signal.size(), 8, &whole_replaced));
+  EXPECT_EQ(whole_replaced, 0u);
 }
 
 TEST(CodecApi, DecoderResetStartsANewStream) {

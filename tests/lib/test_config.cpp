@@ -5,6 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "kyutai/config.h"
 #include "kyutai/error.h"
@@ -117,6 +118,26 @@ TEST(ConfigBounds, DelaysAndContextAreBounded) {
   EXPECT_NE(big.find("lm.json: transformer: context 1048576 needs"), std::string::npos) << big;
   EXPECT_NE(lm_error(lm_json(R"("n_q": 1000)")).find("'n_q' must be an integer in [1, 64]"),
             std::string::npos);
+}
+
+// A list takes its integers as a single value does: an integral float is an integer (JSON
+// writers emit 4.0), a fractional one is refused with the same kind of message.
+TEST(ConfigBounds, ListsTakeIntegralFloatsAsSingleValuesDo) {
+  EXPECT_EQ(LmConfig::from_json(lm_json(R"("delays": [0, 2.0, 1])"), "lm.json").delays,
+            (std::vector<int>{0, 2, 1}));
+  EXPECT_EQ(LmConfig::from_json(lm_json(R"("card": 16.0)"), "lm.json").card, 16);
+  const std::string list = lm_error(lm_json(R"("delays": [0, 1.5, 1])"));
+  EXPECT_NE(list.find("lm.json: 'delays' must be a list of integers in [0, 4096], not [0,1.5,1]"),
+            std::string::npos)
+      << list;
+  const std::string single = lm_error(lm_json(R"("dim": 64.5)"));
+  EXPECT_NE(single.find("lm.json: 'dim' must be an integer in [1, 65536], not 64.5"),
+            std::string::npos)
+      << single;
+  const std::string scalar = lm_error(lm_json(R"("delays": 1)"));
+  EXPECT_NE(scalar.find("lm.json: 'delays' must be a list of integers in [0, 4096], not 1"),
+            std::string::npos)
+      << scalar;
 }
 
 TEST(ConfigBounds, MimiSizesAreBounded) {

@@ -54,6 +54,13 @@ std::optional<int64_t> integral_value(const json& v) {
   return static_cast<int64_t>(d);
 }
 
+// The value of `v` when it is an integer (integral floats included) within `range`.
+std::optional<int> int_in(const json& v, IntRange range) {
+  const std::optional<int64_t> i = integral_value(v);
+  if (!i || *i < range.lo || *i > range.hi) return std::nullopt;
+  return static_cast<int>(*i);
+}
+
 std::string range_text(IntRange r) {
   return "[" + std::to_string(r.lo) + ", " + std::to_string(r.hi) + "]";
 }
@@ -69,10 +76,9 @@ std::string range_text(RealRange r) {
 int JsonReader::get_int(const std::string& key, int fallback, IntRange range) const {
   const json* v = find(key);
   if (!v) return fallback;
-  const std::optional<int64_t> i = integral_value(*v);
-  if (!i || *i < range.lo || *i > range.hi)
-    bad(key, "must be an integer in " + range_text(range) + ", not " + v->dump());
-  return static_cast<int>(*i);
+  const std::optional<int> i = int_in(*v, range);
+  if (!i) bad(key, "must be an integer in " + range_text(range) + ", not " + v->dump());
+  return *i;
 }
 
 int JsonReader::require_int(const std::string& key, IntRange range) const {
@@ -108,13 +114,14 @@ std::vector<int> JsonReader::get_ints(const std::string& key, std::vector<int> f
                                       IntRange range) const {
   const json* v = find(key);
   if (!v) return fallback;
-  if (!v->is_array()) bad(key, "must be a list of integers");
+  const std::string refusal =
+      "must be a list of integers in " + range_text(range) + ", not " + v->dump();
+  if (!v->is_array()) bad(key, refusal);
   std::vector<int> out;
   for (const auto& e : *v) {
-    const std::optional<int64_t> i = integral_value(e);
-    if (!e.is_number_integer() || !i || *i < range.lo || *i > range.hi)
-      bad(key, "must be a list of integers in " + range_text(range) + ", not " + v->dump());
-    out.push_back(static_cast<int>(*i));
+    const std::optional<int> i = int_in(e, range);
+    if (!i) bad(key, refusal);
+    out.push_back(*i);
   }
   return out;
 }

@@ -35,6 +35,7 @@ class JsonReader {
   double get_double(const std::string& key, double fallback, RealRange range = {}) const;
   bool get_bool(const std::string& key, bool fallback) const;
   std::string get_string(const std::string& key, const std::string& fallback) const;
+  // A list of integers, each as get_int takes it.
   std::vector<int> get_ints(const std::string& key, std::vector<int> fallback,
                             IntRange range = {}) const;
   // Absent: fallback; explicit null: nullopt.

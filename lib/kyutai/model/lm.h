@@ -87,8 +87,9 @@ class LmModel {
                        at::Tensor* text_logits) const;
   TransformerState new_text_state(int64_t batch) const;
   // Depformer codebook `cb` of one step: the previous token [B] (the text token for cb 0) and
-  // the temporal output [B, 1, dim] -> audio logits [B, card] in float32. `state` starts fresh
-  // for every step and sees codebooks 0..dep_q-1 in order.
+  // the temporal output [B, 1, dim] -> audio logits [B, card] in float32. `state` starts each
+  // step at offset 0 (new, or reused with its offset set back to 0) and sees codebooks
+  // 0..dep_q-1 in order.
   at::Tensor depformer_step(int cb, const at::Tensor& previous, const at::Tensor& transformer_out,
                             TransformerState& state) const;
   // The same for N conversations, one state each (see the batched text_step).

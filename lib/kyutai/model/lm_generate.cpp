@@ -29,6 +29,7 @@ LmGenState LmGen::new_state(uint64_t seed) const {
   const LmConfig& c = model_.config();
   LmGenState state;
   state.transformer = model_.new_text_state(1);
+  state.depformer = model_.new_depformer_state(1);
   state.cache.assign(static_cast<size_t>(c.num_codebooks() * ring_steps(c)), kUngenerated);
   state.sampler.seed(seed);
   return state;
@@ -160,12 +161,13 @@ std::vector<std::vector<int64_t>> LmGen::depformer(const std::vector<LmGenRow*>&
                                                    const std::vector<int64_t>& text,
                                                    const at::Tensor& transformer_out) const {
   const int dep_q = model_.config().dep_q;
-  // The depformer starts afresh at every step; each row has its own state all the same, so
-  // its attention is computed exactly as it would be alone.
-  std::vector<TransformerState> dep_states;
+  // Each row has its own depformer state, so its attention is computed exactly as it would be
+  // alone.
   std::vector<TransformerState*> states;
-  for (size_t i = 0; i < rows.size(); ++i) dep_states.push_back(model_.new_depformer_state(1));
-  for (auto& s : dep_states) states.push_back(&s);
+  for (LmGenRow* row : rows) {
+    row->state->depformer.offset = 0;  // a new step
+    states.push_back(&row->state->depformer);
+  }
   std::vector<std::vector<int64_t>> tokens(rows.size());
   std::vector<std::vector<at::Tensor>> logits(rows.size());
   std::vector<int64_t> previous = text;

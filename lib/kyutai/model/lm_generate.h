@@ -16,6 +16,9 @@ namespace kyutai {
 
 struct LmGenState {
   TransformerState transformer;
+  // The depformer's state: it starts afresh at every step (offset 0), and its KV ring is written
+  // before it is read, so the one allocated with the conversation serves every step.
+  TransformerState depformer;
   // Ring of max_delay + 2 steps per stream (text, model audio, user audio); -2 = not known yet.
   std::vector<int64_t> cache;
   int64_t offset = 0;  // steps taken

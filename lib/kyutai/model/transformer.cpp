@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -182,7 +183,7 @@ TransformerState StreamingTransformer::init_state(int64_t batch,
 at::Tensor StreamingTransformer::forward(const at::Tensor& x) const {
   Group all;
   all.rows = x.size(0);
-  all.pos = positions(0, x.size(1), false, x);
+  all.pos = positions(0, x.size(1), false, rope_freqs(x), x);
   return run(x, {all});
 }
 
@@ -195,12 +196,18 @@ at::Tensor StreamingTransformer::step(const at::Tensor& x,
   if (x.size(1) > capacity())
     throw InputError("a streaming transformer call carries " + std::to_string(x.size(1)) +
                      " steps, more than its KV cache holds (" + std::to_string(capacity()) + ")");
+  const at::Tensor freqs = rope_freqs(x);
   std::vector<Group> groups;
   int64_t rows = 0;
   for (TransformerState* state : states) {
     Group g;
     g.rows = state->layers.empty() ? 1 : state->layers[0].keys.size(0);
-    g.pos = positions(state->offset, x.size(1), true, x);
+    // Positions depend on the offset alone: groups at the same step (all of them, in the
+    // depformer) share one set of rotations and mask.
+    const auto same = std::find_if(groups.begin(), groups.end(), [&](const Group& other) {
+      return other.pos.offset == state->offset;
+    });
+    g.pos = same != groups.end() ? same->pos : positions(state->offset, x.size(1), true, freqs, x);
     g.state = state;
     if (config_.weights_per_step && state->offset != states[0]->offset)
       throw InputError("streams batched through per-step weights must be at the same step");
@@ -215,8 +222,18 @@ at::Tensor StreamingTransformer::step(const at::Tensor& x,
   return y;
 }
 
+at::Tensor StreamingTransformer::rope_freqs(const at::Tensor& like) const {
+  const PositionalEmbedding pe = config_.positional_embedding;
+  if (pe != PositionalEmbedding::rope && pe != PositionalEmbedding::sin_rope) return {};
+  // In float32, exactly as the reference computes them.
+  const int64_t dim = config_.head_dim();
+  return at::exp(at::arange(dim / 2, like.options().dtype(at::kFloat)) *
+                 static_cast<float>(-std::log(config_.max_period) * 2 / dim));
+}
+
 StreamingTransformer::Positions StreamingTransformer::positions(int64_t offset, int64_t steps,
                                                                 bool streaming,
+                                                                const at::Tensor& freqs,
                                                                 const at::Tensor& like) const {
   Positions pos;
   pos.offset = offset;
@@ -232,14 +249,9 @@ StreamingTransformer::Positions StreamingTransformer::positions(int64_t offset, 
   if (config_.causal && !(streaming && steps == 1))
     pos.bias = attention_bias(offset, steps, key_pos, config_.context.value_or(0))
                    .to(like.options().dtype(at::kFloat));
-  const PositionalEmbedding pe = config_.positional_embedding;
-  if (pe == PositionalEmbedding::rope || pe == PositionalEmbedding::sin_rope) {
-    // Angles t * max_period^(-2i/D), in float32 exactly as the reference computes them.
-    const int64_t dim = config_.head_dim();
-    const auto f32 = like.options().dtype(at::kFloat);
-    at::Tensor freqs = at::exp(at::arange(dim / 2, f32) *
-                               static_cast<float>(-std::log(config_.max_period) * 2 / dim));
-    at::Tensor ts = at::arange(steps, f32) + static_cast<float>(offset);
+  if (freqs.defined()) {
+    // Angles t * max_period^(-2i/D).
+    at::Tensor ts = at::arange(steps, freqs.options()) + static_cast<float>(offset);
     at::Tensor angles = ts.view({-1, 1}) * freqs.view({1, -1});
     pos.cos = at::cos(angles);
     pos.sin = at::sin(angles);

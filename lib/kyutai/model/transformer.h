@@ -78,7 +78,11 @@ class StreamingTransformer {
     Positions pos;
     TransformerState* state = nullptr;
   };
-  Positions positions(int64_t offset, int64_t steps, bool streaming, const at::Tensor& like) const;
+  // Rope frequencies max_period^(-2i/D) [D / 2] in float32 on the device of `like`; undefined
+  // without rope. The same for every position, so computed once per call.
+  at::Tensor rope_freqs(const at::Tensor& like) const;
+  Positions positions(int64_t offset, int64_t steps, bool streaming, const at::Tensor& freqs,
+                      const at::Tensor& like) const;
   at::Tensor run(const at::Tensor& x, const std::vector<Group>& groups) const;
   // x [N, T, C] -> [N, T, C]; each group attends with its own rotations, mask and KV ring.
   at::Tensor attention(const Layer& layer, size_t index, const at::Tensor& x,
