@@ -200,12 +200,6 @@ double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
   return std::sqrt(diff / norm);
 }
 
-long max_rss_kib() {
-  struct rusage usage {};
-  getrusage(RUSAGE_SELF, &usage);
-  return usage.ru_maxrss;
-}
-
 bool reset_peak_rss() {
   std::ofstream refs("/proc/self/clear_refs");
   refs << "5" << std::flush;

@@ -86,8 +86,6 @@ std::vector<int64_t> buffer_codes(GstBuffer* buffer);
 std::vector<float> buffer_samples(GstBuffer* buffer);
 void unref_all(std::vector<GstBuffer*>& buffers);
 
-// The process's peak resident memory so far, in KiB (getrusage).
-long max_rss_kib();
 // Sets the process's peak resident memory back to the current one (proc(5), clear_refs "5"), so
 // that peak_rss_kib() then reads the peak since this call, whatever earlier tests reached.
 // False where the kernel refuses.
