@@ -50,6 +50,13 @@ at::Tensor undelay(const at::Tensor& logits, const std::vector<int>& delays, at:
   return at::stack(rows, 1);
 }
 
+// A model is built in a format, never in the choice Auto (Moshi::load resolves it for a device).
+WeightFormat resolved(WeightFormat format) {
+  if (format == WeightFormat::Auto)
+    throw ConfigError("the weight format 'auto' must be resolved for a device first");
+  return format;
+}
+
 }  // namespace
 
 void Embedding::declare(const Params& p) {
@@ -93,7 +100,7 @@ LmModel::LmModel(const LmConfig& config, at::ScalarType dtype)
 LmModel::LmModel(const LmConfig& config, WeightFormat weights)
     : config_(config),
       dtype_(weights == WeightFormat::Float32 ? at::kFloat : at::kBFloat16),
-      weights_(weights),
+      weights_(resolved(weights)),
       text_emb_(config.text_card + 1, config.dim),
       transformer_(config.transformer),
       out_norm_(config.transformer.norm, config.dim),
@@ -139,7 +146,7 @@ void LmModel::load(const std::string& path, const at::Device& device,
                    const WeightCacheOptions* cache, const LoadProgress& progress) {
   c10::InferenceMode guard;
   const auto file = SafetensorsFile::open(path);
-  const bool quantized = weights_ == WeightFormat::Int8 || weights_ == WeightFormat::Int4;
+  const bool quantized = weight_format_traits(weights_).quantized;
   std::optional<WeightCache> packed;
   if (cache && quantized && device.is_cpu()) packed.emplace(path, weights_, *cache);
   // The checkpoint's tensors are views of its mapping until read, so a weight found in the cache
