@@ -9,7 +9,6 @@
 #include <optional>
 
 #include "kyutai/error.h"
-#include "kyutai/model/ops.h"
 #include "kyutai/safetensors.h"
 
 namespace kyutai {
@@ -67,18 +66,7 @@ void Embedding::declare(const Params& p) {
 at::Tensor Embedding::operator()(const at::Tensor& tokens) const {
   const at::Tensor y =
       at::embedding(weight_, tokens.clamp_min(0)).masked_fill((tokens == -1).unsqueeze(-1), 0);
-  if (!low_rank_) return y;
-  // A few rows are projected one by one, as a single conversation's step is: a batched step
-  // then gives each row exactly its own result (a gemm over rows would not).
-  if (tokens.numel() <= LinearWeight::kExactRows && tokens.numel() > 1) {
-    std::vector<at::Tensor> rows;
-    const at::Tensor flat = y.reshape({-1, 1, low_rank_});
-    for (int64_t r = 0; r < flat.size(0); ++r) rows.push_back(ops::linear(flat[r], projection_));
-    std::vector<int64_t> shape(y.sizes().begin(), y.sizes().end());
-    shape.back() = dim_;
-    return at::cat(rows, 0).view(shape);
-  }
-  return ops::linear(y, projection_);
+  return low_rank_ ? projection_(y) : y;
 }
 
 void Linear::declare(const Params& p, int64_t out, int64_t in, bool with_bias) {

@@ -6,7 +6,7 @@
 
 #include "kyutai/error.h"
 #include "kyutai/kernels/kernels.h"
-#include "kyutai/model/ops.h"
+#include "kyutai/weights/dense_product.h"
 
 namespace kyutai {
 
@@ -54,7 +54,7 @@ void LinearWeight::set_packed(std::shared_ptr<const kernels::PackedWeight> packe
 at::Tensor LinearWeight::operator()(const at::Tensor& x) const {
   const int64_t in = x.size(-1), rows = x.numel() / in;
   // Past kExactRows a float weight goes through libtorch's gemm, which reads it once for all rows.
-  if (!packed_ || (tensor.defined() && rows > kExactRows)) return ops::linear(x, tensor);
+  if (!packed_ || (tensor.defined() && rows > kExactRows)) return dense::linear(x, tensor);
   const at::Tensor xf = x.to(at::kFloat).contiguous();
   std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
   shape.back() = packed_->out;
