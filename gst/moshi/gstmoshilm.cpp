@@ -624,6 +624,8 @@ static gboolean gst_moshi_lm_start(GstMoshiLm* self) {
     priv->moshi.reset();
     return FALSE;
   }
+  gst_kyutai_settings_set_resolved(GST_ELEMENT(self), &self->settings,
+                                   priv->moshi->weight_format());
   const kyutai::MoshiFormat& f = priv->moshi->format();
   GST_INFO_OBJECT(self, "model %s: reads %d codebooks, writes %d of %d entries, %d silent steps",
                   config.model.c_str(), f.user_codebooks, f.model_codebooks, f.cardinality,
@@ -641,6 +643,8 @@ static void gst_moshi_lm_stop(GstMoshiLm* self) {
   self->priv->conversation.reset();
   self->priv->moshi.reset();
   self->priv->in_codebooks = 0;
+  gst_kyutai_settings_set_resolved(GST_ELEMENT(self), &self->settings,
+                                   kyutai::WeightFormat::Auto);
 }
 
 static GstStateChangeReturn gst_moshi_lm_change_state(GstElement* element,
