@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "kyutai/error.h"
 #include "kyutai/kernels/kernels.h"
 #include "kyutai/kernels/thread_pool.h"
 
@@ -26,7 +27,7 @@
 #endif
 
 namespace kernels = kyutai::kernels;
-using kernels::WeightFormat;
+using kyutai::WeightFormat;
 
 namespace {
 
@@ -116,7 +117,7 @@ void bench_kernels(const Options& opt) {
           kernels::matmul(copies[i % copies.size()], x.data(), rows, s.in, y.data(), s.out);
         });
         std::printf("gst-moshi %-8s %-6s [%5ld,%5ld] rows=%ld threads=%d  %8.1f us  %5.1f GB/s\n",
-                    kernels::format_name(f), kernels::isa_name(kernels::current_isa()), s.out,
+                    kyutai::weight_format_name(f), kernels::isa_name(kernels::current_isa()), s.out,
                     s.in, rows, opt.threads, t * 1e6, copies[0].total_bytes() / t / 1e9);
       }
     }
@@ -184,11 +185,13 @@ std::vector<WeightFormat> parse_formats(const std::string& list) {
   while (start <= list.size()) {
     const size_t end = std::min(list.find(',', start), list.size());
     const std::string name = list.substr(start, end - start);
-    bool known = false;
-    for (WeightFormat f : {WeightFormat::Float32, WeightFormat::BFloat16, WeightFormat::Int8,
-                           WeightFormat::Int4})
-      if (name == kernels::format_name(f)) out.push_back(f), known = true;
-    if (!known) usage();
+    try {
+      const WeightFormat f = kyutai::parse_weight_format(name);
+      if (f == WeightFormat::Auto) usage();  // the kernels run formats, not choices
+      out.push_back(f);
+    } catch (const kyutai::ConfigError&) {
+      usage();
+    }
     start = end + 1;
   }
   return out;

@@ -246,8 +246,8 @@ int main(int argc, char** argv) {
     kyutai::check_device(o.device);
     const at::Device device(o.device);
     const kyutai::LmConfig config = kyutai::LmConfig::from_file(o.config);
-    kyutai::LmModel model(config, o.weights);
-    const char* weights = kyutai::weight_format_name(o.weights);
+    kyutai::LmModel model(config, kyutai::resolve_weight_format(o.weights, o.device));
+    const char* weights = kyutai::weight_format_name(model.weight_format());
     std::printf("config: %s, %.0f M parameters, %s weights\n", o.config.c_str(),
                 kyutai::count_elements(model.params()) / 1e6, weights);
     const auto t_init = std::chrono::steady_clock::now();

@@ -45,7 +45,8 @@ int main(int argc, char** argv) {
                   std::filesystem::file_size(checkpoint) / 1e9);
       return 0;
     }
-    const kyutai::WeightFormat format = kyutai::parse_weight_format(argv[3]);
+    const kyutai::WeightFormat format =
+        kyutai::resolve_weight_format(kyutai::parse_weight_format(argv[3]), "cpu");
     kyutai::WeightCacheOptions cache;
     cache.dir = cache_dir;
     std::string outcome = "none";

@@ -126,10 +126,9 @@ bool Call::build(const Config& config, std::string& error) {
 }
 
 void configure_moshibin(GstElement* moshi, const Config& config) {
-  // The weight format goes by name through 'dtype', so a bad one is refused when the element
-  // starts ('weights' would only log a warning and keep its default).
+  // The weight format was parsed at start; the values of moshibin's 'weights' are the enum's.
   g_object_set(moshi, "model", config.model.c_str(), "device", config.device.c_str(), "threads",
-               config.threads, "dtype", config.weights.c_str(), nullptr);
+               config.threads, "weights", static_cast<gint>(config.weights), nullptr);
 }
 
 StepReading read_steps(GstElement* moshi) {

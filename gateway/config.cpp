@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 
+#include "kyutai/error.h"
 #include "ports.h"
 #include "sdp.h"
 
@@ -87,6 +88,13 @@ Setter seconds_setter(double Config::*field, double max) {
   };
 }
 
+// Parsed once, here, by the library's table: a name it refuses throws its ConfigError, which
+// names the accepted values.
+bool set_weights(Config& c, const char* text) {
+  c.weights = kyutai::parse_weight_format(text);
+  return true;
+}
+
 bool set_seed(Config& c, const char* text) {
   int64_t value = 0;
   if (!to_int(text, -1, G_MAXINT64, &value)) return false;
@@ -101,9 +109,9 @@ const std::vector<Setting>& settings() {
        "Hugging Face cache (default kyutai/moshiko-pytorch-bf16)",
        string_setter(&Config::model)},
       {"weights", "FORMAT",
-       "weight format of the language model: bfloat16 (default) or float32, and int8 or int4 "
-       "where moshibin offers them",
-       string_setter(&Config::weights)},
+       "weight format of the language model: auto (default: bfloat16 on a GPU, int8 on a "
+       "CPU), float32, bfloat16, int8 or int4 (int8 and int4 on the CPU only)",
+       set_weights},
       {"device", "DEVICE", "cpu (default), cuda or cuda:N", string_setter(&Config::device)},
       {"threads", "N", "compute threads for the whole process, 0 for one per core (default)",
        int_setter(&Config::threads, 0, 1024)},
@@ -159,8 +167,13 @@ const std::vector<Setting>& settings() {
 
 bool apply(Config& config, const Setting& s, const char* value, const char* origin,
            std::string& error) {
-  if (s.set(config, value)) return true;
-  error = std::string("invalid value '") + value + "' for '" + s.key + "' (" + origin + ")";
+  std::string why;
+  try {
+    if (s.set(config, value)) return true;
+  } catch (const kyutai::ConfigError& e) {
+    why = std::string(": ") + e.what();
+  }
+  error = std::string("invalid value '") + value + "' for '" + s.key + "' (" + origin + ")" + why;
   return false;
 }
 

@@ -6,12 +6,14 @@
 #include <string>
 #include <vector>
 
+#include "kyutai/weights.h"
+
 namespace moshigw {
 
 struct Config {
   // Moshi
   std::string model = "kyutai/moshiko-pytorch-bf16";
-  std::string weights = "bfloat16";  // moshibin's 'weights' (or 'dtype' where it has no 'weights')
+  kyutai::WeightFormat weights = kyutai::WeightFormat::Auto;  // moshibin's 'weights'
   std::string device = "cpu";
   int threads = 0;
   int64_t seed = -1;  // -1: a random seed per call; else call N gets seed + N

@@ -127,9 +127,11 @@ bool Gateway::load_model(std::string& error) {
   configure_moshibin(moshi, config_);
   const gint64 begin = g_get_monotonic_time();
   if (gst_element_set_state(warm_, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE) {
-    g_message("model %s loaded in %.1f s (%s, %s)", config_.model.c_str(),
+    gint loaded = 0;  // what 'auto' chose reads back once loaded
+    g_object_get(moshi, "weights", &loaded, nullptr);
+    g_message("model %s loaded in %.1f s (%s, %s weights)", config_.model.c_str(),
               (g_get_monotonic_time() - begin) / 1e6, config_.device.c_str(),
-              config_.weights.c_str());
+              kyutai::weight_format_name(static_cast<kyutai::WeightFormat>(loaded)));
     const StepReading none = read_steps(moshi);  // the histogram's buckets, from the library
     metrics_.add_steps(none.bounds_ms, none.counts, none.total_ms);
     return true;

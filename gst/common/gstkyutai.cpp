@@ -12,15 +12,26 @@ static const GParamFlags kReadyFlags =
 void gst_kyutai_settings_init(GstKyutaiSettings* settings, gboolean has_dtype) {
   settings->model = g_strdup(GST_KYUTAI_DEFAULT_MODEL);
   settings->device = g_strdup(GST_KYUTAI_DEFAULT_DEVICE);
-  settings->dtype = has_dtype ? g_strdup(GST_KYUTAI_DEFAULT_DTYPE) : nullptr;
   settings->threads = GST_KYUTAI_DEFAULT_THREADS;
   settings->has_dtype = has_dtype;
+  settings->weights = GST_KYUTAI_DEFAULT_WEIGHTS;
+  settings->resolved = kyutai::WeightFormat::Auto;
+  settings->refused_dtype = nullptr;
 }
 
 void gst_kyutai_settings_clear(GstKyutaiSettings* settings) {
   g_clear_pointer(&settings->model, g_free);
   g_clear_pointer(&settings->device, g_free);
-  g_clear_pointer(&settings->dtype, g_free);
+  g_clear_pointer(&settings->refused_dtype, g_free);
+}
+
+// The blurb of `dtype`, with the names the library accepts (static: the property keeps it).
+static const char* dtype_blurb() {
+  static const std::string blurb =
+      "The weight format by name (" + kyutai::weight_format_choices() +
+      ", or an alias such as bf16): the same setting as 'weights', kept for existing pipelines. "
+      "A name no format has stops the element at start";
+  return blurb.c_str();
 }
 
 void gst_kyutai_install_settings(GObjectClass* klass, guint first, const char* model_blurb,
@@ -45,52 +56,65 @@ void gst_kyutai_install_settings(GObjectClass* klass, guint first, const char* m
       klass, first + GST_KYUTAI_PROP_WEIGHTS,
       g_param_spec_enum(
           "weights", "Weight format",
-          "How the language model stores its matrix weights. bfloat16: as Kyutai ships them (the "
-          "7B: 15.4 GB); float32: twice the memory, the reference's numerics; int8 and int4: "
-          "quantized at load from the bfloat16 checkpoint and cached in ~/.cache/gst-moshi "
-          "(the 7B: 8.6 and 4.9 GB resident), faster on a CPU (see docs/PERFORMANCE.md). "
-          "int8 and int4 run on the CPU only",
-          GST_TYPE_KYUTAI_WEIGHTS, GST_KYUTAI_WEIGHTS_BFLOAT16, kReadyFlags));
+          "How the language model stores its matrix weights. auto (the default): bfloat16 on a "
+          "GPU, int8 on a CPU; once the model is loaded this property reads back the format "
+          "chosen. bfloat16: as Kyutai ships them (the 7B: 15.4 GB); float32: twice the "
+          "memory, the reference's numerics; int8 and int4: quantized at load from the bfloat16 "
+          "checkpoint and cached in ~/.cache/gst-moshi (the 7B: 8.6 and 4.9 GB resident), "
+          "faster on a CPU (see docs/PERFORMANCE.md). int8 and int4 run on the CPU only",
+          GST_TYPE_KYUTAI_WEIGHTS, static_cast<gint>(GST_KYUTAI_DEFAULT_WEIGHTS), kReadyFlags));
   g_object_class_install_property(
       klass, first + GST_KYUTAI_PROP_DTYPE,
-      g_param_spec_string("dtype", "Data type (deprecated)",
-                          "The weight format by name (float32, bfloat16, int8, int4): the same "
-                          "setting as 'weights', kept for existing pipelines",
-                          GST_KYUTAI_DEFAULT_DTYPE, kReadyFlags));
+      g_param_spec_string("dtype", "Data type (deprecated)", dtype_blurb(),
+                          kyutai::weight_format_name(GST_KYUTAI_DEFAULT_WEIGHTS), kReadyFlags));
+}
+
+// "int8: Q8_0, quantized at load and cached; ... (1.0625 bytes a weight)". Built once and kept
+// for the life of the type.
+static const gchar* weights_value_name(const kyutai::WeightFormatTraits& t) {
+  if (t.bytes_per_weight <= 0) return g_strdup_printf("%s: %s", t.name, t.description);
+  return g_strdup_printf("%s: %s (%g bytes a weight)", t.name, t.description, t.bytes_per_weight);
 }
 
 GType gst_kyutai_weights_get_type(void) {
-  static const GEnumValue values[] = {
-      {GST_KYUTAI_WEIGHTS_FLOAT32, "float32 (4 bytes a weight)", "float32"},
-      {GST_KYUTAI_WEIGHTS_BFLOAT16, "bfloat16 (2 bytes a weight, as shipped)", "bfloat16"},
-      {GST_KYUTAI_WEIGHTS_INT8, "int8 (Q8_0, 1.06 bytes a weight)", "int8"},
-      {GST_KYUTAI_WEIGHTS_INT4, "int4 (Q4_0, 0.56 bytes a weight)", "int4"},
-      {0, nullptr, nullptr}};
+  static GEnumValue values[kyutai::kWeightFormatCount + 1] = {};
   static gsize type = 0;
-  if (g_once_init_enter(&type))
+  if (g_once_init_enter(&type)) {
+    for (int i = 0; i < kyutai::kWeightFormatCount; ++i) {
+      const kyutai::WeightFormatTraits& t = kyutai::kWeightFormats[i];
+      values[i] = {static_cast<gint>(t.format), weights_value_name(t), t.name};
+    }
     g_once_init_leave(&type, g_enum_register_static("GstKyutaiWeights", values));
+  }
   return type;
 }
 
-// The enum value of a format name as the library reads it (so its aliases too), or -1 for a
-// name it refuses (dtype is free text).
-static gint weights_value(const gchar* name) {
-  if (!name) return -1;
-  const char* nick;
-  try {
-    nick = kyutai::weight_format_name(kyutai::parse_weight_format(name));
-  } catch (const kyutai::ConfigError&) {
-    return -1;
-  }
-  g_autoptr(GEnumClass) klass = G_ENUM_CLASS(g_type_class_ref(GST_TYPE_KYUTAI_WEIGHTS));
-  const GEnumValue* v = g_enum_get_value_by_nick(klass, nick);
-  return v ? v->value : -1;
+// What `weights` and `dtype` read: the loaded model's format, else the setting.
+static kyutai::WeightFormat effective_weights(const GstKyutaiSettings* settings) {
+  return settings->resolved != kyutai::WeightFormat::Auto ? settings->resolved
+                                                           : settings->weights;
 }
 
-static const gchar* weights_name(gint value) {
-  g_autoptr(GEnumClass) klass = G_ENUM_CLASS(g_type_class_ref(GST_TYPE_KYUTAI_WEIGHTS));
-  const GEnumValue* v = g_enum_get_value(klass, value);
-  return v ? v->value_nick : GST_KYUTAI_DEFAULT_DTYPE;
+// dtype is parsed here, once: a name no format has is kept to be refused at start (a property
+// cannot fail), and leaves the format as it was.
+static void set_dtype(GstElement* element, GstKyutaiSettings* settings, const gchar* name) {
+  kyutai::WeightFormat format = GST_KYUTAI_DEFAULT_WEIGHTS;  // NULL: the default
+  bool known = true;
+  try {
+    if (name) format = kyutai::parse_weight_format(name);
+  } catch (const kyutai::ConfigError&) {
+    known = false;
+  }
+  GstObjectLocker lock(element);
+  if (known) settings->weights = format;
+  g_free(settings->refused_dtype);
+  settings->refused_dtype = known ? nullptr : g_strdup(name);
+}
+
+static void set_weights(GstElement* element, GstKyutaiSettings* settings, gint value) {
+  GstObjectLocker lock(element);
+  settings->weights = static_cast<kyutai::WeightFormat>(value);
+  g_clear_pointer(&settings->refused_dtype, g_free);
 }
 
 static void replace_string(GstElement* element, gchar** field, const GValue* value) {
@@ -115,15 +139,12 @@ gboolean gst_kyutai_settings_set_property(GstElement* element, GstKyutaiSettings
     }
     case GST_KYUTAI_PROP_DTYPE:
       if (!settings->has_dtype) return FALSE;
-      replace_string(element, &settings->dtype, value);
+      set_dtype(element, settings, g_value_get_string(value));
       return TRUE;
-    case GST_KYUTAI_PROP_WEIGHTS: {
+    case GST_KYUTAI_PROP_WEIGHTS:
       if (!settings->has_dtype) return FALSE;
-      GstObjectLocker lock(element);
-      g_free(settings->dtype);
-      settings->dtype = g_strdup(weights_name(g_value_get_enum(value)));
+      set_weights(element, settings, g_value_get_enum(value));
       return TRUE;
-    }
     default:
       return FALSE;
   }
@@ -145,15 +166,14 @@ gboolean gst_kyutai_settings_get_property(GstElement* element, GstKyutaiSettings
       break;
     case GST_KYUTAI_PROP_DTYPE:
       known = settings->has_dtype;
-      if (known) g_value_set_string(value, settings->dtype);
+      if (known)
+        g_value_set_string(value, settings->refused_dtype
+                                      ? settings->refused_dtype
+                                      : kyutai::weight_format_name(effective_weights(settings)));
       break;
     case GST_KYUTAI_PROP_WEIGHTS:
       known = settings->has_dtype;
-      // A dtype no format has (refused at start) reads as the default.
-      if (known) {
-        const gint v = weights_value(settings->dtype);
-        g_value_set_enum(value, v >= 0 ? v : GST_KYUTAI_WEIGHTS_BFLOAT16);
-      }
+      if (known) g_value_set_enum(value, static_cast<gint>(effective_weights(settings)));
       break;
     default:
       known = FALSE;
@@ -161,13 +181,20 @@ gboolean gst_kyutai_settings_get_property(GstElement* element, GstKyutaiSettings
   return known;
 }
 
+void gst_kyutai_settings_set_resolved(GstElement* element, GstKyutaiSettings* settings,
+                                      kyutai::WeightFormat format) {
+  GstObjectLocker lock(element);
+  settings->resolved = format;
+}
+
 GstKyutaiConfig gst_kyutai_settings_copy(GstElement* element, const GstKyutaiSettings* settings) {
   GstKyutaiConfig config;
   GstObjectLocker lock(element);
   config.model = settings->model ? settings->model : "";
   config.device = settings->device ? settings->device : "";
-  config.dtype = settings->dtype ? settings->dtype : "";
   config.threads = settings->threads;
+  config.weights = settings->weights;
+  config.refused_dtype = settings->refused_dtype ? settings->refused_dtype : "";
   return config;
 }
 
@@ -216,6 +243,36 @@ bool gst_kyutai_check_device(GstElement* element, const std::string& device, con
   return gst_kyutai_try(site, element, GST_KYUTAI_ERROR_CODE(RESOURCE, SETTINGS),
                         std::string("Cannot run ") + what + " on device '" + device + "'.",
                         [&] { kyutai::check_device(device); });
+}
+
+// "float32, bfloat16 or auto": the choices that run on any device.
+static std::string formats_off_the_cpu() {
+  std::string out;
+  for (const kyutai::WeightFormatTraits& t : kyutai::kWeightFormats)
+    if (!t.cpu_only) out += std::string(out.empty() ? "" : ", ") + t.name;
+  const size_t last = out.rfind(", ");
+  return last == std::string::npos ? out : out.replace(last, 2, " or ");
+}
+
+bool gst_kyutai_check_weights(GstElement* element, const GstKyutaiConfig& config,
+                              const GstKyutaiSite& site) {
+  if (!config.refused_dtype.empty()) {
+    gst_kyutai_post_error(element, GST_KYUTAI_ERROR_CODE(RESOURCE, SETTINGS),
+                          "The weight format (weights, dtype) must be " +
+                              kyutai::weight_format_choices() + ", not '" + config.refused_dtype +
+                              "'.",
+                          "", site);
+    return false;
+  }
+  // The library refuses this too, at load, where it would read as a model that cannot load.
+  const kyutai::WeightFormat format = kyutai::resolve_weight_format(config.weights, config.device);
+  if (!kyutai::weight_format_traits(format).cpu_only || config.device == "cpu") return true;
+  gst_kyutai_post_error(element, GST_KYUTAI_ERROR_CODE(RESOURCE, SETTINGS),
+                        std::string(kyutai::weight_format_name(format)) +
+                            " weights run on the CPU only: use " + formats_off_the_cpu() +
+                            " on device '" + config.device + "'.",
+                        "", site);
+  return false;
 }
 
 GstCaps* gst_kyutai_mimi_caps_new(int rate, int frame_size, int codebooks, int cardinality) {

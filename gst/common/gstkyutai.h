@@ -11,6 +11,8 @@
 #include <string>
 #include <type_traits>
 
+#include "kyutai/weights.h"
+
 #define GST_KYUTAI_MIMI_MEDIA_TYPE "audio/x-mimi"
 // The widest codebook range the media type allows (the released Mimi has 32).
 #define GST_KYUTAI_MIMI_MAX_CODEBOOKS 32
@@ -61,16 +63,20 @@ auto gst_kyutai_locked(gpointer object, Read&& read) {
 #define GST_KYUTAI_DEFAULT_MODEL "kyutai/moshiko-pytorch-bf16"
 #define GST_KYUTAI_DEFAULT_DEVICE "cpu"
 #define GST_KYUTAI_DEFAULT_THREADS 0
-#define GST_KYUTAI_DEFAULT_DTYPE "bfloat16"
+#define GST_KYUTAI_DEFAULT_WEIGHTS kyutai::WeightFormat::Auto
 
 // The model settings every element has, as plain C data inside the GObject instance, under its
-// object lock. dtype is used only by elements that install it (the language model's).
+// object lock. The weight format is used only by elements that install it (the language
+// model's), as `weights` (the enum) and `dtype` (its deprecated string spelling, parsed once,
+// when set).
 struct GstKyutaiSettings {
   gchar* model;
   gchar* device;
-  gchar* dtype;
   gint threads;
   gboolean has_dtype;
+  kyutai::WeightFormat weights;   // as set: Auto by default
+  kyutai::WeightFormat resolved;  // what the loaded model uses; Auto while none is loaded
+  gchar* refused_dtype;           // a dtype no format has: the element refuses to start
 };
 
 // Offsets of the settings' properties from the first id an element gives them; an element
@@ -84,14 +90,9 @@ enum {
   GST_KYUTAI_N_PROPS
 };
 
-// How the language model stores its matrix weights (the `weights` property); the nicks are the
-// library's format names.
-typedef enum {
-  GST_KYUTAI_WEIGHTS_FLOAT32,
-  GST_KYUTAI_WEIGHTS_BFLOAT16,
-  GST_KYUTAI_WEIGHTS_INT8,
-  GST_KYUTAI_WEIGHTS_INT4,
-} GstKyutaiWeights;
+// How the language model stores its matrix weights (the `weights` property): one value per row
+// of the library's table (kyutai/weights.h), whose number is the kyutai::WeightFormat, whose
+// nick is the format's name and whose name its description.
 GType gst_kyutai_weights_get_type(void);
 #define GST_TYPE_KYUTAI_WEIGHTS (gst_kyutai_weights_get_type())
 
@@ -105,11 +106,17 @@ gboolean gst_kyutai_settings_set_property(GstElement* element, GstKyutaiSettings
                                           guint offset, const GValue* value);
 gboolean gst_kyutai_settings_get_property(GstElement* element, GstKyutaiSettings* settings,
                                           guint offset, GValue* value);
+// Records the format of the model loaded (Auto once it is released): `weights` and `dtype` read
+// it back meanwhile.
+void gst_kyutai_settings_set_resolved(GstElement* element, GstKyutaiSettings* settings,
+                                      kyutai::WeightFormat format);
 
 // The settings copied at start, so that streaming never reads properties.
 struct GstKyutaiConfig {
-  std::string model, device, dtype;
+  std::string model, device;
   int threads = GST_KYUTAI_DEFAULT_THREADS;
+  kyutai::WeightFormat weights = GST_KYUTAI_DEFAULT_WEIGHTS;
+  std::string refused_dtype;  // not empty: a dtype no format has
 };
 GstKyutaiConfig gst_kyutai_settings_copy(GstElement* element, const GstKyutaiSettings* settings);
 
@@ -158,6 +165,13 @@ bool gst_kyutai_check_device(GstElement* element, const std::string& device, con
                              const GstKyutaiSite& site);
 #define GST_KYUTAI_CHECK_DEVICE(element, device, what) \
   gst_kyutai_check_device(element, device, what, GST_KYUTAI_SITE)
+
+// Checks the weight format for `config.device`: a refused dtype, or a CPU-only format on a GPU,
+// is RESOURCE/SETTINGS naming the accepted values.
+bool gst_kyutai_check_weights(GstElement* element, const GstKyutaiConfig& config,
+                              const GstKyutaiSite& site);
+#define GST_KYUTAI_CHECK_WEIGHTS(element, config) \
+  gst_kyutai_check_weights(element, config, GST_KYUTAI_SITE)
 
 // The sentence for the user: a string, or a function of the error code (to say "not found"
 // differently from "invalid").

@@ -105,6 +105,7 @@ static bool gst_moshi_bin_locate(GstMoshiBin* self, const std::string& model,
 // Hands the settings to the children, before they leave NULL.
 static bool gst_moshi_bin_configure(GstMoshiBin* self) {
   const GstKyutaiConfig config = gst_kyutai_settings_copy(GST_ELEMENT(self), &self->settings);
+  if (!GST_KYUTAI_CHECK_WEIGHTS(GST_ELEMENT(self), config)) return false;
   kyutai::MoshiFiles files;
   if (!gst_moshi_bin_locate(self, config.model, &files)) return false;
   GST_INFO_OBJECT(self, "model %s in %s, %d codebooks", files.weights.c_str(), files.dir.c_str(),
@@ -117,8 +118,19 @@ static bool gst_moshi_bin_configure(GstMoshiBin* self) {
   for (GstElement* child : {self->encoder, self->lm, self->decoder})
     g_object_set(child, "device", config.device.c_str(), "threads", config.threads, nullptr);
   g_object_set(self->encoder, "num-codebooks", files.mimi_codebooks(), nullptr);
-  g_object_set(self->lm, "dtype", config.dtype.c_str(), nullptr);
+  g_object_set(self->lm, "weights", static_cast<gint>(config.weights), nullptr);
   return true;
+}
+
+// `weights` reads back what moshilm loaded, while it holds the model.
+static void gst_moshi_bin_track_weights(GstMoshiBin* self, GstStateChange transition) {
+  gint loaded = static_cast<gint>(kyutai::WeightFormat::Auto);
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED)
+    g_object_get(self->lm, "weights", &loaded, nullptr);
+  else if (transition != GST_STATE_CHANGE_PAUSED_TO_READY)
+    return;
+  gst_kyutai_settings_set_resolved(GST_ELEMENT(self), &self->settings,
+                                   static_cast<kyutai::WeightFormat>(loaded));
 }
 
 static GstStateChangeReturn gst_moshi_bin_change_state(GstElement* element,
@@ -132,7 +144,10 @@ static GstStateChangeReturn gst_moshi_bin_change_state(GstElement* element,
   }
   if (transition == GST_STATE_CHANGE_READY_TO_PAUSED && !gst_moshi_bin_configure(self))
     return GST_STATE_CHANGE_FAILURE;
-  return GST_ELEMENT_CLASS(parent_class)->change_state(element, transition);
+  const GstStateChangeReturn ret =
+      GST_ELEMENT_CLASS(parent_class)->change_state(element, transition);
+  if (ret != GST_STATE_CHANGE_FAILURE) gst_moshi_bin_track_weights(self, transition);
+  return ret;
 }
 
 static void gst_moshi_bin_ghost(GstMoshiBin* self, GstElement* child, const char* child_pad,

@@ -546,6 +546,8 @@ static gboolean gst_moshi_lm_start(GstMoshiLm* self) {
     return FALSE;
   }
   gst_kyutai_locked(self, [&] { priv->conversation = std::move(conversation); });
+  gst_kyutai_settings_set_resolved(GST_ELEMENT(self), &self->settings,
+                                   priv->moshi->weight_format());
   const kyutai::MoshiFormat& f = priv->moshi->format();
   GST_INFO_OBJECT(self, "model %s: reads %d codebooks, writes %d of %d entries, %d silent steps",
                   config.model.c_str(), f.user_codebooks, f.model_codebooks, f.cardinality,
@@ -568,6 +570,8 @@ static void gst_moshi_lm_stop(GstMoshiLm* self) {
   conversation.reset();  // leaves the batch: not under the object lock
   self->priv->moshi.reset();
   self->priv->in_codebooks = 0;
+  gst_kyutai_settings_set_resolved(GST_ELEMENT(self), &self->settings,
+                                   kyutai::WeightFormat::Auto);
 }
 
 static GstStateChangeReturn gst_moshi_lm_change_state(GstElement* element,

@@ -32,11 +32,14 @@ std::shared_ptr<const kyutai::Moshi> gst_moshi_load_lm(GstElement* element,
   std::shared_ptr<const kyutai::Moshi> moshi;
   if (!GST_KYUTAI_TRY(element, LIBRARY, INIT, sentence, [&] {
         files = kyutai::locate_moshi(config.model);
-        moshi = kyutai::Moshi::load_shared(files, config.device, config.dtype,
+        moshi = kyutai::Moshi::load_shared(files, config.device, config.weights,
                                            weight_cache(element), progress.callback());
       }))
     return nullptr;
   progress.complete(files.weights);
+  GST_INFO_OBJECT(element, "%s weights (asked for %s) on device %s",
+                  kyutai::weight_format_name(moshi->weight_format()),
+                  kyutai::weight_format_name(config.weights), config.device.c_str());
   if (!GST_KYUTAI_TRY(element, RESOURCE, SETTINGS, "Cannot set the number of compute threads.",
                       [&] { kyutai::set_num_threads(config.threads); }))
     return nullptr;

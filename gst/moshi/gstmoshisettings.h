@@ -6,9 +6,10 @@
 
 #include "gstkyutai.h"
 
-// Installs model (documented for Moshi's repositories), device, threads and dtype from `first`.
+// Installs model (documented for Moshi's repositories), device, threads, weights and dtype from
+// `first`.
 void gst_moshi_install_settings(GObjectClass* klass, guint first);
 
-// Posts RESOURCE/SETTINGS and returns false when no model is given, or the device or dtype is
-// wrong whatever the model (int8 and int4 off the CPU, too).
+// Posts RESOURCE/SETTINGS and returns false when no model is given, or the device or weight
+// format is wrong whatever the model (an unknown dtype; int8 and int4 off the CPU, too).
 bool gst_moshi_check_settings(GstElement* element, const GstKyutaiConfig& config);

@@ -56,7 +56,7 @@ void expect_heard(const Caller& caller, double seconds, double produced) {
 TEST(Gateway, BadSettingsAreRefusedAtStart) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"--listen", "localhost"}, "invalid value 'localhost' for 'listen'"},
-      {{"--weights", "int9"}, "must be float32, bfloat16, int8 or int4, not 'int9'"},
+      {{"--weights", "int9"}, "must be float32, bfloat16, int8, int4 or auto, not 'int9'"},
       {{"--transcript-dir", "/nonexistent/gst-moshi"}, "is not a directory"},
   };
   for (const auto& [extra, message] : cases) {

@@ -11,6 +11,7 @@
 
 #include "gst_test_util.h"
 #include "kyutai/safetensors.h"
+#include "kyutai/weights.h"
 
 namespace gstmimi::test {
 namespace {
@@ -360,10 +361,37 @@ TEST(MoshiLmWeights, WeightsIsAnEnumAndDtypeItsAlias) {
   g_object_get(lm, "weights", &weights, nullptr);
   EXPECT_STREQ(g_enum_get_value(values, weights)->value_nick, "float32");
   EXPECT_STREQ(g_enum_get_value(values, G_PARAM_SPEC_ENUM(spec)->default_value)->value_nick,
-               "bfloat16");
+               "auto");
+  // One value per row of the library's table, numbered as its enum.
   std::vector<std::string> nicks;
-  for (guint i = 0; i < values->n_values; ++i) nicks.push_back(values->values[i].value_nick);
-  EXPECT_EQ(nicks, (std::vector<std::string>{"float32", "bfloat16", "int8", "int4"}));
+  for (guint i = 0; i < values->n_values; ++i) {
+    nicks.push_back(values->values[i].value_nick);
+    EXPECT_EQ(values->values[i].value, static_cast<gint>(kyutai::kWeightFormats[i].format));
+  }
+  EXPECT_EQ(nicks, (std::vector<std::string>{"float32", "bfloat16", "int8", "int4", "auto"}));
+  gst_object_unref(lm);
+}
+
+std::string weights_nick(GstElement* element) {
+  gint value = -1;
+  g_object_get(element, "weights", &value, nullptr);
+  return kyutai::weight_format_name(static_cast<kyutai::WeightFormat>(value));
+}
+
+// weights=auto, the default, reads back as auto until the model is loaded, then as the format
+// it chose for the device (int8 on the CPU), and as auto again once the model is released.
+TEST(MoshiLmWeights, AutoReadsBackTheFormatItChose) {
+  GstElement* lm =
+      GST_ELEMENT(gst_object_ref_sink(make_element("moshilm", {{"model", lm_tiny()}})));
+  EXPECT_EQ(weights_nick(lm), "auto");
+  ASSERT_NE(gst_element_set_state(lm, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
+  EXPECT_EQ(weights_nick(lm), "int8");
+  gchar* dtype = nullptr;
+  g_object_get(lm, "dtype", &dtype, nullptr);
+  EXPECT_STREQ(dtype, "int8");
+  g_free(dtype);
+  gst_element_set_state(lm, GST_STATE_NULL);
+  EXPECT_EQ(weights_nick(lm), "auto");
   gst_object_unref(lm);
 }
 
@@ -374,6 +402,7 @@ TEST(MoshiLmWeights, QuantizedWeightsRunThroughTheirCache) {
   for (const char* f : {"config.json", "model.safetensors", "tokenizer.model"})
     std::filesystem::copy_file(lm_tiny() + "/" + f, dir.path(f));
   TempDir cache;
+  const std::string shared_cache = g_getenv("KYUTAI_CACHE_DIR") ? g_getenv("KYUTAI_CACHE_DIR") : "";
   g_setenv("KYUTAI_CACHE_DIR", cache.str().c_str(), TRUE);
   auto run = [&](const char* weights) {
     Harnessed lm("moshilm", {{"model", dir.str()}, {"weights", weights}});
@@ -407,7 +436,10 @@ TEST(MoshiLmWeights, QuantizedWeightsRunThroughTheirCache) {
   EXPECT_EQ(files, 2);
   EXPECT_TRUE(run("int8"));
   EXPECT_FALSE(run("int8"));  // rebuilt whole
-  g_unsetenv("KYUTAI_CACHE_DIR");
+  if (shared_cache.empty())
+    g_unsetenv("KYUTAI_CACHE_DIR");
+  else
+    g_setenv("KYUTAI_CACHE_DIR", shared_cache.c_str(), TRUE);
 }
 
 // Same seed: same conversation; another seed: another one.

@@ -127,7 +127,7 @@ class LmSharing : public ::testing::Test {
     std::filesystem::copy_file(tiny + "/tokenizer.model", dir_->path("tokenizer.model"));
     const pid_t child = fork();  // keeps the memory used to make the model out of this process
     if (child == 0) {
-      kyutai::Moshi::random(dir_->path("config.json"), 1, "float32")
+      kyutai::Moshi::random(dir_->path("config.json"), 1, kyutai::WeightFormat::Float32)
           ->save_weights(dir_->path("model.safetensors"));
       _exit(0);
     }

@@ -12,6 +12,7 @@
 #include <tuple>
 #include <vector>
 
+#include "kyutai/error.h"
 #include "kyutai/kernels/half.h"
 #include "kyutai/kernels/kernel_table.h"
 #include "kyutai/kernels/kernels.h"
@@ -79,7 +80,7 @@ void expect_matches_reference(const PackedWeight& w, const float* x, int64_t row
         mag += std::fabs(wd[i] * xr[r][i]);
       }
       ASSERT_LE(std::fabs(y[r * w.out + o] - ref), 1e-5 * mag + 1e-30)
-          << format_name(w.format) << " out=" << w.out << " in=" << w.in << " rows=" << rows
+          << weight_format_name(w.format) << " out=" << w.out << " in=" << w.in << " rows=" << rows
           << " r=" << r << " o=" << o;
     }
   }
@@ -134,7 +135,7 @@ INSTANTIATE_TEST_SUITE_P(AllIsas, MatmulParity,
                                             ::testing::ValuesIn(kFormats)),
                          [](const auto& info) {
                            return std::string(isa_name(std::get<0>(info.param))) + "_" +
-                                  format_name(std::get<1>(info.param));
+                                  weight_format_name(std::get<1>(info.param));
                          });
 
 // Two to four conversations calling products at once get what one caller alone gets.
@@ -181,9 +182,9 @@ TEST_F(KernelTest, QuantizationRoundTripError) {
       }
     }
     const double rel = std::sqrt(err / norm);
-    std::printf("[ quant    ] %-8s relative L2 error %.5f, %.3f bytes per weight\n", format_name(f),
-                rel, static_cast<double>(w.total_bytes()) / (out * in));
-    EXPECT_LE(rel, bounds[static_cast<int>(f)]) << format_name(f);
+    std::printf("[ quant    ] %-8s relative L2 error %.5f, %.3f bytes per weight\n",
+                weight_format_name(f), rel, static_cast<double>(w.total_bytes()) / (out * in));
+    EXPECT_LE(rel, bounds[static_cast<int>(f)]) << weight_format_name(f);
   }
 }
 
@@ -199,10 +200,10 @@ TEST_F(KernelTest, PackFromBfloat16MatchesPackFromFloat) {
   for (WeightFormat f : kFormats) {
     const PackedWeight a = pack_bf16(f, wb.data(), out, in), b = pack(f, wr.data(), out, in);
     ASSERT_EQ(a.total_bytes(), b.total_bytes());
-    EXPECT_EQ(std::memcmp(a.data, b.data, a.data_bytes()), 0) << format_name(f);
+    EXPECT_EQ(std::memcmp(a.data, b.data, a.data_bytes()), 0) << weight_format_name(f);
     // Float formats have no scales (null): memcmp must not be given a null pointer, even for 0.
     if (a.scale_count() > 0)
-      EXPECT_EQ(std::memcmp(a.scales, b.scales, 2 * a.scale_count()), 0) << format_name(f);
+      EXPECT_EQ(std::memcmp(a.scales, b.scales, 2 * a.scale_count()), 0) << weight_format_name(f);
   }
   // BFloat16 keeps the checkpoint's bits.
   const PackedWeight p = pack_bf16(WeightFormat::BFloat16, wb.data(), out, in);
@@ -222,7 +223,38 @@ TEST_F(KernelTest, ViewOfSavedArraysMatches) {
     std::vector<float> y0(rows * out), y1(rows * out);
     matmul(w, x.data(), rows, in, y0.data(), out);
     matmul(v, x.data(), rows, in, y1.data(), out);
-    EXPECT_EQ(std::memcmp(y0.data(), y1.data(), sizeof(float) * y0.size()), 0) << format_name(f);
+    EXPECT_EQ(std::memcmp(y0.data(), y1.data(), sizeof(float) * y0.size()), 0)
+        << weight_format_name(f);
+  }
+}
+
+// The table's figures are what packing really takes: bytes per weight with the scales, bits
+// per stored value, scales for the quantized formats only.
+TEST_F(KernelTest, TheTableSaysWhatAPackedWeightTakes) {
+  const int64_t out = 6, in = 2 * kSuperBlock;  // no padding in any format
+  const auto wf = gaussian(out * in, 11);
+  for (WeightFormat f : kFormats) {
+    const WeightFormatTraits& t = weight_format_traits(f);
+    const PackedWeight w = pack(f, wf.data(), out, in);
+    EXPECT_DOUBLE_EQ(static_cast<double>(w.total_bytes()) / (out * in), t.bytes_per_weight)
+        << t.name;
+    EXPECT_EQ(8 * w.bytes_per_row(), t.value_bits * in) << t.name;
+    EXPECT_EQ(w.scale_count(), t.group_size ? static_cast<size_t>(out * in / t.group_size) : 0u)
+        << t.name;
+    EXPECT_EQ(w.scale_count() > 0, t.quantized) << t.name;
+  }
+}
+
+// The kernels throw the library's typed errors, which the elements' error table maps.
+TEST_F(KernelTest, ErrorsAreTheLibrarysTypedOnes) {
+  const auto wf = gaussian(64, 12);
+  EXPECT_THROW(pack(WeightFormat::Auto, wf.data(), 2, 32), ConfigError);
+  EXPECT_THROW(pack(WeightFormat::Int8, wf.data(), 0, 32), ConfigError);
+  EXPECT_THROW(PackedWeight::view(WeightFormat::Int8, 2, 32, wf.data(), nullptr, nullptr), Error);
+  for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
+    if (!isa_supported(isa)) {
+      EXPECT_THROW(set_isa(isa), ConfigError) << isa_name(isa);
+    }
   }
 }
 

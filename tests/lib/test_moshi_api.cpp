@@ -156,7 +156,7 @@ class MoshiApi : public ::testing::Test {
 
 TEST_F(MoshiApi, LoadingReportsProgress) {
   std::vector<double> fractions;
-  Moshi::load(locate_moshi(tiny_dir()), "cpu", "float32", {},
+  Moshi::load(locate_moshi(tiny_dir()), "cpu", WeightFormat::Float32, {},
               [&](double f) { fractions.push_back(f); });
   ASSERT_GT(fractions.size(), 10u);
   EXPECT_TRUE(std::is_sorted(fractions.begin(), fractions.end()));
@@ -205,7 +205,8 @@ TEST_F(MoshiApi, ConversationsShareOneModel) {
 }
 
 TEST_F(MoshiApi, RunsInBfloat16) {
-  const auto moshi = Moshi::load(locate_moshi(tiny_dir()), test::device_name(), "bfloat16");
+  const auto moshi =
+      Moshi::load(locate_moshi(tiny_dir()), test::device_name(), WeightFormat::BFloat16);
   MoshiConversation conversation(moshi, 1);
   const std::vector<int64_t> codes(8, 9);
   for (int s = 0; s < 20; ++s) {
@@ -215,7 +216,19 @@ TEST_F(MoshiApi, RunsInBfloat16) {
     for (int64_t c : step.audio) EXPECT_TRUE(c >= 0 && c < 64);
     EXPECT_TRUE(step.text_token >= 0 && step.text_token < 96);
   }
-  EXPECT_THROW(Moshi::load(locate_moshi(tiny_dir()), "cpu", "float16"), ConfigError);
+}
+
+// auto loads the format it stands for on the device, and shares that format's copy.
+TEST_F(MoshiApi, AutoLoadsTheFormatOfTheDevice) {
+  const std::string device = test::device_name();
+  const WeightFormat chosen = resolve_weight_format(WeightFormat::Auto, device);
+  WeightCacheOptions no_cache;
+  no_cache.enabled = false;
+  const auto files = locate_moshi(tiny_dir());
+  const auto moshi = Moshi::load_shared(files, device, WeightFormat::Auto, no_cache);
+  EXPECT_EQ(moshi->weight_format(), chosen);
+  EXPECT_EQ(Moshi::load_shared(files, device, chosen, no_cache).get(), moshi.get());
+  EXPECT_EQ(Moshi::load(files, device, WeightFormat::Auto, no_cache)->weight_format(), chosen);
 }
 
 TEST_F(MoshiApi, TokenizerOfTheWrongSizeIsRefused) {

@@ -1,6 +1,6 @@
-// The LM with bfloat16, int8 and int4 weights: per-step logits of the golden lm_tiny trace
-// against the float32 reference, and the quantized-weights cache (hits, corrupt or foreign
-// files rebuilt with a warning).
+// The weight-format table (names, aliases, the choice auto); the LM with bfloat16, int8 and
+// int4 weights: per-step logits of the golden lm_tiny trace against the float32 reference, and
+// the quantized-weights cache (hits, corrupt or foreign files rebuilt with a warning).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "kyutai/error.h"
 #include "kyutai/model/lm.h"
 #include "kyutai/model/lm_generate.h"
 #include "kyutai/safetensors.h"
@@ -55,6 +56,57 @@ StepLogits teacher_forced(const LmModel& model, const std::map<std::string, at::
     out.audio.push_back(at::stack(audio));
   }
   return out;
+}
+
+// Every row's name and alias parse back to it; the names are what the table says.
+TEST(WeightFormatTable, NamesAndAliasesRoundTrip) {
+  for (const WeightFormatTraits& t : kWeightFormats) {
+    EXPECT_EQ(&weight_format_traits(t.format), &t);
+    EXPECT_STREQ(weight_format_name(t.format), t.name);
+    EXPECT_EQ(parse_weight_format(t.name), t.format) << t.name;
+    if (t.alias) {
+      EXPECT_EQ(parse_weight_format(t.alias), t.format) << t.alias;
+    }
+  }
+  // The spellings the elements' dtype has always taken.
+  EXPECT_EQ(parse_weight_format("fp32"), WeightFormat::Float32);
+  EXPECT_EQ(parse_weight_format("bf16"), WeightFormat::BFloat16);
+  EXPECT_EQ(weight_format_choices(), "float32, bfloat16, int8, int4 or auto");
+}
+
+TEST(WeightFormatTable, AnUnknownNameIsRefusedWithTheAcceptedOnes) {
+  try {
+    parse_weight_format("int9");
+    FAIL() << "int9 was accepted";
+  } catch (const ConfigError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("must be " + weight_format_choices() + ", not 'int9'"),
+              std::string::npos)
+        << message;
+    for (const WeightFormatTraits& t : kWeightFormats) {
+      if (t.alias) {
+        EXPECT_NE(message.find(t.alias), std::string::npos) << message;
+      }
+    }
+  }
+  EXPECT_THROW(parse_weight_format(""), ConfigError);
+  EXPECT_THROW(parse_weight_format("Int8"), ConfigError);  // names are lowercase
+}
+
+// auto is a choice: bfloat16 on a GPU, int8 on a CPU; every format stands for itself, and no
+// model is built in auto.
+TEST(WeightFormatTable, AutoResolvesForTheDevice) {
+  EXPECT_EQ(resolve_weight_format(WeightFormat::Auto, "cpu"), WeightFormat::Int8);
+  EXPECT_EQ(resolve_weight_format(WeightFormat::Auto, "cuda"), WeightFormat::BFloat16);
+  EXPECT_EQ(resolve_weight_format(WeightFormat::Auto, "cuda:1"), WeightFormat::BFloat16);
+  for (const WeightFormatTraits& t : kWeightFormats) {
+    if (t.format == WeightFormat::Auto) continue;
+    EXPECT_EQ(resolve_weight_format(t.format, "cpu"), t.format) << t.name;
+    EXPECT_EQ(resolve_weight_format(t.format, "cuda"), t.format) << t.name;
+  }
+  EXPECT_FALSE(weight_format_traits(WeightFormat::Auto).quantized);
+  EXPECT_THROW(LmModel(LmConfig::from_file(tiny("config.json")), WeightFormat::Auto),
+               ConfigError);
 }
 
 // Largest relative L2 error of any step's logits.

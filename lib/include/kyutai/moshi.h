@@ -69,31 +69,33 @@ struct MoshiFormat {
 class Moshi {
  public:
   // Loads the LM and its tokenizer onto `device` ("cpu", "cuda", "cuda:N") with its matrix
-  // weights in `weights` (a weight_format_name: "float32", "bfloat16", "int8", "int4"; the
-  // quantized ones go through `cache`, CPU only), telling `progress` the fraction of the weights
-  // loaded as tensors come in. Throws NotFoundError, FormatError, CheckpointError, ConfigError
-  // (also when the tokenizer's size is not the model's text_card).
+  // weights in `weights` (Auto is resolved for the device by resolve_weight_format; the
+  // quantized formats go through `cache`, CPU only), telling `progress` the fraction of the
+  // weights loaded as tensors come in. Throws NotFoundError, FormatError, CheckpointError,
+  // ConfigError (also when the tokenizer's size is not the model's text_card).
   static std::shared_ptr<const Moshi> load(const MoshiFiles& files,
                                            const std::string& device = "cpu",
-                                           const std::string& weights = "float32",
+                                           WeightFormat weights = WeightFormat::Float32,
                                            const WeightCacheOptions& cache = {},
                                            const LoadProgress& progress = {});
   // As load, but shares the copy already loaded in this process for the same files, device and
-  // weight format (without calling `progress`).
+  // resolved weight format (without calling `progress`).
   static std::shared_ptr<const Moshi> load_shared(const MoshiFiles& files,
                                                   const std::string& device = "cpu",
-                                                  const std::string& weights = "float32",
+                                                  WeightFormat weights = WeightFormat::Float32,
                                                   const WeightCacheOptions& cache = {},
                                                   const LoadProgress& progress = {});
-  // Random weights for a configuration file (benchmarks); `tokenizer` may be empty.
+  // Random weights on the CPU for a configuration file (benchmarks); `tokenizer` may be empty.
   static std::shared_ptr<const Moshi> random(const std::string& config, uint64_t seed,
-                                             const std::string& dtype = "float32",
+                                             WeightFormat weights = WeightFormat::Float32,
                                              const std::string& tokenizer = "");
   ~Moshi();
   // Writes the LM weights as a safetensors file with the reference's key names.
   void save_weights(const std::string& path) const;
 
   const MoshiFormat& format() const { return format_; }
+  // The format the matrix weights are in: never Auto.
+  WeightFormat weight_format() const;
   const LmModel& model() const { return *model_; }
   // Null for a model made by random() without a tokenizer.
   const std::shared_ptr<const TextTokenizer>& tokenizer() const { return tokenizer_; }

@@ -62,15 +62,19 @@ void Moshi::save_weights(const std::string& path) const {
   translate_torch_errors([&] { model_->save(path); });
 }
 
+WeightFormat Moshi::weight_format() const {
+  return model_->weight_format();
+}
+
 std::shared_ptr<const Moshi> Moshi::load(const MoshiFiles& files, const std::string& device,
-                                         const std::string& weights,
-                                         const WeightCacheOptions& cache,
+                                         WeightFormat weights, const WeightCacheOptions& cache,
                                          const LoadProgress& progress) {
   return translate_torch_errors([&] {
     check_device(device);
     auto tokenizer = TextTokenizer::load(files.tokenizer);
     // locate_moshi has parsed the config; it is not read again.
-    auto model = std::make_unique<LmModel>(files.lm_config, parse_weight_format(weights));
+    auto model =
+        std::make_unique<LmModel>(files.lm_config, resolve_weight_format(weights, device));
     check_tokenizer(tokenizer.get(), model->config());  // before reading gigabytes of weights
     model->load(files.weights, at::Device(device), &cache, progress);
     return std::shared_ptr<const Moshi>(new Moshi(std::move(model), std::move(tokenizer)));
@@ -78,11 +82,11 @@ std::shared_ptr<const Moshi> Moshi::load(const MoshiFiles& files, const std::str
 }
 
 std::shared_ptr<const Moshi> Moshi::load_shared(const MoshiFiles& files, const std::string& device,
-                                                const std::string& weights,
+                                                WeightFormat weights,
                                                 const WeightCacheOptions& cache,
                                                 const LoadProgress& progress) {
-  // The canonical name, so that "bf16" and "bfloat16" share one copy.
-  const std::string format = weight_format_name(parse_weight_format(weights));
+  // The resolved format, so that "auto" and what it stands for share one copy.
+  const std::string format = weight_format_name(resolve_weight_format(weights, device));
   const std::string key = canonical_path(files.weights) + '\n' + canonical_path(files.config) +
                           '\n' + canonical_path(files.tokenizer) + '\n' + device + '\n' + format;
   return SharedCache<Moshi>::get(key,
@@ -90,9 +94,10 @@ std::shared_ptr<const Moshi> Moshi::load_shared(const MoshiFiles& files, const s
 }
 
 std::shared_ptr<const Moshi> Moshi::random(const std::string& config, uint64_t seed,
-                                           const std::string& dtype, const std::string& tokenizer) {
+                                           WeightFormat weights, const std::string& tokenizer) {
   return translate_torch_errors([&] {
-    auto model = std::make_unique<LmModel>(config_or_default(config), parse_weight_format(dtype));
+    auto model = std::make_unique<LmModel>(config_or_default(config),
+                                           resolve_weight_format(weights, "cpu"));
     model->init_random(seed, at::kCPU);
     std::shared_ptr<const TextTokenizer> tok =
         tokenizer.empty() ? nullptr : TextTokenizer::load(tokenizer);

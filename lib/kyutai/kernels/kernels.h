@@ -8,29 +8,31 @@
 #include <cstdint>
 #include <memory>
 
-namespace kyutai::kernels {
+#include "kyutai/weights.h"
 
-enum class WeightFormat { Float32, BFloat16, Int8, Int4 };
+namespace kyutai::kernels {
 
 // Instruction sets with their own kernels. Avx512 needs AVX-512 F/BW/VL/VNNI/BF16, Avx2 needs
 // AVX2, FMA and F16C. The best one the CPU has is chosen on first use.
 enum class Isa { Scalar, Avx2, Avx512 };
 
-const char* format_name(WeightFormat format);
 const char* isa_name(Isa isa);
 
 // Quantized formats use groups of kGroup inputs, each with one float16 scale; their rows are
 // padded with zeros to a whole super-block of kSuperBlock inputs (16 groups).
 constexpr int64_t kGroup = 32;
 constexpr int64_t kSuperBlock = 512;
+static_assert(weight_format_traits(WeightFormat::Int8).group_size == kGroup &&
+                  weight_format_traits(WeightFormat::Int4).group_size == kGroup,
+              "the kernels' layouts use the table's group size");
 
 // Inputs stored per weight row for `in` logical inputs: a multiple of kSuperBlock for the
 // quantized formats, of kGroup for the float ones.
 int64_t padded_inputs(WeightFormat format, int64_t in);
 
-// A weight [out, in] in one format: `data` holds the values row by row, `in_padded` inputs per
-// row (see bytes_per_row), and `scales` the float16 bits [out, in_padded / 32] of the quantized
-// formats (null otherwise). The arrays are either owned (made by pack) or views of external
+// A weight [out, in] in one format (never Auto): `data` holds the values row by row,
+// `in_padded` inputs per row (see bytes_per_row), and `scales` the float16 bits
+// [out, in_padded / 32] of the quantized formats (null otherwise). The arrays are either owned (made by pack) or views of external
 // memory, such as a memory-mapped cache file, kept alive by `owner`. Copies share the arrays.
 struct PackedWeight {
   WeightFormat format = WeightFormat::Float32;
@@ -67,7 +69,7 @@ PackedWeight pack_bf16(WeightFormat format, const uint16_t* w, int64_t out, int6
 void matmul(const PackedWeight& w, const float* x, int64_t rows, int64_t x_stride, float* y,
             int64_t y_stride);
 
-// Kernel selection. set_isa throws std::invalid_argument if the CPU lacks `isa`.
+// Kernel selection. set_isa throws ConfigError if the CPU lacks `isa`.
 bool isa_supported(Isa isa);
 Isa best_isa();
 Isa current_isa();

@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "kyutai/error.h"
 #include "kyutai/kernels/half.h"
 #include "kyutai/kernels/kernel_table.h"
 #include "kyutai/kernels/kernels.h"
@@ -37,6 +37,7 @@ detail::RangeKernel kernel_for(const detail::KernelTable& table, WeightFormat fo
     case WeightFormat::BFloat16: return table.bfloat16;
     case WeightFormat::Int8: return table.int8;
     case WeightFormat::Int4: return table.int4;
+    case WeightFormat::Auto: break;  // no PackedWeight has it
   }
   return nullptr;
 }
@@ -78,6 +79,8 @@ void prepare_x(const PackedWeight& w, const float* x, int64_t rows, int64_t x_st
       args.xq = s.xq.data();
       args.xd = s.xd.data();
       args.xbias = s.xbias.data();
+      return;
+    case WeightFormat::Auto:  // no PackedWeight has it
       return;
   }
 }
@@ -152,7 +155,8 @@ Isa current_isa() {
 
 void set_isa(Isa isa) {
   if (!isa_supported(isa))
-    throw std::invalid_argument(std::string("kernels: this CPU lacks ") + isa_name(isa));
+    throw ConfigError(std::string("kernels: this CPU lacks the ") + isa_name(isa) +
+                      " instructions");
   g_isa.store(static_cast<int>(isa), std::memory_order_relaxed);
 }
 
@@ -184,6 +188,8 @@ void round_activations(WeightFormat format, const float* x, int64_t in, double* 
         out[c] = static_cast<double>(d[c / kGroup]) * q[detail::interleaved_index(c)];
       return;
     }
+    case WeightFormat::Auto:
+      throw ConfigError("kernels: the weight format 'auto' must be resolved first");
   }
 }
 

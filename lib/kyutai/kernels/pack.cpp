@@ -7,10 +7,10 @@
 #include <cstring>
 #include <functional>
 #include <new>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "kyutai/error.h"
 #include "kyutai/kernels/half.h"
 #include "kyutai/kernels/kernel_table.h"
 #include "kyutai/kernels/kernels.h"
@@ -42,42 +42,29 @@ uint16_t float_to_half(float f) {
   return sign | static_cast<uint16_t>(((r >> 23) - 112) << 10 | ((r >> 13) & 0x3ffu));
 }
 
-const char* format_name(WeightFormat format) {
-  switch (format) {
-    case WeightFormat::Float32: return "float32";
-    case WeightFormat::BFloat16: return "bfloat16";
-    case WeightFormat::Int8: return "int8";
-    case WeightFormat::Int4: return "int4";
-  }
-  return "?";
-}
-
 int64_t padded_inputs(WeightFormat format, int64_t in) {
-  const bool quantized = format == WeightFormat::Int8 || format == WeightFormat::Int4;
-  const int64_t unit = quantized ? kSuperBlock : kGroup;
+  const int64_t unit = weight_format_traits(format).quantized ? kSuperBlock : kGroup;
   return (in + unit - 1) / unit * unit;
 }
 
 int64_t PackedWeight::bytes_per_row() const {
-  switch (format) {
-    case WeightFormat::Float32: return 4 * in_padded;
-    case WeightFormat::BFloat16: return 2 * in_padded;
-    case WeightFormat::Int8: return in_padded;
-    case WeightFormat::Int4: return in_padded / 2;
-  }
-  return 0;
+  return weight_format_traits(format).value_bits * in_padded / 8;
 }
 
 size_t PackedWeight::scale_count() const {
-  const bool quantized = format == WeightFormat::Int8 || format == WeightFormat::Int4;
-  return quantized ? static_cast<size_t>(out * (in_padded / kGroup)) : 0;
+  const int group = weight_format_traits(format).group_size;
+  return group > 0 ? static_cast<size_t>(out * (in_padded / group)) : 0;
 }
 
 namespace {
 
 // A weight's shape and format, without arrays.
 PackedWeight empty_weight(WeightFormat format, int64_t out, int64_t in) {
-  if (out < 1 || in < 1) throw std::invalid_argument("kernels: empty weight");
+  if (format == WeightFormat::Auto)
+    throw ConfigError("kernels: the weight format 'auto' must be resolved before packing");
+  if (out < 1 || in < 1)
+    throw ConfigError("kernels: a product weight must not be empty, not [" + std::to_string(out) +
+                      ", " + std::to_string(in) + "]");
   PackedWeight w;
   w.format = format;
   w.out = out;
@@ -95,8 +82,8 @@ PackedWeight PackedWeight::view(WeightFormat format, int64_t out, int64_t in, co
   w.scales = scales;
   w.owner = std::move(owner);
   if (data == nullptr || (w.scale_count() > 0 && scales == nullptr))
-    throw std::invalid_argument(std::string("kernels: ") + format_name(format) +
-                                " view without its arrays");
+    throw Error(std::string("kernels: a view of ") + weight_format_name(format) +
+                " weights without its arrays");
   return w;
 }
 
@@ -181,6 +168,8 @@ void pack_row(const PackedWeight& w, const float* row, uint8_t* dst, uint16_t* s
       }
       store_row(w.format, q.data(), w.in_padded, dst);
       return;
+    case WeightFormat::Auto:  // refused by empty_weight
+      return;
   }
 }
 
@@ -249,6 +238,8 @@ void dequantize_row(const PackedWeight& w, int64_t o, double* out) {
         }
         break;
       }
+      case WeightFormat::Auto:  // refused by empty_weight
+        break;
     }
   }
 }

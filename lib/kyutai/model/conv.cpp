@@ -3,7 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "kyutai/error.h"
-#include "kyutai/model/ops.h"
+#include "kyutai/weights/dense_product.h"
 
 namespace kyutai {
 
@@ -28,7 +28,7 @@ at::Tensor StreamingConv1d::conv(const at::Tensor& x) const {
   if (o_.kernel != 1 || o_.stride != 1)
     cols = in.as_strided({o_.in, o_.kernel, steps}, {length, o_.dilation, o_.stride})
                .reshape({o_.in * o_.kernel, steps});
-  at::Tensor y = ops::matmul_wx(weight_.view({o_.out, -1}), cols);
+  at::Tensor y = dense::matmul_wx(weight_.view({o_.out, -1}), cols);
   if (bias_.defined()) y = y + bias_.unsqueeze(1);
   return y.unsqueeze(0);
 }
@@ -78,7 +78,7 @@ at::Tensor StreamingConvTranspose1d::convtr(const at::Tensor& x) const {
   // Batch 1: every input step contributes kernel samples; with kernel = m * stride they are m
   // blocks of stride samples, block j landing j * stride later. [C_out, m, stride, T] columns.
   const int64_t steps = x.size(2), blocks = o_.kernel / o_.stride;
-  const at::Tensor cols = ops::matmul_wx(columns_, x.select(0, 0))
+  const at::Tensor cols = dense::matmul_wx(columns_, x.select(0, 0))
                               .view({o_.out, blocks, o_.stride, steps})
                               .permute({1, 0, 3, 2})
                               .reshape({blocks, o_.out, steps * o_.stride});

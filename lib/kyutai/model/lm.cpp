@@ -9,7 +9,6 @@
 #include <optional>
 
 #include "kyutai/error.h"
-#include "kyutai/model/ops.h"
 #include "kyutai/safetensors.h"
 
 namespace kyutai {
@@ -50,6 +49,13 @@ at::Tensor undelay(const at::Tensor& logits, const std::vector<int>& delays, at:
   return at::stack(rows, 1);
 }
 
+// A model is built in a format, never in the choice Auto (Moshi::load resolves it for a device).
+WeightFormat resolved(WeightFormat format) {
+  if (format == WeightFormat::Auto)
+    throw ConfigError("the weight format 'auto' must be resolved for a device first");
+  return format;
+}
+
 }  // namespace
 
 void Embedding::declare(const Params& p) {
@@ -60,18 +66,7 @@ void Embedding::declare(const Params& p) {
 at::Tensor Embedding::operator()(const at::Tensor& tokens) const {
   const at::Tensor y =
       at::embedding(weight_, tokens.clamp_min(0)).masked_fill((tokens == -1).unsqueeze(-1), 0);
-  if (!low_rank_) return y;
-  // A few rows are projected one by one, as a single conversation's step is: a batched step
-  // then gives each row exactly its own result (a gemm over rows would not).
-  if (tokens.numel() <= LinearWeight::kExactRows && tokens.numel() > 1) {
-    std::vector<at::Tensor> rows;
-    const at::Tensor flat = y.reshape({-1, 1, low_rank_});
-    for (int64_t r = 0; r < flat.size(0); ++r) rows.push_back(ops::linear(flat[r], projection_));
-    std::vector<int64_t> shape(y.sizes().begin(), y.sizes().end());
-    shape.back() = dim_;
-    return at::cat(rows, 0).view(shape);
-  }
-  return ops::linear(y, projection_);
+  return low_rank_ ? projection_(y) : y;
 }
 
 void Linear::declare(const Params& p, int64_t out, int64_t in, bool with_bias) {
@@ -93,7 +88,7 @@ LmModel::LmModel(const LmConfig& config, at::ScalarType dtype)
 LmModel::LmModel(const LmConfig& config, WeightFormat weights)
     : config_(config),
       dtype_(weights == WeightFormat::Float32 ? at::kFloat : at::kBFloat16),
-      weights_(weights),
+      weights_(resolved(weights)),
       text_emb_(config.text_card + 1, config.dim),
       transformer_(config.transformer),
       out_norm_(config.transformer.norm, config.dim),
@@ -139,7 +134,7 @@ void LmModel::load(const std::string& path, const at::Device& device,
                    const WeightCacheOptions* cache, const LoadProgress& progress) {
   c10::InferenceMode guard;
   const auto file = SafetensorsFile::open(path);
-  const bool quantized = weights_ == WeightFormat::Int8 || weights_ == WeightFormat::Int4;
+  const bool quantized = weight_format_traits(weights_).quantized;
   std::optional<WeightCache> packed;
   if (cache && quantized && device.is_cpu()) packed.emplace(path, weights_, *cache);
   // The checkpoint's tensors are views of its mapping until read, so a weight found in the cache

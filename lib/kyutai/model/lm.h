@@ -18,7 +18,8 @@
 namespace kyutai {
 
 // Token embedding (reference ScaledEmbedding): token -1 embeds to zeros; with a low rank, a
-// narrow table followed by a projection.
+// narrow table followed by a projection, a product weight like any other (so each row of a
+// batched step gets its own result, up to LinearWeight::kExactRows rows).
 class Embedding {
  public:
   Embedding(int64_t count, int64_t dim, int64_t low_rank = 0)
@@ -29,7 +30,8 @@ class Embedding {
 
  private:
   int64_t count_, dim_, low_rank_;
-  at::Tensor weight_, projection_;
+  at::Tensor weight_;
+  LinearWeight projection_;  // [dim, low_rank], with a low rank only
 };
 
 // A linear layer with optional bias (text head, audio heads).

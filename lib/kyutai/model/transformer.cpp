@@ -287,7 +287,7 @@ at::Tensor StreamingTransformer::run(const at::Tensor& input,
 
 at::Tensor StreamingTransformer::per_step(const std::vector<LinearWeight>& weights,
                                           const at::Tensor& x, int64_t offset) const {
-  if (weights.size() == 1) return ops::linear(x, weights[0]);
+  if (weights.size() == 1) return weights[0](x);
   std::vector<at::Tensor> outs;
   for (int64_t t = 0; t < x.size(1); ++t) {
     int64_t index = offset + t;
@@ -296,7 +296,7 @@ at::Tensor StreamingTransformer::per_step(const std::vector<LinearWeight>& weigh
       throw InputError("step " + std::to_string(index) + " has no weights (weights_per_step = " +
                        std::to_string(config_.weights_per_step) + ")");
     if (!schedule.empty()) index = schedule[index];
-    outs.push_back(ops::linear(x.narrow(1, t, 1), weights[index]));
+    outs.push_back(weights[index](x.narrow(1, t, 1)));
   }
   return at::cat(outs, 1);
 }
@@ -352,13 +352,12 @@ at::Tensor StreamingTransformer::attend(at::Tensor q, at::Tensor k, at::Tensor v
 at::Tensor StreamingTransformer::feed_forward(const Layer& layer, const at::Tensor& x,
                                               int64_t offset) const {
   if (!config_.gating)
-    return ops::linear(ops::activation(ops::linear(x, layer.linear1), Activation::gelu),
-                       layer.linear2);
+    return layer.linear2(ops::activation(layer.linear1(x), Activation::gelu));
   auto gated = [&](const at::Tensor& xs, size_t set) {
-    at::Tensor h = ops::linear(xs, layer.gate_in[set]);
+    at::Tensor h = layer.gate_in[set](xs);
     const int64_t hidden = h.size(-1) / 2;
     h = ops::activation(h.narrow(-1, 0, hidden), *config_.gating) * h.narrow(-1, hidden, hidden);
-    return ops::linear(h, layer.gate_out[set]);
+    return layer.gate_out[set](h);
   };
   if (layer.gate_in.size() == 1) return gated(x, 0);
   std::vector<at::Tensor> outs;

@@ -6,77 +6,44 @@
 
 #include "kyutai/error.h"
 #include "kyutai/kernels/kernels.h"
-#include "kyutai/model/ops.h"
+#include "kyutai/weights/dense_product.h"
 
 namespace kyutai {
 
-namespace {
-
-kernels::WeightFormat to_kernel(WeightFormat format) {
-  switch (format) {
-    case WeightFormat::Float32:
-      return kernels::WeightFormat::Float32;
-    case WeightFormat::BFloat16:
-      return kernels::WeightFormat::BFloat16;
-    case WeightFormat::Int8:
-      return kernels::WeightFormat::Int8;
-    case WeightFormat::Int4:
-      return kernels::WeightFormat::Int4;
-  }
-  throw ConfigError("unknown weight format");
-}
-
-bool quantized(WeightFormat format) {
-  return format == WeightFormat::Int8 || format == WeightFormat::Int4;
-}
-
-}  // namespace
-
-const char* weight_format_name(WeightFormat format) {
-  return kernels::format_name(to_kernel(format));
-}
-
-WeightFormat parse_weight_format(const std::string& name) {
-  for (WeightFormat f :
-       {WeightFormat::Float32, WeightFormat::BFloat16, WeightFormat::Int8, WeightFormat::Int4})
-    if (name == weight_format_name(f)) return f;
-  if (name == "fp32") return WeightFormat::Float32;
-  if (name == "bf16") return WeightFormat::BFloat16;
-  throw ConfigError("weight format '" + name +
-                    "' is not supported; use float32, bfloat16, int8 or int4");
-}
-
 void LinearWeight::pack(WeightFormat format) {
+  const WeightFormatTraits& traits = weight_format_traits(format);
+  if (format == WeightFormat::Auto)
+    throw ConfigError("the weight format 'auto' must be resolved for a device before loading");
   if (!tensor.is_cpu()) {
-    if (quantized(format))
-      throw ConfigError(std::string(weight_format_name(format)) +
+    if (traits.cpu_only)
+      throw ConfigError(std::string(traits.name) +
                         " weights run on the CPU only; use float32 or bfloat16 on a GPU");
     return;
   }
   tensor = tensor.contiguous();
   const int64_t out = tensor.size(0), in = tensor.size(1);
-  const kernels::WeightFormat kf = to_kernel(format);
-  if (!quantized(format) && kernels::padded_inputs(kf, in) == in &&
+  if (!traits.quantized && kernels::padded_inputs(format, in) == in &&
       tensor.scalar_type() == (format == WeightFormat::Float32 ? at::kFloat : at::kBFloat16)) {
     // Already in the kernels' layout: they read the tensor itself, which stays for products
     // over many rows (whole-sequence passes), where a BLAS gemm is faster.
     auto keep = std::make_shared<at::Tensor>(tensor);
-    packed_ = std::make_shared<const kernels::PackedWeight>(kernels::PackedWeight::view(
-        kf, out, in, tensor.data_ptr(), nullptr, std::shared_ptr<const void>(keep, keep.get())));
+    const std::shared_ptr<const void> owner(keep, keep.get());
+    packed_ = std::make_shared<const kernels::PackedWeight>(
+        kernels::PackedWeight::view(format, out, in, tensor.data_ptr(), nullptr, owner));
     return;
   }
   kernels::PackedWeight p;
   if (tensor.scalar_type() == at::kBFloat16) {
-    p = kernels::pack_bf16(kf, static_cast<const uint16_t*>(tensor.data_ptr()), out, in);
+    p = kernels::pack_bf16(format, static_cast<const uint16_t*>(tensor.data_ptr()), out, in);
   } else {
     const at::Tensor f = tensor.to(at::kFloat).contiguous();
-    p = kernels::pack(kf, f.data_ptr<float>(), out, in);
+    p = kernels::pack(format, f.data_ptr<float>(), out, in);
   }
   packed_ = std::make_shared<const kernels::PackedWeight>(std::move(p));
   // The kernels now hold the values. A quantized format drops the loaded tensor (often a view of
   // the checkpoint's mapping), which would only keep memory resident; a float one keeps it for
   // products over many rows.
-  if (quantized(format)) tensor = at::Tensor();
+  if (traits.quantized) tensor = at::Tensor();
 }
 
 void LinearWeight::set_packed(std::shared_ptr<const kernels::PackedWeight> packed) {
@@ -87,7 +54,7 @@ void LinearWeight::set_packed(std::shared_ptr<const kernels::PackedWeight> packe
 at::Tensor LinearWeight::operator()(const at::Tensor& x) const {
   const int64_t in = x.size(-1), rows = x.numel() / in;
   // Past kExactRows a float weight goes through libtorch's gemm, which reads it once for all rows.
-  if (!packed_ || (tensor.defined() && rows > kExactRows)) return ops::linear(x, tensor);
+  if (!packed_ || (tensor.defined() && rows > kExactRows)) return dense::linear(x, tensor);
   const at::Tensor xf = x.to(at::kFloat).contiguous();
   std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
   shape.back() = packed_->out;

@@ -1,5 +1,6 @@
 // Internal: the weight of a product layer (x [..., in] -> [..., out]), as loaded and then packed
-// for the CPU kernels of kernels/kernels.h in the model's weight format.
+// for the CPU kernels of kernels/kernels.h in the model's weight format. The only way the model
+// multiplies by a weight.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -26,7 +27,7 @@ class LinearWeight {
 
   // Converts the loaded tensor for the CPU kernels. Float32 and BFloat16 keep their values,
   // Int8 and Int4 are quantized. On a GPU only the float formats exist and `tensor` stays as it
-  // is. Throws ConfigError for a quantized format off the CPU.
+  // is. Throws ConfigError for a CPU-only format off the CPU, and for Auto (resolved before).
   void pack(WeightFormat format);
   // Uses arrays made earlier (for example memory-mapped from the quantized-weights cache).
   void set_packed(std::shared_ptr<const kernels::PackedWeight> packed);

@@ -32,10 +32,6 @@ uint64_t mix(uint64_t acc, uint64_t word) {
   return rotl(acc + word * kPrime2, 31) * kPrime1;
 }
 
-kernels::WeightFormat to_kernel(WeightFormat f) {
-  return static_cast<kernels::WeightFormat>(static_cast<int>(f));
-}
-
 // What makes a source file itself: a replaced or rewritten file gets another identity.
 std::string identity_of(const std::string& source) {
   struct stat st {};
@@ -145,7 +141,7 @@ std::shared_ptr<const kernels::PackedWeight> WeightCache::find(const std::string
   if (!data) return nullptr;
   // The expected layout, from the format and the declared shape.
   kernels::PackedWeight want;
-  want.format = to_kernel(format_);
+  want.format = format_;
   want.out = out;
   want.in = in;
   want.in_padded = kernels::padded_inputs(want.format, in);
@@ -159,7 +155,7 @@ std::shared_ptr<const kernels::PackedWeight> WeightCache::find(const std::string
       scales ? reinterpret_cast<const uint16_t*>(file_->data(*scales)) : nullptr;
   // The mapping stays alive as long as any weight viewing it.
   return std::make_shared<const kernels::PackedWeight>(kernels::PackedWeight::view(
-      to_kernel(format_), out, in, file_->data(*data), scale_ptr, file_));
+      format_, out, in, file_->data(*data), scale_ptr, file_));
 }
 
 void WeightCache::add(const std::string& name,
