@@ -30,11 +30,11 @@
 #include "bench_util.h"
 #include "kyutai/device.h"
 #include "kyutai/kernels/thread_pool.h"
+#include "kyutai/mimi.h"
 #include "kyutai/model/lm.h"
 #include "kyutai/model/lm_generate.h"
-#include "kyutai/mimi.h"
-#include "kyutai/runtime.h"
 #include "kyutai/model/torch_compat.h"
+#include "kyutai/runtime.h"
 
 namespace {
 
@@ -226,6 +226,31 @@ double read_bandwidth(const at::Device& device) {
   return bench::median(gbps);
 }
 
+// One line per run: the median step against the floor of the same rounds (0 off the CPU).
+void report(const kyutai::LmModel& model, const std::vector<Run>& runs, double floor, int warmup,
+            const std::string& device) {
+  const char* weights = kyutai::weight_format_name(model.weight_format());
+  if (floor > 0)
+    std::printf("floor gbps=%.1f (read bandwidth measured between the rounds, %d threads)\n", floor,
+                kyutai::num_threads());
+  for (const Run& run : runs) {
+    const double step = bench::median(run.step_ms);
+    const int64_t bytes =
+        model.step_weight_bytes() + run.batch * kv_bytes(model, run.position + warmup);
+    std::printf("%zu steps: median %.1f ms, max %.1f ms; ", run.step_ms.size(), step,
+                *std::max_element(run.step_ms.begin(), run.step_ms.end()));
+    if (floor > 0)
+      std::printf("floor %.1f ms (%.2f GB at %.1f GB/s); ", bytes / floor / 1e6, bytes / 1e9,
+                  floor);
+    std::printf("peak resident memory %.2f GB\n", resident_gb());
+    std::printf(
+        "lm step_ms=%.1f main_ms=%.1f depformer_ms=%.1f threads=%d weights=%s "
+        "position=%lld gbps=%.1f batch=%d device=%s\n",
+        step, bench::median(run.main_ms), bench::median(run.dep_ms), kyutai::num_threads(), weights,
+        static_cast<long long>(run.position), bytes / step / 1e6, run.batch, device.c_str());
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -271,26 +296,7 @@ int main(int argc, char** argv) {
         for (int s = 0; s < (round == 0 ? o.warmup : 0) + o.steps; ++s)
           time_step(gen, config, device, run, mimi.get(), round > 0 || s >= o.warmup);
     }
-    const double floor = bench::median(floor_gbps);  // 0 off the CPU: no floor measured
-    if (floor > 0)
-      std::printf("floor gbps=%.1f (read bandwidth measured between the rounds, %d threads)\n",
-                  floor, kyutai::num_threads());
-    for (const Run& run : runs) {
-      const double step = bench::median(run.step_ms);
-      const int64_t bytes =
-          model.step_weight_bytes() + run.batch * kv_bytes(model, run.position + o.warmup);
-      std::printf("%zu steps: median %.1f ms, max %.1f ms; ", run.step_ms.size(), step,
-                  *std::max_element(run.step_ms.begin(), run.step_ms.end()));
-      if (floor > 0)
-        std::printf("floor %.1f ms (%.2f GB at %.1f GB/s); ", bytes / floor / 1e6, bytes / 1e9,
-                    floor);
-      std::printf("peak resident memory %.2f GB\n", resident_gb());
-      std::printf(
-          "lm step_ms=%.1f main_ms=%.1f depformer_ms=%.1f threads=%d weights=%s "
-          "position=%lld gbps=%.1f batch=%d device=%s\n",
-          step, bench::median(run.main_ms), bench::median(run.dep_ms), kyutai::num_threads(),
-          weights, static_cast<long long>(run.position), bytes / step / 1e6, run.batch, o.device.c_str());
-    }
+    report(model, runs, bench::median(floor_gbps), o.warmup, o.device);
     if (mimi) {
       const double frame = bench::median(runs.back().frame_ms);
       std::printf("conversation frame_ms=%.1f rtf=%.3f weights=%s threads=%d\n", frame,

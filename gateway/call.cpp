@@ -6,6 +6,8 @@
 
 #include <algorithm>
 
+#include "connections.h"
+
 namespace moshigw {
 
 namespace {
@@ -29,13 +31,6 @@ std::string pipeline_description(const Config& config, const Offer& offer) {
 
 // How far the caller's audio may run ahead of the wall clock (jitter, a late burst).
 constexpr GstClockTime kPaceBurst = 500 * GST_MSECOND;
-
-std::string address_text(GSocketAddress* address) {
-  if (!G_IS_INET_SOCKET_ADDRESS(address)) return "";
-  auto* inet = G_INET_SOCKET_ADDRESS(address);
-  g_autofree char* ip = g_inet_address_to_string(g_inet_socket_address_get_address(inet));
-  return std::string(ip) + ":" + std::to_string(g_inet_socket_address_get_port(inet));
-}
 
 // "address:port" as address_text() writes it, from the SDP's literal address.
 std::string source_text(const std::string& address, int port) {

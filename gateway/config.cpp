@@ -102,8 +102,9 @@ bool set_seed(Config& c, const char* text) {
   return true;
 }
 
-const std::vector<Setting>& settings() {
-  static const std::vector<Setting> all = {
+// The settings of Moshi itself, of SIP and media, and for operators, in --help's order.
+std::vector<Setting> moshi_settings() {
+  return {
       {"model", "MODEL",
        "Moshi repository: a directory laid out as Kyutai's, or a repository id in the local "
        "Hugging Face cache (default kyutai/moshiko-pytorch-bf16)",
@@ -119,6 +120,11 @@ const std::vector<Setting>& settings() {
        "sampling seed: call N of this process gets seed+N; -1 (default) for a random seed per "
        "call",
        set_seed},
+  };
+}
+
+std::vector<Setting> sip_settings() {
+  return {
       {"listen", "ADDRESS",
        "IP address the SIP transports and the RTP ports bind to (default 127.0.0.1)",
        address_setter(&Config::listen_address)},
@@ -144,6 +150,11 @@ const std::vector<Setting>& settings() {
        "while a call is on hold, probe the caller with OPTIONS this often; no answer by the next "
        "probe, or 408/481, hangs up (default 30)",
        seconds_setter(&Config::probe_interval_s, 3600)},
+  };
+}
+
+std::vector<Setting> operator_settings() {
+  return {
       {"codecs", "LIST",
        "codecs in order of preference, from opus, G722, PCMU, PCMA (default "
        "opus,G722,PCMU,PCMA)",
@@ -162,6 +173,15 @@ const std::vector<Setting>& settings() {
        "(default 64)",
        int_setter(&Config::max_connections, 1, 100000)},
   };
+}
+
+const std::vector<Setting>& settings() {
+  static const std::vector<Setting> all = [] {
+    std::vector<Setting> v = moshi_settings();
+    for (auto part : {sip_settings(), operator_settings()})
+      v.insert(v.end(), part.begin(), part.end());
+    return v;
+  }();
   return all;
 }
 

@@ -19,13 +19,6 @@ constexpr guint kSweepMs = 500;
 constexpr guint kPauseMs = 250;  // after EMFILE: the time handles need to come back
 constexpr gint64 kWarnEveryUs = 10 * G_USEC_PER_SEC;
 
-std::string address_text(GSocketAddress* address) {
-  if (!G_IS_INET_SOCKET_ADDRESS(address)) return "";
-  auto* inet = G_INET_SOCKET_ADDRESS(address);
-  g_autofree char* ip = g_inet_address_to_string(g_inet_socket_address_get_address(inet));
-  return std::string(ip) + ":" + std::to_string(g_inet_socket_address_get_port(inet));
-}
-
 // The local port of a connected (not listening) TCP socket `fd`, or -1.
 int accepted_tcp_port(int fd) {
   int type = 0, listening = 0;
@@ -42,6 +35,13 @@ int accepted_tcp_port(int fd) {
 }
 
 }  // namespace
+
+std::string address_text(GSocketAddress* address) {
+  if (!G_IS_INET_SOCKET_ADDRESS(address)) return "";
+  auto* inet = G_INET_SOCKET_ADDRESS(address);
+  g_autofree char* ip = g_inet_address_to_string(g_inet_socket_address_get_address(inet));
+  return std::string(ip) + ":" + std::to_string(g_inet_socket_address_get_port(inet));
+}
 
 long raise_open_file_limit() {
   struct rlimit limit {};
@@ -119,12 +119,15 @@ void HttpListener::pause_accepting() {
   g_source_destroy(incoming_);
   g_source_unref(incoming_);
   incoming_ = nullptr;
-  resume_ = g_timeout_add(kPauseMs, [](gpointer self) -> gboolean {
-    auto* listener = static_cast<HttpListener*>(self);
-    listener->resume_ = 0;
-    listener->watch();
-    return G_SOURCE_REMOVE;
-  }, this);
+  resume_ = g_timeout_add(
+      kPauseMs,
+      [](gpointer self) -> gboolean {
+        auto* listener = static_cast<HttpListener*>(self);
+        listener->resume_ = 0;
+        listener->watch();
+        return G_SOURCE_REMOVE;
+      },
+      this);
 }
 
 // False when nothing more can be accepted now.

@@ -16,6 +16,9 @@
 
 namespace moshigw {
 
+// "address:port" of an IP socket address, "" for any other.
+std::string address_text(GSocketAddress* address);
+
 // Raises the soft limit on open files to the hard one; returns the limit now in force.
 long raise_open_file_limit();
 
@@ -30,9 +33,9 @@ class HttpListener {
 
  private:
   struct Open {
-    std::string peer;      // "address:port" of the client
-    gint64 last_us = 0;    // last request start or end, or the accept
-    bool busy = false;     // a request is being read or answered
+    std::string peer;    // "address:port" of the client
+    gint64 last_us = 0;  // last request start or end, or the accept
+    bool busy = false;   // a request is being read or answered
   };
   static gboolean on_incoming(GSocket*, GIOCondition, gpointer self);
   static gboolean on_sweep(gpointer self);

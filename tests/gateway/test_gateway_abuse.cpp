@@ -136,7 +136,8 @@ int connect_tcp(int port) {
 
 // True when the server closed `fd` (end of stream or reset) within `seconds`.
 bool closed_by_server(int fd, double seconds) {
-  timeval tv{static_cast<time_t>(seconds), static_cast<suseconds_t>((seconds - (int)seconds) * 1e6)};
+  timeval tv{static_cast<time_t>(seconds),
+             static_cast<suseconds_t>((seconds - (int)seconds) * 1e6)};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   char c;
   const ssize_t n = recv(fd, &c, 1, 0);
@@ -181,7 +182,8 @@ TEST(Gateway, HeldCallsAreProbedAndBounded) {
   std::thread answering([&] {
     while (byed.empty() && g_get_monotonic_time() - held < 10 * G_USEC_PER_SEC) {
       const std::string m = present.receive(0.5);
-      if (m.rfind("OPTIONS ", 0) == 0 || m.rfind("BYE ", 0) == 0) present.send(ok_to(m), gw.sip_port);
+      if (m.rfind("OPTIONS ", 0) == 0 || m.rfind("BYE ", 0) == 0)
+        present.send(ok_to(m), gw.sip_port);
       if (m.rfind("BYE ", 0) == 0) byed = m;
     }
   });
@@ -208,9 +210,9 @@ TEST(Gateway, OffersOnHoldAreAnsweredAndUnreachableOnesRefused) {
   GatewayProcess gw(dir, options);
   ASSERT_TRUE(gw.started()) << gw.log();
   RawSip peer;
-  const std::vector<std::pair<std::string, std::string>> placed = {
-      {"IN IP4 127.0.0.1", "sendonly"}, {"IN IP4 127.0.0.1", "inactive"},
-      {"IN IP4 0.0.0.0", "sendrecv"}};
+  const std::vector<std::pair<std::string, std::string>> placed = {{"IN IP4 127.0.0.1", "sendonly"},
+                                                                   {"IN IP4 127.0.0.1", "inactive"},
+                                                                   {"IN IP4 0.0.0.0", "sendrecv"}};
   int n = 0;
   for (const auto& [connection, direction] : placed) {
     SCOPED_TRACE(connection + " " + direction);
@@ -248,11 +250,11 @@ TEST(Gateway, BodiesAreTakenByTheirContentType) {
   EXPECT_EQ(status_of(gzip.ok), 415) << gzip.ok;
   const std::string boundary = "b0undary";
   const std::string multipart_type = "Content-Type: multipart/mixed;boundary=" + boundary + "\r\n";
-  const std::string isup = "--" + boundary +
-                           "\r\nContent-Type: application/isup\r\n\r\n\x01\x02\x03\r\n";
+  const std::string isup =
+      "--" + boundary + "\r\nContent-Type: application/isup\r\n\r\n\x01\x02\x03\r\n";
   Dialog mixed = invite(peer, gw, "mixed",
-                        isup + "--" + boundary + "\r\nContent-Type: application/sdp\r\n\r\n" +
-                            sdp + "\r\n--" + boundary + "--\r\n",
+                        isup + "--" + boundary + "\r\nContent-Type: application/sdp\r\n\r\n" + sdp +
+                            "\r\n--" + boundary + "--\r\n",
                         multipart_type);
   EXPECT_EQ(status_of(mixed.ok), 200) << mixed.ok << gw.log();
   if (status_of(mixed.ok) == 200) bye(peer, gw, mixed);
