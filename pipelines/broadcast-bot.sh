@@ -26,7 +26,7 @@ esac
 # $SRC and $sink are pipeline fragments, split into words on purpose.
 # shellcheck disable=SC2086
 gst-launch-1.0 -e \
-  $SRC ! moshibin model="$MOSHI_MODEL" dtype="$DTYPE" device="$DEVICE" name=moshi ! \
+  $SRC ! moshibin model="$MOSHI_MODEL" weights="$WEIGHTS" device="$DEVICE" name=moshi ! \
   audioconvert ! audioresample ! opusenc ! queue ! mux.audio_0 \
   moshi.text_src ! queue ! mux.subtitle_0 \
   matroskamux name=mux $live ! $sink

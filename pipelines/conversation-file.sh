@@ -19,7 +19,7 @@ transcript=${3:-$BUILD_DIR/transcript.txt}
 
 gst-launch-1.0 -q \
   filesrc location="$in" ! wavparse ! \
-  moshibin model="$MOSHI_MODEL" dtype="$DTYPE" name=moshi ! \
+  moshibin model="$MOSHI_MODEL" weights="$WEIGHTS" name=moshi ! \
   audioconvert ! audio/x-raw,format=S16LE ! wavenc ! filesink location="$answer" \
   moshi.text_src ! filesink location="$transcript"
 echo "wrote $answer and $transcript"

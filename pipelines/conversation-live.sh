@@ -21,6 +21,6 @@ DEVICE=${DEVICE:-cpu}
 # $SRC and $SINK are pipeline fragments, split into words on purpose.
 # shellcheck disable=SC2086
 exec gst-launch-1.0 -e \
-  $SRC ! queue ! moshibin model="$MOSHI_MODEL" dtype="$DTYPE" device="$DEVICE" name=moshi ! \
+  $SRC ! queue ! moshibin model="$MOSHI_MODEL" weights="$WEIGHTS" device="$DEVICE" name=moshi ! \
   audioconvert ! audioresample ! $SINK \
   moshi.text_src ! fdsink fd=1 sync=false

@@ -3,13 +3,15 @@
 #   MODEL        Mimi model for mimienc and mimidec (default: the small untrained test model)
 #   MOSHI_MODEL  Moshi repository for the conversation pipelines (default: models/moshi-tiny,
 #                tiny and untrained)
-#   DTYPE        precision of Moshi's language model: bfloat16 (default) or float32
+#   WEIGHTS      weight format of Moshi's language model: auto (default: int8 on a CPU,
+#                bfloat16 on a GPU), float32, bfloat16, int8 or int4 (DTYPE, its old name,
+#                is still read)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 MODEL=${MODEL:-$ROOT/tests/data/golden/mimi_tiny}
 NUM_CODEBOOKS=${NUM_CODEBOOKS:-8}
 MOSHI_MODEL=${MOSHI_MODEL:-$ROOT/models/moshi-tiny}
-DTYPE=${DTYPE:-bfloat16}
+WEIGHTS=${WEIGHTS:-${DTYPE:-auto}}
 if [ ! -f "$BUILD_DIR/gst/mimi/libgstmimi.so" ]; then
   echo "$(basename "$0"): no mimi plugin in $BUILD_DIR/gst/mimi; build first (scripts/build.sh)" >&2
   exit 1

@@ -52,6 +52,6 @@ esac
 exec gst-launch-1.0 -e \
   udpsrc port="$IN_PORT" caps="$caps" ! rtpjitterbuffer latency=60 ! $depay ! \
   audioconvert ! audioresample ! \
-  moshibin model="$MOSHI_MODEL" dtype="$DTYPE" device="$DEVICE" name=moshi ! \
+  moshibin model="$MOSHI_MODEL" weights="$WEIGHTS" device="$DEVICE" name=moshi ! \
   audioconvert ! audioresample ! $pay ! udpsink host="$OUT_HOST" port="$OUT_PORT" \
   moshi.text_src ! $TEXT_SINK
