@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <vector>
 
@@ -57,5 +58,22 @@ inline uint64_t read_words(const uint64_t* p, int64_t words, int threads) {
 // The floor's buffer and slice: 16 MiB slices (as long as a large product) of 1 GiB.
 constexpr int64_t kFloorBufferWords = (int64_t(1) << 30) / 8;
 constexpr int64_t kFloorSliceWords = (int64_t(16) << 20) / 8;
+
+// Memory read bandwidth in GB/s, as the kernels' threads see it: the median over the 16 MiB
+// slices of a 1 GiB buffer, each read on the kernels' pool by `threads` threads. The floor of
+// a figure is the bytes it must read at this rate.
+inline double read_bandwidth(int threads) {
+  static std::vector<uint64_t> buffer(kFloorBufferWords, 1);
+  std::vector<double> gbps;
+  volatile uint64_t sink = 0;
+  for (int64_t start = 0; start + kFloorSliceWords <= static_cast<int64_t>(buffer.size());
+       start += kFloorSliceWords) {
+    const auto t0 = std::chrono::steady_clock::now();
+    sink = sink + read_words(buffer.data() + start, kFloorSliceWords, threads);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    gbps.push_back(kFloorSliceWords * 8 / s / 1e9);
+  }
+  return median(gbps);
+}
 
 }  // namespace bench

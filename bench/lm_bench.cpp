@@ -209,21 +209,9 @@ void time_step(const kyutai::LmGen& gen, const kyutai::LmConfig& config, const a
   run.dep_ms.push_back(times.depformer_ms);
 }
 
-// Memory read bandwidth in GB/s, as the kernels' threads see it: the median over the 16 MiB
-// slices of a 1 GiB buffer, each read on the kernels' pool. CPU only; 0 elsewhere.
+// The floor's bandwidth (bench_util.h) on the CPU; 0 elsewhere.
 double read_bandwidth(const at::Device& device) {
-  if (!device.is_cpu()) return 0;
-  static std::vector<uint64_t> buffer(bench::kFloorBufferWords, 1);
-  const int64_t slice = bench::kFloorSliceWords;
-  std::vector<double> gbps;
-  volatile uint64_t sink = 0;
-  for (int64_t start = 0; start + slice <= static_cast<int64_t>(buffer.size()); start += slice) {
-    const auto t0 = std::chrono::steady_clock::now();
-    sink = sink + bench::read_words(buffer.data() + start, slice, kyutai::num_threads());
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    gbps.push_back(slice * 8 / s / 1e9);
-  }
-  return bench::median(gbps);
+  return device.is_cpu() ? bench::read_bandwidth(kyutai::num_threads()) : 0;
 }
 
 // One line per run: the median step against the floor of the same rounds (0 off the CPU).

@@ -1,6 +1,8 @@
 // Streaming Mimi benchmark on random weights: median milliseconds per frame for encode and
-// decode. The last line is machine-readable:
-//   mimi encode_ms=<x> decode_ms=<y> threads=<n> device=<d>
+// decode, and on the CPU the floor: a streaming frame reads every weight of the model once
+// (encoder and decoder), so it cannot take less than the model's bytes at the read bandwidth,
+// measured before and after the frames as lm-bench does. The last line is machine-readable:
+//   mimi encode_ms=<x> decode_ms=<y> threads=<n> device=<d> [floor_ms=<f> gbps=<b> frame_over_floor=<r>]
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "kyutai/io/params.h"
 #include "kyutai/model/mimi_model.h"
 #include "kyutai/device.h"
 #include "kyutai/runtime.h"
@@ -67,6 +70,17 @@ double time_ms(const at::Device& device, F&& f) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// The bytes of every declared tensor: what a streaming frame reads, encoder and decoder.
+double weight_bytes(const kyutai::MimiModel& model) {
+  double bytes = 0;
+  for (const kyutai::ParamSpec& p : model.params()) {
+    double n = 1;
+    for (int64_t d : p.shape) n *= static_cast<double>(d);
+    bytes += n * static_cast<double>(c10::elementSize(p.dtype));
+  }
+  return bytes;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -88,6 +102,8 @@ int main(int argc, char** argv) {
     const int total = o.warmup + o.frames;
     at::Tensor audio = at::randn({1, 1, frame * total}) * 0.1;
 
+    std::vector<double> floor_gbps;
+    if (device.is_cpu()) floor_gbps.push_back(bench::read_bandwidth(kyutai::num_threads()));
     kyutai::MimiEncoderState enc = model.new_encoder_state(o.codebooks);
     std::vector<at::Tensor> codes;
     std::vector<double> enc_ms, dec_ms;
@@ -101,6 +117,7 @@ int main(int argc, char** argv) {
       const double ms = time_ms(device, [&] { model.decode_step(codes[f], dec); });
       if (f >= o.warmup) dec_ms.push_back(ms);
     }
+    if (device.is_cpu()) floor_gbps.push_back(bench::read_bandwidth(kyutai::num_threads()));
     std::printf("config: %s, %d frames of %lld samples after %d warm-up frames, %d codebooks, "
                 "on %s\n",
                 o.config.empty() ? "released Mimi (moshi_2024)" : o.config.c_str(), o.frames,
@@ -109,8 +126,19 @@ int main(int argc, char** argv) {
                 *std::max_element(enc_ms.begin(), enc_ms.end()));
     std::printf("decode: median %.2f ms, max %.2f ms per frame\n", bench::median(dec_ms),
                 *std::max_element(dec_ms.begin(), dec_ms.end()));
-    std::printf("mimi encode_ms=%.2f decode_ms=%.2f threads=%d device=%s\n", bench::median(enc_ms),
+    if (!floor_gbps.empty())
+      std::printf("floor: %.0f MB of weights a frame at %.1f GB/s (median of %zu reads): %.2f ms\n",
+                  weight_bytes(model) / 1e6, bench::median(floor_gbps), floor_gbps.size(),
+                  weight_bytes(model) / bench::median(floor_gbps) / 1e6);
+    std::printf("mimi encode_ms=%.2f decode_ms=%.2f threads=%d device=%s", bench::median(enc_ms),
                 bench::median(dec_ms), kyutai::num_threads(), o.device.c_str());
+    if (!floor_gbps.empty()) {
+      const double floor_ms = weight_bytes(model) / bench::median(floor_gbps) / 1e6;
+      std::printf(" floor_ms=%.2f gbps=%.1f frame_over_floor=%.2f", floor_ms,
+                  bench::median(floor_gbps),
+                  (bench::median(enc_ms) + bench::median(dec_ms)) / floor_ms);
+    }
+    std::printf("\n");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mimi-bench: %s\n", e.what());
     return 1;
