@@ -2,7 +2,8 @@
 // decode, and on the CPU the floor: a streaming frame reads every weight of the model once
 // (encoder and decoder), so it cannot take less than the model's bytes at the read bandwidth,
 // measured before and after the frames as lm-bench does. The last line is machine-readable:
-//   mimi encode_ms=<x> decode_ms=<y> threads=<n> device=<d> [floor_ms=<f> gbps=<b> frame_over_floor=<r>]
+//   mimi encode_ms=<x> decode_ms=<y> threads=<n> device=<d> [floor_ms=<f> gbps=<b>
+//   frame_over_floor=<r>]
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
@@ -15,11 +16,11 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "kyutai/device.h"
 #include "kyutai/io/params.h"
 #include "kyutai/model/mimi_model.h"
-#include "kyutai/device.h"
-#include "kyutai/runtime.h"
 #include "kyutai/model/torch_compat.h"
+#include "kyutai/runtime.h"
 
 namespace {
 
@@ -81,6 +82,34 @@ double weight_bytes(const kyutai::MimiModel& model) {
   return bytes;
 }
 
+// The figures, the floor (CPU only) and the machine-readable last line.
+void report(const Options& o, const kyutai::MimiModel& model, const std::vector<double>& enc_ms,
+            const std::vector<double>& dec_ms, const std::vector<double>& floor_gbps) {
+  const int64_t frame = model.frame_size();
+  std::printf(
+      "config: %s, %d frames of %lld samples after %d warm-up frames, %d codebooks, "
+      "on %s\n",
+      o.config.empty() ? "released Mimi (moshi_2024)" : o.config.c_str(), o.frames,
+      static_cast<long long>(frame), o.warmup, o.codebooks, o.device.c_str());
+  std::printf("encode: median %.2f ms, max %.2f ms per frame\n", bench::median(enc_ms),
+              *std::max_element(enc_ms.begin(), enc_ms.end()));
+  std::printf("decode: median %.2f ms, max %.2f ms per frame\n", bench::median(dec_ms),
+              *std::max_element(dec_ms.begin(), dec_ms.end()));
+  if (!floor_gbps.empty())
+    std::printf("floor: %.0f MB of weights a frame at %.1f GB/s (median of %zu reads): %.2f ms\n",
+                weight_bytes(model) / 1e6, bench::median(floor_gbps), floor_gbps.size(),
+                weight_bytes(model) / bench::median(floor_gbps) / 1e6);
+  std::printf("mimi encode_ms=%.2f decode_ms=%.2f threads=%d device=%s", bench::median(enc_ms),
+              bench::median(dec_ms), kyutai::num_threads(), o.device.c_str());
+  if (!floor_gbps.empty()) {
+    const double floor_ms = weight_bytes(model) / bench::median(floor_gbps) / 1e6;
+    std::printf(" floor_ms=%.2f gbps=%.1f frame_over_floor=%.2f", floor_ms,
+                bench::median(floor_gbps),
+                (bench::median(enc_ms) + bench::median(dec_ms)) / floor_ms);
+  }
+  std::printf("\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -118,27 +147,7 @@ int main(int argc, char** argv) {
       if (f >= o.warmup) dec_ms.push_back(ms);
     }
     if (device.is_cpu()) floor_gbps.push_back(bench::read_bandwidth(kyutai::num_threads()));
-    std::printf("config: %s, %d frames of %lld samples after %d warm-up frames, %d codebooks, "
-                "on %s\n",
-                o.config.empty() ? "released Mimi (moshi_2024)" : o.config.c_str(), o.frames,
-                static_cast<long long>(frame), o.warmup, o.codebooks, o.device.c_str());
-    std::printf("encode: median %.2f ms, max %.2f ms per frame\n", bench::median(enc_ms),
-                *std::max_element(enc_ms.begin(), enc_ms.end()));
-    std::printf("decode: median %.2f ms, max %.2f ms per frame\n", bench::median(dec_ms),
-                *std::max_element(dec_ms.begin(), dec_ms.end()));
-    if (!floor_gbps.empty())
-      std::printf("floor: %.0f MB of weights a frame at %.1f GB/s (median of %zu reads): %.2f ms\n",
-                  weight_bytes(model) / 1e6, bench::median(floor_gbps), floor_gbps.size(),
-                  weight_bytes(model) / bench::median(floor_gbps) / 1e6);
-    std::printf("mimi encode_ms=%.2f decode_ms=%.2f threads=%d device=%s", bench::median(enc_ms),
-                bench::median(dec_ms), kyutai::num_threads(), o.device.c_str());
-    if (!floor_gbps.empty()) {
-      const double floor_ms = weight_bytes(model) / bench::median(floor_gbps) / 1e6;
-      std::printf(" floor_ms=%.2f gbps=%.1f frame_over_floor=%.2f", floor_ms,
-                  bench::median(floor_gbps),
-                  (bench::median(enc_ms) + bench::median(dec_ms)) / floor_ms);
-    }
-    std::printf("\n");
+    report(o, model, enc_ms, dec_ms, floor_gbps);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mimi-bench: %s\n", e.what());
     return 1;
