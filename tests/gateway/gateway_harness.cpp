@@ -328,16 +328,19 @@ Heard Caller::heard() const {
   return heard;
 }
 
-RawSip::RawSip() {
-  fd_ = socket(AF_INET, SOCK_DGRAM, 0);
+int loopback_udp_socket(int* port) {
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
   socklen_t len = sizeof a;
-  getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-  port = ntohs(a.sin_port);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  *port = ntohs(a.sin_port);
+  return fd;
 }
+
+RawSip::RawSip() { fd_ = loopback_udp_socket(&port); }
 
 RawSip::~RawSip() {
   close(fd_);

@@ -98,6 +98,9 @@ class Caller {
   std::unique_ptr<Process> process;
 };
 
+// A UDP socket bound to a free port of 127.0.0.1 (written to `port`).
+int loopback_udp_socket(int* port);
+
 // A SIP peer written by hand, to send what no phone would: silence, holds, garbage.
 class RawSip {
  public:

@@ -26,16 +26,7 @@ namespace {
 // A UDP socket on 127.0.0.1 that sends RTP (PCMU, 20 ms packets) to one port.
 class RtpSender {
  public:
-  RtpSender() {
-    fd_ = socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port = ntohs(a.sin_port);
-  }
+  RtpSender() { fd_ = loopback_udp_socket(&port); }
   ~RtpSender() { close(fd_); }
   void send(int to_port) {
     unsigned char packet[12 + 160];
