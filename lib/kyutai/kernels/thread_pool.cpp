@@ -1,5 +1,6 @@
 #include "kyutai/kernels/thread_pool.h"
 
+#include <algorithm>
 #include <cassert>
 #include <chrono>
 #include <memory>
@@ -121,13 +122,21 @@ int num_threads() { return pool_instance()->threads(); }
 
 void parallel_ranges(int64_t n, int parts, const std::function<void(int64_t, int64_t)>& fn) {
   const std::shared_ptr<ThreadPool> pool = pool_instance();
-  if (parts > pool->threads()) parts = pool->threads();
   if (parts > n) parts = static_cast<int>(n);
-  if (parts <= 1) {
+  const int threads = std::min(parts, pool->threads());
+  if (threads <= 1) {
     if (n > 0) fn(0, n);
     return;
   }
-  pool->run(parts, [&](int i) { fn(n * i / parts, n * (i + 1) / parts); });
+  // Every thread claims the next range until none is left, so a thread that starts late (woken
+  // from its sleep, or its core lent to another process for a while) leaves its share to the
+  // others instead of making them wait: a product never takes longer than the threads that run.
+  std::atomic<int> next{0};
+  pool->run(threads, [&](int) {
+    for (int i = next.fetch_add(1, std::memory_order_relaxed); i < parts;
+         i = next.fetch_add(1, std::memory_order_relaxed))
+      fn(n * i / parts, n * (i + 1) / parts);
+  });
 }
 
 }  // namespace kyutai::kernels

@@ -46,7 +46,8 @@ class ThreadPool {
 };
 
 // Splits [0, n) into `parts` contiguous ranges and calls fn(begin, end) for each on the process-wide
-// pool that matmul and pack use (sized by set_num_threads).
+// pool that matmul and pack use (sized by set_num_threads). The pool's threads claim the ranges
+// in order, one at a time, so more parts than threads balance the work between them.
 void parallel_ranges(int64_t n, int parts, const std::function<void(int64_t, int64_t)>& fn);
 
 }  // namespace kyutai::kernels
