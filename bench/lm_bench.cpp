@@ -3,7 +3,7 @@
 // position in the KV cache. Each setting's result ends in a machine-readable line (the last
 // setting's is the last line):
 //   lm step_ms=<x> main_ms=<y> depformer_ms=<z> threads=<n> weights=<w> position=<p> gbps=<g>
-//      batch=<b> device=<d>
+//      batch=<b> device=<d> kv=<model|int8>
 // where gbps is the weight and KV-cache bytes one step reads, divided by the step time. With
 // --batch B, each step is one LmGen::step_batch over B conversations (each with its own KV
 // cache, all at the same position), and gbps counts the weights once and B KV caches. With
@@ -13,7 +13,8 @@
 //   conversation frame_ms=<x> rtf=<x/80> weights=<w> threads=<n>
 // --position and --batch take comma-separated lists: every combination is measured on one model,
 // in turn, for --rounds rounds, with the memory read bandwidth (the floor) measured between
-// rounds, so that the two sides of a comparison see the same machine.
+// rounds, so that the two sides of a comparison see the same machine. --kv int8 runs the
+// temporal transformer's KV cache in int8 (model/transformer.h).
 #include <ATen/ATen.h>
 #include <sys/resource.h>
 
@@ -49,6 +50,7 @@ struct Options {
   std::vector<int> batches = {1};
   int rounds = 1;
   bool with_mimi = false;
+  kyutai::KvCacheFormat kv = kyutai::KvCacheFormat::Model;
 };
 
 // "0,2999" -> {0, 2999}.
@@ -91,6 +93,8 @@ bool parse(int argc, char** argv, Options& o) {
       o.rounds = std::atoi(v.c_str());
     else if (a == "--device")
       o.device = v;
+    else if (a == "--kv" && (v == "model" || v == "int8"))
+      o.kv = v == "int8" ? kyutai::KvCacheFormat::Int8 : kyutai::KvCacheFormat::Model;
     else
       return false;
   }
@@ -110,11 +114,15 @@ double resident_gb() {
   return usage.ru_maxrss / 1e6;  // kilobytes -> GB
 }
 
-// KV-cache bytes the temporal transformer reads in a step at `position`.
-int64_t kv_bytes(const kyutai::LmModel& model, int64_t position) {
+// KV-cache bytes the temporal transformer reads in a step at `position` (an int8 cache: a
+// byte per value and a float32 scale per head and position).
+int64_t kv_bytes(const kyutai::LmModel& model, kyutai::KvCacheFormat kv, int64_t position) {
   const kyutai::TransformerConfig& t = model.config().transformer;
   const int64_t keys = std::min<int64_t>(position + 1, t.context.value_or(position + 1));
-  return 2 * t.num_layers * keys * t.d_model * static_cast<int64_t>(at::elementSize(model.dtype()));
+  const int64_t per_key = kv == kyutai::KvCacheFormat::Int8
+                              ? t.d_model + 4 * t.num_heads
+                              : t.d_model * static_cast<int64_t>(at::elementSize(model.dtype()));
+  return 2 * t.num_layers * keys * per_key;
 }
 
 // Mimi around the LM, on random weights of the released configuration: the user's side is
@@ -169,10 +177,9 @@ Run make_run(const kyutai::LmGen& gen, int64_t position, int batch) {
     // values do not matter for speed; the token delays need no history).
     run.states.back().transformer.offset = position;
     if (position == 0) continue;  // an untouched cache costs no memory until it fills
-    for (auto& layer : run.states.back().transformer.layers) {
-      layer.keys.zero_();
-      layer.values.zero_();
-    }
+    for (auto& layer : run.states.back().transformer.layers)
+      for (at::Tensor* t : {&layer.keys, &layer.values, &layer.key_scales, &layer.value_scales})
+        if (t->defined()) t->zero_();
   }
   return run;
 }
@@ -215,8 +222,10 @@ double read_bandwidth(const at::Device& device) {
 }
 
 // One line per run: the median step against the floor of the same rounds (0 off the CPU).
-void report(const kyutai::LmModel& model, const std::vector<Run>& runs, double floor, int warmup,
-            const std::string& device) {
+void report(const kyutai::LmModel& model, const std::vector<Run>& runs, double floor,
+            const Options& o) {
+  const int warmup = o.warmup;
+  const std::string& device = o.device;
   const char* weights = kyutai::weight_format_name(model.weight_format());
   if (floor > 0)
     std::printf("floor gbps=%.1f (read bandwidth measured between the rounds, %d threads)\n", floor,
@@ -224,7 +233,7 @@ void report(const kyutai::LmModel& model, const std::vector<Run>& runs, double f
   for (const Run& run : runs) {
     const double step = bench::median(run.step_ms);
     const int64_t bytes =
-        model.step_weight_bytes() + run.batch * kv_bytes(model, run.position + warmup);
+        model.step_weight_bytes() + run.batch * kv_bytes(model, o.kv, run.position + warmup);
     std::printf("%zu steps: median %.1f ms, max %.1f ms; ", run.step_ms.size(), step,
                 *std::max_element(run.step_ms.begin(), run.step_ms.end()));
     if (floor > 0)
@@ -233,9 +242,10 @@ void report(const kyutai::LmModel& model, const std::vector<Run>& runs, double f
     std::printf("peak resident memory %.2f GB\n", resident_gb());
     std::printf(
         "lm step_ms=%.1f main_ms=%.1f depformer_ms=%.1f threads=%d weights=%s "
-        "position=%lld gbps=%.1f batch=%d device=%s\n",
+        "position=%lld gbps=%.1f batch=%d device=%s kv=%s\n",
         step, bench::median(run.main_ms), bench::median(run.dep_ms), kyutai::num_threads(), weights,
-        static_cast<long long>(run.position), bytes / step / 1e6, run.batch, device.c_str());
+        static_cast<long long>(run.position), bytes / step / 1e6, run.batch, device.c_str(),
+        o.kv == kyutai::KvCacheFormat::Int8 ? "int8" : "model");
   }
 }
 
@@ -251,7 +261,7 @@ int main(int argc, char** argv) {
         "usage: lm-bench [--config lm_config.json] [--weights float32|bfloat16|int8|int4]\n"
         "                [--threads N] [--steps N] [--warmup N] [--rounds N]\n"
         "                [--position N[,N...]] [--batch N[,N...] | --with-mimi]\n"
-        "                [--device cpu|cuda|cuda:N]\n");
+        "                [--device cpu|cuda|cuda:N] [--kv model|int8]\n");
     return 2;
   }
   try {
@@ -264,12 +274,12 @@ int main(int argc, char** argv) {
     std::printf("config: %s, %.0f M parameters, %s weights\n", o.config.c_str(),
                 kyutai::count_elements(model.params()) / 1e6, weights);
     const auto t_init = std::chrono::steady_clock::now();
-    model.init_random(1234, device);
+    model.init_random(1234, device, kyutai::RandomDraw::Uniform);
     kyutai::torch_compat::synchronize(device);
-    std::printf("random weights made and packed in %.1f s; %.2f GB of weights per step\n",
+    std::printf("random weights (uniform) made and packed in %.1f s; %.2f GB of weights per step\n",
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t_init).count(),
                 model.step_weight_bytes() / 1e9);
-    const kyutai::LmGen gen(model);
+    const kyutai::LmGen gen(model, o.kv);
     std::vector<Run> runs;
     for (int64_t position : o.positions)
       for (int batch : o.batches) runs.push_back(make_run(gen, position, batch));
@@ -284,7 +294,7 @@ int main(int argc, char** argv) {
         for (int s = 0; s < (round == 0 ? o.warmup : 0) + o.steps; ++s)
           time_step(gen, config, device, run, mimi.get(), round > 0 || s >= o.warmup);
     }
-    report(model, runs, bench::median(floor_gbps), o.warmup, o.device);
+    report(model, runs, bench::median(floor_gbps), o);
     if (mimi) {
       const double frame = bench::median(runs.back().frame_ms);
       std::printf("conversation frame_ms=%.1f rtf=%.3f weights=%s threads=%d\n", frame,

@@ -202,8 +202,9 @@ TEST_F(KernelTest, PackFromBfloat16MatchesPackFromFloat) {
     ASSERT_EQ(a.total_bytes(), b.total_bytes());
     EXPECT_EQ(std::memcmp(a.data, b.data, a.data_bytes()), 0) << weight_format_name(f);
     // Float formats have no scales (null): memcmp must not be given a null pointer, even for 0.
-    if (a.scale_count() > 0)
+    if (a.scale_count() > 0) {
       EXPECT_EQ(std::memcmp(a.scales, b.scales, 2 * a.scale_count()), 0) << weight_format_name(f);
+    }
   }
   // BFloat16 keeps the checkpoint's bits.
   const PackedWeight p = pack_bf16(WeightFormat::BFloat16, wb.data(), out, in);

@@ -35,12 +35,13 @@ struct StepLogits {
 // Steps `model` through the golden trace with the reference's inputs (teacher forcing): the
 // temporal transformer gets the recorded main input of each step, and the depformer the float32
 // model's greedy tokens, so that every step compares like with like.
-StepLogits teacher_forced(const LmModel& model, const std::map<std::string, at::Tensor>& trace) {
+StepLogits teacher_forced(const LmModel& model, const std::map<std::string, at::Tensor>& trace,
+                          KvCacheFormat kv = KvCacheFormat::Model) {
   c10::InferenceMode guard;
   const at::Tensor& inputs = trace.at("step_main_input");  // [S, K]
   const at::Tensor& ref_audio = trace.at("step_audio_logits");
   const at::Tensor& ref_text = trace.at("step_text_logits");
-  TransformerState state = model.new_text_state(1);
+  TransformerState state = model.new_text_state(1, kv);
   StepLogits out;
   for (int64_t s = 0; s < inputs.size(0); ++s) {
     at::Tensor text_logits;
@@ -146,6 +147,25 @@ TEST_P(WeightFormats, TraceLogitsCloseToFloat32) {
               weight_format_name(format), text, audio);
   EXPECT_LE(text, bound);
   EXPECT_LE(audio, bound);
+}
+
+// The int8 KV cache (model/transformer.h) with float32 weights: the error it alone adds, on the
+// golden trace (every step attends to all the steps before it). Bound: the measured value with a
+// margin; docs/QUANTIZATION.md lists it.
+TEST(KvCacheInt8, TraceLogitsCloseToTheReference) {
+  KYUTAI_CPU_ONLY("the int8 cache is read by the CPU attention kernel");
+  const auto trace = read_tensors(tiny("trace.safetensors"));
+  LmModel model(LmConfig::from_file(tiny("config.json")), WeightFormat::Float32);
+  model.load(tiny("model.safetensors"), at::kCPU);
+  const StepLogits got = teacher_forced(model, trace, KvCacheFormat::Int8);
+  const double text = worst_step_error(got.text, trace.at("step_text_logits"));
+  const double audio = worst_step_error(got.audio, trace.at("step_audio_logits"));
+  std::printf("[ int8 KV cache ] worst per-step relative L2 error: text logits %.2e, audio "
+              "logits %.2e\n",
+              text, audio);
+  EXPECT_LE(text, 0.02);  // measured 7.3e-3 for both
+  EXPECT_LE(audio, 0.02);
+  EXPECT_GT(text, 0.0);  // the cache really was int8
 }
 
 TEST(WeightFormatsGreedy, Float32TraceStaysExact) {

@@ -10,6 +10,8 @@
 #include <set>
 
 #include "kyutai/error.h"
+#include "kyutai/kernels/kernels.h"
+#include "kyutai/kernels/thread_pool.h"
 #include "kyutai/weights/linear_weight.h"
 #include "kyutai/safetensors.h"
 
@@ -292,10 +294,38 @@ at::Generator random_generator(uint64_t seed, const at::Device& device) {
   return gen;
 }
 
+uint64_t mix64(uint64_t z) {  // splitmix64's finalizer
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+uint64_t name_hash(const std::string& name) {  // FNV-1a: stable across builds
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (const unsigned char c : name) h = (h ^ c) * 0x100000001b3ULL;
+  return h;
+}
+
+// Uniform values of standard deviation `sd`, element i from hash(seed, i): the same values
+// whatever the number of threads.
+at::Tensor uniform_matrix(const std::vector<int64_t>& shape, uint64_t seed, double sd) {
+  at::Tensor t = at::empty(shape, at::kFloat);
+  float* data = t.data_ptr<float>();
+  const float half_width = static_cast<float>(sd * std::sqrt(3.0));
+  const uint64_t key = mix64(seed);
+  kernels::parallel_ranges(t.numel(), kernels::num_threads(), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const uint64_t bits = mix64(key + static_cast<uint64_t>(i)) >> 40;  // 24 bits
+      data[i] = half_width * (static_cast<float>(bits) * (2.0f / 16777216.0f) - 1.0f);
+    }
+  });
+  return t;
+}
+
 }  // namespace
 
 void init_random(const std::vector<ParamSpec>& specs, uint64_t seed, const at::Device& device,
-                 const AfterLoad& after) {
+                 const AfterLoad& after, RandomDraw draw) {
   at::Generator gen = random_generator(seed, device);
   const auto opts = at::TensorOptions().dtype(at::kFloat).device(device);
   for (const auto& s : specs) {
@@ -314,7 +344,10 @@ void init_random(const std::vector<ParamSpec>& specs, uint64_t seed, const at::D
     } else {
       const int64_t numel = std::max<int64_t>(1, numel_of(s.shape));
       const double fan_in = static_cast<double>(numel / std::max<int64_t>(1, s.shape[0]));
-      t = at::randn(s.shape, gen, opts) / std::sqrt(fan_in);
+      if (draw == RandomDraw::Uniform)
+        t = uniform_matrix(s.shape, seed ^ name_hash(n), 1 / std::sqrt(fan_in));
+      else
+        t = at::randn(s.shape, gen, opts) / std::sqrt(fan_in);
     }
     *s.slot = t.to(device, s.dtype);
     if (after) after(s);

@@ -82,11 +82,17 @@ void load_strict(const std::vector<ParamSpec>& specs,
                  const std::shared_ptr<const SafetensorsFile>& file, const at::Device& device,
                  const AfterLoad& after = {}, const LoadProgress& progress = {});
 
+// How init_random draws the matrices. Normal: libtorch's generator, one thread (about a minute
+// per billion values). Uniform: the same variance, uniform, from a counter-based hash on the
+// kernels' threads, for benchmarks, whose speed does not depend on the values (a 7B model in
+// seconds instead of minutes). Either way the same seed gives the same values.
+enum class RandomDraw { Normal, Uniform };
+
 // Fills every slot with random values (benchmarks, tests): normal(0, 1/sqrt(fan_in)) for
 // weights, 1 + 0.1*normal for norm scales, and the codebook buffers made usable. Drawn on
 // `device`: the same seed gives the same values on the CPU, other values on a GPU.
 void init_random(const std::vector<ParamSpec>& specs, uint64_t seed, const at::Device& device,
-                 const AfterLoad& after = {});
+                 const AfterLoad& after = {}, RandomDraw draw = RandomDraw::Normal);
 
 // One tensor of a mapped file: a view of the mapping (which it keeps alive) when its data is
 // aligned for its dtype, a copy otherwise.

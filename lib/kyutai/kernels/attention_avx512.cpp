@@ -11,9 +11,12 @@
 namespace kyutai::kernels::detail {
 namespace {
 
-// 16 lanes of row j at offset d, as float32.
+// 16 lanes of row j at offset d, as float32 (an Int8 row without its scale).
 __m512 load16(const void* base, KvFormat format, int64_t offset) {
   if (format == KvFormat::Float32) return _mm512_loadu_ps(static_cast<const float*>(base) + offset);
+  if (format == KvFormat::Int8)
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const int8_t*>(base) + offset))));
   const __m256i half = _mm256_loadu_si256(
       reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(base) + offset));
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
@@ -96,6 +99,29 @@ void bf16_scores(const float* q, const uint16_t* k, int64_t keys, int64_t dim, f
   }
 }
 
+// q . k[j] for an Int8 cache: float32 FMAs on the widened bytes, four keys at a time so the
+// reductions overlap, each times its row's scale.
+void int8_scores(const float* q, const int8_t* k, const float* k_scales, int64_t keys,
+                 int64_t dim, float scale, float* scores) {
+  int64_t j = 0;
+  for (; j + 4 <= keys; j += 4) {
+    __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                   _mm512_setzero_ps()};
+    for (int64_t d = 0; d < dim; d += 16) {
+      const __m512 qv = _mm512_loadu_ps(q + d);
+      for (int r = 0; r < 4; ++r)
+        a[r] = _mm512_fmadd_ps(qv, load16(k, KvFormat::Int8, (j + r) * dim + d), a[r]);
+    }
+    for (int r = 0; r < 4; ++r) scores[j + r] = _mm512_reduce_add_ps(a[r]) * k_scales[j + r] * scale;
+  }
+  for (; j < keys; ++j) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t d = 0; d < dim; d += 16)
+      acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + d), load16(k, KvFormat::Int8, j * dim + d), acc);
+    scores[j] = _mm512_reduce_add_ps(acc) * k_scales[j] * scale;
+  }
+}
+
 // q . k[j] with float32 FMAs, 16 at a time. A bfloat16 cache multiplies a bfloat16 query, as
 // the portable path and vdpbf16ps do.
 void fma_scores(const float* q, const void* k, KvFormat format, int64_t keys, int64_t dim,
@@ -117,8 +143,11 @@ void fma_scores(const float* q, const void* k, KvFormat format, int64_t keys, in
 }  // namespace
 
 void attend_head_avx512(const float* q, const void* k, const void* v, KvFormat format,
-                        int64_t keys, int64_t dim, float scale, float* scores, float* out) {
-  if (format == KvFormat::BFloat16 && dim % 32 == 0)
+                        int64_t keys, int64_t dim, float scale, float* scores, float* out,
+                        const float* k_scales, const float* v_scales) {
+  if (format == KvFormat::Int8)
+    int8_scores(q, static_cast<const int8_t*>(k), k_scales, keys, dim, scale, scores);
+  else if (format == KvFormat::BFloat16 && dim % 32 == 0)
     bf16_scores(q, static_cast<const uint16_t*>(k), keys, dim, scale, scores);
   else
     fma_scores(q, k, format, keys, dim, scale, scores);
@@ -127,7 +156,7 @@ void attend_head_avx512(const float* q, const void* k, const void* v, KvFormat f
   const float inv = 1.0f / total;
   // Keys outer, so the values stream once in order; `out` stays in L1.
   for (int64_t j = 0; j < keys; ++j) {
-    const __m512 p = _mm512_set1_ps(scores[j] * inv);
+    const __m512 p = _mm512_set1_ps(v_scales ? scores[j] * inv * v_scales[j] : scores[j] * inv);
     for (int64_t d = 0; d < dim; d += 16)
       _mm512_storeu_ps(
           out + d, _mm512_fmadd_ps(p, load16(v, format, j * dim + d), _mm512_loadu_ps(out + d)));

@@ -48,9 +48,10 @@ using QuantizeRow = void (*)(const float* x, int64_t in_padded, int32_t offset, 
                              int32_t* bias);
 
 // One head of attend_step (attention.h) for a dim that is a multiple of 16 and at most 512:
-// scores [keys] is scratch, out [dim] the result.
+// scores [keys] is scratch, out [dim] the result; k_scales and v_scales [keys] for Int8.
 using AttendHead = void (*)(const float* q, const void* k, const void* v, KvFormat format,
-                            int64_t keys, int64_t dim, float scale, float* scores, float* out);
+                            int64_t keys, int64_t dim, float scale, float* scores, float* out,
+                            const float* k_scales, const float* v_scales);
 
 struct KernelTable {
   QuantizeRow quantize_row;
@@ -72,7 +73,8 @@ const KernelTable& kernels_for(Isa isa);
 
 // The AVX-512 unit's attention head (attention_avx512.cpp).
 void attend_head_avx512(const float* q, const void* k, const void* v, KvFormat format,
-                        int64_t keys, int64_t dim, float scale, float* scores, float* out);
+                        int64_t keys, int64_t dim, float scale, float* scores, float* out,
+                        const float* k_scales, const float* v_scales);
 
 // Where column c of a quantized row is stored: super-blocks of 16 groups are interleaved so
 // that 4 consecutive bytes of one group share a 32-bit lane (see docs/QUANTIZATION.md).

@@ -161,9 +161,9 @@ void LmModel::load(const std::string& path, const at::Device& device,
   device_ = device;
 }
 
-void LmModel::init_random(uint64_t seed, const at::Device& device) {
+void LmModel::init_random(uint64_t seed, const at::Device& device, RandomDraw draw) {
   c10::InferenceMode guard;
-  kyutai::init_random(params_, seed, device, pack_weights(weights_));
+  kyutai::init_random(params_, seed, device, pack_weights(weights_), draw);
   device_ = device;
 }
 
@@ -212,8 +212,8 @@ at::Tensor LmModel::head(const at::Tensor& out, at::Tensor* text_logits) const {
   return normed;
 }
 
-TransformerState LmModel::new_text_state(int64_t batch) const {
-  return transformer_.init_state(batch, at::TensorOptions().dtype(dtype_).device(device_));
+TransformerState LmModel::new_text_state(int64_t batch, KvCacheFormat kv) const {
+  return transformer_.init_state(batch, at::TensorOptions().dtype(dtype_).device(device_), kv);
 }
 
 TransformerState LmModel::new_depformer_state(int64_t batch) const {

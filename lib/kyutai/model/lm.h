@@ -63,7 +63,8 @@ class LmModel {
   // Quantized formats go through the weights cache described by `cache` (null: no cache).
   void load(const std::string& path, const at::Device& device,
             const WeightCacheOptions* cache = nullptr, const LoadProgress& progress = {});
-  void init_random(uint64_t seed, const at::Device& device);
+  void init_random(uint64_t seed, const at::Device& device,
+                   RandomDraw draw = RandomDraw::Normal);
   void save(const std::string& path) const;
   const std::vector<ParamSpec>& params() const { return params_; }
   const LmConfig& config() const { return config_; }
@@ -87,7 +88,7 @@ class LmModel {
   // the CPU.
   at::Tensor text_step(const at::Tensor& tokens, const std::vector<TransformerState*>& states,
                        at::Tensor* text_logits) const;
-  TransformerState new_text_state(int64_t batch) const;
+  TransformerState new_text_state(int64_t batch, KvCacheFormat kv = KvCacheFormat::Model) const;
   // Depformer codebook `cb` of one step: the previous token [B] (the text token for cb 0) and
   // the temporal output [B, 1, dim] -> audio logits [B, card] in float32. `state` starts each
   // step at offset 0 (new, or reused with its offset set back to 0) and sees codebooks

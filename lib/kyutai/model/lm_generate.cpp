@@ -28,7 +28,7 @@ int64_t& token_slot(LmGenState& state, const LmConfig& c, int64_t k, int64_t ste
 LmGenState LmGen::new_state(uint64_t seed) const {
   const LmConfig& c = model_.config();
   LmGenState state;
-  state.transformer = model_.new_text_state(1);
+  state.transformer = model_.new_text_state(1, kv_);
   state.depformer = model_.new_depformer_state(1);
   state.cache.assign(static_cast<size_t>(c.num_codebooks() * ring_steps(c)), kUngenerated);
   state.sampler.seed(seed);

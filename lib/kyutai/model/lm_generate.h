@@ -52,7 +52,9 @@ struct LmGenRow {
 
 class LmGen {
  public:
-  explicit LmGen(const LmModel& model) : model_(model) {}
+  // `kv`: how the temporal transformer's KV cache of each new state stores keys and values.
+  explicit LmGen(const LmModel& model, KvCacheFormat kv = KvCacheFormat::Model)
+      : model_(model), kv_(kv) {}
   LmGenState new_state(uint64_t seed) const;
 
   // Feeds one frame of the user's audio codes (at least n_q - dep_q of them; extra ones are
@@ -85,6 +87,7 @@ class LmGen {
                                               const std::vector<int64_t>& text,
                                               const at::Tensor& transformer_out) const;
   const LmModel& model_;
+  KvCacheFormat kv_;
 };
 
 }  // namespace kyutai

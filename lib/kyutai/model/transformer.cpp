@@ -65,12 +65,58 @@ void ring_write(at::Tensor& ring, const at::Tensor& x, int64_t offset) {
   if (first < steps) ring.narrow(2, 0, steps - first).copy_(x.narrow(2, first, steps - first));
 }
 
+// The same into an int8 ring and its scales [B, H, capacity], each row quantized on its own.
+void ring_write_int8(at::Tensor& ring, at::Tensor& scales, const at::Tensor& x, int64_t offset) {
+  const at::Tensor xf = x.to(at::kFloat).contiguous();
+  const int64_t batch = x.size(0), heads = x.size(1), steps = x.size(2), dim = x.size(3);
+  const int64_t capacity = ring.size(2);
+  auto* q = ring.data_ptr<int8_t>();
+  float* s = scales.data_ptr<float>();
+  for (int64_t bh = 0; bh < batch * heads; ++bh)
+    for (int64_t t = 0; t < steps; ++t) {
+      const int64_t slot = bh * capacity + (offset + t) % capacity;
+      kernels::quantize_kv_rows(xf.data_ptr<float>() + (bh * steps + t) * dim, 1, dim,
+                                q + slot * dim, s + slot);
+    }
+}
+
+void cache_write(KVCache& cache, const at::Tensor& k, const at::Tensor& v, int64_t offset) {
+  if (cache.key_scales.defined()) {
+    ring_write_int8(cache.keys, cache.key_scales, k, offset);
+    ring_write_int8(cache.values, cache.value_scales, v, offset);
+    return;
+  }
+  ring_write(cache.keys, k, offset);
+  ring_write(cache.values, v, offset);
+}
+
+// The first `keys` slots of a ring in `dtype` (an int8 ring dequantized).
+at::Tensor cache_read(const at::Tensor& ring, const at::Tensor& scales, int64_t keys,
+                      at::ScalarType dtype) {
+  if (!scales.defined()) return ring.narrow(2, 0, keys);
+  return (ring.narrow(2, 0, keys).to(at::kFloat) * scales.narrow(2, 0, keys).unsqueeze(-1))
+      .to(dtype);
+}
+
 // One streaming step attends to every slot written so far (the ring never holds a step outside
 // the context), so the kernel can read the cache in place, without a mask.
 bool uses_step_kernel(const KVCache& cache) {
   const at::ScalarType t = cache.keys.scalar_type();
-  return cache.keys.is_cpu() && (t == at::kFloat || t == at::kBFloat16) &&
+  return cache.keys.is_cpu() && (t == at::kFloat || t == at::kBFloat16 || t == at::kChar) &&
          cache.keys.is_contiguous() && cache.values.is_contiguous();
+}
+
+kernels::KvFormat kv_format(const KVCache& cache) {
+  switch (cache.keys.scalar_type()) {
+    case at::kFloat: return kernels::KvFormat::Float32;
+    case at::kChar: return kernels::KvFormat::Int8;
+    default: return kernels::KvFormat::BFloat16;
+  }
+}
+
+const float* scales_of(const at::Tensor& scales, int64_t b) {
+  return scales.defined() ? scales.data_ptr<float>() + b * scales.size(1) * scales.size(2)
+                          : nullptr;
 }
 
 // q [B, H, 1, D] against the first `keys` slots of each row's cache -> [B, H, 1, D].
@@ -79,15 +125,15 @@ at::Tensor attend_cached(const at::Tensor& q, const KVCache& cache, int64_t keys
   const int64_t capacity = cache.keys.size(2);
   const at::Tensor qf = q.to(at::kFloat).contiguous();
   at::Tensor out = at::empty({batch, heads, 1, dim}, qf.options());
-  const auto format = cache.keys.scalar_type() == at::kFloat ? kernels::KvFormat::Float32
-                                                             : kernels::KvFormat::BFloat16;
+  const kernels::KvFormat format = kv_format(cache);
   const int64_t row = heads * capacity * dim * cache.keys.element_size();
   for (int64_t b = 0; b < batch; ++b)
     kernels::attend_step(qf.data_ptr<float>() + b * heads * dim,
                          static_cast<const char*>(cache.keys.data_ptr()) + b * row,
                          static_cast<const char*>(cache.values.data_ptr()) + b * row, format, heads,
                          capacity, keys, dim, static_cast<float>(1.0 / std::sqrt(double(dim))),
-                         out.data_ptr<float>() + b * heads * dim);
+                         out.data_ptr<float>() + b * heads * dim, scales_of(cache.key_scales, b),
+                         scales_of(cache.value_scales, b));
   return out.to(q.scalar_type());
 }
 
@@ -168,14 +214,22 @@ int64_t StreamingTransformer::capacity() const {
   throw ConfigError("a streaming transformer needs a context to size its KV cache");
 }
 
-TransformerState StreamingTransformer::init_state(int64_t batch,
-                                                  const at::TensorOptions& options) const {
+TransformerState StreamingTransformer::init_state(int64_t batch, const at::TensorOptions& options,
+                                                  KvCacheFormat kv) const {
   TransformerState state;
   const int64_t cap = capacity();
+  const bool int8 = kv == KvCacheFormat::Int8;
+  const at::TensorOptions values = int8 ? options.dtype(at::kChar) : options;
   for (size_t i = 0; i < layers_.size(); ++i) {
     const std::vector<int64_t> shape = {batch, config_.num_heads, cap, config_.head_dim()};
     // Unfilled: a slot is read only once written, and a long context costs no memory until used.
-    state.layers.push_back({at::empty(shape, options), at::empty(shape, options)});
+    KVCache cache{at::empty(shape, values), at::empty(shape, values), {}, {}};
+    if (int8) {
+      const auto scales = options.dtype(at::kFloat);
+      cache.key_scales = at::empty({batch, config_.num_heads, cap}, scales);
+      cache.value_scales = at::empty({batch, config_.num_heads, cap}, scales);
+    }
+    state.layers.push_back(std::move(cache));
   }
   return state;
 }
@@ -337,11 +391,10 @@ at::Tensor StreamingTransformer::attend(at::Tensor q, at::Tensor k, at::Tensor v
     k = rope(k, pos);
   }
   if (cache) {
-    ring_write(cache->keys, k, pos.offset);
-    ring_write(cache->values, v, pos.offset);
+    cache_write(*cache, k, v, pos.offset);
     if (q.size(2) == 1 && uses_step_kernel(*cache)) return attend_cached(q, *cache, pos.keys);
-    k = cache->keys.narrow(2, 0, pos.keys);
-    v = cache->values.narrow(2, 0, pos.keys);
+    k = cache_read(cache->keys, cache->key_scales, pos.keys, q.scalar_type());
+    v = cache_read(cache->values, cache->value_scales, pos.keys, q.scalar_type());
   }
   const double scale = 1.0 / std::sqrt(double(config_.head_dim()));
   at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) * scale;

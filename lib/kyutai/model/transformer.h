@@ -17,7 +17,15 @@ namespace kyutai {
 struct KVCache {
   at::Tensor keys;    // [B, H, capacity, D]
   at::Tensor values;  // [B, H, capacity, D]
+  // An int8 cache (kernels/attention.h, KvFormat::Int8): keys and values are int8 and each row
+  // has a float32 scale here, [B, H, capacity]; undefined otherwise.
+  at::Tensor key_scales, value_scales;
 };
+
+// How a conversation's KV caches store keys and values: in the model's dtype (as the reference
+// does), or in int8 with a scale per head and position, half the bytes of bfloat16 that a long
+// context reads at every step (its logit error: docs/QUANTIZATION.md).
+enum class KvCacheFormat { Model, Int8 };
 
 struct TransformerState {
   std::vector<KVCache> layers;
@@ -53,7 +61,8 @@ class StreamingTransformer {
   // batch) and the b_i sum to N. Products run over all N rows; rope, the KV ring and attention
   // run per state. With weights per step, every state must be at the same position.
   at::Tensor step(const at::Tensor& x, const std::vector<TransformerState*>& states) const;
-  TransformerState init_state(int64_t batch, const at::TensorOptions& options) const;
+  TransformerState init_state(int64_t batch, const at::TensorOptions& options,
+                              KvCacheFormat kv = KvCacheFormat::Model) const;
   const TransformerConfig& config() const { return config_; }
 
  private:
