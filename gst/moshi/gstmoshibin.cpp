@@ -35,7 +35,8 @@ enum {
 
 // moshilm's properties that the bin exposes as its own.
 static const char* const kLmProperties[] = {
-    "temperature", "text-temperature", "top-k", "text-top-k", "seed", "stats"};
+    "temperature",        "text-temperature",           "top-k", "text-top-k",
+    "repetition-penalty", "repetition-penalty-context", "seed",  "stats"};
 
 struct _GstMoshiBin {
   GstBin parent;
@@ -211,6 +212,11 @@ static GParamSpec* gst_moshi_bin_clone_spec(GParamSpec* spec) {
     const GParamSpecInt* i = G_PARAM_SPEC_INT(spec);
     return g_param_spec_int(spec->name, nick, blurb, i->minimum, i->maximum, i->default_value,
                             flags);
+  }
+  if (G_IS_PARAM_SPEC_UINT(spec)) {
+    const GParamSpecUInt* u = G_PARAM_SPEC_UINT(spec);
+    return g_param_spec_uint(spec->name, nick, blurb, u->minimum, u->maximum, u->default_value,
+                             flags);
   }
   if (G_IS_PARAM_SPEC_UINT64(spec)) {
     const GParamSpecUInt64* u = G_PARAM_SPEC_UINT64(spec);

@@ -73,6 +73,8 @@ enum {
   PROP_TEXT_TEMPERATURE,
   PROP_TOP_K,
   PROP_TEXT_TOP_K,
+  PROP_REPETITION_PENALTY,
+  PROP_REPETITION_PENALTY_CONTEXT,
   PROP_SEED,
   PROP_BATCH,
   PROP_BATCH_WAIT,
@@ -114,6 +116,8 @@ struct _GstMoshiLm {
   gdouble text_temperature;
   gint top_k;
   gint text_top_k;
+  gdouble repetition_penalty;
+  guint repetition_penalty_context;
   guint64 seed;
   gboolean batch;
   gdouble batch_wait;  // ms
@@ -171,6 +175,12 @@ static void gst_moshi_lm_set_property(GObject* object, guint prop_id, const GVal
     case PROP_TEXT_TOP_K:
       self->text_top_k = g_value_get_int(value);
       break;
+    case PROP_REPETITION_PENALTY:
+      self->repetition_penalty = g_value_get_double(value);
+      break;
+    case PROP_REPETITION_PENALTY_CONTEXT:
+      self->repetition_penalty_context = g_value_get_uint(value);
+      break;
     case PROP_SEED:
       self->seed = g_value_get_uint64(value);
       break;
@@ -205,6 +215,12 @@ static void gst_moshi_lm_get_property(GObject* object, guint prop_id, GValue* va
     case PROP_TEXT_TOP_K:
       g_value_set_int(value, self->text_top_k);
       break;
+    case PROP_REPETITION_PENALTY:
+      g_value_set_double(value, self->repetition_penalty);
+      break;
+    case PROP_REPETITION_PENALTY_CONTEXT:
+      g_value_set_uint(value, self->repetition_penalty_context);
+      break;
     case PROP_SEED:
       g_value_set_uint64(value, self->seed);
       break;
@@ -224,8 +240,12 @@ static void gst_moshi_lm_get_property(GObject* object, guint prop_id, GValue* va
 
 static kyutai::SamplingParams gst_moshi_lm_sampling(GstMoshiLm* self) {
   GstObjectLocker lock(self);
-  return kyutai::SamplingParams{self->temperature, self->top_k, self->text_temperature,
-                                self->text_top_k};
+  return kyutai::SamplingParams{self->temperature,
+                                self->top_k,
+                                self->text_temperature,
+                                self->text_top_k,
+                                self->repetition_penalty,
+                                static_cast<int>(self->repetition_penalty_context)};
 }
 
 static void gst_moshi_lm_publish(GstMoshiLm* self, const kyutai::MoshiFormat* format,
@@ -596,6 +616,9 @@ static void gst_moshi_lm_init(GstMoshiLm* self) {
   self->text_temperature = kDefaultSampling.text_temperature;
   self->top_k = kDefaultSampling.top_k;
   self->text_top_k = kDefaultSampling.text_top_k;
+  self->repetition_penalty = kDefaultSampling.repetition_penalty;
+  self->repetition_penalty_context =
+      static_cast<guint>(kDefaultSampling.repetition_penalty_context);
   self->seed = DEFAULT_SEED;
   self->batch = DEFAULT_BATCH;
   self->batch_wait = kDefaultBatch.max_wait_ms;
@@ -628,6 +651,28 @@ static void gst_moshi_lm_finalize(GObject* object) {
   G_OBJECT_CLASS(parent_class)->finalize(object);
 }
 
+// Kyutai's Rust server's penalty on repeated text tokens (its web client's
+// repetition_penalty and repetition_penalty_context).
+static void gst_moshi_lm_install_repetition_penalty(GObjectClass* klass, GParamFlags playing) {
+  g_object_class_install_property(
+      klass, PROP_REPETITION_PENALTY,
+      g_param_spec_double("repetition-penalty", "Repetition penalty",
+                          "Before a text token is sampled, the scores of the distinct text "
+                          "tokens among the last repetition-penalty-context ones (padding not "
+                          "counted) are divided by this when positive, multiplied when "
+                          "negative, as Kyutai's Rust server does; 1 is off. Can change while "
+                          "playing",
+                          0.01, 100.0, kDefaultSampling.repetition_penalty, playing));
+  g_object_class_install_property(
+      klass, PROP_REPETITION_PENALTY_CONTEXT,
+      g_param_spec_uint("repetition-penalty-context", "Repetition penalty context",
+                        "How many of the latest text tokens (padding not counted) the "
+                        "repetition penalty looks back over. Can change while playing",
+                        0, kyutai::kMaxRepetitionPenaltyContext,
+                        static_cast<guint>(kDefaultSampling.repetition_penalty_context),
+                        playing));
+}
+
 static void gst_moshi_lm_install_properties(GObjectClass* klass) {
   gst_moshi_install_settings(klass, PROP_MODEL);
   const auto playing = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
@@ -656,6 +701,7 @@ static void gst_moshi_lm_install_properties(GObjectClass* klass) {
                        "Text tokens are sampled among the k most likely; 0 for all. Can change "
                        "while playing",
                        0, G_MAXINT, kDefaultSampling.text_top_k, playing));
+  gst_moshi_lm_install_repetition_penalty(klass, playing);
   g_object_class_install_property(
       klass, PROP_SEED,
       g_param_spec_uint64("seed", "Seed",

@@ -137,7 +137,8 @@ TEST(MoshiBin, WorksWithTheTextPadLeftUnlinked) {
 TEST(MoshiBin, PassesItsSettingsToTheElementsInside) {
   GstElement* bin = gst_element_factory_make("moshibin", nullptr);
   ASSERT_NE(bin, nullptr);
-  g_object_set(bin, "temperature", 0.25, "top-k", 7, "seed", G_GUINT64_CONSTANT(99), nullptr);
+  g_object_set(bin, "temperature", 0.25, "top-k", 7, "seed", G_GUINT64_CONSTANT(99),
+               "repetition-penalty", 1.25, "repetition-penalty-context", 64u, nullptr);
   GstElement* lm = gst_bin_get_by_name(GST_BIN(bin), "moshilm");
   ASSERT_NE(lm, nullptr);
   double temperature = 0;
@@ -147,6 +148,12 @@ TEST(MoshiBin, PassesItsSettingsToTheElementsInside) {
   EXPECT_EQ(temperature, 0.25);
   EXPECT_EQ(top_k, 7);
   EXPECT_EQ(seed, 99u);
+  gdouble penalty = 0;
+  guint context = 0;
+  g_object_get(lm, "repetition-penalty", &penalty, "repetition-penalty-context", &context,
+               nullptr);
+  EXPECT_EQ(penalty, 1.25);
+  EXPECT_EQ(context, 64u);
   gst_object_unref(lm);
   gst_object_unref(gst_object_ref_sink(bin));
 }

@@ -445,8 +445,10 @@ TEST(MoshiLmWeights, QuantizedWeightsRunThroughTheirCache) {
 // Same seed: same conversation; another seed: another one.
 class MoshiLmSeeds : public ::testing::Test {
  protected:
-  static std::vector<std::string> run(const std::string& seed) {
-    Harnessed lm("moshilm", {{"model", lm_tiny()}, {"dtype", "float32"}, {"seed", seed}});
+  static std::vector<std::string> run(const std::string& seed, Properties extra = {}) {
+    Properties properties = {{"model", lm_tiny()}, {"dtype", "float32"}, {"seed", seed}};
+    properties.insert(extra.begin(), extra.end());
+    Harnessed lm("moshilm", properties);
     gst_harness_set_src_caps_str(lm.h, kCaps);
     for (int s = 0; s < 12; ++s)
       gst_harness_push(lm.h, codes_buffer(trace().user_frame(s), s * kLmFrame));
@@ -467,6 +469,21 @@ TEST_F(MoshiLmSeeds, SameSeedSameOutputOtherSeedOtherOutput) {
   EXPECT_EQ(a.size(), 11u);
   EXPECT_EQ(run("7"), a);
   EXPECT_NE(run("8"), a);
+}
+
+// The repetition penalty is off by default (the library's unit tests show its arithmetic); set,
+// it changes the conversation.
+TEST_F(MoshiLmSeeds, TheRepetitionPenaltyIsOffByDefault) {
+  Harnessed lm("moshilm", {{"model", lm_tiny()}});
+  gdouble penalty = 0;
+  guint context = 0;
+  g_object_get(lm.element, "repetition-penalty", &penalty, "repetition-penalty-context", &context,
+               nullptr);
+  EXPECT_EQ(penalty, 1.0);
+  EXPECT_EQ(context, 32u);
+  const auto plain = run("7");
+  EXPECT_EQ(run("7", {{"repetition-penalty", "1"}, {"repetition-penalty-context", "100"}}), plain);
+  EXPECT_NE(run("7", {{"repetition-penalty", "3"}, {"repetition-penalty-context", "4"}}), plain);
 }
 
 // Two elements with the same seed take greedy steps (the reference trace), then one of them

@@ -15,12 +15,26 @@ namespace {
 constexpr int64_t kUngenerated = -2;
 
 // Steps the token ring keeps per stream.
-int64_t ring_steps(const LmConfig& c) { return c.max_delay() + 2; }
+int64_t ring_steps(const LmConfig& c) {
+  return c.max_delay() + 2;
+}
 
 // The token ring's slot of stream k at `step`.
 int64_t& token_slot(LmGenState& state, const LmConfig& c, int64_t k, int64_t step) {
   const int64_t ring = ring_steps(c);
   return state.cache[static_cast<size_t>(k * ring + step % ring)];
+}
+
+// The text token of one row, from its logits [V] (float, host): Kyutai's Rust server applies
+// the repetition penalty to the logits before sampling, so a copy is penalised, never the
+// logits a trace records.
+int64_t sample_text(LmGenState& state, const SamplingParams& params, const at::Tensor& logits) {
+  if (static_cast<float>(params.repetition_penalty) == 1.0f)
+    return state.sampler.sample(logits, params.text_temperature, params.text_top_k);
+  at::Tensor penalised = logits.contiguous().clone();
+  state.text_history.penalize(penalised.data_ptr<float>(), penalised.numel(),
+                              params.repetition_penalty, params.repetition_penalty_context);
+  return state.sampler.sample(penalised, params.text_temperature, params.text_top_k);
 }
 
 }  // namespace
@@ -32,6 +46,9 @@ LmGenState LmGen::new_state(uint64_t seed) const {
   state.depformer = model_.new_depformer_state(1);
   state.cache.assign(static_cast<size_t>(c.num_codebooks() * ring_steps(c)), kUngenerated);
   state.sampler.seed(seed);
+  // The tokens the reference's penalty skips: padding, end of padding and the start token.
+  state.text_history = TextHistory(
+      {c.existing_text_padding_id, c.existing_text_end_padding_id, c.text_initial_token()});
   return state;
 }
 
@@ -65,6 +82,7 @@ void LmGen::step_batch(std::vector<LmGenRow>& rows, LmStepTimes* times) const {
   };
   for (LmGenRow& row : rows) {
     try {
+      check_sampling(*row.params);
       inputs.push_back(prepare(*row.user_codes, *row.state));
       ready.push_back(&row);
     } catch (...) {
@@ -123,8 +141,7 @@ void LmGen::pass(const std::vector<LmGenRow*>& rows,
   std::vector<int64_t> text(rows.size());
   for (int64_t i = 0; i < n; ++i) {
     LmGenRow& row = *rows[static_cast<size_t>(i)];
-    text[i] = row.state->sampler.sample(text_host[i], row.params->text_temperature,
-                                        row.params->text_top_k);
+    text[i] = sample_text(*row.state, *row.params, text_host[i]);
     if (row.trace) {
       row.trace->main_input = inputs[static_cast<size_t>(i)];
       row.trace->transformer_out = out[i].view({-1}).to(at::kCPU, at::kFloat);
@@ -148,6 +165,7 @@ std::optional<std::vector<int64_t>> LmGen::finish(LmGenState& state, int64_t tex
   auto slot = [&](int64_t k, int64_t step) -> int64_t& { return token_slot(state, c, k, step); };
   ++state.offset;
   slot(0, state.offset) = text;
+  state.text_history.push(text);
   for (int i = 0; i < c.dep_q; ++i) slot(i + 1, state.offset) = audio[static_cast<size_t>(i)];
   if (state.offset <= c.max_delay()) return std::nullopt;
   std::vector<int64_t> result(static_cast<size_t>(c.dep_q + 1));
@@ -172,9 +190,9 @@ std::vector<std::vector<int64_t>> LmGen::depformer(const std::vector<LmGenRow*>&
   std::vector<std::vector<at::Tensor>> logits(rows.size());
   std::vector<int64_t> previous = text;
   for (int cb = 0; cb < dep_q; ++cb) {
-    const at::Tensor l = model_.depformer_step(cb, at::tensor(previous, at::kLong),
-                                               transformer_out, states)
-                             .to(at::kCPU, at::kFloat);
+    const at::Tensor l =
+        model_.depformer_step(cb, at::tensor(previous, at::kLong), transformer_out, states)
+            .to(at::kCPU, at::kFloat);
     for (size_t i = 0; i < rows.size(); ++i) {
       const LmGenRow& row = *rows[i];
       previous[i] = row.state->sampler.sample(l[static_cast<int64_t>(i)], row.params->temperature,

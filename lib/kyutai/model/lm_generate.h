@@ -23,6 +23,7 @@ struct LmGenState {
   std::vector<int64_t> cache;
   int64_t offset = 0;  // steps taken
   Sampler sampler;
+  TextHistory text_history;  // the text tokens sampled so far, for the repetition penalty
 };
 
 // What one step computed, for parity tests.
