@@ -50,7 +50,7 @@ struct Options {
   std::vector<int> batches = {1};
   int rounds = 1;
   bool with_mimi = false;
-  kyutai::KvCacheFormat kv = kyutai::KvCacheFormat::Model;
+  std::vector<kyutai::KvCacheFormat> kvs = {kyutai::KvCacheFormat::Model};
 };
 
 // "0,2999" -> {0, 2999}.
@@ -64,6 +64,22 @@ std::vector<T> parse_list(const std::string& text) {
     at = comma + 1;
   }
   return out;
+}
+
+// "model,int8" -> {Model, Int8}.
+std::vector<kyutai::KvCacheFormat> parse_kv_list(const std::string& text) {
+  std::vector<kyutai::KvCacheFormat> out;
+  std::string rest = text + ",";
+  for (size_t comma; (comma = rest.find(',')) != std::string::npos; rest.erase(0, comma + 1)) {
+    const std::string name = rest.substr(0, comma);
+    if (name != "model" && name != "int8") throw std::invalid_argument("bad --kv");
+    out.push_back(name == "int8" ? kyutai::KvCacheFormat::Int8 : kyutai::KvCacheFormat::Model);
+  }
+  return out;
+}
+
+const char* kv_name(kyutai::KvCacheFormat kv) {
+  return kv == kyutai::KvCacheFormat::Int8 ? "int8" : "model";
 }
 
 bool parse(int argc, char** argv, Options& o) {
@@ -93,8 +109,8 @@ bool parse(int argc, char** argv, Options& o) {
       o.rounds = std::atoi(v.c_str());
     else if (a == "--device")
       o.device = v;
-    else if (a == "--kv" && (v == "model" || v == "int8"))
-      o.kv = v == "int8" ? kyutai::KvCacheFormat::Int8 : kyutai::KvCacheFormat::Model;
+    else if (a == "--kv")
+      o.kvs = parse_kv_list(v);
     else
       return false;
   }
@@ -103,7 +119,7 @@ bool parse(int argc, char** argv, Options& o) {
       std::all_of(o.positions.begin(), o.positions.end(), [](int64_t p) { return p >= 0; });
   const bool batches_ok =
       std::all_of(o.batches.begin(), o.batches.end(), [](int b) { return b > 0; });
-  const bool single = o.positions.size() * o.batches.size() == 1;
+  const bool single = o.positions.size() * o.batches.size() * o.kvs.size() == 1;
   return o.steps > 0 && o.rounds > 0 && positions_ok && batches_ok &&
          (!o.with_mimi || (single && o.batches[0] == 1));
 }
@@ -160,6 +176,9 @@ class Conversation {
 
 // One benchmarked setting: `batch` conversations whose KV caches hold `position` steps.
 struct Run {
+  explicit Run(const kyutai::LmModel& model, kyutai::KvCacheFormat kv) : gen(model, kv), kv(kv) {}
+  kyutai::LmGen gen;
+  kyutai::KvCacheFormat kv;
   int64_t position = 0;
   int batch = 1;
   std::vector<kyutai::LmGenState> states;
@@ -167,8 +186,9 @@ struct Run {
   int64_t steps = 0;
 };
 
-Run make_run(const kyutai::LmGen& gen, int64_t position, int batch) {
-  Run run;
+Run make_run(const kyutai::LmModel& model, kyutai::KvCacheFormat kv, int64_t position, int batch) {
+  Run run(model, kv);
+  const kyutai::LmGen& gen = run.gen;
   run.position = position;
   run.batch = batch;
   for (int b = 0; b < batch; ++b) {
@@ -185,8 +205,8 @@ Run make_run(const kyutai::LmGen& gen, int64_t position, int batch) {
 }
 
 // One (batched) step of `run`, recorded when `keep`. With Mimi, the frame around it too.
-void time_step(const kyutai::LmGen& gen, const kyutai::LmConfig& config, const at::Device& device,
-               Run& run, Conversation* mimi, bool keep) {
+void time_step(const kyutai::LmConfig& config, const at::Device& device, Run& run,
+               Conversation* mimi, bool keep) {
   static const kyutai::SamplingParams greedy{0.0, 0, 0.0, 0};
   const int64_t s = run.steps++;
   std::vector<std::vector<int64_t>> user;
@@ -202,7 +222,7 @@ void time_step(const kyutai::LmGen& gen, const kyutai::LmConfig& config, const a
     rows[b].state = &run.states[b];
     rows[b].params = &greedy;
   }
-  gen.step_batch(rows, &times);
+  run.gen.step_batch(rows, &times);
   for (const auto& row : rows)
     if (row.error) std::rethrow_exception(row.error);
   kyutai::torch_compat::synchronize(device);  // sampling read the logits back already
@@ -233,7 +253,7 @@ void report(const kyutai::LmModel& model, const std::vector<Run>& runs, double f
   for (const Run& run : runs) {
     const double step = bench::median(run.step_ms);
     const int64_t bytes =
-        model.step_weight_bytes() + run.batch * kv_bytes(model, o.kv, run.position + warmup);
+        model.step_weight_bytes() + run.batch * kv_bytes(model, run.kv, run.position + warmup);
     std::printf("%zu steps: median %.1f ms, max %.1f ms; ", run.step_ms.size(), step,
                 *std::max_element(run.step_ms.begin(), run.step_ms.end()));
     if (floor > 0)
@@ -245,7 +265,7 @@ void report(const kyutai::LmModel& model, const std::vector<Run>& runs, double f
         "position=%lld gbps=%.1f batch=%d device=%s kv=%s\n",
         step, bench::median(run.main_ms), bench::median(run.dep_ms), kyutai::num_threads(), weights,
         static_cast<long long>(run.position), bytes / step / 1e6, run.batch, device.c_str(),
-        o.kv == kyutai::KvCacheFormat::Int8 ? "int8" : "model");
+        kv_name(run.kv));
   }
 }
 
@@ -261,7 +281,7 @@ int main(int argc, char** argv) {
         "usage: lm-bench [--config lm_config.json] [--weights float32|bfloat16|int8|int4]\n"
         "                [--threads N] [--steps N] [--warmup N] [--rounds N]\n"
         "                [--position N[,N...]] [--batch N[,N...] | --with-mimi]\n"
-        "                [--device cpu|cuda|cuda:N] [--kv model|int8]\n");
+        "                [--device cpu|cuda|cuda:N] [--kv model|int8[,...]]\n");
     return 2;
   }
   try {
@@ -279,10 +299,10 @@ int main(int argc, char** argv) {
     std::printf("random weights (uniform) made and packed in %.1f s; %.2f GB of weights per step\n",
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t_init).count(),
                 model.step_weight_bytes() / 1e9);
-    const kyutai::LmGen gen(model, o.kv);
     std::vector<Run> runs;
-    for (int64_t position : o.positions)
-      for (int batch : o.batches) runs.push_back(make_run(gen, position, batch));
+    for (kyutai::KvCacheFormat kv : o.kvs)
+      for (int64_t position : o.positions)
+        for (int batch : o.batches) runs.push_back(make_run(model, kv, position, batch));
     std::unique_ptr<Conversation> mimi;
     if (o.with_mimi) mimi = std::make_unique<Conversation>(config);
     std::vector<double> floor_gbps;
@@ -292,7 +312,7 @@ int main(int argc, char** argv) {
       floor_gbps.push_back(read_bandwidth(device));
       for (Run& run : runs)
         for (int s = 0; s < (round == 0 ? o.warmup : 0) + o.steps; ++s)
-          time_step(gen, config, device, run, mimi.get(), round > 0 || s >= o.warmup);
+          time_step(config, device, run, mimi.get(), round > 0 || s >= o.warmup);
     }
     report(model, runs, bench::median(floor_gbps), o);
     if (mimi) {

@@ -211,7 +211,7 @@ TEST(ConversationPipelines, MoshiLmRunsToEosWithASinkOnEachOutputAndNoQueue) {
   const std::string input = "filesrc location=" + quote(kSpeech) +
                             " ! wavparse ! audioconvert ! mimienc model=" + quote(moshi_tiny()) +
                             " ! moshilm model=" + quote(moshi_tiny()) + " name=lm ";
-  for (const std::string text_sink :
+  for (const std::string& text_sink :
        {"filesink location=" + quote(dir.path("text.txt")), std::string("fakesink sync=true")}) {
     const Outcome r =
         run("timeout 60 gst-launch-1.0 " + input + "lm.src ! filesink location=" + quote(voice) +

@@ -306,19 +306,29 @@ uint64_t name_hash(const std::string& name) {  // FNV-1a: stable across builds
   return h;
 }
 
-// Uniform values of standard deviation `sd`, element i from hash(seed, i): the same values
+// Uniform values of standard deviation `sd`, element i from hash(seed, i), written straight in
+// `dtype` (float32 or bfloat16, so a bfloat16 model makes no float32 copy): the same values
 // whatever the number of threads.
-at::Tensor uniform_matrix(const std::vector<int64_t>& shape, uint64_t seed, double sd) {
-  at::Tensor t = at::empty(shape, at::kFloat);
-  float* data = t.data_ptr<float>();
+template <class T>
+void fill_uniform(T* data, int64_t n, uint64_t seed, double sd) {
   const float half_width = static_cast<float>(sd * std::sqrt(3.0));
   const uint64_t key = mix64(seed);
-  kernels::parallel_ranges(t.numel(), kernels::num_threads(), [&](int64_t b, int64_t e) {
+  kernels::parallel_ranges(n, 64 * kernels::num_threads(), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const uint64_t bits = mix64(key + static_cast<uint64_t>(i)) >> 40;  // 24 bits
-      data[i] = half_width * (static_cast<float>(bits) * (2.0f / 16777216.0f) - 1.0f);
+      const float unit = static_cast<float>(bits) * (2.0f / 16777216.0f) - 1.0f;  // [-1, 1)
+      data[i] = static_cast<T>(half_width * unit);
     }
   });
+}
+
+at::Tensor uniform_matrix(const std::vector<int64_t>& shape, at::ScalarType dtype, uint64_t seed,
+                          double sd) {
+  at::Tensor t = at::empty(shape, dtype == at::kBFloat16 ? at::kBFloat16 : at::kFloat);
+  if (t.scalar_type() == at::kBFloat16)
+    fill_uniform(t.data_ptr<at::BFloat16>(), t.numel(), seed, sd);
+  else
+    fill_uniform(t.data_ptr<float>(), t.numel(), seed, sd);
   return t;
 }
 
@@ -345,7 +355,7 @@ void init_random(const std::vector<ParamSpec>& specs, uint64_t seed, const at::D
       const int64_t numel = std::max<int64_t>(1, numel_of(s.shape));
       const double fan_in = static_cast<double>(numel / std::max<int64_t>(1, s.shape[0]));
       if (draw == RandomDraw::Uniform)
-        t = uniform_matrix(s.shape, seed ^ name_hash(n), 1 / std::sqrt(fan_in));
+        t = uniform_matrix(s.shape, s.dtype, seed ^ name_hash(n), 1 / std::sqrt(fan_in));
       else
         t = at::randn(s.shape, gen, opts) / std::sqrt(fan_in);
     }
