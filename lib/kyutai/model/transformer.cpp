@@ -1,6 +1,7 @@
 #include "kyutai/model/transformer.h"
 
 #include <ATen/ATen.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cmath>
@@ -214,6 +215,21 @@ int64_t StreamingTransformer::capacity() const {
   throw ConfigError("a streaming transformer needs a context to size its KV cache");
 }
 
+namespace {
+
+// Asks for transparent huge pages over the whole 2 MB pages inside a CPU tensor: a long
+// context's cache is read at every step, as the weights are (kernels/pack.cpp).
+void advise_huge_pages(const at::Tensor& t) {
+  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+  if (!t.is_cpu()) return;
+  const auto begin = reinterpret_cast<uintptr_t>(t.data_ptr());
+  const uintptr_t first = (begin + kHuge - 1) / kHuge * kHuge;
+  const uintptr_t last = (begin + t.nbytes()) / kHuge * kHuge;
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+}
+
+}  // namespace
+
 TransformerState StreamingTransformer::init_state(int64_t batch, const at::TensorOptions& options,
                                                   KvCacheFormat kv) const {
   TransformerState state;
@@ -224,6 +240,8 @@ TransformerState StreamingTransformer::init_state(int64_t batch, const at::Tenso
     const std::vector<int64_t> shape = {batch, config_.num_heads, cap, config_.head_dim()};
     // Unfilled: a slot is read only once written, and a long context costs no memory until used.
     KVCache cache{at::empty(shape, values), at::empty(shape, values), {}, {}};
+    advise_huge_pages(cache.keys);
+    advise_huge_pages(cache.values);
     if (int8) {
       const auto scales = options.dtype(at::kFloat);
       cache.key_scales = at::empty({batch, config_.num_heads, cap}, scales);
