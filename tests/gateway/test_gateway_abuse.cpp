@@ -251,7 +251,7 @@ TEST(Gateway, BodiesAreTakenByTheirContentType) {
   if (status_of(mixed.ok) == 200) bye(peer, gw, mixed);
   Dialog no_sdp = invite(peer, gw, "nosdp", isup + "--" + boundary + "--\r\n", multipart_type);
   EXPECT_EQ(status_of(no_sdp.ok), 415) << no_sdp.ok;
-  EXPECT_EQ(gw.metric("moshi_gateway_calls_rejected_total{reason=\"body\"}"), 3);
+  EXPECT_EQ(gw.metric("moshi_gateway_calls_rejected_total{door=\"sip\",reason=\"body\"}"), 3);
 }
 
 // RTP is taken from the caller only, and never faster than real time: a caller sending 20 times

@@ -30,12 +30,15 @@ class HttpListener {
   HttpListener& operator=(const HttpListener&) = delete;
   bool listen(const std::string& address, int port, std::string& error);
   size_t connections() const { return open_.size(); }
+  // The connection of `msg` became a websocket: its owner times it from now on, not the sweep.
+  void keep(SoupServerMessage* msg);
 
  private:
   struct Open {
     std::string peer;    // "address:port" of the client
     gint64 last_us = 0;  // last request start or end, or the accept
     bool busy = false;   // a request is being read or answered
+    bool kept = false;   // a websocket now, timed by its door
   };
   static gboolean on_incoming(GSocket*, GIOCondition, gpointer self);
   static gboolean on_sweep(gpointer self);

@@ -1,4 +1,4 @@
-#include "connections.h"
+#include "common/connections.h"
 
 #include <dirent.h>
 #include <netinet/in.h>
@@ -171,6 +171,10 @@ HttpListener::Open* HttpListener::find(SoupServerMessage* msg) {
   return nullptr;
 }
 
+void HttpListener::keep(SoupServerMessage* msg) {
+  if (Open* open = find(msg)) open->kept = true;
+}
+
 void HttpListener::on_request(SoupServer*, SoupServerMessage* msg, gpointer self) {
   if (Open* open = static_cast<HttpListener*>(self)->find(msg)) {
     open->busy = true;
@@ -191,7 +195,7 @@ gboolean HttpListener::on_sweep(gpointer self) {
   auto* listener = static_cast<HttpListener*>(self);
   const gint64 now = g_get_monotonic_time();
   for (auto& [connection, open] : listener->open_)
-    if (now - open.last_us > listener->idle_us_)
+    if (!open.kept && now - open.last_us > listener->idle_us_)
       g_socket_shutdown(g_socket_connection_get_socket(connection), TRUE, TRUE, nullptr);
   return G_SOURCE_CONTINUE;
 }
