@@ -140,6 +140,7 @@ void MediaStream::on_media(const json& media) {
 
 // As much of Moshi's voice as the caller just sent, if the client reads what it is sent.
 void MediaStream::send_voice(size_t bytes) {
+
   if (!client_reads()) return;  // the call's own bound drops the oldest meanwhile
   const std::string voice = call_.media->pull(bytes);
   if (voice.empty()) return;
