@@ -54,22 +54,10 @@ std::string Metrics::render(const Live& live) const {
   for (const auto& [door, count] : answered_)
     g_string_append_printf(out, "moshi_gateway_calls_total{door=\"%s\"} %" G_GUINT64_FORMAT "\n",
                            door.c_str(), count);
-  g_string_append(out,
-                  "# HELP moshi_gateway_calls_rejected_total Calls refused, by front door and reason.\n"
-                  "# TYPE moshi_gateway_calls_rejected_total counter\n");
-  for (const auto& [key, count] : rejected_)
-    g_string_append_printf(out,
-                           "moshi_gateway_calls_rejected_total{door=\"%s\",reason=\"%s\"} "
-                           "%" G_GUINT64_FORMAT "\n",
-                           key.first.c_str(), key.second.c_str(), count);
-  g_string_append(out,
-                  "# HELP moshi_gateway_calls_ended_total Answered calls that ended, by front door and reason.\n"
-                  "# TYPE moshi_gateway_calls_ended_total counter\n");
-  for (const auto& [key, count] : ended_)
-    g_string_append_printf(out,
-                           "moshi_gateway_calls_ended_total{door=\"%s\",reason=\"%s\"} "
-                           "%" G_GUINT64_FORMAT "\n",
-                           key.first.c_str(), key.second.c_str(), count);
+  render_counter(out, "moshi_gateway_calls_rejected_total",
+                 "Calls refused, by front door and reason.", rejected_);
+  render_counter(out, "moshi_gateway_calls_ended_total",
+                 "Answered calls that ended, by front door and reason.", ended_);
   render_steps(out);
   char rtf[G_ASCII_DTOSTR_BUF_SIZE];
   g_ascii_dtostr(rtf, sizeof rtf, live.real_time_factor);
@@ -81,6 +69,14 @@ std::string Metrics::render(const Live& live) const {
                          "moshi_gateway_real_time_factor %s\n",
                          rtf);
   return out->str;
+}
+
+void Metrics::render_counter(GString* out, const char* name, const char* help,
+                             const std::map<Key, uint64_t>& counts) {
+  g_string_append_printf(out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+  for (const auto& [key, count] : counts)
+    g_string_append_printf(out, "%s{door=\"%s\",reason=\"%s\"} %" G_GUINT64_FORMAT "\n", name,
+                           key.first.c_str(), key.second.c_str(), count);
 }
 
 void Metrics::render_steps(GString* out) const {

@@ -38,8 +38,10 @@ class Metrics {
 
  private:
   void render_steps(GString* out) const;
-
   using Key = std::pair<std::string, std::string>;  // door, reason
+  static void render_counter(GString* out, const char* name, const char* help,
+                             const std::map<Key, uint64_t>& counts);
+
   std::map<std::string, uint64_t> answered_;
   std::map<Key, uint64_t> rejected_, ended_;
   std::vector<double> bounds_ms_;  // the step histogram's buckets, then their counts

@@ -23,6 +23,21 @@ std::string text(const json& object, const char* key) {
   return it != object.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
+// An integer member of a JSON object, `fallback` when absent or of another type (never throws:
+// no exception may cross into libsoup's signal emission).
+int64_t number(const json& object, const char* key, int64_t fallback) {
+  if (!object.is_object()) return fallback;
+  const auto it = object.find(key);
+  return it != object.end() && it->is_number_integer() ? it->get<int64_t>() : fallback;
+}
+
+// A member that is itself an object, or null.
+json member(const json& object, const char* key) {
+  if (!object.is_object()) return json();
+  const auto it = object.find(key);
+  return it != object.end() && it->is_object() ? *it : json();
+}
+
 }  // namespace
 
 // One websocket: the Twilio-style messages, its call, Moshi's voice back. Main loop only.
@@ -90,11 +105,11 @@ void MediaStream::on_message(SoupWebsocketConnection*, gint type, GBytes* messag
 
 void MediaStream::on_event(const json& message) {
   const std::string event = text(message, "event");
-  if (event == "start") return on_start(message.contains("start") ? message["start"] : json());
+  if (event == "start") return on_start(member(message, "start"));
   if (event == "media") {
     if (!call_.call)
       return end("protocol-error", SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION, "media before start");
-    return on_media(message.contains("media") ? message["media"] : json());
+    return on_media(member(message, "media"));
   }
   if (event == "stop") return end("remote-stop", SOUP_WEBSOCKET_CLOSE_NORMAL, "stopped");
   if (event == "connected" || event == "dtmf" || event == "mark") return;  // nothing to do
@@ -106,10 +121,9 @@ void MediaStream::on_event(const json& message) {
 void MediaStream::on_start(const json& start) {
   if (call_.call)
     return end("protocol-error", SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION, "a second start");
-  const json format = start.is_object() && start.contains("mediaFormat") ? start["mediaFormat"]
-                                                                          : json();
+  const json format = member(start, "mediaFormat");
   const bool mulaw = text(format, "encoding") == "audio/x-mulaw" &&
-                     format.value("sampleRate", 0) == 8000 && format.value("channels", 1) == 1;
+                     number(format, "sampleRate", 0) == 8000 && number(format, "channels", 1) == 1;
   if (!mulaw)
     return end("protocol-error", SOUP_WEBSOCKET_CLOSE_UNSUPPORTED_DATA,
                "mediaFormat must be audio/x-mulaw, 8000 Hz, mono");
@@ -163,7 +177,8 @@ bool MediaStream::client_reads() const {
 }
 
 void MediaStream::send(const json& message) {
-  soup_websocket_connection_send_text(ws_, message.dump().c_str());
+  soup_websocket_connection_send_text(
+      ws_, message.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
 }
 
 void MediaStream::tick(gint64 now_us) {

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -40,15 +42,33 @@ std::string uuid_frame() {
   return std::string("\x01\x00\x10", 3) + uuid_bytes(1);
 }
 
+// A gateway with the door(s) of `options` open; `rtp_timeout` short for the silent clients.
+std::unique_ptr<GatewayProcess> gateway_with(const TempDir& dir, GatewayOptions options,
+                                             double rtp_timeout = 10) {
+  options.rtp_timeout = rtp_timeout;
+  return std::make_unique<GatewayProcess>(dir, options);
+}
+
+GatewayOptions audiosocket_door() {
+  GatewayOptions options;
+  options.audiosocket = true;
+  return options;
+}
+
+GatewayOptions websocket_door() {
+  GatewayOptions options;
+  options.websocket = true;
+  return options;
+}
+
 const std::string kUuidText = "10111213-1415-1617-1819-1a1b1c1d1e01";
 
 }  // namespace
 
 TEST(Doors, AudioSocketCallIsHeard) {
   TempDir dir;
-  GatewayOptions options;
-  options.audiosocket = true;
-  GatewayProcess gw(dir, options);
+  auto process = gateway_with(dir, audiosocket_door());
+  GatewayProcess& gw = *process;
   ASSERT_TRUE(gw.started()) << gw.log();
   AudioSocketClient client(gw.audiosocket_port);
   client.talk(uuid_bytes(1), 4);
@@ -70,10 +90,8 @@ TEST(Doors, AudioSocketCallIsHeard) {
 // a call in progress meanwhile is heard as if alone.
 TEST(Doors, AudioSocketBadInputLeavesOtherCallsAlone) {
   TempDir dir;
-  GatewayOptions options;
-  options.audiosocket = true;
-  options.rtp_timeout = 2;
-  GatewayProcess gw(dir, options);
+  auto process = gateway_with(dir, audiosocket_door(), 2);
+  GatewayProcess& gw = *process;
   ASSERT_TRUE(gw.started()) << gw.log();
   AudioSocketClient good(gw.audiosocket_port);
   std::thread talker([&] {
@@ -118,10 +136,10 @@ TEST(Doors, AudioSocketBadInputLeavesOtherCallsAlone) {
 
 TEST(Doors, MediaStreamCallIsHeard) {
   TempDir dir;
-  GatewayOptions options;
-  options.websocket = true;
+  GatewayOptions options = websocket_door();
   options.extra = {"--auth-token", "s3cret"};
-  GatewayProcess gw(dir, options);
+  auto process = gateway_with(dir, options);
+  GatewayProcess& gw = *process;
   ASSERT_TRUE(gw.started()) << gw.log();
   MediaStreamClient client;
   ASSERT_TRUE(client.connect(gw.ws_port, "/media-stream?auth_token=s3cret")) << client.status;
@@ -147,10 +165,8 @@ TEST(Doors, MediaStreamCallIsHeard) {
 // Each bad input gets a close code that says why; a call in progress meanwhile is heard.
 TEST(Doors, MediaStreamBadInputLeavesOtherCallsAlone) {
   TempDir dir;
-  GatewayOptions options;
-  options.websocket = true;
-  options.rtp_timeout = 2;
-  GatewayProcess gw(dir, options);
+  auto process = gateway_with(dir, websocket_door(), 2);
+  GatewayProcess& gw = *process;
   ASSERT_TRUE(gw.started()) << gw.log();
   MediaStreamClient good;
   ASSERT_TRUE(good.connect(gw.ws_port, "/media-stream"));
@@ -168,6 +184,12 @@ TEST(Doors, MediaStreamBadInputLeavesOtherCallsAlone) {
        [](MediaStreamClient& c) { c.send_text(R"({"event":"media","media":{"payload":"AAAA"}})"); },
        1008},
       {"wrong format", [](MediaStreamClient& c) { c.start("CAbad", "audio/x-alaw"); }, 1003},
+      {"rate as a string",
+       [](MediaStreamClient& c) {
+         c.send_text(R"({"event":"start","start":{"mediaFormat":)"
+                     R"({"encoding":"audio/x-mulaw","sampleRate":"8000"}}})");
+       },
+       1003},
       // libsoup closes with 1009; the client may see the reset first (no code).
       {"oversized", [](MediaStreamClient& c) { c.send_text(std::string(20000, ' ')); }, 1009},
       {"silent", [](MediaStreamClient&) {}, 1008},
@@ -183,8 +205,9 @@ TEST(Doors, MediaStreamBadInputLeavesOtherCallsAlone) {
   for (size_t i = 0; i < bad.size(); ++i) {
     SCOPED_TRACE(cases[i].what);
     EXPECT_TRUE(bad[i]->wait_closed(5));
-    if (cases[i].code != 1009 || bad[i]->close_code != 0)
+    if (cases[i].code != 1009 || bad[i]->close_code != 0) {
       EXPECT_EQ(bad[i]->close_code, cases[i].code);
+    }
   }
   ASSERT_TRUE(gw.wait_log("call 1 ended (remote-stop): door media-stream, caller CAgood"))
       << gw.log();
