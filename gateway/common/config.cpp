@@ -166,6 +166,11 @@ std::vector<Setting> door_settings() {
        "secret the websocket doors require, as ?auth_token=TOKEN or 'Authorization: Bearer "
        "TOKEN' (default: none required)",
        string_setter(&Config::auth_token)},
+      {"tls-cert", "FILE",
+       "PEM certificate (chain) for the websocket listener: it then serves https and wss only; "
+       "with tls-key",
+       string_setter(&Config::tls_cert)},
+      {"tls-key", "FILE", "PEM private key of tls-cert", string_setter(&Config::tls_key)},
   };
 }
 
@@ -292,6 +297,10 @@ bool validate_config(const Config& config, std::string& error) {
   if (!config.transcript_dir.empty() &&
       !g_file_test(config.transcript_dir.c_str(), G_FILE_TEST_IS_DIR)) {
     error = "transcript-dir '" + config.transcript_dir + "' is not a directory";
+    return false;
+  }
+  if (config.tls_cert.empty() != config.tls_key.empty()) {
+    error = "tls-cert and tls-key go together";
     return false;
   }
   if (PortPairs(config.rtp_port_min, config.rtp_port_max).count() < 1) {

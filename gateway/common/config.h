@@ -37,6 +37,7 @@ struct Config {
   int audiosocket_port = 0;
   int ws_port = 0;
   std::string auth_token;
+  std::string tls_cert, tls_key;  // PEM files: the websocket listener speaks TLS (wss://)
   // Operators
   std::string transcript_dir;  // empty: no transcripts
   std::string metrics_address = "127.0.0.1";

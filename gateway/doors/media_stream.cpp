@@ -170,7 +170,13 @@ void MediaStream::send_voice(size_t bytes) {
 // libsoup queues what it cannot write yet without a bound: the door sends only while the
 // client's socket takes more.
 bool MediaStream::client_reads() const {
-  GIOStream* stream = soup_websocket_connection_get_io_stream(ws_);
+  g_autoptr(GIOStream) stream = G_IO_STREAM(g_object_ref(soup_websocket_connection_get_io_stream(ws_)));
+  if (G_IS_TLS_CONNECTION(stream)) {
+    GIOStream* base = nullptr;  // what TLS writes to
+    g_object_get(stream, "base-io-stream", &base, nullptr);
+    g_object_unref(stream);
+    stream = base;
+  }
   if (!G_IS_SOCKET_CONNECTION(stream)) return true;
   GSocket* socket = g_socket_connection_get_socket(G_SOCKET_CONNECTION(stream));
   return g_socket_condition_check(socket, G_IO_OUT) & G_IO_OUT;

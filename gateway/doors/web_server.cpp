@@ -23,9 +23,19 @@ void WebServer::add_websocket(const std::string& path, OnSocket on_open) {
 }
 
 bool WebServer::listen(std::string& error) {
+  if (!config_.tls_cert.empty()) {
+    g_autoptr(GError) gerror = nullptr;
+    g_autoptr(GTlsCertificate) certificate = g_tls_certificate_new_from_files(
+        config_.tls_cert.c_str(), config_.tls_key.c_str(), &gerror);
+    if (!certificate) {
+      error = "cannot read the TLS certificate or key: " + std::string(gerror->message);
+      return false;
+    }
+    listener_->use_tls(certificate);
+  }
   if (listener_->listen(config_.listen_address, config_.ws_port, error)) {
-    g_message("listening for websockets on %s:%d", config_.listen_address.c_str(),
-              config_.ws_port);
+    g_message("listening for websockets on %s:%d (%s)", config_.listen_address.c_str(),
+              config_.ws_port, config_.tls_cert.empty() ? "ws" : "wss, TLS");
     return true;
   }
   error = "cannot serve websockets: " + error;

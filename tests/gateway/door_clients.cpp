@@ -135,10 +135,17 @@ MediaStreamClient::~MediaStreamClient() {
   if (session_) g_object_unref(session_);
 }
 
-bool MediaStreamClient::connect(int port, const std::string& path, const std::string& bearer) {
+bool MediaStreamClient::connect(int port, const std::string& path, const std::string& bearer,
+                                bool tls) {
   session_ = soup_session_new();
-  const std::string uri = "ws://127.0.0.1:" + std::to_string(port) + path;
+  const std::string uri =
+      std::string(tls ? "wss" : "ws") + "://127.0.0.1:" + std::to_string(port) + path;
   SoupMessage* msg = soup_message_new("GET", uri.c_str());
+  g_signal_connect(msg, "accept-certificate",
+                   G_CALLBACK(+[](SoupMessage*, GTlsCertificate*, GTlsCertificateFlags) {
+                     return TRUE;
+                   }),
+                   nullptr);
   if (!bearer.empty())
     soup_message_headers_append(soup_message_get_request_headers(msg), "Authorization",
                                 ("Bearer " + bearer).c_str());

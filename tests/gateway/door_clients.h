@@ -46,7 +46,9 @@ class MediaStreamClient {
   MediaStreamClient() = default;
   ~MediaStreamClient();
   // Opens ws://127.0.0.1:port + `path` (with its query); false if refused (`status` says why).
-  bool connect(int port, const std::string& path, const std::string& bearer = "");
+  // With `tls`, wss:// with any certificate accepted (the tests' own, self-signed).
+  bool connect(int port, const std::string& path, const std::string& bearer = "",
+               bool tls = false);
   void send_text(const std::string& text);
   void send_binary(const std::string& bytes);
   void start(const std::string& call_sid, const std::string& encoding = "audio/x-mulaw");

@@ -162,6 +162,32 @@ TEST(Doors, MediaStreamCallIsHeard) {
   EXPECT_EQ(stranger.status, 401);
 }
 
+// --tls-cert and --tls-key: the listener speaks wss only. The certificate is made here.
+TEST(Doors, MediaStreamOverTls) {
+  TempDir dir;
+  const std::string cert = dir.path("cert.pem"), key = dir.path("key.pem");
+  const std::string command = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -keyout " +
+                              key + " -out " + cert;
+  int status = -1;
+  if (!g_spawn_command_line_sync(command.c_str(), nullptr, nullptr, &status, nullptr) || status)
+    GTEST_SKIP() << "openssl cannot make a test certificate";
+  GatewayOptions options = websocket_door();
+  options.extra = {"--tls-cert", cert, "--tls-key", key};
+  auto process = gateway_with(dir, options);
+  GatewayProcess& gw = *process;
+  ASSERT_TRUE(gw.started()) << gw.log();
+  MediaStreamClient plain;
+  EXPECT_FALSE(plain.connect(gw.ws_port, "/media-stream")) << "ws:// on a TLS listener";
+  MediaStreamClient client;
+  ASSERT_TRUE(client.connect(gw.ws_port, "/media-stream", "", true)) << client.status;
+  client.start("CAtls");
+  client.talk(3);
+  EXPECT_TRUE(client.wait_closed(5));
+  ASSERT_TRUE(gw.wait_log("call 1 ended (remote-stop): door media-stream, caller CAtls"))
+      << gw.log();
+  expect_heard(client.heard(), 3, gw.produced_seconds(1), gw.log());
+}
+
 // Each bad input gets a close code that says why; a call in progress meanwhile is heard.
 TEST(Doors, MediaStreamBadInputLeavesOtherCallsAlone) {
   TempDir dir;
