@@ -107,6 +107,12 @@ void AudioSocketClient::talk(const std::string& uuid, double seconds, int rate) 
   }
 }
 
+void AudioSocketClient::call(const std::string& uuid, double seconds) {
+  talk(uuid, seconds);
+  send_frame(0x00, "");
+  receive(5);
+}
+
 Heard AudioSocketClient::heard(int rate) const {
   std::vector<int16_t> samples;
   for (const auto& [kind, payload] : frames) {

@@ -27,6 +27,8 @@ class AudioSocketClient {
   void receive(double seconds);
   // The UUID, then `seconds` of the voice in 20 ms frames at real time, reading meanwhile.
   void talk(const std::string& uuid, double seconds, int rate = 8000);
+  // A whole call: talk, then a hang-up frame, and what comes until the gateway closes.
+  void call(const std::string& uuid, double seconds);
   void close_now();
   Heard heard(int rate = 8000) const;
   std::vector<std::pair<uint8_t, std::string>> frames;  // what the gateway sent

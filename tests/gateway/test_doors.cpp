@@ -71,9 +71,7 @@ TEST(Doors, AudioSocketCallIsHeard) {
   GatewayProcess& gw = *process;
   ASSERT_TRUE(gw.started()) << gw.log();
   AudioSocketClient client(gw.audiosocket_port);
-  client.talk(uuid_bytes(1), 4);
-  client.send_frame(0x00, "");
-  client.receive(5);
+  client.call(uuid_bytes(1), 4);
   EXPECT_TRUE(client.closed);
   ASSERT_TRUE(gw.wait_log("call 1 ended (remote-hangup): door audiosocket, caller " + kUuidText))
       << gw.log();
@@ -94,11 +92,7 @@ TEST(Doors, AudioSocketBadInputLeavesOtherCallsAlone) {
   GatewayProcess& gw = *process;
   ASSERT_TRUE(gw.started()) << gw.log();
   AudioSocketClient good(gw.audiosocket_port);
-  std::thread talker([&] {
-    good.talk(uuid_bytes(1), 8);
-    good.send_frame(0x00, "");
-    good.receive(5);
-  });
+  std::thread talker([&] { good.call(uuid_bytes(1), 8); });
   ASSERT_TRUE(gw.wait_log("call 1 from audiosocket", 10)) << gw.log();
   const std::pair<const char*, std::string> cases[] = {
       {"unknown kind", std::string("\x42\x00\x00", 3)},
@@ -255,11 +249,7 @@ TEST(Doors, MaxCallsCountsEveryDoor) {
   Caller sip(kPcmu, gw.uri(), 8);
   ASSERT_TRUE(gw.wait_log(" from sip:caller@127.0.0.1", 15)) << gw.log();
   AudioSocketClient audio(gw.audiosocket_port);
-  std::thread talker([&] {
-    audio.talk(uuid_bytes(1), 5);
-    audio.send_frame(0x00, "");
-    audio.receive(5);
-  });
+  std::thread talker([&] { audio.call(uuid_bytes(1), 5); });
   ASSERT_TRUE(gw.wait_log("call 2 from audiosocket", 10)) << gw.log();
   EXPECT_EQ(gw.metric("moshi_gateway_active_calls"), 2);
   AudioSocketClient third(gw.audiosocket_port);
