@@ -1,9 +1,9 @@
-// moshi-gateway: answers SIP calls with Moshi, one conversation per call. See docs/GATEWAY.md.
+// moshi-gateway: answers calls (SIP, AudioSocket, media streams) with Moshi, one conversation per call. See docs/GATEWAY.md.
 #include <gst/gst.h>
 
 #include <cstdio>
 
-#include "config.h"
+#include "common/config.h"
 #include "gateway.h"
 
 int main(int argc, char** argv) {

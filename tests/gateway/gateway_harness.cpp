@@ -162,6 +162,14 @@ GatewayProcess::GatewayProcess(const TempDir& dir, const GatewayOptions& o) {
       std::to_string(o.rtp_timeout),
       "--threads",
       "1"};
+  if (o.audiosocket) {
+    audiosocket_port = free_ports(1);
+    argv.insert(argv.end(), {"--audiosocket-port", std::to_string(audiosocket_port)});
+  }
+  if (o.websocket) {
+    ws_port = free_ports(1);
+    argv.insert(argv.end(), {"--ws-port", std::to_string(ws_port)});
+  }
   if (o.max_calls > 0) argv.insert(argv.end(), {"--max-calls", std::to_string(o.max_calls)});
   argv.insert(argv.end(), o.extra.begin(), o.extra.end());
   argv.insert(argv.begin(), o.wrapper.begin(), o.wrapper.end());
@@ -174,7 +182,9 @@ std::string GatewayProcess::uri(const std::string& transport) const {
 }
 
 bool GatewayProcess::started() {
-  return wait_log("listening for SIP", 30);
+  return wait_log("listening for SIP", 30) &&
+         (!audiosocket_port || wait_log("listening for AudioSocket", 5)) &&
+         (!ws_port || wait_log("listening for websockets", 5));
 }
 
 bool GatewayProcess::wait_log(const std::string& text, double seconds, int count) {
@@ -277,6 +287,24 @@ std::string voice_wav(int rate, int channels) {
     throw std::runtime_error("cannot convert the caller's voice: " + command);
   repeat_wav(path, 4);
   return path;
+}
+
+std::string voice_pcm(int rate) {
+  const std::string wav = read_file(voice_wav(rate, 1));
+  const size_t at = data_chunk(wav);
+  if (at == std::string::npos) throw std::runtime_error("no data in the voice");
+  return wav.substr(at + 8);
+}
+
+int connect_tcp(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return fd;
+  close(fd);
+  return -1;
 }
 
 Caller::Caller(const CodecCase& codec, const std::string& uri, int seconds)

@@ -19,6 +19,10 @@ bool wait_until(const std::function<bool()>& done, double seconds);
 int free_ports(int count);
 bool udp_port_free(int port);
 std::string read_file(const std::string& path);
+// The caller's voice as signed 16-bit mono samples at `rate`: tests/data/speechlike.wav, 12 s.
+std::string voice_pcm(int rate);
+// A TCP connection to 127.0.0.1:`port`, -1 if refused.
+int connect_tcp(int port);
 
 class TempDir {
  public:
@@ -55,14 +59,16 @@ struct GatewayOptions {
   double rtp_timeout = 10;
   std::vector<std::string> extra;
   std::vector<std::string> wrapper;  // a command the gateway runs under (prlimit ...)
+  bool audiosocket = false;          // open the AudioSocket door on a free port
+  bool websocket = false;            // open the websocket listener (/media-stream)
 };
 
 class GatewayProcess {
  public:
   GatewayProcess(const TempDir& dir, const GatewayOptions& options);
-  int sip_port = 0, rtp_min = 0, metrics_port = 0;
+  int sip_port = 0, rtp_min = 0, metrics_port = 0, audiosocket_port = 0, ws_port = 0;
   std::string uri(const std::string& transport = "") const;
-  bool started();  // the "listening" line came within 30 s
+  bool started();  // the "listening" lines of its doors came within 30 s
   std::string log() const { return process->log(); }
   bool wait_log(const std::string& text, double seconds = 10, int count = 1);
   std::string metrics() const;                     // the body of GET /metrics

@@ -106,8 +106,8 @@ TEST(Gateway, EachCodecAnsweredHeardAndFreed) {
     EXPECT_TRUE(udp_port_free(gw.rtp_min)) << "the call's RTP port is still bound";
     EXPECT_TRUE(udp_port_free(gw.rtp_min + 1)) << "the call's RTCP port is still bound";
   }
-  EXPECT_EQ(gw.metric("moshi_gateway_calls_total"), 4);
-  EXPECT_EQ(gw.metric("moshi_gateway_calls_ended_total{reason=\"remote-bye\"}"), 4);
+  EXPECT_EQ(gw.metric("moshi_gateway_calls_total{door=\"sip\"}"), 4);
+  EXPECT_EQ(gw.metric("moshi_gateway_calls_ended_total{door=\"sip\",reason=\"remote-bye\"}"), 4);
   EXPECT_GT(gw.metric("moshi_gateway_step_seconds_count"), 4 * 20);
   EXPECT_TRUE(g_file_test(dir.path("call-1.txt").c_str(), G_FILE_TEST_EXISTS));
   gw.process->signal(SIGTERM);
@@ -133,7 +133,7 @@ TEST(Gateway, ThreeCallsAtOnceAndAFourthIsBusy) {
   ASSERT_TRUE(fourth.finish(25));
   EXPECT_NE(fourth.log().find("486 Busy Here"), std::string::npos) << fourth.log();
   EXPECT_EQ(fourth.log().find("Call established"), std::string::npos);
-  EXPECT_EQ(gw.metric("moshi_gateway_calls_rejected_total{reason=\"busy\"}"), 1);
+  EXPECT_EQ(gw.metric("moshi_gateway_calls_rejected_total{door=\"sip\",reason=\"busy\"}"), 1);
   for (auto& caller : callers) ASSERT_TRUE(caller->finish(25));
   ASSERT_TRUE(gw.wait_log("ended (remote-bye)", 10, 3)) << gw.log();
   // Which caller was which call is not known: each is judged by the least any call produced.
@@ -141,7 +141,7 @@ TEST(Gateway, ThreeCallsAtOnceAndAFourthIsBusy) {
   for (int n = 1; n <= 3; ++n) produced = std::min(produced, gw.produced_seconds(n));
   for (auto& caller : callers) expect_heard(*caller, 5, produced);
   EXPECT_EQ(gw.metric("moshi_gateway_active_calls"), 0);
-  EXPECT_EQ(gw.metric("moshi_gateway_calls_total"), 3);
+  EXPECT_EQ(gw.metric("moshi_gateway_calls_total{door=\"sip\"}"), 3);
 }
 
 // A raw caller that never sends RTP: put on hold (inactive) it is kept, resumed it is hung up
@@ -189,7 +189,7 @@ TEST(Gateway, HoldThenSilentCallerIsHungUp) {
   EXPECT_GT(g_get_monotonic_time() - sent, 1 * G_USEC_PER_SEC);
   peer.send(ok_to(bye), gw.sip_port);
   EXPECT_TRUE(gw.wait_log("ended (rtp-timeout)")) << gw.log();
-  EXPECT_EQ(gw.metric("moshi_gateway_calls_ended_total{reason=\"rtp-timeout\"}"), 1);
+  EXPECT_EQ(gw.metric("moshi_gateway_calls_ended_total{door=\"sip\",reason=\"rtp-timeout\"}"), 1);
 }
 
 // Garbage, truncated requests and bad SDP: answered or dropped, and the next call works.
@@ -237,7 +237,7 @@ TEST(Gateway, GarbageDoesNotDisturbIt) {
   ASSERT_TRUE(caller.finish(25));
   ASSERT_TRUE(gw.wait_log("call 1 ended")) << gw.log();
   expect_heard(caller, 2, gw.produced_seconds(1));
-  EXPECT_EQ(gw.metric("moshi_gateway_calls_total"), 1);
+  EXPECT_EQ(gw.metric("moshi_gateway_calls_total{door=\"sip\"}"), 1);
 }
 
 // SIGTERM: every call gets a BYE, and the gateway exits cleanly.

@@ -111,20 +111,6 @@ std::string offer_with(const std::string& connection, const std::string& directi
          "\r\nt=0 0\r\nm=audio 40010 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=" + direction + "\r\n";
 }
 
-// A TCP connection to 127.0.0.1:`port`, -1 if refused.
-int connect_tcp(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // True when the server closed `fd` (end of stream or reset) within `seconds`.
 bool closed_by_server(int fd, double seconds) {
   timeval tv{static_cast<time_t>(seconds),
@@ -251,7 +237,7 @@ TEST(Gateway, BodiesAreTakenByTheirContentType) {
   if (status_of(mixed.ok) == 200) bye(peer, gw, mixed);
   Dialog no_sdp = invite(peer, gw, "nosdp", isup + "--" + boundary + "--\r\n", multipart_type);
   EXPECT_EQ(status_of(no_sdp.ok), 415) << no_sdp.ok;
-  EXPECT_EQ(gw.metric("moshi_gateway_calls_rejected_total{reason=\"body\"}"), 3);
+  EXPECT_EQ(gw.metric("moshi_gateway_calls_rejected_total{door=\"sip\",reason=\"body\"}"), 3);
 }
 
 // RTP is taken from the caller only, and never faster than real time: a caller sending 20 times

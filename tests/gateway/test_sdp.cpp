@@ -1,7 +1,7 @@
-// Offer/answer of moshi-gateway (gateway/sdp.cpp) on Sofia-SIP's parser, without any process.
+// Offer/answer of moshi-gateway (gateway/doors/sip/sdp.cpp) on Sofia-SIP's parser, without any process.
 #include <gtest/gtest.h>
 
-#include "sdp.h"
+#include "doors/sip/sdp.h"
 
 using namespace moshigw;
 

@@ -1,21 +1,31 @@
-#include "metrics.h"
+#include "common/metrics.h"
 
 #include <glib.h>
 
-#include "connections.h"
+#include "common/connections.h"
 
 namespace moshigw {
 
-void Metrics::call_answered() {
-  answered_++;
+void Metrics::open_door(const std::string& door) {
+  answered_[door] += 0;
+  const char* const sip[] = {"busy", "body", "codec", "sdp", "ports", "media", "shutdown"};
+  const char* const other[] = {"busy", "media", "shutdown"};
+  if (door == "sip")
+    for (const char* reason : sip) rejected_[{door, reason}] += 0;
+  else
+    for (const char* reason : other) rejected_[{door, reason}] += 0;
 }
 
-void Metrics::call_rejected(const std::string& reason) {
-  rejected_[reason]++;
+void Metrics::call_answered(const std::string& door) {
+  answered_[door]++;
 }
 
-void Metrics::call_ended(const std::string& reason) {
-  ended_[reason]++;
+void Metrics::call_rejected(const std::string& door, const std::string& reason) {
+  rejected_[{door, reason}]++;
+}
+
+void Metrics::call_ended(const std::string& door, const std::string& reason) {
+  ended_[{door, reason}]++;
 }
 
 void Metrics::add_steps(const std::vector<double>& bounds_ms,
@@ -38,26 +48,16 @@ std::string Metrics::render(const Live& live) const {
                          "# HELP moshi_gateway_active_calls Calls in progress.\n"
                          "# TYPE moshi_gateway_active_calls gauge\n"
                          "moshi_gateway_active_calls %d\n"
-                         "# HELP moshi_gateway_calls_total Calls answered.\n"
-                         "# TYPE moshi_gateway_calls_total counter\n"
-                         "moshi_gateway_calls_total %" G_GUINT64_FORMAT "\n",
-                         live.active_calls, answered_);
-  g_string_append(out,
-                  "# HELP moshi_gateway_calls_rejected_total Calls refused, by reason.\n"
-                  "# TYPE moshi_gateway_calls_rejected_total counter\n");
-  for (const char* reason : {"busy", "body", "codec", "sdp", "ports", "media", "shutdown"}) {
-    const auto it = rejected_.find(reason);
-    g_string_append_printf(
-        out, "moshi_gateway_calls_rejected_total{reason=\"%s\"} %" G_GUINT64_FORMAT "\n", reason,
-        it == rejected_.end() ? 0 : it->second);
-  }
-  g_string_append(out,
-                  "# HELP moshi_gateway_calls_ended_total Answered calls that ended, by reason.\n"
-                  "# TYPE moshi_gateway_calls_ended_total counter\n");
-  for (const auto& [reason, count] : ended_)
-    g_string_append_printf(out,
-                           "moshi_gateway_calls_ended_total{reason=\"%s\"} %" G_GUINT64_FORMAT "\n",
-                           reason.c_str(), count);
+                         "# HELP moshi_gateway_calls_total Calls answered, by front door.\n"
+                         "# TYPE moshi_gateway_calls_total counter\n",
+                         live.active_calls);
+  for (const auto& [door, count] : answered_)
+    g_string_append_printf(out, "moshi_gateway_calls_total{door=\"%s\"} %" G_GUINT64_FORMAT "\n",
+                           door.c_str(), count);
+  render_counter(out, "moshi_gateway_calls_rejected_total",
+                 "Calls refused, by front door and reason.", rejected_);
+  render_counter(out, "moshi_gateway_calls_ended_total",
+                 "Answered calls that ended, by front door and reason.", ended_);
   render_steps(out);
   char rtf[G_ASCII_DTOSTR_BUF_SIZE];
   g_ascii_dtostr(rtf, sizeof rtf, live.real_time_factor);
@@ -69,6 +69,14 @@ std::string Metrics::render(const Live& live) const {
                          "moshi_gateway_real_time_factor %s\n",
                          rtf);
   return out->str;
+}
+
+void Metrics::render_counter(GString* out, const char* name, const char* help,
+                             const std::map<Key, uint64_t>& counts) {
+  g_string_append_printf(out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+  for (const auto& [key, count] : counts)
+    g_string_append_printf(out, "%s{door=\"%s\",reason=\"%s\"} %" G_GUINT64_FORMAT "\n", name,
+                           key.first.c_str(), key.second.c_str(), count);
 }
 
 void Metrics::render_steps(GString* out) const {

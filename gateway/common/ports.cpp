@@ -1,4 +1,4 @@
-#include "ports.h"
+#include "common/ports.h"
 
 #include <algorithm>
 

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace moshigw {
@@ -22,9 +23,12 @@ class Metrics {
     double real_time_factor = 0;
   };
 
-  void call_answered();
-  void call_rejected(const std::string& reason);  // "busy", "codec", "sdp", "ports", ...
-  void call_ended(const std::string& reason);     // "remote-bye", "rtp-timeout", ...
+  // Every series of calls carries the front door as a label ("sip", "audiosocket", ...); a
+  // door that is open shows its refusals at zero before the first.
+  void open_door(const std::string& door);
+  void call_answered(const std::string& door);
+  void call_rejected(const std::string& door, const std::string& reason);  // "busy", "codec", ...
+  void call_ended(const std::string& door, const std::string& reason);  // "remote-bye", ...
   // Adds steps to the step histogram: `counts` steps per bucket of upper bounds `bounds_ms`
   // (one more count than bounds: the last bucket is +Inf), together `total_ms` long; as
   // moshilm's `stats` gives them. The first call sets the buckets, which the library fixes.
@@ -34,9 +38,12 @@ class Metrics {
 
  private:
   void render_steps(GString* out) const;
+  using Key = std::pair<std::string, std::string>;  // door, reason
+  static void render_counter(GString* out, const char* name, const char* help,
+                             const std::map<Key, uint64_t>& counts);
 
-  uint64_t answered_ = 0;
-  std::map<std::string, uint64_t> rejected_, ended_;
+  std::map<std::string, uint64_t> answered_;
+  std::map<Key, uint64_t> rejected_, ended_;
   std::vector<double> bounds_ms_;  // the step histogram's buckets, then their counts
   std::vector<uint64_t> buckets_{0};
   double step_sum_ms_ = 0;

@@ -1,4 +1,4 @@
-#include "config.h"
+#include "common/config.h"
 
 #include <glib.h>
 
@@ -6,8 +6,8 @@
 #include <memory>
 
 #include "kyutai/error.h"
-#include "ports.h"
-#include "sdp.h"
+#include "common/ports.h"
+#include "doors/sip/sdp.h"
 
 namespace moshigw {
 
@@ -153,6 +153,27 @@ std::vector<Setting> sip_settings() {
   };
 }
 
+std::vector<Setting> door_settings() {
+  return {
+      {"audiosocket-port", "PORT",
+       "TCP port of the Asterisk AudioSocket door, on the listen address; 0 for none (default 0)",
+       int_setter(&Config::audiosocket_port, 0, 65535)},
+      {"ws-port", "PORT",
+       "HTTP/websocket port (the media stream at /media-stream), on the listen address; 0 for "
+       "none (default 0)",
+       int_setter(&Config::ws_port, 0, 65535)},
+      {"auth-token", "TOKEN",
+       "secret the websocket doors require, as ?auth_token=TOKEN or 'Authorization: Bearer "
+       "TOKEN' (default: none required)",
+       string_setter(&Config::auth_token)},
+      {"tls-cert", "FILE",
+       "PEM certificate (chain) for the websocket listener: it then serves https and wss only; "
+       "with tls-key",
+       string_setter(&Config::tls_cert)},
+      {"tls-key", "FILE", "PEM private key of tls-cert", string_setter(&Config::tls_key)},
+  };
+}
+
 std::vector<Setting> operator_settings() {
   return {
       {"codecs", "LIST",
@@ -178,7 +199,7 @@ std::vector<Setting> operator_settings() {
 const std::vector<Setting>& settings() {
   static const std::vector<Setting> all = [] {
     std::vector<Setting> v = moshi_settings();
-    for (auto part : {sip_settings(), operator_settings()})
+    for (auto part : {sip_settings(), door_settings(), operator_settings()})
       v.insert(v.end(), part.begin(), part.end());
     return v;
   }();
@@ -242,7 +263,7 @@ bool load_config(int argc, char** argv, Config& config, std::string& error) {
   entries.push_back({nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr});
 
   g_autoptr(GOptionContext) context =
-      g_option_context_new("- answers SIP calls with Moshi, one conversation per call");
+      g_option_context_new("- answers calls (SIP, AudioSocket, media streams) with Moshi, one conversation per call");
   g_option_context_add_main_entries(context, entries.data(), nullptr);
   g_option_context_set_description(context, kDescription);
   g_autoptr(GError) gerror = nullptr;
@@ -276,6 +297,10 @@ bool validate_config(const Config& config, std::string& error) {
   if (!config.transcript_dir.empty() &&
       !g_file_test(config.transcript_dir.c_str(), G_FILE_TEST_IS_DIR)) {
     error = "transcript-dir '" + config.transcript_dir + "' is not a directory";
+    return false;
+  }
+  if (config.tls_cert.empty() != config.tls_key.empty()) {
+    error = "tls-cert and tls-key go together";
     return false;
   }
   if (PortPairs(config.rtp_port_min, config.rtp_port_max).count() < 1) {

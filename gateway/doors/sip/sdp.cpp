@@ -1,4 +1,4 @@
-#include "sdp.h"
+#include "doors/sip/sdp.h"
 
 #include <glib.h>
 #include <sofia-sip/sdp.h>

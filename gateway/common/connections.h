@@ -29,13 +29,19 @@ class HttpListener {
   HttpListener(const HttpListener&) = delete;
   HttpListener& operator=(const HttpListener&) = delete;
   bool listen(const std::string& address, int port, std::string& error);
+  // Every connection accepted from now on speaks TLS with `certificate` (the listener keeps a
+  // reference); libsoup then serves https and wss.
+  void use_tls(GTlsCertificate* certificate);
   size_t connections() const { return open_.size(); }
+  // The connection of `msg` became a websocket: its owner times it from now on, not the sweep.
+  void keep(SoupServerMessage* msg);
 
  private:
   struct Open {
     std::string peer;    // "address:port" of the client
     gint64 last_us = 0;  // last request start or end, or the accept
     bool busy = false;   // a request is being read or answered
+    bool kept = false;   // a websocket now, timed by its door
   };
   static gboolean on_incoming(GSocket*, GIOCondition, gpointer self);
   static gboolean on_sweep(gpointer self);
@@ -51,6 +57,7 @@ class HttpListener {
   const size_t max_;
   const gint64 idle_us_;
   GSocket* socket_ = nullptr;
+  GTlsCertificate* tls_ = nullptr;
   GSource* incoming_ = nullptr;
   guint sweep_ = 0, resume_ = 0;
   gulong handlers_[3] = {0, 0, 0};

@@ -32,6 +32,12 @@ struct Config {
   double hold_timeout_s = 600.0;
   double probe_interval_s = 30.0;
   std::vector<std::string> codecs = {"opus", "G722", "PCMU", "PCMA"};
+  // Front doors besides SIP (0: closed), on listen_address. The websocket doors take
+  // auth_token, when set, as ?auth_token= or "Authorization: Bearer".
+  int audiosocket_port = 0;
+  int ws_port = 0;
+  std::string auth_token;
+  std::string tls_cert, tls_key;  // PEM files: the websocket listener speaks TLS (wss://)
   // Operators
   std::string transcript_dir;  // empty: no transcripts
   std::string metrics_address = "127.0.0.1";

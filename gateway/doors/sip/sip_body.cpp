@@ -1,4 +1,4 @@
-#include "sip_body.h"
+#include "doors/sip/sip_body.h"
 
 #include <glib.h>
 #include <sofia-sip/msg_mime.h>

@@ -1,4 +1,4 @@
-#include "connections.h"
+#include "common/connections.h"
 
 #include <dirent.h>
 #include <netinet/in.h>
@@ -71,6 +71,11 @@ HttpListener::~HttpListener() {
   if (sweep_) g_source_remove(sweep_);
   if (resume_) g_source_remove(resume_);
   if (socket_) g_socket_close(socket_, nullptr), g_object_unref(socket_);
+  if (tls_) g_object_unref(tls_);
+}
+
+void HttpListener::use_tls(GTlsCertificate* certificate) {
+  tls_ = G_TLS_CERTIFICATE(g_object_ref(certificate));
 }
 
 bool HttpListener::listen(const std::string& address, int port, std::string& error) {
@@ -153,9 +158,12 @@ bool HttpListener::accept_one() {
   open.peer = remote ? address_text(remote) : "";
   open.last_us = g_get_monotonic_time();
   g_object_weak_ref(G_OBJECT(connection), on_gone, this);
-  // libsoup takes its own reference.
-  if (!soup_server_accept_iostream(server_, G_IO_STREAM(connection), local, remote, nullptr))
+  // libsoup takes its own reference; a TLS connection handshakes on its first read.
+  GIOStream* stream = tls_ ? g_tls_server_connection_new(G_IO_STREAM(connection), tls_, nullptr)
+                           : G_IO_STREAM(g_object_ref(connection));
+  if (!stream || !soup_server_accept_iostream(server_, stream, local, remote, nullptr))
     g_io_stream_close(G_IO_STREAM(connection), nullptr, nullptr);
+  if (stream) g_object_unref(stream);
   g_object_unref(connection);
   return true;
 }
@@ -169,6 +177,10 @@ HttpListener::Open* HttpListener::find(SoupServerMessage* msg) {
   for (auto& [connection, open] : open_)
     if (open.peer == peer) return &open;
   return nullptr;
+}
+
+void HttpListener::keep(SoupServerMessage* msg) {
+  if (Open* open = find(msg)) open->kept = true;
 }
 
 void HttpListener::on_request(SoupServer*, SoupServerMessage* msg, gpointer self) {
@@ -191,7 +203,7 @@ gboolean HttpListener::on_sweep(gpointer self) {
   auto* listener = static_cast<HttpListener*>(self);
   const gint64 now = g_get_monotonic_time();
   for (auto& [connection, open] : listener->open_)
-    if (now - open.last_us > listener->idle_us_)
+    if (!open.kept && now - open.last_us > listener->idle_us_)
       g_socket_shutdown(g_socket_connection_get_socket(connection), TRUE, TRUE, nullptr);
   return G_SOURCE_CONTINUE;
 }

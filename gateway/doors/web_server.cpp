@@ -1,0 +1,80 @@
+#include "doors/web_server.h"
+
+namespace moshigw {
+
+WebServer::WebServer(const Config& config) : config_(config) {
+  server_ = soup_server_new("server-header", "moshi-gateway", nullptr);
+  listener_ = std::make_unique<HttpListener>(server_, config.max_connections,
+                                             config.tcp_idle_timeout_s);
+}
+
+WebServer::~WebServer() {
+  listener_.reset();
+  soup_server_disconnect(server_);
+  g_object_unref(server_);
+}
+
+void WebServer::add_websocket(const std::string& path, OnSocket on_open) {
+  routes_.push_back(std::make_unique<Route>(Route{this, std::move(on_open)}));
+  // The early handler runs on the headers: a request it refuses is never upgraded.
+  soup_server_add_early_handler(server_, path.c_str(), check_auth, this, nullptr);
+  soup_server_add_websocket_handler(server_, path.c_str(), nullptr, nullptr, on_websocket,
+                                    routes_.back().get(), nullptr);
+}
+
+bool WebServer::listen(std::string& error) {
+  if (!config_.tls_cert.empty()) {
+    g_autoptr(GError) gerror = nullptr;
+    g_autoptr(GTlsCertificate) certificate = g_tls_certificate_new_from_files(
+        config_.tls_cert.c_str(), config_.tls_key.c_str(), &gerror);
+    if (!certificate) {
+      error = "cannot read the TLS certificate or key: " + std::string(gerror->message);
+      return false;
+    }
+    listener_->use_tls(certificate);
+  }
+  if (listener_->listen(config_.listen_address, config_.ws_port, error)) {
+    g_message("listening for websockets on %s:%d (%s)", config_.listen_address.c_str(),
+              config_.ws_port, config_.tls_cert.empty() ? "ws" : "wss, TLS");
+    return true;
+  }
+  error = "cannot serve websockets: " + error;
+  return false;
+}
+
+// Compared in constant time: the time of a refusal says nothing of the token.
+static bool same_secret(const std::string& given, const std::string& secret) {
+  unsigned char diff = given.size() != secret.size();
+  for (size_t i = 0; i < given.size(); ++i) diff |= given[i] ^ secret[i % secret.size()];
+  return diff == 0;
+}
+
+bool WebServer::authorized(SoupServerMessage* msg, GHashTable* query) const {
+  const std::string& secret = config_.auth_token;
+  if (secret.empty()) return true;
+  const char* given = query ? static_cast<const char*>(g_hash_table_lookup(query, "auth_token"))
+                            : nullptr;
+  if (given && same_secret(given, secret)) return true;
+  const char* header = soup_message_headers_get_one(
+      soup_server_message_get_request_headers(msg), "Authorization");
+  return header && g_str_has_prefix(header, "Bearer ") && same_secret(header + 7, secret);
+}
+
+void WebServer::check_auth(SoupServer*, SoupServerMessage* msg, const char* path,
+                           GHashTable* query, gpointer self) {
+  if (static_cast<WebServer*>(self)->authorized(msg, query)) return;
+  g_message("websocket %s from %s refused: no valid auth token", path,
+            address_text(soup_server_message_get_remote_address(msg)).c_str());
+  soup_server_message_set_status(msg, SOUP_STATUS_UNAUTHORIZED, nullptr);
+  soup_message_headers_append(soup_server_message_get_response_headers(msg), "WWW-Authenticate",
+                              "Bearer");
+}
+
+void WebServer::on_websocket(SoupServer*, SoupServerMessage* msg, const char*,
+                             SoupWebsocketConnection* connection, gpointer data) {
+  auto* route = static_cast<Route*>(data);
+  route->server->listener_->keep(msg);
+  route->on_open(msg, connection);
+}
+
+}  // namespace moshigw
