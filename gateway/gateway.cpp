@@ -405,6 +405,7 @@ int Gateway::active_calls() const {
 Metrics::Live Gateway::live() {
   Metrics::Live live;
   live.active_calls = active_calls();
+  live.ready = warm_ && nua_ && !shutting_down_;
   for (const auto& [nh, call] : calls_)
     live.real_time_factor = std::max(live.real_time_factor, call->collect_steps());
   return live;

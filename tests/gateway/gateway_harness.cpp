@@ -189,7 +189,7 @@ bool GatewayProcess::wait_log(const std::string& text, double seconds, int count
       seconds);
 }
 
-std::string GatewayProcess::metrics() const {
+GatewayProcess::HttpAnswer GatewayProcess::get(const std::string& path) const {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -200,7 +200,7 @@ std::string GatewayProcess::metrics() const {
   std::string response;
   if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
     const std::string request =
-        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+        "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     if (write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
       char buffer[4096];
       ssize_t n;
@@ -209,7 +209,8 @@ std::string GatewayProcess::metrics() const {
   }
   close(fd);
   const size_t body = response.find("\r\n\r\n");
-  return body == std::string::npos ? "" : response.substr(body + 4);
+  if (response.rfind("HTTP/1.", 0) != 0 || body == std::string::npos) return {};
+  return {std::atoi(response.c_str() + 9), response.substr(body + 4)};
 }
 
 double GatewayProcess::produced_seconds(int call) const {

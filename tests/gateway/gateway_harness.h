@@ -65,7 +65,12 @@ class GatewayProcess {
   bool started();  // the "listening" line came within 30 s
   std::string log() const { return process->log(); }
   bool wait_log(const std::string& text, double seconds = 10, int count = 1);
-  std::string metrics() const;                     // the body of GET /metrics
+  struct HttpAnswer {
+    int status = 0;  // 0: no answer
+    std::string body;
+  };
+  HttpAnswer get(const std::string& path) const;  // GET on the metrics listener
+  std::string metrics() const { return get("/metrics").body; }
   // Moshi's audio a call produced: its steps (from its summary line) times 80 ms; -1 if the
   // call has not ended.
   double produced_seconds(int call) const;
