@@ -88,14 +88,16 @@ TempDir::~TempDir() {
   fs::remove_all(dir_, ec);
 }
 
-Process::Process(const std::vector<std::string>& argv, const std::string& log_path)
+Process::Process(const std::vector<std::string>& argv, const std::string& log_path,
+                 int death_signal)
     : log_path_(log_path) {
   g_autoptr(GSubprocessLauncher) launcher =
       g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDERR_MERGE);
   g_subprocess_launcher_set_stdout_file_path(launcher, log_path.c_str());
   // The child dies with the test, even when the test itself is killed.
   g_subprocess_launcher_set_child_setup(
-      launcher, [](gpointer) { prctl(PR_SET_PDEATHSIG, SIGKILL); }, nullptr, nullptr);
+      launcher, [](gpointer sig) { prctl(PR_SET_PDEATHSIG, GPOINTER_TO_INT(sig)); },
+      GINT_TO_POINTER(death_signal), nullptr);
   std::vector<const char*> args;
   for (const std::string& a : argv) args.push_back(a.c_str());
   args.push_back(nullptr);

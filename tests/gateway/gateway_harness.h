@@ -5,6 +5,7 @@
 
 #include <gio/gio.h>
 
+#include <csignal>
 #include <functional>
 #include <memory>
 #include <string>
@@ -30,10 +31,12 @@ class TempDir {
   std::string dir_;
 };
 
-// A child process with its stdout and stderr in one log file.
+// A child process with its stdout and stderr in one log file. It gets `death_signal` when the
+// test process dies.
 class Process {
  public:
-  Process(const std::vector<std::string>& argv, const std::string& log_path);
+  Process(const std::vector<std::string>& argv, const std::string& log_path,
+          int death_signal = SIGKILL);
   ~Process();
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
