@@ -42,37 +42,18 @@ class Kamailio {
     pid_file_ = dir.path("kamailio.pid");
     // timeout bounds its life and passes a SIGTERM on (from the test, or from the test's death):
     // Kamailio stops its worker processes only when its main process is told to stop.
-    process = std::make_unique<Process>(
-        std::vector<std::string>{"timeout",
-                                 "-k",
-                                 "5",
-                                 "120",
-                                 program("kamailio", "/usr/sbin/kamailio"),
-                                 "-f",
-                                 source_root() + "/gateway/kamailio/kamailio.cfg",
-                                 "-DD",
-                                 "-E",
-                                 "-m",
-                                 "32",
-                                 "-M",
-                                 "4",
-                                 "-P",
-                                 pid_file_,
-                                 "-Y",
-                                 dir.path("run"),
-                                 "-w",
-                                 dir.path(""),
-                                 "-A",
-                                 "SIP_IP=127.0.0.1",
-                                 "-A",
-                                 "SIP_PORT=" + std::to_string(port),
-                                 "-A",
-                                 "DISPATCHER_LIST=\"" + dir.path("dispatcher.list") + "\"",
-                                 "-A",
-                                 "PING_INTERVAL=" + std::to_string(kPingIntervalS),
-                                 "-A",
-                                 "ANSWER_TIMEOUT_MS=" + std::to_string(kAnswerTimeoutMs)},
-        dir.path("kamailio.log"), SIGTERM);
+    std::vector<std::string> argv = {
+        "timeout", "-k", "5", "120", program("kamailio", "/usr/sbin/kamailio"), "-DD", "-E"};
+    // Small memory pools, and every file it writes in the test's directory.
+    argv.insert(argv.end(),
+                {"-f", source_root() + "/gateway/kamailio/kamailio.cfg", "-m", "32", "-M", "4",
+                 "-P", pid_file_, "-Y", dir.path("run"), "-w", dir.path("")});
+    const std::string defines[] = {"SIP_IP=127.0.0.1", "SIP_PORT=" + std::to_string(port),
+                                   "DISPATCHER_LIST=\"" + dir.path("dispatcher.list") + "\"",
+                                   "PING_INTERVAL=" + std::to_string(kPingIntervalS),
+                                   "ANSWER_TIMEOUT_MS=" + std::to_string(kAnswerTimeoutMs)};
+    for (const std::string& define : defines) argv.insert(argv.end(), {"-A", define});
+    process = std::make_unique<Process>(argv, dir.path("kamailio.log"), SIGTERM);
   }
   ~Kamailio() {
     stop();
