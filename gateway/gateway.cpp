@@ -175,6 +175,7 @@ void Gateway::close_doors() {
 Metrics::Live Gateway::live() {
   Metrics::Live live;
   live.active_calls = registry_.active();
+  live.ready = warm_ && !doors_.empty() && !registry_.shutting_down();
   live.real_time_factor = registry_.collect_steps();
   return live;
 }

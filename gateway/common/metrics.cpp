@@ -2,9 +2,23 @@
 
 #include <glib.h>
 
+#include <cstring>
+
 #include "common/connections.h"
 
 namespace moshigw {
+
+namespace {
+
+// Both endpoints are read-only: anything but GET and HEAD gets 405.
+bool read_only(SoupServerMessage* msg) {
+  const char* method = soup_server_message_get_method(msg);
+  if (g_strcmp0(method, "GET") == 0 || g_strcmp0(method, "HEAD") == 0) return true;
+  soup_server_message_set_status(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, nullptr);
+  return false;
+}
+
+}  // namespace
 
 void Metrics::open_door(const std::string& door) {
   answered_[door] += 0;
@@ -118,6 +132,7 @@ MetricsServer::~MetricsServer() {
 bool MetricsServer::listen(const std::string& address, int port, std::string& error) {
   server_ = soup_server_new("server-header", "moshi-gateway", nullptr);
   soup_server_add_handler(server_, "/metrics", handle, this, nullptr);
+  soup_server_add_handler(server_, "/healthz", handle_health, this, nullptr);
   listener_ = std::make_unique<HttpListener>(server_, max_connections_, idle_timeout_s_);
   if (listener_->listen(address, port, error)) return true;
   error = "cannot serve metrics: " + error;
@@ -127,15 +142,23 @@ bool MetricsServer::listen(const std::string& address, int port, std::string& er
 void MetricsServer::handle(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*,
                            gpointer self) {
   auto* server = static_cast<MetricsServer*>(self);
-  if (g_strcmp0(soup_server_message_get_method(msg), "GET") != 0 &&
-      g_strcmp0(soup_server_message_get_method(msg), "HEAD") != 0) {
-    soup_server_message_set_status(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, nullptr);
-    return;
-  }
+  if (!read_only(msg)) return;
   const std::string body = server->metrics_.render(server->live_());
   soup_server_message_set_status(msg, SOUP_STATUS_OK, nullptr);
   soup_server_message_set_response(msg, "text/plain; version=0.0.4; charset=utf-8",
                                    SOUP_MEMORY_COPY, body.data(), body.size());
+}
+
+// 503 while shutting down, so that a load balancer stops sending calls before the process goes.
+void MetricsServer::handle_health(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*,
+                                  gpointer self) {
+  if (!read_only(msg)) return;
+  const bool ready = static_cast<MetricsServer*>(self)->live_().ready;
+  const char* body = ready ? "ok\n" : "unavailable\n";
+  soup_server_message_set_status(msg, ready ? SOUP_STATUS_OK : SOUP_STATUS_SERVICE_UNAVAILABLE,
+                                 nullptr);
+  soup_server_message_set_response(msg, "text/plain; charset=utf-8", SOUP_MEMORY_STATIC, body,
+                                   strlen(body));
 }
 
 }  // namespace moshigw

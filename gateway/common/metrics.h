@@ -17,10 +17,12 @@ namespace moshigw {
 
 class Metrics {
  public:
-  // Values read at scrape time: active calls and the worst real-time factor among them.
+  // Values read at scrape time: active calls and the worst real-time factor among them, and
+  // whether the gateway takes calls (the model loaded, the SIP stack running, not shutting down).
   struct Live {
     int active_calls = 0;
     double real_time_factor = 0;
+    bool ready = false;
   };
 
   // Every series of calls carries the front door as a label ("sip", "audiosocket", ...); a
@@ -51,8 +53,10 @@ class Metrics {
 
 class HttpListener;
 
-// The HTTP endpoint. `live` is called on each scrape, in the main loop. Connections go through
-// an HttpListener (connections.h): capped, closed when idle, and surviving EMFILE.
+// The HTTP endpoint: /metrics, and /healthz for orchestrators and load balancers (200 "ok" while
+// the gateway takes calls, 503 otherwise). `live` is called on each request, in the main loop.
+// Connections go through an HttpListener (connections.h): capped, closed when idle, and
+// surviving EMFILE.
 class MetricsServer {
  public:
   MetricsServer(const Metrics& metrics, std::function<Metrics::Live()> live, int max_connections,
@@ -63,6 +67,8 @@ class MetricsServer {
  private:
   static void handle(SoupServer*, SoupServerMessage* msg, const char* path, GHashTable*,
                      gpointer self);
+  static void handle_health(SoupServer*, SoupServerMessage* msg, const char* path, GHashTable*,
+                            gpointer self);
   const Metrics& metrics_;
   std::function<Metrics::Live()> live_;
   const int max_connections_;

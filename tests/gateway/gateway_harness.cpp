@@ -88,14 +88,16 @@ TempDir::~TempDir() {
   fs::remove_all(dir_, ec);
 }
 
-Process::Process(const std::vector<std::string>& argv, const std::string& log_path)
+Process::Process(const std::vector<std::string>& argv, const std::string& log_path,
+                 int death_signal)
     : log_path_(log_path) {
   g_autoptr(GSubprocessLauncher) launcher =
       g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDERR_MERGE);
   g_subprocess_launcher_set_stdout_file_path(launcher, log_path.c_str());
   // The child dies with the test, even when the test itself is killed.
   g_subprocess_launcher_set_child_setup(
-      launcher, [](gpointer) { prctl(PR_SET_PDEATHSIG, SIGKILL); }, nullptr, nullptr);
+      launcher, [](gpointer sig) { prctl(PR_SET_PDEATHSIG, GPOINTER_TO_INT(sig)); },
+      GINT_TO_POINTER(death_signal), nullptr);
   std::vector<const char*> args;
   for (const std::string& a : argv) args.push_back(a.c_str());
   args.push_back(nullptr);
@@ -199,7 +201,7 @@ bool GatewayProcess::wait_log(const std::string& text, double seconds, int count
       seconds);
 }
 
-std::string GatewayProcess::metrics() const {
+GatewayProcess::HttpAnswer GatewayProcess::get(const std::string& path) const {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -210,7 +212,7 @@ std::string GatewayProcess::metrics() const {
   std::string response;
   if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
     const std::string request =
-        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+        "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     if (write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
       char buffer[4096];
       ssize_t n;
@@ -219,7 +221,8 @@ std::string GatewayProcess::metrics() const {
   }
   close(fd);
   const size_t body = response.find("\r\n\r\n");
-  return body == std::string::npos ? "" : response.substr(body + 4);
+  if (response.rfind("HTTP/1.", 0) != 0 || body == std::string::npos) return {};
+  return {std::atoi(response.c_str() + 9), response.substr(body + 4)};
 }
 
 double GatewayProcess::produced_seconds(int call) const {

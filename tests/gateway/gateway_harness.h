@@ -5,6 +5,7 @@
 
 #include <gio/gio.h>
 
+#include <csignal>
 #include <functional>
 #include <memory>
 #include <string>
@@ -34,10 +35,12 @@ class TempDir {
   std::string dir_;
 };
 
-// A child process with its stdout and stderr in one log file.
+// A child process with its stdout and stderr in one log file. It gets `death_signal` when the
+// test process dies.
 class Process {
  public:
-  Process(const std::vector<std::string>& argv, const std::string& log_path);
+  Process(const std::vector<std::string>& argv, const std::string& log_path,
+          int death_signal = SIGKILL);
   ~Process();
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
@@ -71,7 +74,12 @@ class GatewayProcess {
   bool started();  // the "listening" lines of its doors came within 30 s
   std::string log() const { return process->log(); }
   bool wait_log(const std::string& text, double seconds = 10, int count = 1);
-  std::string metrics() const;                     // the body of GET /metrics
+  struct HttpAnswer {
+    int status = 0;  // 0: no answer
+    std::string body;
+  };
+  HttpAnswer get(const std::string& path) const;  // GET on the metrics listener
+  std::string metrics() const { return get("/metrics").body; }
   // Moshi's audio a call produced: its steps (from its summary line) times 80 ms; -1 if the
   // call has not ended.
   double produced_seconds(int call) const;

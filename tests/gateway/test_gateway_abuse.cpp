@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -176,6 +177,26 @@ TEST(Gateway, HeldCallsAreProbedAndBounded) {
   EXPECT_TRUE(gw.wait_log("call 2 ended (hold-timeout)")) << gw.log();
   EXPECT_EQ(gw.log().find("call 2 ended (probe-timeout)"), std::string::npos) << gw.log();
   EXPECT_EQ(gw.metric("moshi_gateway_active_calls"), 0);
+}
+
+// /healthz tells a load balancer or an orchestrator whether the gateway takes calls: 200 once it
+// listens, 503 from SIGTERM on, while it waits for its callers to answer their BYE.
+TEST(Gateway, HealthIsOkUntilShutdown) {
+  TempDir dir;
+  GatewayProcess gw(dir, GatewayOptions());
+  ASSERT_TRUE(gw.started()) << gw.log();
+  const GatewayProcess::HttpAnswer up = gw.get("/healthz");
+  EXPECT_EQ(up.status, 200);
+  EXPECT_EQ(up.body, "ok\n");
+  // A caller that never answers the BYE keeps the gateway in its 3 s shutdown grace.
+  RawSip silent;
+  Dialog call = invite(silent, gw, "health", sdp_offer(40004, "sendrecv", 1));
+  ASSERT_EQ(status_of(call.ok), 200) << call.ok;
+  gw.process->signal(SIGTERM);
+  ASSERT_NE(next_request(silent, "BYE", 5), "") << gw.log();
+  EXPECT_EQ(gw.get("/healthz").status, 503) << gw.log();
+  ASSERT_TRUE(gw.process->wait(15)) << gw.log();
+  EXPECT_EQ(gw.process->exit_status(), 0) << gw.log();
 }
 
 // Offers that start on hold are answered; addresses the gateway cannot send to get 488, at the
