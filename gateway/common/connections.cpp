@@ -7,7 +7,6 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdlib>
 #include <vector>
 
@@ -140,9 +139,8 @@ bool HttpListener::accept_one() {
   g_autoptr(GError) error = nullptr;
   GSocket* client = g_socket_accept(socket_, nullptr, &error);
   if (!client) {
-    if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES) || errno == EMFILE ||
-        errno == ENFILE)
-      pause_accepting();
+    // GIO reports both EMFILE and ENFILE as TOO_MANY_OPEN_FILES (errno is not reliable here).
+    if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES)) pause_accepting();
     return false;
   }
   if (open_.size() >= max_) {
