@@ -36,7 +36,8 @@ enum {
 // moshilm's properties that the bin exposes as its own.
 static const char* const kLmProperties[] = {
     "temperature",        "text-temperature",           "top-k", "text-top-k",
-    "repetition-penalty", "repetition-penalty-context", "seed",  "stats"};
+    "repetition-penalty", "repetition-penalty-context", "seed",  "kv-int8",
+    "stats"};
 
 struct _GstMoshiBin {
   GstBin parent;
@@ -218,6 +219,9 @@ static GParamSpec* gst_moshi_bin_clone_spec(GParamSpec* spec) {
     return g_param_spec_uint(spec->name, nick, blurb, u->minimum, u->maximum, u->default_value,
                              flags);
   }
+  if (G_IS_PARAM_SPEC_BOOLEAN(spec))
+    return g_param_spec_boolean(spec->name, nick, blurb, G_PARAM_SPEC_BOOLEAN(spec)->default_value,
+                                flags);
   if (G_IS_PARAM_SPEC_UINT64(spec)) {
     const GParamSpecUInt64* u = G_PARAM_SPEC_UINT64(spec);
     return g_param_spec_uint64(spec->name, nick, blurb, u->minimum, u->maximum, u->default_value,

@@ -78,6 +78,7 @@ enum {
   PROP_SEED,
   PROP_BATCH,
   PROP_BATCH_WAIT,
+  PROP_KV_INT8,
   PROP_STATS,
 };
 
@@ -121,6 +122,7 @@ struct _GstMoshiLm {
   guint64 seed;
   gboolean batch;
   gdouble batch_wait;  // ms
+  gboolean kv_int8;
 
   // What queries from any thread need, under the object lock: the model's needs while started
   // (0 otherwise) and the frame duration once the caps are known.
@@ -190,6 +192,9 @@ static void gst_moshi_lm_set_property(GObject* object, guint prop_id, const GVal
     case PROP_BATCH_WAIT:
       self->batch_wait = g_value_get_double(value);
       break;
+    case PROP_KV_INT8:
+      self->kv_int8 = g_value_get_boolean(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
@@ -229,6 +234,9 @@ static void gst_moshi_lm_get_property(GObject* object, guint prop_id, GValue* va
       break;
     case PROP_BATCH_WAIT:
       g_value_set_double(value, self->batch_wait);
+      break;
+    case PROP_KV_INT8:
+      g_value_set_boolean(value, self->kv_int8);
       break;
     case PROP_STATS:
       g_value_take_boxed(value, gst_moshi_lm_stats_structure(gst_moshi_lm_step_stats(self)));
@@ -556,11 +564,14 @@ static gboolean gst_moshi_lm_start(GstMoshiLm* self) {
   if (!priv->moshi) return FALSE;
   const guint64 seed = gst_moshi_lm_seed(self);
   const kyutai::BatchOptions batch = gst_moshi_lm_batch_options(self);
+  const auto kv = gst_kyutai_locked(self, [&] {
+    return self->kv_int8 ? kyutai::KvCacheFormat::Int8 : kyutai::KvCacheFormat::Model;
+  });
   std::unique_ptr<kyutai::MoshiConversation> conversation;
   if (!GST_KYUTAI_TRY(GST_ELEMENT(self), LIBRARY, INIT,
                       "Cannot start a Moshi conversation with this model.", [&] {
-                        conversation =
-                            std::make_unique<kyutai::MoshiConversation>(priv->moshi, seed, batch);
+                        conversation = std::make_unique<kyutai::MoshiConversation>(
+                            priv->moshi, seed, batch, kv);
                       })) {
     priv->moshi.reset();
     return FALSE;
@@ -728,6 +739,14 @@ static void gst_moshi_lm_install_properties(GObjectClass* klass) {
                           "misses a step is not waited for until it comes back. Applies from "
                           "the next start",
                           0.0, 1000.0, kDefaultBatch.max_wait_ms, at_start));
+  g_object_class_install_property(
+      klass, PROP_KV_INT8,
+      g_param_spec_boolean("kv-int8", "Int8 KV cache",
+                           "Keep the conversation's attention cache in int8 with a scale per "
+                           "head and position: half the bytes of bfloat16 that a long context "
+                           "reads at every step, about 0.7 % relative error on the logits "
+                           "(docs/QUANTIZATION.md). CPU only. Applies from the next start",
+                           FALSE, at_start));
   g_object_class_install_property(klass, PROP_STATS, gst_moshi_lm_stats_param_spec());
 }
 

@@ -138,7 +138,8 @@ TEST(MoshiBin, PassesItsSettingsToTheElementsInside) {
   GstElement* bin = gst_element_factory_make("moshibin", nullptr);
   ASSERT_NE(bin, nullptr);
   g_object_set(bin, "temperature", 0.25, "top-k", 7, "seed", G_GUINT64_CONSTANT(99),
-               "repetition-penalty", 1.25, "repetition-penalty-context", 64u, nullptr);
+               "repetition-penalty", 1.25, "repetition-penalty-context", 64u, "kv-int8", TRUE,
+               nullptr);
   GstElement* lm = gst_bin_get_by_name(GST_BIN(bin), "moshilm");
   ASSERT_NE(lm, nullptr);
   double temperature = 0;
@@ -154,6 +155,9 @@ TEST(MoshiBin, PassesItsSettingsToTheElementsInside) {
                nullptr);
   EXPECT_EQ(penalty, 1.25);
   EXPECT_EQ(context, 64u);
+  gboolean int8 = FALSE;
+  g_object_get(lm, "kv-int8", &int8, nullptr);
+  EXPECT_TRUE(int8);
   gst_object_unref(lm);
   gst_object_unref(gst_object_ref_sink(bin));
 }

@@ -486,6 +486,18 @@ TEST_F(MoshiLmSeeds, TheRepetitionPenaltyIsOffByDefault) {
   EXPECT_NE(run("7", {{"repetition-penalty", "3"}, {"repetition-penalty-context", "4"}}), plain);
 }
 
+// The int8 KV cache is off by default; on, the conversation runs through every step (its logit
+// error is bounded in the library's tests).
+TEST_F(MoshiLmSeeds, TheInt8KvCacheIsAChoice) {
+  Harnessed lm("moshilm", {{"model", lm_tiny()}});
+  gboolean int8 = TRUE;
+  g_object_get(lm.element, "kv-int8", &int8, nullptr);
+  EXPECT_FALSE(int8);
+  const auto plain = run("7");
+  const auto quantized = run("7", {{"kv-int8", "true"}});
+  EXPECT_EQ(quantized.size(), plain.size());
+}
+
 // Two elements with the same seed take greedy steps (the reference trace), then one of them
 // switches to hot sampling while playing: their outputs part from that step on.
 TEST_F(MoshiLmSeeds, SamplingCanChangeWhilePlaying) {

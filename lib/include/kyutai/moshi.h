@@ -127,7 +127,9 @@ class MoshiConversation {
 
   // With `batch.enabled`, steps go through the Moshi object's scheduler, together with its
   // other batched conversations in other threads; step() blocks until this one's is done.
-  MoshiConversation(std::shared_ptr<const Moshi> moshi, uint64_t seed, BatchOptions batch = {});
+  // `kv`: how this conversation's KV cache stores keys and values (Int8: CPU only).
+  MoshiConversation(std::shared_ptr<const Moshi> moshi, uint64_t seed, BatchOptions batch = {},
+                    KvCacheFormat kv = KvCacheFormat::Model);
   ~MoshiConversation();
   // `count` >= user_codebooks codes, the first ones used. Throws InputError on bad codes.
   Step step(const int64_t* user_codes, int count, const SamplingParams& params);

@@ -17,6 +17,11 @@ namespace kyutai {
 // seed the quantized-weights cache's file names (a new format goes before Auto).
 enum class WeightFormat { Float32, BFloat16, Int8, Int4, Auto };
 
+// How a conversation's KV cache stores keys and values: in the model's dtype (as the reference
+// does), or in int8 with a float32 scale per head and position, half the bytes of bfloat16 that
+// a long context reads at every step (its logit error: docs/QUANTIZATION.md). CPU only.
+enum class KvCacheFormat { Model, Int8 };
+
 struct WeightFormatTraits {
   WeightFormat format;
   const char* name;    // canonical: the GEnum nick, the cache files' tag, what messages say

@@ -107,8 +107,9 @@ std::shared_ptr<const Moshi> Moshi::random(const std::string& config, uint64_t s
 }
 
 struct MoshiConversation::State {
-  State(const LmModel& model, uint64_t seed, std::shared_ptr<const TextTokenizer> tokenizer)
-      : gen(model),
+  State(const LmModel& model, uint64_t seed, std::shared_ptr<const TextTokenizer> tokenizer,
+        KvCacheFormat kv)
+      : gen(model, kv),
         lm(gen.new_state(seed)),
         text(std::move(tokenizer), padding_ids(model.config())) {}
   static std::vector<int> padding_ids(const LmConfig& c) {
@@ -121,9 +122,11 @@ struct MoshiConversation::State {
 };
 
 MoshiConversation::MoshiConversation(std::shared_ptr<const Moshi> moshi, uint64_t seed,
-                                     BatchOptions batch)
+                                     BatchOptions batch, KvCacheFormat kv)
     : moshi_(std::move(moshi)), batch_(batch) {
-  state_ = std::make_unique<State>(moshi_->model(), seed, moshi_->tokenizer());
+  if (kv == KvCacheFormat::Int8 && !moshi_->model().device().is_cpu())
+    throw ConfigError("the int8 KV cache runs on the CPU only");
+  state_ = std::make_unique<State>(moshi_->model(), seed, moshi_->tokenizer(), kv);
   if (batch_.enabled) {
     scheduler_ = moshi_->scheduler();
     member_ = scheduler_->join();

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kyutai/config.h"
+#include "kyutai/weights.h"
 #include "kyutai/weights/linear_weight.h"
 #include "kyutai/io/params.h"
 
@@ -22,10 +23,6 @@ struct KVCache {
   at::Tensor key_scales, value_scales;
 };
 
-// How a conversation's KV caches store keys and values: in the model's dtype (as the reference
-// does), or in int8 with a scale per head and position, half the bytes of bfloat16 that a long
-// context reads at every step (its logit error: docs/QUANTIZATION.md).
-enum class KvCacheFormat { Model, Int8 };
 
 struct TransformerState {
   std::vector<KVCache> layers;
