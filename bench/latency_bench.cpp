@@ -248,19 +248,14 @@ Reported moshibin_latency(GstElement* moshibin) {
 // Waits for EOS; returns the error's text, or "timeout", or empty.
 std::string wait_eos(GstElement* pipeline, GstClockTime timeout) {
   g_autoptr(GstBus) bus = gst_element_get_bus(pipeline);
-  GstMessage* m = gst_bus_timed_pop_filtered(
+  g_autoptr(GstMessage) message = gst_bus_timed_pop_filtered(
       bus, timeout, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
-  if (!m) return "timeout";
-  std::string text;
-  if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR) {
-    GError* error = nullptr;
-    g_autofree gchar* debug = nullptr;
-    gst_message_parse_error(m, &error, &debug);
-    text = std::string(error->message) + " (" + (debug ? debug : "") + ")";
-    g_error_free(error);
-  }
-  gst_message_unref(m);
-  return text;
+  if (!message) return "timeout";
+  if (GST_MESSAGE_TYPE(message) != GST_MESSAGE_ERROR) return "";
+  g_autoptr(GError) error = nullptr;
+  g_autofree gchar* debug = nullptr;
+  gst_message_parse_error(message, &error, &debug);
+  return std::string(error->message) + " (" + (debug ? debug : "") + ")";
 }
 
 double median_step_ms(GstElement* moshibin) {
@@ -398,8 +393,11 @@ bool play(GstElement* pipeline, const Options& o, const Input& input, Result& r)
   g_autoptr(GstElement) moshibin = gst_bin_get_by_name(GST_BIN(pipeline), "m");
   Probes probes;
   if (!add_probes(moshibin, probes)) return std::fputs("moshibin-latency: no pads\n", stderr), false;
-  if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE)
-    return std::fputs("moshibin-latency: the pipeline does not start\n", stderr), false;
+  if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+    std::fprintf(stderr, "moshibin-latency: the pipeline does not start: %s\n",
+                 wait_eos(pipeline, 0).c_str());
+    return false;
+  }
   std::atomic<bool> stop{false};
   const int chunks = (o.warmup + o.seconds) * 1000 / kChunkMs;
   std::thread feeder(feed, GST_APP_SRC(src), std::cref(input), chunks, std::cref(stop),
@@ -451,6 +449,7 @@ int main(int argc, char** argv) {
   }
   Result r;
   const bool ok = play(pipeline, o, input, r);
+  gst_element_set_state(pipeline, GST_STATE_NULL);  // also after a failed start
   gst_object_unref(pipeline);
   if (!ok) return 1;
   report(o, r, load);
