@@ -684,6 +684,36 @@ static void gst_moshi_lm_install_repetition_penalty(GObjectClass* klass, GParamF
                         playing));
 }
 
+// The properties read when the element starts: batching and the KV cache's format.
+static void gst_moshi_lm_install_start_properties(GObjectClass* klass) {
+  const auto at_start = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                                 GST_PARAM_MUTABLE_READY);
+  g_object_class_install_property(
+      klass, PROP_BATCH,
+      g_param_spec_boolean("batch", "Batch",
+                           "Step together with the other moshilm elements of this process that "
+                           "use the same model, device and weight format: the weights are read "
+                           "once for all, and each conversation's output is the same as alone. "
+                           "Applies from the next start",
+                           DEFAULT_BATCH, at_start));
+  g_object_class_install_property(
+      klass, PROP_BATCH_WAIT,
+      g_param_spec_double("batch-wait", "Batch wait",
+                          "The longest a step waits for the other conversations, in "
+                          "milliseconds; added to the reported latency. A conversation that "
+                          "misses a step is not waited for until it comes back. Applies from "
+                          "the next start",
+                          0.0, 1000.0, kDefaultBatch.max_wait_ms, at_start));
+  g_object_class_install_property(
+      klass, PROP_KV_INT8,
+      g_param_spec_boolean("kv-int8", "Int8 KV cache",
+                           "Keep the conversation's attention cache in int8 with a scale per "
+                           "head and position: half the bytes of bfloat16 that a long context "
+                           "reads at every step, about 0.7 % relative error on the logits "
+                           "(docs/QUANTIZATION.md). CPU only. Applies from the next start",
+                           FALSE, at_start));
+}
+
 static void gst_moshi_lm_install_properties(GObjectClass* klass) {
   gst_moshi_install_settings(klass, PROP_MODEL);
   const auto playing = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
@@ -721,32 +751,7 @@ static void gst_moshi_lm_install_properties(GObjectClass* klass) {
                           0, G_MAXUINT64, DEFAULT_SEED,
                           static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                                    GST_PARAM_MUTABLE_PLAYING)));
-  const auto at_start = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-                                                 GST_PARAM_MUTABLE_READY);
-  g_object_class_install_property(
-      klass, PROP_BATCH,
-      g_param_spec_boolean("batch", "Batch",
-                           "Step together with the other moshilm elements of this process that "
-                           "use the same model, device and weight format: the weights are read "
-                           "once for all, and each conversation's output is the same as alone. "
-                           "Applies from the next start",
-                           DEFAULT_BATCH, at_start));
-  g_object_class_install_property(
-      klass, PROP_BATCH_WAIT,
-      g_param_spec_double("batch-wait", "Batch wait",
-                          "The longest a step waits for the other conversations, in "
-                          "milliseconds; added to the reported latency. A conversation that "
-                          "misses a step is not waited for until it comes back. Applies from "
-                          "the next start",
-                          0.0, 1000.0, kDefaultBatch.max_wait_ms, at_start));
-  g_object_class_install_property(
-      klass, PROP_KV_INT8,
-      g_param_spec_boolean("kv-int8", "Int8 KV cache",
-                           "Keep the conversation's attention cache in int8 with a scale per "
-                           "head and position: half the bytes of bfloat16 that a long context "
-                           "reads at every step, about 0.7 % relative error on the logits "
-                           "(docs/QUANTIZATION.md). CPU only. Applies from the next start",
-                           FALSE, at_start));
+  gst_moshi_lm_install_start_properties(klass);
   g_object_class_install_property(klass, PROP_STATS, gst_moshi_lm_stats_param_spec());
 }
 
