@@ -53,9 +53,12 @@ struct Shim {
   int (*decode)(void*, const int*, size_t, char*, size_t);
 };
 
+// The installed module first: an installed library must never load code from its build
+// directory (a path such as /tmp/..., which another user could fill) while its own module is
+// there. The build tree's module serves the tests and uninstalled runs.
 std::string shim_path() {
   if (const char* env = std::getenv("KYUTAI_SENTENCEPIECE_SHIM")) return env;
-  for (const char* candidate : {KYUTAI_SPM_SHIM_BUILD_PATH, KYUTAI_SPM_SHIM_INSTALL_PATH})
+  for (const char* candidate : {KYUTAI_SPM_SHIM_INSTALL_PATH, KYUTAI_SPM_SHIM_BUILD_PATH})
     if (file_exists(candidate)) return candidate;
   return "libkyutai-sentencepiece.so";
 }
