@@ -101,7 +101,7 @@ void expect_answered(std::vector<std::unique_ptr<Caller>>& callers) {
 }
 
 double answered(const GatewayProcess& gw) {
-  return gw.metric("moshi_gateway_calls_total");
+  return gw.metric("moshi_gateway_calls_total{door=\"sip\"}");
 }
 
 }  // namespace
@@ -137,7 +137,7 @@ TEST(Kamailio, SpreadsCallsFailsOverOnBusyAndSkipsAStoppedGateway) {
   expect_answered(first);
   EXPECT_EQ(answered(a), 2);
   EXPECT_EQ(answered(b), 4);
-  EXPECT_EQ(a.metric("moshi_gateway_calls_rejected_total{reason=\"busy\"}"), 1);
+  EXPECT_EQ(a.metric("moshi_gateway_calls_rejected_total{door=\"sip\",reason=\"busy\"}"), 1);
   EXPECT_EQ(count_of(proxy.log(), ": 486 from the gateway, next is"), 1) << proxy.log();
 
   // Gateway a stops. Once the pings have found it silent, every new call goes to b at once: none
