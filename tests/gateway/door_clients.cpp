@@ -1,9 +1,11 @@
 #include "door_clients.h"
 
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -39,6 +41,13 @@ void run_until(gint64 deadline_us) {
 }
 
 }  // namespace
+
+void expect_heard(const Heard& heard, double seconds, double produced, const std::string& log) {
+  EXPECT_GT(produced, 0.5) << "the gateway barely stepped";
+  EXPECT_GT(heard.seconds, std::min(seconds - 1.2, produced - 0.6)) << log;
+  EXPECT_LT(heard.seconds, seconds + 0.5);
+  EXPECT_GT(heard.rms, 100.0) << "the caller heard silence";
+}
 
 Heard heard_of(const std::vector<int16_t>& samples, int rate) {
   Heard heard;
@@ -182,12 +191,13 @@ bool MediaStreamClient::connect(int port, const std::string& path, const std::st
   return true;
 }
 
-void MediaStreamClient::on_message(SoupWebsocketConnection*, gint, GBytes* message,
+void MediaStreamClient::on_message(SoupWebsocketConnection*, gint type, GBytes* message,
                                    gpointer self) {
   auto* client = static_cast<MediaStreamClient*>(self);
   gsize size = 0;
   const auto* data = static_cast<const char*>(g_bytes_get_data(message, &size));
   const std::string text(data, size);
+  if (type == SOUP_WEBSOCKET_DATA_BINARY) return client->binary.push_back(text);
   if (text.find("\"event\":\"mark\"") != std::string::npos) client->marks++;
   const std::string key = "\"payload\":\"";
   const size_t at = text.find(key);
