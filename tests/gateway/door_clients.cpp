@@ -165,22 +165,27 @@ bool MediaStreamClient::connect(int port, const std::string& path, const std::st
     soup_message_headers_append(soup_message_get_request_headers(msg), "Authorization",
                                 ("Bearer " + bearer).c_str());
   struct Wait {
+    MediaStreamClient* self;
     bool done = false;
-    SoupWebsocketConnection* ws = nullptr;
-  } wait;
+  } wait{this};
+  // The handlers are connected in the callback: what the server sends first (Kyutai's
+  // handshake) may come in the same iteration of the main context.
   soup_session_websocket_connect_async(
       session_, msg, nullptr, nullptr, G_PRIORITY_DEFAULT, nullptr,
       [](GObject* session, GAsyncResult* result, gpointer data) {
         auto* w = static_cast<Wait*>(data);
-        w->ws = soup_session_websocket_connect_finish(SOUP_SESSION(session), result, nullptr);
+        w->self->ws_ = soup_session_websocket_connect_finish(SOUP_SESSION(session), result, nullptr);
         w->done = true;
+        if (w->self->ws_) w->self->listen();
       },
       &wait);
   wait_until([&] { return wait.done; }, 10);
   status = soup_message_get_status(msg);
   g_object_unref(msg);
-  ws_ = wait.ws;
-  if (!ws_) return false;
+  return ws_ != nullptr;
+}
+
+void MediaStreamClient::listen() {
   g_signal_connect(ws_, "message", G_CALLBACK(on_message), this);
   g_signal_connect(ws_, "closed", G_CALLBACK(+[](SoupWebsocketConnection* ws, gpointer self) {
                      auto* client = static_cast<MediaStreamClient*>(self);
@@ -188,7 +193,6 @@ bool MediaStreamClient::connect(int port, const std::string& path, const std::st
                      client->close_code = soup_websocket_connection_get_close_code(ws);
                    }),
                    this);
-  return true;
 }
 
 void MediaStreamClient::on_message(SoupWebsocketConnection*, gint type, GBytes* message,

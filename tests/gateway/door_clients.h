@@ -68,6 +68,7 @@ class MediaStreamClient {
   bool closed = false;
 
  private:
+  void listen();
   static void on_message(SoupWebsocketConnection*, gint type, GBytes* message, gpointer self);
   SoupSession* session_ = nullptr;
   SoupWebsocketConnection* ws_ = nullptr;
