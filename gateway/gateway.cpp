@@ -8,6 +8,7 @@
 #include "call/moshibin.h"
 #include "common/connections.h"
 #include "doors/audiosocket.h"
+#include "doors/kyutai_chat.h"
 #include "doors/media_stream.h"
 #include "doors/sip/sip_door.h"
 #include "doors/web_server.h"
@@ -54,6 +55,7 @@ bool Gateway::open_doors(std::string& error) {
   if (config_.audiosocket_port > 0) doors_.push_back(std::make_unique<AudioSocketDoor>(registry_));
   if (config_.ws_port > 0) {
     auto web = std::make_shared<WebServer>(config_);
+    doors_.push_back(std::make_unique<KyutaiChatDoor>(registry_, web));
     doors_.push_back(std::make_unique<MediaStreamDoor>(registry_, web));
     if (!web->listen(error)) return false;
   }

@@ -159,8 +159,8 @@ std::vector<Setting> door_settings() {
        "TCP port of the Asterisk AudioSocket door, on the listen address; 0 for none (default 0)",
        int_setter(&Config::audiosocket_port, 0, 65535)},
       {"ws-port", "PORT",
-       "HTTP/websocket port (the media stream at /media-stream), on the listen address; 0 for "
-       "none (default 0)",
+       "HTTP/websocket port (Kyutai's protocol at /api/chat, the media stream at "
+       "/media-stream, --static at /), on the listen address; 0 for none (default 0)",
        int_setter(&Config::ws_port, 0, 65535)},
       {"auth-token", "TOKEN",
        "secret the websocket doors require, as ?auth_token=TOKEN or 'Authorization: Bearer "
@@ -171,6 +171,10 @@ std::vector<Setting> door_settings() {
        "with tls-key",
        string_setter(&Config::tls_cert)},
       {"tls-key", "FILE", "PEM private key of tls-cert", string_setter(&Config::tls_key)},
+      {"static", "DIR",
+       "serve the files of DIR at / on the websocket listener, such as Kyutai's built web client "
+       "(its client/dist); with ws-port (default: none)",
+       string_setter(&Config::static_dir)},
   };
 }
 
@@ -297,6 +301,14 @@ bool validate_config(const Config& config, std::string& error) {
   if (!config.transcript_dir.empty() &&
       !g_file_test(config.transcript_dir.c_str(), G_FILE_TEST_IS_DIR)) {
     error = "transcript-dir '" + config.transcript_dir + "' is not a directory";
+    return false;
+  }
+  if (!config.static_dir.empty() && !g_file_test(config.static_dir.c_str(), G_FILE_TEST_IS_DIR)) {
+    error = "static '" + config.static_dir + "' is not a directory";
+    return false;
+  }
+  if (!config.static_dir.empty() && config.ws_port == 0) {
+    error = "static needs ws-port: the files are served on the websocket listener";
     return false;
   }
   if (config.tls_cert.empty() != config.tls_key.empty()) {

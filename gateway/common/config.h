@@ -38,6 +38,7 @@ struct Config {
   int ws_port = 0;
   std::string auth_token;
   std::string tls_cert, tls_key;  // PEM files: the websocket listener speaks TLS (wss://)
+  std::string static_dir;  // served at / on the websocket listener (Kyutai's web client)
   // Operators
   std::string transcript_dir;  // empty: no transcripts
   std::string metrics_address = "127.0.0.1";

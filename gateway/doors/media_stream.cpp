@@ -14,7 +14,6 @@ namespace {
 constexpr guint64 kMaxMessage = 16 * 1024;  // a media message is ~400 bytes; libsoup closes 1009
 constexpr size_t kMaxMedia = 1600;          // mu-law bytes of one media message: 200 ms
 constexpr guint64 kMarkEvery = 50;          // frames of Moshi's voice between two marks: 1 s
-constexpr gushort kTryAgainLater = 1013;
 
 // A string member of a JSON object, "" when absent or of another type.
 std::string text(const json& object, const char* key) {
@@ -43,7 +42,8 @@ json member(const json& object, const char* key) {
 // One websocket: the Twilio-style messages, its call, Moshi's voice back. Main loop only.
 class MediaStream {
  public:
-  MediaStream(MediaStreamDoor& door, SoupServerMessage* msg, SoupWebsocketConnection* ws);
+  MediaStream(WebsocketDoor<MediaStream>& door, SoupServerMessage* msg,
+              SoupWebsocketConnection* ws);
   ~MediaStream();
   void tick(gint64 now_us);
   // Ends the call and closes the websocket with `code` and `why`.
@@ -56,10 +56,9 @@ class MediaStream {
   void on_start(const json& start);
   void on_media(const json& media);
   void send_voice(size_t bytes);
-  bool client_reads() const;
   void send(const json& message);
 
-  MediaStreamDoor& door_;
+  WebsocketDoor<MediaStream>& door_;
   SoupWebsocketConnection* ws_;
   std::string peer_, stream_sid_;
   const gint64 opened_us_;
@@ -69,7 +68,7 @@ class MediaStream {
   gulong handlers_[2] = {0, 0};
 };
 
-MediaStream::MediaStream(MediaStreamDoor& door, SoupServerMessage* msg,
+MediaStream::MediaStream(WebsocketDoor<MediaStream>& door, SoupServerMessage* msg,
                          SoupWebsocketConnection* ws)
     : door_(door),
       ws_(SOUP_WEBSOCKET_CONNECTION(g_object_ref(ws))),
@@ -134,11 +133,8 @@ void MediaStream::on_start(const json& start) {
                             end(reason, SOUP_WEBSOCKET_CLOSE_SERVER_ERROR, "media error");
                           });
   if (call_.call) return;
-  const std::string why = call_.refusal;
-  // 1013 Try Again Later (RFC 6455 registry), which libsoup 3.2 does not name.
-  if (why == "busy") return end("busy", kTryAgainLater, "busy: max-calls");
-  if (why == "shutdown") return end("shutdown", SOUP_WEBSOCKET_CLOSE_GOING_AWAY, "shutting down");
-  end("media", SOUP_WEBSOCKET_CLOSE_SERVER_ERROR, "the call could not start");
+  const WebsocketRefusal refusal = websocket_refusal(call_.refusal);
+  end(call_.refusal, refusal.code, refusal.why);
 }
 
 void MediaStream::on_media(const json& media) {
@@ -154,8 +150,7 @@ void MediaStream::on_media(const json& media) {
 
 // As much of Moshi's voice as the caller just sent, if the client reads what it is sent.
 void MediaStream::send_voice(size_t bytes) {
-
-  if (!client_reads()) return;  // the call's own bound drops the oldest meanwhile
+  if (!client_reads(ws_)) return;  // the call's own bound drops the oldest meanwhile
   const std::string voice = call_.media->pull(bytes);
   if (voice.empty()) return;
   g_autofree char* encoded =
@@ -165,21 +160,6 @@ void MediaStream::send_voice(size_t bytes) {
     send({{"event", "mark"},
           {"streamSid", stream_sid_},
           {"mark", {{"name", "moshi-" + std::to_string(frames_sent_ / kMarkEvery) + "s"}}}});
-}
-
-// libsoup queues what it cannot write yet without a bound: the door sends only while the
-// client's socket takes more.
-bool MediaStream::client_reads() const {
-  g_autoptr(GIOStream) stream = G_IO_STREAM(g_object_ref(soup_websocket_connection_get_io_stream(ws_)));
-  if (G_IS_TLS_CONNECTION(stream)) {
-    GIOStream* base = nullptr;  // what TLS writes to
-    g_object_get(stream, "base-io-stream", &base, nullptr);
-    g_object_unref(stream);
-    stream = base;
-  }
-  if (!G_IS_SOCKET_CONNECTION(stream)) return true;
-  GSocket* socket = g_socket_connection_get_socket(G_SOCKET_CONNECTION(stream));
-  return g_socket_condition_check(socket, G_IO_OUT) & G_IO_OUT;
 }
 
 void MediaStream::send(const json& message) {
@@ -219,32 +199,8 @@ void MediaStream::on_closed(SoupWebsocketConnection* ws, gpointer self) {
 }
 
 MediaStreamDoor::MediaStreamDoor(CallRegistry& registry, std::shared_ptr<WebServer> web)
-    : registry_(registry), web_(std::move(web)) {}
+    : WebsocketDoor(registry, std::move(web), "/media-stream") {}
 
-MediaStreamDoor::~MediaStreamDoor() {
-  streams_.clear();
-}
-
-bool MediaStreamDoor::open(std::string&) {
-  web_->add_websocket("/media-stream", [this](SoupServerMessage* msg, SoupWebsocketConnection* ws) {
-    auto stream = std::make_unique<MediaStream>(*this, msg, ws);
-    MediaStream* key = stream.get();
-    streams_[key] = std::move(stream);
-  });
-  return true;
-}
-
-void MediaStreamDoor::forget(MediaStream* stream) {
-  run_later([this, stream] { streams_.erase(stream); });
-}
-
-void MediaStreamDoor::tick(gint64 now_us) {
-  for (auto& [key, stream] : streams_) stream->tick(now_us);
-}
-
-void MediaStreamDoor::hang_up_all() {
-  for (auto& [key, stream] : streams_) stream->end("shutdown", SOUP_WEBSOCKET_CLOSE_GOING_AWAY,
-                                                   "shutting down");
-}
+MediaStreamDoor::~MediaStreamDoor() = default;
 
 }  // namespace moshigw

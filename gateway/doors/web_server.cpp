@@ -2,10 +2,38 @@
 
 namespace moshigw {
 
+namespace {
+constexpr gushort kTryAgainLater = 1013;
+}
+
+bool client_reads(SoupWebsocketConnection* ws) {
+  g_autoptr(GIOStream) stream = G_IO_STREAM(g_object_ref(soup_websocket_connection_get_io_stream(ws)));
+  if (G_IS_TLS_CONNECTION(stream)) {
+    GIOStream* base = nullptr;  // what TLS writes to
+    g_object_get(stream, "base-io-stream", &base, nullptr);
+    g_object_unref(stream);
+    stream = base;
+  }
+  if (!G_IS_SOCKET_CONNECTION(stream)) return true;
+  GSocket* socket = g_socket_connection_get_socket(G_SOCKET_CONNECTION(stream));
+  return g_socket_condition_check(socket, G_IO_OUT) & G_IO_OUT;
+}
+
+WebsocketRefusal websocket_refusal(const char* refusal) {
+  if (g_strcmp0(refusal, "busy") == 0) return {kTryAgainLater, "busy: max-calls"};
+  if (g_strcmp0(refusal, "shutdown") == 0)
+    return {SOUP_WEBSOCKET_CLOSE_GOING_AWAY, "shutting down"};
+  return {SOUP_WEBSOCKET_CLOSE_SERVER_ERROR, "the call could not start"};
+}
+
 WebServer::WebServer(const Config& config) : config_(config) {
   server_ = soup_server_new("server-header", "moshi-gateway", nullptr);
   listener_ = std::make_unique<HttpListener>(server_, config.max_connections,
                                              config.tcp_idle_timeout_s);
+  if (config.static_dir.empty()) return;
+  files_ = std::make_unique<StaticFiles>(config.static_dir);
+  // The handler of "/" answers every path that no websocket door has taken.
+  soup_server_add_handler(server_, "/", on_file, this, nullptr);
 }
 
 WebServer::~WebServer() {
@@ -36,6 +64,7 @@ bool WebServer::listen(std::string& error) {
   if (listener_->listen(config_.listen_address, config_.ws_port, error)) {
     g_message("listening for websockets on %s:%d (%s)", config_.listen_address.c_str(),
               config_.ws_port, config_.tls_cert.empty() ? "ws" : "wss, TLS");
+    if (files_) g_message("serving the files of %s at /", files_->root().c_str());
     return true;
   }
   error = "cannot serve websockets: " + error;
@@ -68,6 +97,11 @@ void WebServer::check_auth(SoupServer*, SoupServerMessage* msg, const char* path
   soup_server_message_set_status(msg, SOUP_STATUS_UNAUTHORIZED, nullptr);
   soup_message_headers_append(soup_server_message_get_response_headers(msg), "WWW-Authenticate",
                               "Bearer");
+}
+
+void WebServer::on_file(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*,
+                        gpointer self) {
+  static_cast<WebServer*>(self)->files_->serve(msg);
 }
 
 void WebServer::on_websocket(SoupServer*, SoupServerMessage* msg, const char*,

@@ -1,7 +1,9 @@
 // The HTTP/websocket listener the websocket doors share (--ws-port, on the listen address):
 // libsoup 3 in the main loop, its connections capped and timed by an HttpListener
 // (common/connections.h). A door adds its path with one call; when --auth-token is set, every
-// path requires it (?auth_token= or "Authorization: Bearer"), checked before any upgrade.
+// websocket path requires it (?auth_token= or "Authorization: Bearer"), checked before any
+// upgrade. With --static DIR, every other path is a file of DIR (static_files.h), open to all:
+// the files are a public web client, and a page cannot put a header on its websocket anyway.
 #pragma once
 
 #include <libsoup/soup.h>
@@ -13,8 +15,22 @@
 
 #include "common/config.h"
 #include "common/connections.h"
+#include "doors/static_files.h"
 
 namespace moshigw {
+
+// Whether the client's socket takes more now. libsoup queues what it cannot write yet without a
+// bound: a websocket door sends only while this holds, and meanwhile its own bound drops.
+bool client_reads(SoupWebsocketConnection* ws);
+
+// How a websocket door closes a refused call (AnsweredCall::refusal): 1013 Try Again Later when
+// busy (RFC 6455's registry; libsoup 3.2 does not name it), 1001 when shutting down, 1011
+// otherwise; `why` is the close reason.
+struct WebsocketRefusal {
+  gushort code;
+  const char* why;
+};
+WebsocketRefusal websocket_refusal(const char* refusal);
 
 class WebServer {
  public:
@@ -34,10 +50,13 @@ class WebServer {
   static void on_websocket(SoupServer*, SoupServerMessage* msg, const char* path,
                            SoupWebsocketConnection* connection, gpointer data);
   bool authorized(SoupServerMessage* msg, GHashTable* query) const;
+  static void on_file(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*,
+                      gpointer self);
 
   const Config& config_;
   SoupServer* server_ = nullptr;
   std::unique_ptr<HttpListener> listener_;
+  std::unique_ptr<StaticFiles> files_;  // with --static
   struct Route {
     WebServer* server;
     OnSocket on_open;

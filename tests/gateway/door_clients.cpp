@@ -1,9 +1,11 @@
 #include "door_clients.h"
 
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -39,6 +41,13 @@ void run_until(gint64 deadline_us) {
 }
 
 }  // namespace
+
+void expect_heard(const Heard& heard, double seconds, double produced, const std::string& log) {
+  EXPECT_GT(produced, 0.5) << "the gateway barely stepped";
+  EXPECT_GT(heard.seconds, std::min(seconds - 1.2, produced - 0.6)) << log;
+  EXPECT_LT(heard.seconds, seconds + 0.5);
+  EXPECT_GT(heard.rms, 100.0) << "the caller heard silence";
+}
 
 Heard heard_of(const std::vector<int16_t>& samples, int rate) {
   Heard heard;
@@ -156,22 +165,27 @@ bool MediaStreamClient::connect(int port, const std::string& path, const std::st
     soup_message_headers_append(soup_message_get_request_headers(msg), "Authorization",
                                 ("Bearer " + bearer).c_str());
   struct Wait {
+    MediaStreamClient* self;
     bool done = false;
-    SoupWebsocketConnection* ws = nullptr;
-  } wait;
+  } wait{this};
+  // The handlers are connected in the callback: what the server sends first (Kyutai's
+  // handshake) may come in the same iteration of the main context.
   soup_session_websocket_connect_async(
       session_, msg, nullptr, nullptr, G_PRIORITY_DEFAULT, nullptr,
       [](GObject* session, GAsyncResult* result, gpointer data) {
         auto* w = static_cast<Wait*>(data);
-        w->ws = soup_session_websocket_connect_finish(SOUP_SESSION(session), result, nullptr);
+        w->self->ws_ = soup_session_websocket_connect_finish(SOUP_SESSION(session), result, nullptr);
         w->done = true;
+        if (w->self->ws_) w->self->listen();
       },
       &wait);
   wait_until([&] { return wait.done; }, 10);
   status = soup_message_get_status(msg);
   g_object_unref(msg);
-  ws_ = wait.ws;
-  if (!ws_) return false;
+  return ws_ != nullptr;
+}
+
+void MediaStreamClient::listen() {
   g_signal_connect(ws_, "message", G_CALLBACK(on_message), this);
   g_signal_connect(ws_, "closed", G_CALLBACK(+[](SoupWebsocketConnection* ws, gpointer self) {
                      auto* client = static_cast<MediaStreamClient*>(self);
@@ -179,15 +193,15 @@ bool MediaStreamClient::connect(int port, const std::string& path, const std::st
                      client->close_code = soup_websocket_connection_get_close_code(ws);
                    }),
                    this);
-  return true;
 }
 
-void MediaStreamClient::on_message(SoupWebsocketConnection*, gint, GBytes* message,
+void MediaStreamClient::on_message(SoupWebsocketConnection*, gint type, GBytes* message,
                                    gpointer self) {
   auto* client = static_cast<MediaStreamClient*>(self);
   gsize size = 0;
   const auto* data = static_cast<const char*>(g_bytes_get_data(message, &size));
   const std::string text(data, size);
+  if (type == SOUP_WEBSOCKET_DATA_BINARY) return client->binary.push_back(text);
   if (text.find("\"event\":\"mark\"") != std::string::npos) client->marks++;
   const std::string key = "\"payload\":\"";
   const size_t at = text.find(key);

@@ -14,6 +14,10 @@
 
 namespace gwtest {
 
+// As the SIP tests judge a call (test_gateway.cpp): Moshi stepped, the caller heard about as much
+// of its voice as was produced (less what was in flight at the end), and not silence.
+void expect_heard(const Heard& heard, double seconds, double produced, const std::string& log);
+
 // What a caller heard: seconds of audio and its RMS (16-bit scale).
 Heard heard_of(const std::vector<int16_t>& samples, int rate);
 
@@ -60,9 +64,11 @@ class MediaStreamClient {
   bool wait_closed(double seconds);
   Heard heard() const;  // Moshi's voice, from the media messages received
   int status = 0, close_code = 0, media = 0, marks = 0;
+  std::vector<std::string> binary;  // binary messages received (other protocols on the socket)
   bool closed = false;
 
  private:
+  void listen();
   static void on_message(SoupWebsocketConnection*, gint type, GBytes* message, gpointer self);
   SoupSession* session_ = nullptr;
   SoupWebsocketConnection* ws_ = nullptr;

@@ -32,14 +32,14 @@ KyutaiClient::~KyutaiClient() {
   g_main_context_unref(context_);
 }
 
-// Iterates the context until `flag` or the deadline; false on the deadline.
+// Iterates the context until `flag`, the close or the deadline; false unless `flag`.
 bool KyutaiClient::wait(const bool& flag, gint64 deadline_us) {
-  while (!flag) {
+  while (!flag && !s_->closed) {
     if (g_get_monotonic_time() > deadline_us) return false;
     g_main_context_iteration(context_, FALSE);
     g_usleep(1000);
   }
-  return true;
+  return flag;
 }
 
 ClientResult KyutaiClient::talk(const std::vector<int16_t>& speech, int linger_ms,

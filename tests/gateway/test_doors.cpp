@@ -19,15 +19,6 @@ namespace {
 
 const CodecCase kPcmu{"PCMU/8000", "PCMU", 8000, 1};
 
-// As the SIP tests judge a call (test_gateway.cpp): Moshi stepped, the caller heard about as much
-// of its voice as was produced (less what was in flight at the end), and not silence.
-void expect_heard(const Heard& heard, double seconds, double produced, const std::string& log) {
-  EXPECT_GT(produced, 0.5) << "the gateway barely stepped";
-  EXPECT_GT(heard.seconds, std::min(seconds - 1.2, produced - 0.6)) << log;
-  EXPECT_LT(heard.seconds, seconds + 0.5);
-  EXPECT_GT(heard.rms, 100.0) << "the caller heard silence";
-}
-
 // The error code and the hang-up an AudioSocket refusal ends with.
 void expect_refused(const AudioSocketClient& client, uint8_t code) {
   ASSERT_GE(client.frames.size(), 2u);
