@@ -38,13 +38,17 @@ Gateway::~Gateway() {
 bool Gateway::start(std::string& error) {
   loop_ = g_main_loop_new(nullptr, FALSE);
   fit_connections_to_files();
-  if (!load_model(error) || !open_doors(error)) return false;
+  if (!load_model(error)) return false;
+  // /metrics and /healthz listen before the doors announce themselves, so that whoever waits
+  // for a door finds them up; /healthz says 503 until every door is open.
   if (config_.metrics_port > 0) {
     metrics_server_ = std::make_unique<MetricsServer>(
         metrics_, [this] { return live(); }, config_.max_connections, config_.tcp_idle_timeout_s);
     if (!metrics_server_->listen(config_.metrics_address, config_.metrics_port, error))
       return false;
   }
+  if (!open_doors(error)) return false;
+  doors_ready_ = true;
   return true;
 }
 
@@ -177,7 +181,7 @@ void Gateway::close_doors() {
 Metrics::Live Gateway::live() {
   Metrics::Live live;
   live.active_calls = registry_.active();
-  live.ready = warm_ && !doors_.empty() && !registry_.shutting_down();
+  live.ready = warm_ && doors_ready_ && !registry_.shutting_down();
   live.real_time_factor = registry_.collect_steps();
   return live;
 }

@@ -46,6 +46,7 @@ class Gateway {
   std::unique_ptr<MetricsServer> metrics_server_;
   std::vector<std::unique_ptr<Door>> doors_;
   size_t doors_open_ = 0;  // while shutting down: doors not yet closed
+  bool doors_ready_ = false;  // every door opened at start
   guint timer_ = 0;
 };
 
