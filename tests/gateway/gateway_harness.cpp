@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 
@@ -131,7 +132,13 @@ bool Process::wait(double seconds) {
       state);
   // The callback always runs (it holds the state), so wait for it, briefly, even at time-out.
   exited_ = wait_until([&] { return state->done; }, seconds);
-  if (exited_) delete state;  // else leaked on purpose: the callback still refers to it
+  if (exited_) {
+    delete state;
+  } else {
+    // The callback still refers to it: kept, reachable, until the test program ends.
+    static std::vector<std::unique_ptr<State>> pending;
+    pending.emplace_back(state);
+  }
   return exited_;
 }
 

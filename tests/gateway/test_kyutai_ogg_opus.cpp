@@ -5,6 +5,7 @@
 // OpusHead (GStreamer 1.22) is reproduced, so that the fix is known to be needed.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "ogg_opus.h"
@@ -102,7 +103,8 @@ class KyutaiOggOpus : public ::testing::Test {
 TEST_F(KyutaiOggOpus, SendsHeadersThenOnePacketPerPage) {
   OggOpusEncoder enc;
   const std::vector<int16_t> pcm = speechlike(1.0);
-  for (size_t at = 0; at < pcm.size(); at += 1920) enc.push(&pcm[at], 1920);  // 80 ms frames
+  for (size_t at = 0; at < pcm.size(); at += 1920)  // 80 ms frames, the last one shorter
+    enc.push(&pcm[at], std::min<size_t>(1920, pcm.size() - at));
   std::vector<std::vector<uint8_t>> buffers = enc.take();
   for (auto& b : enc.finish()) buffers.push_back(std::move(b));
   ASSERT_GE(buffers.size(), 27u);
