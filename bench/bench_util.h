@@ -2,15 +2,12 @@
 // Torch-free.
 #pragma once
 
-#include <sys/mman.h>
-
 #include <algorithm>
-#include <cstdlib>
-#include <new>
 #include <chrono>
 #include <cstdint>
 #include <vector>
 
+#include "kyutai/kernels/huge_pages.h"
 #include "kyutai/kernels/thread_pool.h"
 
 #ifdef __SSE2__
@@ -59,26 +56,6 @@ inline uint64_t read_words(const uint64_t* p, int64_t words, int threads) {
   return total;
 }
 
-// An allocator of 2 MB-aligned memory that asks for transparent huge pages.
-template <class T>
-struct HugePageAllocator {
-  using value_type = T;
-  HugePageAllocator() = default;
-  template <class U>
-  HugePageAllocator(const HugePageAllocator<U>&) {}
-  T* allocate(size_t n) {
-    constexpr size_t kHuge = size_t(2) << 20;
-    const size_t bytes = (n * sizeof(T) + kHuge - 1) / kHuge * kHuge;
-    void* p = std::aligned_alloc(kHuge, bytes);
-    if (p == nullptr) throw std::bad_alloc();
-    madvise(p, bytes, MADV_HUGEPAGE);
-    return static_cast<T*>(p);
-  }
-  void deallocate(T* p, size_t) { std::free(p); }
-  bool operator==(const HugePageAllocator&) const { return true; }
-  bool operator!=(const HugePageAllocator&) const { return false; }
-};
-
 // The floor's buffer and slice: 16 MiB slices (as long as a large product) of 1 GiB.
 constexpr int64_t kFloorBufferWords = (int64_t(1) << 30) / 8;
 constexpr int64_t kFloorSliceWords = (int64_t(16) << 20) / 8;
@@ -89,7 +66,7 @@ constexpr int64_t kFloorSliceWords = (int64_t(16) << 20) / 8;
 inline double read_bandwidth(int threads) {
   // In transparent huge pages where the system gives them, as the packed weights are
   // (kernels/pack.cpp): the floor is the best read the machine gives.
-  static const std::vector<uint64_t, HugePageAllocator<uint64_t>> buffer(kFloorBufferWords, 1);
+  static const std::vector<uint64_t, kyutai::kernels::StreamedAllocator<uint64_t>> buffer(kFloorBufferWords, 1);
   std::vector<double> gbps;
   volatile uint64_t sink = 0;
   for (int64_t start = 0; start + kFloorSliceWords <= static_cast<int64_t>(buffer.size());

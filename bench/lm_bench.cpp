@@ -176,9 +176,8 @@ class Conversation {
 
 // One benchmarked setting: `batch` conversations whose KV caches hold `position` steps.
 struct Run {
-  explicit Run(const kyutai::LmModel& model, kyutai::KvCacheFormat kv) : gen(model, kv), kv(kv) {}
+  explicit Run(const kyutai::LmModel& model, kyutai::KvCacheFormat kv) : gen(model, kv) {}
   kyutai::LmGen gen;
-  kyutai::KvCacheFormat kv;
   int64_t position = 0;
   int batch = 1;
   std::vector<kyutai::LmGenState> states;
@@ -253,7 +252,7 @@ void report(const kyutai::LmModel& model, const std::vector<Run>& runs, double f
   for (const Run& run : runs) {
     const double step = bench::median(run.step_ms);
     const int64_t bytes =
-        model.step_weight_bytes() + run.batch * kv_bytes(model, run.kv, run.position + warmup);
+        model.step_weight_bytes() + run.batch * kv_bytes(model, run.gen.kv_format(), run.position + warmup);
     std::printf("%zu steps: median %.1f ms, max %.1f ms; ", run.step_ms.size(), step,
                 *std::max_element(run.step_ms.begin(), run.step_ms.end()));
     if (floor > 0)
@@ -265,7 +264,7 @@ void report(const kyutai::LmModel& model, const std::vector<Run>& runs, double f
         "position=%lld gbps=%.1f batch=%d device=%s kv=%s\n",
         step, bench::median(run.main_ms), bench::median(run.dep_ms), kyutai::num_threads(), weights,
         static_cast<long long>(run.position), bytes / step / 1e6, run.batch, device.c_str(),
-        kv_name(run.kv));
+        kv_name(run.gen.kv_format()));
   }
 }
 

@@ -1,19 +1,18 @@
 // Weight packing: float16 conversion, the quantization schemes (docs/QUANTIZATION.md) and
 // PackedWeight's storage. Scalar code: packing runs once per model load, and its results must
 // not depend on the instruction set.
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
-#include <new>
 #include <string>
 #include <vector>
 
 #include "kyutai/error.h"
 #include "kyutai/kernels/half.h"
+#include "kyutai/kernels/huge_pages.h"
 #include "kyutai/kernels/kernel_table.h"
 #include "kyutai/kernels/kernels.h"
 #include "kyutai/kernels/thread_pool.h"
@@ -175,20 +174,6 @@ void pack_row(const PackedWeight& w, const float* row, uint8_t* dst, uint16_t* s
   }
 }
 
-// Memory for a weight's arrays, 64-byte aligned. A weight of 2 MB or more is aligned to 2 MB and
-// asks for transparent huge pages: a step streams gigabytes of weights, and with 4 KB pages
-// every 4 KB of the stream is a TLB miss (in a virtual machine, a two-level page walk).
-void* allocate_weight(size_t bytes) {
-  constexpr size_t kHuge = size_t(2) << 20;
-  const size_t align = bytes >= kHuge ? kHuge : 64;
-  void* mem = std::aligned_alloc(align, (bytes + align - 1) / align * align);
-  if (mem == nullptr) throw std::bad_alloc();
-#ifdef MADV_HUGEPAGE
-  if (align == kHuge) madvise(mem, (bytes + align - 1) / align * align, MADV_HUGEPAGE);
-#endif
-  return mem;
-}
-
 // Allocates the arrays of a weight (64-byte aligned, zeroed) and fills them row by row, in
 // parallel; row_source(o, dst) writes row o as float32 [in] into dst.
 PackedWeight pack_rows(WeightFormat format, int64_t out, int64_t in,
@@ -196,7 +181,7 @@ PackedWeight pack_rows(WeightFormat format, int64_t out, int64_t in,
   PackedWeight w = empty_weight(format, out, in);
   const size_t data_bytes = (w.data_bytes() + 63) / 64 * 64;
   const size_t bytes = data_bytes + 2 * w.scale_count();
-  void* mem = allocate_weight(bytes);
+  void* mem = allocate_streamed(bytes);
   std::memset(mem, 0, bytes);
   w.owner = std::shared_ptr<void>(mem, std::free);
   auto* data = static_cast<uint8_t*>(mem);

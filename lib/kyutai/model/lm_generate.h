@@ -57,6 +57,7 @@ class LmGen {
   explicit LmGen(const LmModel& model, KvCacheFormat kv = KvCacheFormat::Model)
       : model_(model), kv_(kv) {}
   LmGenState new_state(uint64_t seed) const;
+  KvCacheFormat kv_format() const { return kv_; }
 
   // Feeds one frame of the user's audio codes (at least n_q - dep_q of them; extra ones are
   // ignored) and generates one step. Returns the tokens of the frame max_delay steps back, all

@@ -1,7 +1,6 @@
 #include "kyutai/model/transformer.h"
 
 #include <ATen/ATen.h>
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <cmath>
@@ -9,6 +8,7 @@
 
 #include "kyutai/error.h"
 #include "kyutai/kernels/attention.h"
+#include "kyutai/kernels/huge_pages.h"
 #include "kyutai/model/ops.h"
 
 namespace kyutai {
@@ -68,16 +68,21 @@ void ring_write(at::Tensor& ring, const at::Tensor& x, int64_t offset) {
 
 // The same into an int8 ring and its scales [B, H, capacity], each row quantized on its own.
 void ring_write_int8(at::Tensor& ring, at::Tensor& scales, const at::Tensor& x, int64_t offset) {
+  // The quantizer reads float32 rows: a no-op for a float32 model's contiguous keys, one small
+  // conversion ([B, H, T, D]) for a bfloat16 model's.
   const at::Tensor xf = x.to(at::kFloat).contiguous();
   const int64_t batch = x.size(0), heads = x.size(1), steps = x.size(2), dim = x.size(3);
   const int64_t capacity = ring.size(2);
   auto* q = ring.data_ptr<int8_t>();
   float* s = scales.data_ptr<float>();
+  const float* src = xf.data_ptr<float>();
   for (int64_t bh = 0; bh < batch * heads; ++bh)
-    for (int64_t t = 0; t < steps; ++t) {
-      const int64_t slot = bh * capacity + (offset + t) % capacity;
-      kernels::quantize_kv_rows(xf.data_ptr<float>() + (bh * steps + t) * dim, 1, dim,
-                                q + slot * dim, s + slot);
+    for (int64_t t = 0; t < steps;) {  // each run of contiguous ring slots in one call
+      const int64_t slot = (offset + t) % capacity;
+      const int64_t run = std::min(steps - t, capacity - slot);
+      kernels::quantize_kv_rows(src + (bh * steps + t) * dim, run, dim,
+                                q + (bh * capacity + slot) * dim, s + bh * capacity + slot);
+      t += run;
     }
 }
 
@@ -215,21 +220,6 @@ int64_t StreamingTransformer::capacity() const {
   throw ConfigError("a streaming transformer needs a context to size its KV cache");
 }
 
-namespace {
-
-// Asks for transparent huge pages over the whole 2 MB pages inside a CPU tensor: a long
-// context's cache is read at every step, as the weights are (kernels/pack.cpp).
-void advise_huge_pages(const at::Tensor& t) {
-  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
-  if (!t.is_cpu()) return;
-  const auto begin = reinterpret_cast<uintptr_t>(t.data_ptr());
-  const uintptr_t first = (begin + kHuge - 1) / kHuge * kHuge;
-  const uintptr_t last = (begin + t.nbytes()) / kHuge * kHuge;
-  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
-}
-
-}  // namespace
-
 TransformerState StreamingTransformer::init_state(int64_t batch, const at::TensorOptions& options,
                                                   KvCacheFormat kv) const {
   TransformerState state;
@@ -240,8 +230,9 @@ TransformerState StreamingTransformer::init_state(int64_t batch, const at::Tenso
     const std::vector<int64_t> shape = {batch, config_.num_heads, cap, config_.head_dim()};
     // Unfilled: a slot is read only once written, and a long context costs no memory until used.
     KVCache cache{at::empty(shape, values), at::empty(shape, values), {}, {}};
-    advise_huge_pages(cache.keys);
-    advise_huge_pages(cache.values);
+    // A long context's cache is read at every step, as the weights are.
+    for (const auto* t : {&cache.keys, &cache.values})
+      if (t->is_cpu()) kernels::advise_huge_pages(t->data_ptr(), t->nbytes());
     if (int8) {
       const auto scales = options.dtype(at::kFloat);
       cache.key_scales = at::empty({batch, config_.num_heads, cap}, scales);
