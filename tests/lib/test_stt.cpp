@@ -271,6 +271,10 @@ TEST_F(SttLoading, LoadsWhatWasSaved) {
   const Outputs x = transcribe(a, frames), y = transcribe(b, frames);
   EXPECT_EQ(x.tokens, y.tokens);
   EXPECT_EQ(x.vad, y.vad);
+  const MoshiFiles files = locate_moshi(dir_.str());
+  const auto shared = Stt::load_shared(files, "cpu", WeightFormat::Float32, cache_);
+  EXPECT_EQ(Stt::load_shared(files, "cpu", WeightFormat::Float32, cache_), shared);
+  EXPECT_NE(shared, loaded);  // load() makes a copy of its own
   const std::string refused = config_error([&] { Moshi::load(locate_moshi(dir_.str())); });
   EXPECT_NE(refused.find("kyutai::Stt"), std::string::npos) << refused;
 }

@@ -53,6 +53,13 @@ class Stt {
                                          WeightFormat weights = WeightFormat::Auto,
                                          const WeightCacheOptions& cache = {},
                                          const LoadProgress& progress = {});
+  // As load, but shares the copy already loaded in this process for the same files, device and
+  // resolved weight format (without calling `progress`), as Moshi::load_shared does.
+  static std::shared_ptr<const Stt> load_shared(const MoshiFiles& files,
+                                                const std::string& device = "cpu",
+                                                WeightFormat weights = WeightFormat::Auto,
+                                                const WeightCacheOptions& cache = {},
+                                                const LoadProgress& progress = {});
   // Random weights for a configuration file (benchmarks, tests); `tokenizer` may be empty.
   static std::shared_ptr<const Stt> random(const std::string& config, uint64_t seed,
                                            WeightFormat weights = WeightFormat::Float32,
