@@ -2,7 +2,7 @@
 // decode, and on the CPU the floor: a streaming frame reads every weight of the model once
 // (encoder and decoder), so it cannot take less than the model's bytes at the read bandwidth,
 // measured before and after the frames as lm-bench does. The last line is machine-readable:
-//   mimi encode_ms=<x> decode_ms=<y> threads=<n> device=<d> [floor_ms=<f> gbps=<b>
+//   mimi encode_ms=<x> decode_ms=<y> threads=<n> device=<d> batch=<b> [floor_ms=<f> gbps=<g>
 //   frame_over_floor=<r>]
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -31,12 +31,13 @@ struct Options {
   int frames = 30;
   int warmup = 5;
   int codebooks = 8;
+  int batch = 1;  // streams encoded and decoded together, [batch, 1, frame]
 };
 
 void usage() {
   std::fprintf(stderr,
                "usage: mimi-bench [--config mimi_config.json] [--threads N] [--frames N]\n"
-               "                  [--warmup N] [--codebooks N] [--device cpu|cuda|cuda:N]\n");
+               "                  [--warmup N] [--codebooks N] [--batch N] [--device cpu|cuda|cuda:N]\n");
 }
 
 bool parse(int argc, char** argv, Options& o) {
@@ -54,12 +55,14 @@ bool parse(int argc, char** argv, Options& o) {
       o.warmup = std::atoi(v);
     else if (a == "--codebooks")
       o.codebooks = std::atoi(v);
+    else if (a == "--batch")
+      o.batch = std::atoi(v);
     else if (a == "--device")
       o.device = v;
     else
       return false;
   }
-  return o.frames > 0 && o.warmup >= 0;
+  return o.frames > 0 && o.warmup >= 0 && o.batch > 0;
 }
 
 // Wall time of f, including the device work it queued.
@@ -88,9 +91,9 @@ void report(const Options& o, const kyutai::MimiModel& model, const std::vector<
   const int64_t frame = model.frame_size();
   std::printf(
       "config: %s, %d frames of %lld samples after %d warm-up frames, %d codebooks, "
-      "on %s\n",
+      "%d streams together, on %s\n",
       o.config.empty() ? "released Mimi (moshi_2024)" : o.config.c_str(), o.frames,
-      static_cast<long long>(frame), o.warmup, o.codebooks, o.device.c_str());
+      static_cast<long long>(frame), o.warmup, o.codebooks, o.batch, o.device.c_str());
   std::printf("encode: median %.2f ms, max %.2f ms per frame\n", bench::median(enc_ms),
               *std::max_element(enc_ms.begin(), enc_ms.end()));
   std::printf("decode: median %.2f ms, max %.2f ms per frame\n", bench::median(dec_ms),
@@ -99,8 +102,9 @@ void report(const Options& o, const kyutai::MimiModel& model, const std::vector<
     std::printf("floor: %.0f MB of weights a frame at %.1f GB/s (median of %zu reads): %.2f ms\n",
                 weight_bytes(model) / 1e6, bench::median(floor_gbps), floor_gbps.size(),
                 weight_bytes(model) / bench::median(floor_gbps) / 1e6);
-  std::printf("mimi encode_ms=%.2f decode_ms=%.2f threads=%d device=%s", bench::median(enc_ms),
-              bench::median(dec_ms), kyutai::num_threads(), o.device.c_str());
+  std::printf("mimi encode_ms=%.2f decode_ms=%.2f threads=%d device=%s batch=%d",
+              bench::median(enc_ms), bench::median(dec_ms), kyutai::num_threads(),
+              o.device.c_str(), o.batch);
   if (!floor_gbps.empty()) {
     const double floor_ms = weight_bytes(model) / bench::median(floor_gbps) / 1e6;
     std::printf(" floor_ms=%.2f gbps=%.1f frame_over_floor=%.2f", floor_ms,
@@ -129,7 +133,7 @@ int main(int argc, char** argv) {
     c10::InferenceMode guard;
     const int64_t frame = model.frame_size();
     const int total = o.warmup + o.frames;
-    at::Tensor audio = at::randn({1, 1, frame * total}) * 0.1;
+    at::Tensor audio = at::randn({o.batch, 1, frame * total}) * 0.1;
 
     std::vector<double> floor_gbps;
     if (device.is_cpu()) floor_gbps.push_back(bench::read_bandwidth(kyutai::num_threads()));
