@@ -177,8 +177,14 @@ HttpListener::Open* HttpListener::find(SoupServerMessage* msg) {
   return nullptr;
 }
 
-void HttpListener::keep(SoupServerMessage* msg) {
-  if (Open* open = find(msg)) open->kept = true;
+GSocket* HttpListener::keep(SoupServerMessage* msg) {
+  const std::string peer = address_text(soup_server_message_get_remote_address(msg));
+  for (auto& [connection, open] : open_) {
+    if (open.peer != peer) continue;
+    open.kept = true;
+    return g_socket_connection_get_socket(connection);
+  }
+  return nullptr;
 }
 
 void HttpListener::on_request(SoupServer*, SoupServerMessage* msg, gpointer self) {

@@ -9,11 +9,21 @@ namespace moshigw {
 
 namespace kyutai = gateway::kyutai;
 
+namespace {
+
+// Why a message over the bound is refused (close 1009), whether libsoup saw it in one frame
+// (on_error) or assembled it from fragments each under its bound (on_message).
+std::string too_big() {
+  return "a message of " + std::to_string(kyutai::kMaxMessageBytes) + " bytes or more";
+}
+
+}  // namespace
+
 // One websocket of /api/chat: its call and the messages both ways. Main loop only.
 class KyutaiChat {
  public:
   KyutaiChat(WebsocketDoor<KyutaiChat>& door, SoupServerMessage* msg,
-             SoupWebsocketConnection* ws);
+             SoupWebsocketConnection* ws, GSocket* socket);
   ~KyutaiChat();
   void tick(gint64 now_us);
   // Ends the call and closes the websocket with `code` and `why`.
@@ -23,6 +33,7 @@ class KyutaiChat {
   void answer(const char* query);
   static void on_message(SoupWebsocketConnection*, gint type, GBytes* message, gpointer self);
   static void on_closed(SoupWebsocketConnection*, gpointer self);
+  static void on_error(SoupWebsocketConnection*, GError* error, gpointer self);
   // An error message (kind 5) with `why`, then the close.
   void refuse(const char* reason, gushort code, const std::string& why);
   void send(const std::vector<uint8_t>& message);
@@ -30,22 +41,25 @@ class KyutaiChat {
 
   WebsocketDoor<KyutaiChat>& door_;
   SoupWebsocketConnection* ws_;
+  GSocket* socket_;  // ws_'s, for client_reads
   const std::string peer_;
   std::unique_ptr<Call> call_;
   KyutaiChatMedia* media_ = nullptr;  // the call's
   bool ended_ = false;
-  gulong handlers_[2] = {0, 0};
+  gulong handlers_[3] = {0, 0, 0};
 };
 
 KyutaiChat::KyutaiChat(WebsocketDoor<KyutaiChat>& door, SoupServerMessage* msg,
-                       SoupWebsocketConnection* ws)
+                       SoupWebsocketConnection* ws, GSocket* socket)
     : door_(door),
       ws_(SOUP_WEBSOCKET_CONNECTION(g_object_ref(ws))),
+      socket_(G_SOCKET(g_object_ref(socket))),
       peer_(address_text(soup_server_message_get_remote_address(msg))) {
-  // A larger message is closed by libsoup with 1009.
+  // libsoup drops a larger message's connection, after an "error" (on_error answers it).
   soup_websocket_connection_set_max_incoming_payload_size(ws_, kyutai::kMaxMessageBytes);
   handlers_[0] = g_signal_connect(ws_, "message", G_CALLBACK(on_message), this);
   handlers_[1] = g_signal_connect(ws_, "closed", G_CALLBACK(on_closed), this);
+  handlers_[2] = g_signal_connect(ws_, "error", G_CALLBACK(on_error), this);
   answer(g_uri_get_query(soup_server_message_get_uri(msg)));
 }
 
@@ -55,6 +69,7 @@ KyutaiChat::~KyutaiChat() {
   if (soup_websocket_connection_get_state(ws_) == SOUP_WEBSOCKET_STATE_OPEN)
     soup_websocket_connection_close(ws_, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, "shutdown");
   g_object_unref(ws_);
+  g_object_unref(socket_);
 }
 
 // The session's settings, then the call, then the handshake: the client records and sends
@@ -91,6 +106,8 @@ void KyutaiChat::on_message(SoupWebsocketConnection*, gint type, GBytes* message
                         "every message of this protocol is binary");
   gsize size = 0;
   const auto* data = static_cast<const uint8_t*>(g_bytes_get_data(message, &size));
+  if (size >= kyutai::kMaxMessageBytes)
+    return chat->refuse("protocol-error", SOUP_WEBSOCKET_CLOSE_TOO_BIG, too_big());
   try {
     const kyutai::Message m = kyutai::parse(data, size);
     // The other kinds a client may send (ping, control, metadata, text) change nothing here.
@@ -116,7 +133,7 @@ void KyutaiChat::send(const std::vector<uint8_t>& message) {
 // What Moshi has said since, if the client reads what it is sent; meanwhile the media end's
 // bound drops the oldest.
 void KyutaiChat::flush() {
-  if (!media_ || ended_ || !client_reads(ws_)) return;
+  if (!media_ || ended_ || !client_reads(socket_)) return;
   for (const std::vector<uint8_t>& message : media_->take()) send(message);
 }
 
@@ -138,13 +155,21 @@ void KyutaiChat::end(const char* reason, gushort code, const char* why) {
     soup_websocket_connection_close(ws_, code, why);
 }
 
-// The client closed, or the close handshake ended, or libsoup closed (a message over the bound).
+// The client closed, or the close handshake ended, or libsoup dropped the connection.
 void KyutaiChat::on_closed(SoupWebsocketConnection* ws, gpointer self) {
   auto* chat = static_cast<KyutaiChat*>(self);
-  const gushort code = soup_websocket_connection_get_close_code(ws);
-  chat->end(code == SOUP_WEBSOCKET_CLOSE_TOO_BIG ? "protocol-error" : "remote-closed", code,
-            "closed");
+  chat->end("remote-closed", soup_websocket_connection_get_close_code(ws), "closed");
   chat->door_.forget(chat);
+}
+
+// A message over the bound: libsoup 3.2 reports it here, then drops the connection without a
+// close frame as soon as this returns. Meanwhile the client gets what every bad message gets: an
+// error message, then a close (1009 and a reason), both written at once if its socket takes
+// them (test_kyutai_chat.cpp, "oversized").
+void KyutaiChat::on_error(SoupWebsocketConnection*, GError* error, gpointer self) {
+  if (g_error_matches(error, SOUP_WEBSOCKET_ERROR, SOUP_WEBSOCKET_CLOSE_TOO_BIG))
+    static_cast<KyutaiChat*>(self)->refuse("protocol-error", SOUP_WEBSOCKET_CLOSE_TOO_BIG,
+                                           too_big());
 }
 
 KyutaiChatDoor::KyutaiChatDoor(CallRegistry& registry, std::shared_ptr<WebServer> web)

@@ -11,7 +11,7 @@ using nlohmann::json;
 
 namespace {
 
-constexpr guint64 kMaxMessage = 16 * 1024;  // a media message is ~400 bytes; libsoup closes 1009
+constexpr guint64 kMaxMessage = 16 * 1024;  // a media message is ~400 bytes (on_error)
 constexpr size_t kMaxMedia = 1600;          // mu-law bytes of one media message: 200 ms
 constexpr guint64 kMarkEvery = 50;          // frames of Moshi's voice between two marks: 1 s
 
@@ -43,7 +43,7 @@ json member(const json& object, const char* key) {
 class MediaStream {
  public:
   MediaStream(WebsocketDoor<MediaStream>& door, SoupServerMessage* msg,
-              SoupWebsocketConnection* ws);
+              SoupWebsocketConnection* ws, GSocket* socket);
   ~MediaStream();
   void tick(gint64 now_us);
   // Ends the call and closes the websocket with `code` and `why`.
@@ -52,6 +52,7 @@ class MediaStream {
  private:
   static void on_message(SoupWebsocketConnection*, gint type, GBytes* message, gpointer self);
   static void on_closed(SoupWebsocketConnection*, gpointer self);
+  static void on_error(SoupWebsocketConnection*, GError* error, gpointer self);
   void on_event(const json& message);
   void on_start(const json& start);
   void on_media(const json& media);
@@ -60,23 +61,26 @@ class MediaStream {
 
   WebsocketDoor<MediaStream>& door_;
   SoupWebsocketConnection* ws_;
+  GSocket* socket_;  // ws_'s, for client_reads
   std::string peer_, stream_sid_;
   const gint64 opened_us_;
   AppCall call_;
   guint64 frames_sent_ = 0;
   bool ended_ = false;
-  gulong handlers_[2] = {0, 0};
+  gulong handlers_[3] = {0, 0, 0};
 };
 
 MediaStream::MediaStream(WebsocketDoor<MediaStream>& door, SoupServerMessage* msg,
-                         SoupWebsocketConnection* ws)
+                         SoupWebsocketConnection* ws, GSocket* socket)
     : door_(door),
       ws_(SOUP_WEBSOCKET_CONNECTION(g_object_ref(ws))),
+      socket_(G_SOCKET(g_object_ref(socket))),
       peer_(address_text(soup_server_message_get_remote_address(msg))),
       opened_us_(g_get_monotonic_time()) {
   soup_websocket_connection_set_max_incoming_payload_size(ws_, kMaxMessage);
   handlers_[0] = g_signal_connect(ws_, "message", G_CALLBACK(on_message), this);
   handlers_[1] = g_signal_connect(ws_, "closed", G_CALLBACK(on_closed), this);
+  handlers_[2] = g_signal_connect(ws_, "error", G_CALLBACK(on_error), this);
 }
 
 MediaStream::~MediaStream() {
@@ -85,6 +89,7 @@ MediaStream::~MediaStream() {
   if (soup_websocket_connection_get_state(ws_) == SOUP_WEBSOCKET_STATE_OPEN)
     soup_websocket_connection_close(ws_, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, "shutdown");
   g_object_unref(ws_);
+  g_object_unref(socket_);
 }
 
 void MediaStream::on_message(SoupWebsocketConnection*, gint type, GBytes* message,
@@ -150,7 +155,7 @@ void MediaStream::on_media(const json& media) {
 
 // As much of Moshi's voice as the caller just sent, if the client reads what it is sent.
 void MediaStream::send_voice(size_t bytes) {
-  if (!client_reads(ws_)) return;  // the call's own bound drops the oldest meanwhile
+  if (!client_reads(socket_)) return;  // the call's own bound drops the oldest meanwhile
   const std::string voice = call_.media->pull(bytes);
   if (voice.empty()) return;
   g_autofree char* encoded =
@@ -189,13 +194,19 @@ void MediaStream::end(const char* reason, gushort code, const char* why) {
     soup_websocket_connection_close(ws_, code, why);
 }
 
-// The client closed, or the close handshake ended, or libsoup closed (a message over the bound).
+// The client closed, or the close handshake ended, or libsoup dropped the connection.
 void MediaStream::on_closed(SoupWebsocketConnection* ws, gpointer self) {
   auto* stream = static_cast<MediaStream*>(self);
-  const gushort code = soup_websocket_connection_get_close_code(ws);
-  stream->end(code == SOUP_WEBSOCKET_CLOSE_TOO_BIG ? "protocol-error" : "remote-closed", code,
-              "closed");
+  stream->end("remote-closed", soup_websocket_connection_get_close_code(ws), "closed");
   stream->door_.forget(stream);
+}
+
+// A message over kMaxMessage: libsoup 3.2 reports it here, then drops the connection without a
+// close frame; the close written meanwhile tells the client why (1009).
+void MediaStream::on_error(SoupWebsocketConnection*, GError* error, gpointer self) {
+  if (g_error_matches(error, SOUP_WEBSOCKET_ERROR, SOUP_WEBSOCKET_CLOSE_TOO_BIG))
+    static_cast<MediaStream*>(self)->end("protocol-error", SOUP_WEBSOCKET_CLOSE_TOO_BIG,
+                                         "a message of 16 KiB or more");
 }
 
 MediaStreamDoor::MediaStreamDoor(CallRegistry& registry, std::shared_ptr<WebServer> web)

@@ -1,21 +1,26 @@
 #include "doors/web_server.h"
 
+#include <sys/socket.h>
+
 namespace moshigw {
 
 namespace {
+
 constexpr gushort kTryAgainLater = 1013;
+// The kernel's send buffer of a websocket (Linux doubles it): about 3 s of Moshi's voice in
+// either protocol. Left to itself, Linux grows it up to tcp_wmem's maximum (4 MiB, minutes of
+// voice) for a client that stops reading, and the doors' own bounds would never be reached.
+constexpr int kSendBufferBytes = 16 * 1024;
+
+void bound_send_buffer(GSocket* socket) {
+  g_autoptr(GError) error = nullptr;
+  if (!g_socket_set_option(socket, SOL_SOCKET, SO_SNDBUF, kSendBufferBytes, &error))
+    g_warning("cannot bound a websocket's send buffer: %s", error->message);
 }
 
-bool client_reads(SoupWebsocketConnection* ws) {
-  g_autoptr(GIOStream) stream = G_IO_STREAM(g_object_ref(soup_websocket_connection_get_io_stream(ws)));
-  if (G_IS_TLS_CONNECTION(stream)) {
-    GIOStream* base = nullptr;  // what TLS writes to
-    g_object_get(stream, "base-io-stream", &base, nullptr);
-    g_object_unref(stream);
-    stream = base;
-  }
-  if (!G_IS_SOCKET_CONNECTION(stream)) return true;
-  GSocket* socket = g_socket_connection_get_socket(G_SOCKET_CONNECTION(stream));
+}  // namespace
+
+bool client_reads(GSocket* socket) {
   return g_socket_condition_check(socket, G_IO_OUT) & G_IO_OUT;
 }
 
@@ -107,8 +112,13 @@ void WebServer::on_file(SoupServer*, SoupServerMessage* msg, const char*, GHashT
 void WebServer::on_websocket(SoupServer*, SoupServerMessage* msg, const char*,
                              SoupWebsocketConnection* connection, gpointer data) {
   auto* route = static_cast<Route*>(data);
-  route->server->listener_->keep(msg);
-  route->on_open(msg, connection);
+  GSocket* socket = route->server->listener_->keep(msg);
+  if (!socket) {  // cannot be: every connection is the listener's
+    g_warning("a websocket on a connection the listener does not know");
+    return soup_websocket_connection_close(connection, SOUP_WEBSOCKET_CLOSE_SERVER_ERROR, nullptr);
+  }
+  bound_send_buffer(socket);
+  route->on_open(msg, connection, socket);
 }
 
 }  // namespace moshigw

@@ -20,8 +20,10 @@
 namespace moshigw {
 
 // Whether the client's socket takes more now. libsoup queues what it cannot write yet without a
-// bound: a websocket door sends only while this holds, and meanwhile its own bound drops.
-bool client_reads(SoupWebsocketConnection* ws);
+// bound: a websocket door sends only while this holds, and meanwhile its own bound drops. Each
+// websocket's kernel send buffer is bounded too (web_server.cpp, kSendBufferBytes), so that a
+// client that stops reading reaches that bound within seconds.
+bool client_reads(GSocket* socket);
 
 // How a websocket door closes a refused call (AnsweredCall::refusal): 1013 Try Again Later when
 // busy (RFC 6455's registry; libsoup 3.2 does not name it), 1001 when shutting down, 1011
@@ -39,8 +41,9 @@ class WebServer {
   WebServer(const WebServer&) = delete;
   WebServer& operator=(const WebServer&) = delete;
 
-  // `on_open` gets each websocket accepted at `path`, with its request (query, peer).
-  using OnSocket = std::function<void(SoupServerMessage*, SoupWebsocketConnection*)>;
+  // `on_open` gets each websocket accepted at `path`, with its request (query, peer) and its
+  // TCP socket (for client_reads; the websocket's connection keeps it open).
+  using OnSocket = std::function<void(SoupServerMessage*, SoupWebsocketConnection*, GSocket*)>;
   void add_websocket(const std::string& path, OnSocket on_open);
   bool listen(std::string& error);
 

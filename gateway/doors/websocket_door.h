@@ -1,8 +1,8 @@
 // What the websocket doors (media streams, Kyutai's /api/chat) share: one Session per websocket
 // accepted at the door's path, ticked and hung up with the door, and let go (later, in the main
-// loop) once its socket has closed. A Session is made from (door, request, websocket) and has
-// tick(now_us) and end(reason, close code, why). A door names itself (Door::name) and defines
-// its destructor where its Session is complete.
+// loop) once its socket has closed. A Session is made from (door, request, websocket, TCP
+// socket) and has tick(now_us) and end(reason, close code, why). A door names itself
+// (Door::name) and defines its destructor where its Session is complete.
 #pragma once
 
 #include <libsoup/soup.h>
@@ -25,8 +25,9 @@ class WebsocketDoor : public Door {
   ~WebsocketDoor() override { sessions_.clear(); }
 
   bool open(std::string&) override {
-    web_->add_websocket(path_, [this](SoupServerMessage* msg, SoupWebsocketConnection* ws) {
-      auto session = std::make_unique<Session>(*this, msg, ws);
+    web_->add_websocket(path_, [this](SoupServerMessage* msg, SoupWebsocketConnection* ws,
+                                      GSocket* socket) {
+      auto session = std::make_unique<Session>(*this, msg, ws, socket);
       Session* key = session.get();
       sessions_[key] = std::move(session);
     });

@@ -31,6 +31,16 @@ int16_t mulaw_decode(uint8_t byte) {
   return static_cast<int16_t>(byte & 0x80 ? -value : value);
 }
 
+// The AudioSocket kind of signed 16-bit PCM at `rate` (docs.asterisk.org, "AudioSocket": 0x10
+// 8 kHz, 0x11 12, 0x12 16, 0x13 24, 0x14 32, 0x15 44.1, 0x16 48 kHz).
+uint8_t audiosocket_kind(int rate) {
+  const int rates[] = {8000, 12000, 16000, 24000, 32000, 44100, 48000};
+  for (uint8_t i = 0; i < 7; ++i)
+    if (rates[i] == rate) return 0x10 + i;
+  ADD_FAILURE() << "no AudioSocket kind for " << rate << " Hz";
+  return 0x10;
+}
+
 // Sleeps until `deadline_us`, running the main context meanwhile.
 void run_until(gint64 deadline_us) {
   while (g_get_monotonic_time() < deadline_us) {
@@ -109,15 +119,15 @@ void AudioSocketClient::talk(const std::string& uuid, double seconds, int rate) 
   const gint64 begin = g_get_monotonic_time();
   for (int i = 0; i < static_cast<int>(seconds * 50) && !closed; ++i) {
     const size_t at = (i * frame) % (voice.size() - frame);
-    send_frame(rate == 8000 ? 0x10 : 0x12, voice.substr(at, frame));
+    send_frame(audiosocket_kind(rate), voice.substr(at, frame));
     const gint64 next = begin + (i + 1) * 20000;
     receive(std::max<gint64>(0, next - g_get_monotonic_time()) / 1e6);
     if (g_get_monotonic_time() < next) g_usleep(next - g_get_monotonic_time());
   }
 }
 
-void AudioSocketClient::call(const std::string& uuid, double seconds) {
-  talk(uuid, seconds);
+void AudioSocketClient::call(const std::string& uuid, double seconds, int rate) {
+  talk(uuid, seconds, rate);
   send_frame(0x00, "");
   receive(5);
 }
@@ -223,29 +233,36 @@ void MediaStreamClient::send_binary(const std::string& bytes) {
     soup_websocket_connection_send_binary(ws_, bytes.data(), bytes.size());
 }
 
+std::string start_message(const std::string& call_sid, const std::string& encoding) {
+  return R"({"event":"start","sequenceNumber":"1","streamSid":"MZtest","start":{)"
+         R"("streamSid":"MZtest","callSid":")" + call_sid +
+         R"(","tracks":["inbound"],"customParameters":{"who":"test"},)"
+         R"("mediaFormat":{"encoding":")" + encoding + R"(","sampleRate":8000,"channels":1}}})";
+}
+
+std::string media_message(const std::string& voice, int i) {
+  const size_t samples = voice.size() / 2;
+  guchar frame[160];
+  for (int k = 0; k < 160; ++k) {
+    int16_t s;
+    std::memcpy(&s, voice.data() + 2 * ((i * 160 + k) % samples), 2);
+    frame[k] = mulaw_encode(s);
+  }
+  g_autofree char* payload = g_base64_encode(frame, sizeof frame);
+  return R"({"event":"media","streamSid":"MZtest","media":{"track":"inbound","chunk":")" +
+         std::to_string(i + 1) + R"(","payload":")" + payload + "\"}}";
+}
+
 void MediaStreamClient::start(const std::string& call_sid, const std::string& encoding) {
   send_text(R"({"event":"connected","protocol":"Call","version":"1.0.0"})");
-  send_text(R"({"event":"start","sequenceNumber":"1","streamSid":"MZtest","start":{)"
-            R"("streamSid":"MZtest","callSid":")" + call_sid +
-            R"(","tracks":["inbound"],"customParameters":{"who":"test"},)"
-            R"("mediaFormat":{"encoding":")" + encoding +
-            R"(","sampleRate":8000,"channels":1}}})");
+  send_text(start_message(call_sid, encoding));
 }
 
 void MediaStreamClient::talk(double seconds, bool stop) {
   const std::string voice = voice_pcm(8000);
-  const size_t samples = voice.size() / 2;
   const gint64 begin = g_get_monotonic_time();
   for (int i = 0; i < static_cast<int>(seconds * 50) && !closed; ++i) {
-    guchar frame[160];
-    for (int k = 0; k < 160; ++k) {
-      int16_t s;
-      std::memcpy(&s, voice.data() + 2 * ((i * 160 + k) % samples), 2);
-      frame[k] = mulaw_encode(s);
-    }
-    g_autofree char* payload = g_base64_encode(frame, sizeof frame);
-    send_text(R"({"event":"media","streamSid":"MZtest","media":{"track":"inbound","chunk":")" +
-              std::to_string(i + 1) + R"(","payload":")" + payload + "\"}}");
+    send_text(media_message(voice, i));
     run_until(begin + (i + 1) * 20000);
   }
   if (stop) send_text(R"({"event":"stop","streamSid":"MZtest","stop":{"callSid":"x"}})");

@@ -32,7 +32,7 @@ class AudioSocketClient {
   // The UUID, then `seconds` of the voice in 20 ms frames at real time, reading meanwhile.
   void talk(const std::string& uuid, double seconds, int rate = 8000);
   // A whole call: talk, then a hang-up frame, and what comes until the gateway closes.
-  void call(const std::string& uuid, double seconds);
+  void call(const std::string& uuid, double seconds, int rate = 8000);
   void close_now();
   Heard heard(int rate = 8000) const;
   std::vector<std::pair<uint8_t, std::string>> frames;  // what the gateway sent
@@ -46,6 +46,12 @@ class AudioSocketClient {
 
 // Sixteen bytes of a UUID, from a number.
 std::string uuid_bytes(int n);
+
+// A media stream's messages: its start (mu-law at 8 kHz unless `encoding` says otherwise), and
+// the `i`th 20 ms media message of `voice` (16-bit samples at 8 kHz, repeated as needed).
+std::string start_message(const std::string& call_sid,
+                          const std::string& encoding = "audio/x-mulaw");
+std::string media_message(const std::string& voice, int i);
 
 class MediaStreamClient {
  public:

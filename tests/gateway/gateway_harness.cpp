@@ -232,15 +232,25 @@ GatewayProcess::HttpAnswer GatewayProcess::get(const std::string& path) const {
   return {std::atoi(response.c_str() + 9), response.substr(body + 4)};
 }
 
-double GatewayProcess::produced_seconds(int call) const {
+// The number just before `unit` in call `call`'s summary line; -1 if the call has not ended.
+double GatewayProcess::summary_number(int call, const std::string& unit) const {
   const std::string log = process->log();
-  const std::string line = "call " + std::to_string(call) + " ended (";
-  const size_t at = log.find(line);
+  const size_t at = log.find("call " + std::to_string(call) + " ended (");
   if (at == std::string::npos) return -1;
-  const size_t steps = log.find(" steps,", at);
-  if (steps == std::string::npos) return -1;
-  const size_t number = log.rfind(", ", steps);
-  return std::atof(log.c_str() + number + 2) * 0.08;
+  const size_t end = log.find('\n', at);
+  const size_t found = log.find(unit, at);
+  if (found == std::string::npos || found > end) return -1;
+  const size_t number = log.rfind(", ", found);
+  return std::atof(log.c_str() + number + 2);
+}
+
+double GatewayProcess::produced_seconds(int call) const {
+  const double steps = summary_number(call, " steps,");
+  return steps < 0 ? -1 : steps * 0.08;
+}
+
+double GatewayProcess::dropped_seconds(int call) const {
+  return summary_number(call, " s of Moshi's voice dropped");
 }
 
 double GatewayProcess::metric(const std::string& series) const {

@@ -83,8 +83,13 @@ class GatewayProcess {
   // Moshi's audio a call produced: its steps (from its summary line) times 80 ms; -1 if the
   // call has not ended.
   double produced_seconds(int call) const;
+  // Moshi's voice a call dropped for a client that did not read (its summary line); -1 as above.
+  double dropped_seconds(int call) const;
   double metric(const std::string& series) const;  // its value, NaN if absent
   std::unique_ptr<Process> process;
+
+ private:
+  double summary_number(int call, const std::string& unit) const;
 };
 
 struct CodecCase {

@@ -12,6 +12,7 @@
 
 #include "door_clients.h"
 #include "gateway_harness.h"
+#include "raw_websocket.h"
 
 using namespace gwtest;
 
@@ -73,6 +74,19 @@ TEST(Doors, AudioSocketCallIsHeard) {
   EXPECT_EQ(gw.metric("moshi_gateway_calls_ended_total{door=\"audiosocket\",reason=\"remote-hangup\"}"),
             1);
   EXPECT_EQ(gw.metric("moshi_gateway_active_calls"), 0);
+  // Kind 0x12 is 16 kHz (docs.asterisk.org's table: 0x11 is 12 kHz, although Asterisk's first
+  // patch for wideband, in 2025, gave 0x11 to 16 kHz): the call runs at 16 kHz and Moshi answers
+  // in frames of the same kind and size.
+  AudioSocketClient wide(gw.audiosocket_port);
+  wide.call(uuid_bytes(2), 4, 16000);
+  ASSERT_TRUE(gw.wait_log("call 2 ended (remote-hangup)")) << gw.log();
+  EXPECT_NE(gw.log().find("codec L16/16000"), std::string::npos) << gw.log();
+  expect_heard(wide.heard(16000), 4, gw.produced_seconds(2), gw.log());
+  for (const auto& [kind, payload] : wide.frames) {
+    if (kind == 0x00) continue;  // the hang-up
+    EXPECT_EQ(kind, 0x12);
+    EXPECT_EQ(payload.size(), 640u) << "20 ms at 16 kHz";
+  }
 }
 
 // Each bad input gets its answer (an error frame with the gateway's code, then a hang-up), and
@@ -201,7 +215,8 @@ TEST(Doors, MediaStreamBadInputLeavesOtherCallsAlone) {
                      R"({"encoding":"audio/x-mulaw","sampleRate":"8000"}}})");
        },
        1003},
-      // libsoup closes with 1009; the client may see the reset first (no code).
+      // libsoup drops the connection, after the door's close (1009); the client may see the
+      // reset first (no code).
       {"oversized", [](MediaStreamClient& c) { c.send_text(std::string(20000, ' ')); }, 1009},
       {"silent", [](MediaStreamClient&) {}, 1008},
   };
@@ -267,4 +282,39 @@ TEST(Doors, MaxCallsCountsEveryDoor) {
             1);
   // One model for every door: it was loaded once.
   EXPECT_EQ(gw.log().find("loaded in"), gw.log().rfind("loaded in"));
+}
+
+// A client that never reads its socket (its receive window kept small) while it keeps sending
+// media: Moshi's voice for it waits at most the call's bound (2 s), the oldest dropped and
+// counted in the summary line, and a call beside it is heard as if alone.
+TEST(Doors, MediaStreamClientThatStopsReading) {
+  TempDir dir;
+  auto process = gateway_with(dir, websocket_door());
+  GatewayProcess& gw = *process;
+  ASSERT_TRUE(gw.started()) << gw.log();
+  RawWebsocket stalled(gw.ws_port, "/media-stream", 4096);
+  ASSERT_TRUE(stalled.upgraded());
+  ASSERT_TRUE(stalled.send_frame(1, start_message("CAstalled")));
+  ASSERT_TRUE(gw.wait_log("call 1 from media-stream", 10)) << gw.log();
+  std::thread sender([&] {
+    const std::string voice = voice_pcm(8000);
+    const gint64 begin = g_get_monotonic_time();
+    for (int i = 0; i < 8 * 50 && stalled.send_frame(1, media_message(voice, i)); ++i)
+      g_usleep(std::max<gint64>(0, begin + (i + 1) * 20000 - g_get_monotonic_time()));
+    stalled.close_now();
+  });
+  MediaStreamClient good;
+  ASSERT_TRUE(good.connect(gw.ws_port, "/media-stream"));
+  good.start("CAgood");
+  good.talk(6);
+  sender.join();
+  EXPECT_TRUE(good.wait_closed(5));
+  ASSERT_TRUE(gw.wait_log("call 1 ended (remote-closed): door media-stream, caller CAstalled"))
+      << gw.log();
+  ASSERT_TRUE(gw.wait_log("call 2 ended (remote-stop): door media-stream, caller CAgood"))
+      << gw.log();
+  // About 8 s made for it; its socket took a little, the bound held 2 s, the rest was dropped.
+  EXPECT_GT(gw.dropped_seconds(1), 1.0) << gw.log();
+  EXPECT_EQ(gw.dropped_seconds(2), 0.0) << gw.log();
+  expect_heard(good.heard(), 6, gw.produced_seconds(2), gw.log());
 }
