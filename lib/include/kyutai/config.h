@@ -90,6 +90,14 @@ struct MimiConfig {
   void validate(const std::string& origin) const;
 };
 
+// A speech-to-text model's config.json "stt_config": how far its text lags the audio, and the
+// silence the reference puts before the audio. Absent keys take the defaults of Kyutai's script
+// (delayed-streams-modeling, stt_from_file_pytorch.py).
+struct SttTiming {
+  double audio_delay_seconds = 5.0;
+  double audio_silence_prefix_seconds = 1.0;
+};
+
 // The keyword arguments of the reference LMModel (Kyutai's config.json schema), plus the file
 // names a repository's config.json gives.
 struct LmConfig {
@@ -113,6 +121,8 @@ struct LmConfig {
   int depformer_low_rank_embeddings = 0;  // 0: full-rank embeddings
   // Files named by a repository's config.json (empty: the repository defaults).
   std::string moshi_name, mimi_name, mimi_config_name, tokenizer_name, model_type = "moshi";
+  // model_type "stt" (Kyutai's speech-to-text models: dep_q 0, no depformer) only.
+  std::optional<SttTiming> stt;
 
   // The Moshi 7B released in September 2024 (the reference's _lm_kwargs), used when a repository
   // has no config.json (kyutai/moshiko-pytorch-bf16, kyutai/moshika-pytorch-bf16).
@@ -126,6 +136,7 @@ struct LmConfig {
   // Mimi codebooks to encode for this LM: enough for the user's stream and for Moshi's own, as
   // the reference's get_mimi sets them: max(dep_q, n_q - dep_q).
   int mimi_codebooks() const { return dep_q > n_q - dep_q ? dep_q : n_q - dep_q; }
+  bool is_stt() const { return model_type == "stt"; }
   int text_initial_token() const { return text_card; }
   int audio_initial_token() const { return card; }
   void validate(const std::string& origin) const;

@@ -150,9 +150,7 @@ class MoshiConversation {
   struct State;
   std::shared_ptr<const Moshi> moshi_;
   BatchOptions batch_;
-  std::shared_ptr<BatchScheduler> scheduler_;  // null when not batched
-  uint64_t member_ = 0;
-  std::unique_ptr<State> state_;
+  std::unique_ptr<State> state_;  // the steps (alone or through the scheduler) and the text
 };
 
 }  // namespace kyutai

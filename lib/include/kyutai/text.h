@@ -20,6 +20,8 @@ class TextTokenizer {
   // The piece of a token ("▁the", "<0xE2>"); empty for ids outside the vocabulary.
   const std::string& piece(int id) const;
   bool is_byte(int id) const;
+  // The end-of-sentence token ("</s>"), -1 when the model has none.
+  int eos_id() const { return eos_id_; }
   std::vector<int> encode(const std::string& text) const;
   std::string decode(const std::vector<int>& ids) const;
   const std::string& path() const { return path_; }
@@ -30,6 +32,7 @@ class TextTokenizer {
   std::string path_;
   std::vector<std::string> pieces_;
   std::vector<bool> bytes_;
+  int eos_id_ = -1;
 };
 
 // Text from generated tokens, piece by piece, as Kyutai's server shows it: padding tokens are

@@ -37,16 +37,15 @@ BatchScheduler::Clock::time_point BatchScheduler::earliest_deadline() const {
   return earliest;
 }
 
-std::optional<std::vector<int64_t>> BatchScheduler::step(uint64_t member,
-                                                         const std::vector<int64_t>& user_codes,
-                                                         LmGenState& state,
-                                                         const SamplingParams& params,
-                                                         double max_wait_ms, StepTiming* info) {
+std::optional<std::vector<int64_t>> BatchScheduler::step(
+    uint64_t member, const std::vector<int64_t>& user_codes, LmGenState& state,
+    const SamplingParams& params, double max_wait_ms, StepTiming* info, at::Tensor* extra_heads) {
   Request request;
   request.member = member;
   request.row.user_codes = &user_codes;
   request.row.state = &state;
   request.row.params = &params;
+  request.row.extra_heads = extra_heads;
   request.submitted = Clock::now();
   request.max_wait = std::chrono::duration_cast<Clock::duration>(
       std::chrono::duration<double, std::milli>(std::max(0.0, max_wait_ms)));
@@ -85,8 +84,7 @@ void BatchScheduler::lead(std::unique_lock<std::mutex>& lock) {
   } catch (...) {
     failed = std::current_exception();
   }
-  const double step_ms =
-      std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  const double step_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   lock.lock();
   for (size_t i = 0; i < batch.size(); ++i) {
     Request& r = *batch[i];

@@ -34,12 +34,14 @@ class BatchScheduler {
 
   // Steps `state` with the others whose frames are ready, waiting at most `max_wait_ms` for
   // the conversations that took part in the last steps and have not submitted yet (counted
-  // from when a step could start: see due()). `info` gets the wait from submission. Returns
+  // from when a step could start: see due()). `info` gets the wait from submission;
+  // `extra_heads` as LmGenRow::extra_heads. Returns
   // what LmGen::step returns, or throws what it throws. The state must not be used elsewhere
   // until this returns.
   std::optional<std::vector<int64_t>> step(uint64_t member, const std::vector<int64_t>& user_codes,
                                            LmGenState& state, const SamplingParams& params,
-                                           double max_wait_ms, StepTiming* info = nullptr);
+                                           double max_wait_ms, StepTiming* info = nullptr,
+                                           at::Tensor* extra_heads = nullptr);
 
   // The batch deadline: a request submitted at `submitted` waits for the others until
   // `max_wait` after the scheduler was free to step it, that is after the later of its

@@ -59,6 +59,11 @@ __attribute__((visibility("default"))) int kyutai_spm_piece(void* handle, int id
   return copy_out(sp(handle)->IdToPiece(id), buf, cap);
 }
 
+// The end-of-sentence id, -1 when the model has none.
+__attribute__((visibility("default"))) int kyutai_spm_eos_id(void* handle) {
+  return sp(handle)->eos_id();
+}
+
 __attribute__((visibility("default"))) int kyutai_spm_is_byte(void* handle, int id) {
   return sp(handle)->IsByte(id) ? 1 : 0;
 }

@@ -49,6 +49,7 @@ struct Shim {
   int (*size)(void*);
   int (*piece)(void*, int, char*, size_t);
   int (*is_byte)(void*, int);
+  int (*eos_id)(void*);
   int (*encode)(void*, const char*, size_t, int*, size_t);
   int (*decode)(void*, const int*, size_t, char*, size_t);
 };
@@ -84,10 +85,11 @@ const Shim& shim() {
     api.size = reinterpret_cast<decltype(api.size)>(sym("kyutai_spm_size"));
     api.piece = reinterpret_cast<decltype(api.piece)>(sym("kyutai_spm_piece"));
     api.is_byte = reinterpret_cast<decltype(api.is_byte)>(sym("kyutai_spm_is_byte"));
+    api.eos_id = reinterpret_cast<decltype(api.eos_id)>(sym("kyutai_spm_eos_id"));
     api.encode = reinterpret_cast<decltype(api.encode)>(sym("kyutai_spm_encode"));
     api.decode = reinterpret_cast<decltype(api.decode)>(sym("kyutai_spm_decode"));
-    if (!api.load || !api.free || !api.size || !api.piece || !api.is_byte || !api.encode ||
-        !api.decode) {
+    if (!api.load || !api.free || !api.size || !api.piece || !api.is_byte || !api.eos_id ||
+        !api.encode || !api.decode) {
       api = Shim{};
       error = path + ": not the kyutai sentencepiece shim";
     }
@@ -149,6 +151,7 @@ std::shared_ptr<const TextTokenizer> TextTokenizer::load(const std::string& path
     t->pieces_.emplace_back(buf.data(), static_cast<size_t>(n));
     t->bytes_.push_back(api.is_byte(handle, id) != 0);
   }
+  t->eos_id_ = api.eos_id(handle);
   return t;
 }
 

@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
-#include "kyutai/io/config_json.h"
 #include "kyutai/error.h"
+#include "kyutai/io/config_json.h"
 
 namespace kyutai {
 
@@ -63,6 +63,7 @@ constexpr RealRange kPeriod{1e-3, 1e12};  // rope / sinusoid max_period
 constexpr RealRange kLayerScale{-1e6, 1e6};
 constexpr RealRange kHiddenScale{1.0 / 64, 64};
 constexpr RealRange kFrameRate{1e-2, 384000};
+constexpr RealRange kSeconds{0, 3600};  // stt_config's delay and silence prefix
 // One stream's KV caches in float32: Moshi 7B at 3000 steps needs 3.1 GB.
 constexpr int64_t kMaxKvCacheBytes = int64_t(16) << 30;
 // Largest hop, receptive field and dilation of the SEANet (Mimi: hop 1920, dilation 2).
@@ -312,6 +313,31 @@ TransformerConfig read_depformer(const JsonReader& r, const TransformerConfig& m
   return d;
 }
 
+// config.json's "stt_config", when there is one.
+std::optional<SttTiming> read_stt_timing(const JsonReader& r) {
+  if (!r.find("stt_config")) return std::nullopt;
+  const JsonReader s = r.child("stt_config");
+  SttTiming t;
+  t.audio_delay_seconds = s.get_double("audio_delay_seconds", t.audio_delay_seconds, kSeconds);
+  t.audio_silence_prefix_seconds =
+      s.get_double("audio_silence_prefix_seconds", t.audio_silence_prefix_seconds, kSeconds);
+  return t;
+}
+
+// What a speech-to-text model must be for Stt to run it as the reference's LMGen and script do.
+void validate_stt(const LmConfig& c, const std::string& origin) {
+  auto bad = [&](const std::string& what) {
+    throw ConfigError(origin + ": a speech-to-text model (model_type 'stt') " + what);
+  };
+  if (c.dep_q != 0) bad("has no depformer: dep_q must be 0, not " + std::to_string(c.dep_q));
+  if (!c.stt) bad("needs stt_config {audio_delay_seconds, audio_silence_prefix_seconds}");
+  if (c.max_delay() != 0)
+    bad("reads every stream at once: its delays must all be 0 (the text's lag is "
+        "stt_config.audio_delay_seconds)");
+  if (c.text_card_out > c.text_card)
+    bad("writes text tokens it can read: text_card_out must not exceed text_card");
+}
+
 }  // namespace
 
 LmConfig LmConfig::moshi_7b_2024() {
@@ -329,7 +355,7 @@ LmConfig LmConfig::from_json(const std::string& text, const std::string& origin)
   c.existing_text_padding_id = r.get_int("existing_text_padding_id", 3, {0, kTextCard.hi});
   c.existing_text_end_padding_id = r.get_int("existing_text_end_padding_id", 0, {0, kTextCard.hi});
   c.n_q = r.get_int("n_q", 8, kCodebooks);
-  c.dep_q = r.get_int("dep_q", 8, kCodebooks);
+  c.dep_q = r.get_int("dep_q", 8, {0, kCodebooks.hi});  // 0: no depformer (STT)
   c.card = r.get_int("card", 1024, kCardinality);
   c.hidden_scale = r.get_double("hidden_scale", 4, kHiddenScale);
   c.bias_proj = r.get_bool("bias_proj", false);
@@ -357,6 +383,7 @@ LmConfig LmConfig::from_json(const std::string& text, const std::string& origin)
   c.mimi_config_name = r.get_string("mimi_config_name", "");
   c.tokenizer_name = r.get_string("tokenizer_name", "");
   c.model_type = r.get_string("model_type", "moshi");
+  c.stt = read_stt_timing(r);
   c.validate(origin);
   return c;
 }
@@ -375,7 +402,13 @@ void LmConfig::validate(const std::string& origin) const {
   auto bad = [&](const std::string& what) { throw ConfigError(origin + ": " + what); };
   if (dim <= 0 || card <= 0 || text_card <= 0 || n_q <= 0 || hidden_scale <= 0)
     bad("dim, card, text_card, n_q and hidden_scale must be positive");
-  if (dep_q <= 0 || dep_q > n_q) bad("dep_q must be between 1 and n_q");
+  if (model_type != "moshi" && model_type != "stt")
+    bad("model_type '" + model_type + "' is not supported (only 'moshi' and 'stt')");
+  if (is_stt())
+    validate_stt(*this, origin);
+  else if (dep_q <= 0 || dep_q > n_q)
+    bad("dep_q must be between 1 and n_q (a model without a depformer is a speech-to-text "
+        "model: model_type 'stt')");
   if (static_cast<int>(delays.size()) != num_codebooks())
     bad("delays must have n_q + 1 = " + std::to_string(num_codebooks()) + " entries, got " +
         std::to_string(delays.size()));
@@ -383,7 +416,6 @@ void LmConfig::validate(const std::string& origin) const {
     if (d < 0) bad("delays must not be negative");
   if (existing_text_padding_id < 0 || existing_text_padding_id >= text_card)
     bad("existing_text_padding_id must be a text token");
-  if (model_type != "moshi") bad("model_type '" + model_type + "' is not supported (only 'moshi')");
   const auto& schedule = depformer.weights_per_step_schedule;
   if (!schedule.empty() && static_cast<int>(schedule.size()) != dep_q)
     bad("depformer_weights_per_step_schedule must have dep_q entries");
@@ -391,7 +423,7 @@ void LmConfig::validate(const std::string& origin) const {
     if (i < 0 || i >= dep_q)
       bad("depformer_weights_per_step_schedule entries must be in [0, dep_q)");
   validate_transformer(transformer, origin + ": transformer");
-  validate_transformer(depformer, origin + ": depformer");
+  if (dep_q > 0) validate_transformer(depformer, origin + ": depformer");
 }
 
 bool json_has_key(const std::string& text, const std::string& key) {

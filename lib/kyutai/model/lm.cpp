@@ -120,10 +120,14 @@ LmModel::LmModel(const LmConfig& config, WeightFormat weights)
   out_norm_.declare(p.sub("out_norm"));
   for (size_t i = 0; i < depformer_in_.size(); ++i)
     depformer_in_[i].declare(p.sub("depformer_in").sub(i), dep_dim, c.dim, false);
+  // Without a depformer (speech-to-text), the reference has no depformer modules but its
+  // depformer_in projections.
   for (size_t i = 0; i < depformer_emb_.size(); ++i)
     depformer_emb_[i].declare(p.sub("depformer_emb").sub(i));
-  depformer_text_emb_.declare(p.sub("depformer_text_emb"));
-  depformer_.declare(p.sub("depformer"));
+  if (c.dep_q > 0) {
+    depformer_text_emb_.declare(p.sub("depformer_text_emb"));
+    depformer_.declare(p.sub("depformer"));
+  }
   for (size_t i = 0; i < extra_heads_.size(); ++i)
     extra_heads_[i].declare(p.sub("extra_heads").sub(i), c.extra_heads_dim, c.dim, false);
   for (size_t i = 0; i < linears_.size(); ++i)
@@ -217,6 +221,7 @@ TransformerState LmModel::new_text_state(int64_t batch, KvCacheFormat kv) const 
 }
 
 TransformerState LmModel::new_depformer_state(int64_t batch) const {
+  if (config_.dep_q == 0) return {};
   return depformer_.init_state(batch, at::TensorOptions().dtype(dtype_).device(device_));
 }
 
@@ -263,6 +268,35 @@ at::Tensor LmModel::depformer_step(int cb, const at::Tensor& previous,
   return linears_[static_cast<size_t>(cb)](y).select(1, 0).to(at::kFloat);
 }
 
+at::Tensor LmModel::extra_heads(const at::Tensor& transformer_out) const {
+  c10::InferenceMode guard;
+  const at::Tensor x = transformer_out.reshape({transformer_out.size(0), -1});
+  std::vector<at::Tensor> heads;
+  for (const Linear& head : extra_heads_) heads.push_back(at::softmax(head(x).to(at::kFloat), -1));
+  if (heads.empty()) return at::empty({x.size(0), 0, config_.extra_heads_dim}, at::kFloat);
+  return at::stack(heads, 1);
+}
+
+at::Tensor LmModel::depformer_logits(const at::Tensor& out, const at::Tensor& targets) const {
+  const int64_t batch = out.size(0), steps = out.size(1);
+  const int dep_q = config_.dep_q;
+  if (dep_q == 0)
+    return at::empty({batch, 0, steps, config_.card}, out.options().dtype(at::kFloat));
+  std::vector<at::Tensor> inputs;
+  for (int cb = 0; cb < dep_q; ++cb) {
+    // Codebook cb's depformer input is the token just before it: the text for cb 0.
+    inputs.push_back(depformer_input(cb, out, targets.select(1, cb)));
+  }
+  // [B, T, dep_q, D] -> [B*T, dep_q, D]: the depformer runs along the codebooks of each step.
+  const at::Tensor dep_out =
+      depformer_.forward(at::stack(inputs, 2).view({batch * steps, dep_q, -1}));
+  std::vector<at::Tensor> logits;
+  for (int cb = 0; cb < dep_q; ++cb)
+    logits.push_back(
+        linears_[static_cast<size_t>(cb)](dep_out.select(1, cb)).view({batch, steps, -1}));
+  return at::stack(logits, 1).to(at::kFloat);
+}
+
 LmOutput LmModel::forward(const at::Tensor& codes_in) const {
   c10::InferenceMode guard;
   const LmConfig& c = config_;
@@ -280,24 +314,16 @@ LmOutput LmModel::forward(const at::Tensor& codes_in) const {
   const at::Tensor out =
       head(transformer_.forward(embed(delayed.narrow(2, 0, steps))), &text_logits);
 
-  const at::Tensor targets = delayed.narrow(2, 1, steps);
-  std::vector<at::Tensor> inputs;
-  for (int cb = 0; cb < c.dep_q; ++cb) {
-    // Codebook cb's depformer input is the token just before it: the text for cb 0.
-    inputs.push_back(depformer_input(cb, out, targets.select(1, cb)));
-  }
-  // [B, T, dep_q, D] -> [B*T, dep_q, D]: the depformer runs along the codebooks of each step.
-  const at::Tensor dep_out =
-      depformer_.forward(at::stack(inputs, 2).view({batch * steps, c.dep_q, -1}));
-  std::vector<at::Tensor> logits;
-  for (int cb = 0; cb < c.dep_q; ++cb)
-    logits.push_back(
-        linears_[static_cast<size_t>(cb)](dep_out.select(1, cb)).view({batch, steps, -1}));
-
   LmOutput result;
+  const at::Tensor audio = depformer_logits(out, delayed.narrow(2, 1, steps));
   const std::vector<int> audio_delays(c.delays.begin() + 1, c.delays.begin() + 1 + c.dep_q);
-  result.logits = undelay(at::stack(logits, 1).to(at::kFloat), audio_delays, &result.mask);
-  result.mask = result.mask & (codes.narrow(1, 1, c.dep_q) != -1);
+  if (c.dep_q > 0) {
+    result.logits = undelay(audio, audio_delays, &result.mask);
+    result.mask = result.mask & (codes.narrow(1, 1, c.dep_q) != -1);
+  } else {
+    result.logits = audio;
+    result.mask = at::empty({batch, 0, steps}, codes.options().dtype(at::kBool));
+  }
   result.text_logits = undelay(text_logits.unsqueeze(1), {c.delays[0]}, &result.text_mask);
   result.text_mask = result.text_mask & (codes.narrow(1, 0, 1) != -1);
   return result;

@@ -98,7 +98,11 @@ class LmModel {
   // The same for N conversations, one state each (see the batched text_step).
   at::Tensor depformer_step(int cb, const at::Tensor& previous, const at::Tensor& transformer_out,
                             const std::vector<TransformerState*>& states) const;
-  TransformerState new_depformer_state(int64_t batch) const;
+  TransformerState new_depformer_state(int64_t batch) const;  // empty without a depformer
+  // The extra heads' probabilities (reference LMGen.step_with_extra_heads: the softmax of each
+  // head's linear over the temporal output, computed here in float32): transformer output
+  // [B, 1, dim] -> [B, extra_heads_num_heads, extra_heads_dim] float32, on the model's device.
+  at::Tensor extra_heads(const at::Tensor& transformer_out) const;
 
  private:
   // Sum of the text and audio embeddings of tokens [B, K, T] -> [B, T, dim].
@@ -109,6 +113,9 @@ class LmModel {
   at::Tensor depformer_input(int cb, const at::Tensor& transformer_out,
                              const at::Tensor& tokens) const;
   void check_tokens(const at::Tensor& tokens) const;
+  // Audio logits of forward(): normed temporal output [B, T, dim] and the tokens each step
+  // predicts [B, K, T] -> [B, dep_q, T, card] float32, before undelaying.
+  at::Tensor depformer_logits(const at::Tensor& out, const at::Tensor& targets) const;
 
   LmConfig config_;
   at::ScalarType dtype_;

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "kyutai/error.h"
@@ -54,12 +55,14 @@ LmGenState LmGen::new_state(uint64_t seed) const {
 
 std::optional<std::vector<int64_t>> LmGen::step(const std::vector<int64_t>& user_codes,
                                                 LmGenState& state, const SamplingParams& params,
-                                                LmStepTrace* trace, LmStepTimes* times) const {
+                                                LmStepTrace* trace, LmStepTimes* times,
+                                                at::Tensor* extra_heads) const {
   std::vector<LmGenRow> rows(1);
   rows[0].user_codes = &user_codes;
   rows[0].state = &state;
   rows[0].params = &params;
   rows[0].trace = trace;
+  rows[0].extra_heads = extra_heads;
   step_batch(rows, times);
   if (rows[0].error) std::rethrow_exception(rows[0].error);
   return std::move(rows[0].result);
@@ -148,6 +151,7 @@ void LmGen::pass(const std::vector<LmGenRow*>& rows,
       row.trace->text_logits = text_host[i];
     }
   }
+  extra_heads(rows, out);
   const auto middle = std::chrono::steady_clock::now();
   const std::vector<std::vector<int64_t>> audio = depformer(rows, text, out);
   for (size_t i = 0; i < rows.size(); ++i)
@@ -173,6 +177,17 @@ std::optional<std::vector<int64_t>> LmGen::finish(LmGenState& state, int64_t tex
     result[static_cast<size_t>(k)] =
         slot(k, state.offset - c.max_delay() + c.delays[static_cast<size_t>(k)]);
   return result;
+}
+
+void LmGen::extra_heads(const std::vector<LmGenRow*>& rows,
+                        const at::Tensor& transformer_out) const {
+  const bool wanted =
+      std::any_of(rows.begin(), rows.end(), [](const LmGenRow* r) { return r->extra_heads; });
+  if (!wanted) return;
+  // All rows in one product, as the text head: each row's result is its own (LmModel).
+  const at::Tensor probs = model_.extra_heads(transformer_out).to(at::kCPU);
+  for (size_t i = 0; i < rows.size(); ++i)
+    if (rows[i]->extra_heads) *rows[i]->extra_heads = probs[static_cast<int64_t>(i)];
 }
 
 std::vector<std::vector<int64_t>> LmGen::depformer(const std::vector<LmGenRow*>& rows,
@@ -201,8 +216,9 @@ std::vector<std::vector<int64_t>> LmGen::depformer(const std::vector<LmGenRow*>&
       if (row.trace) logits[i].push_back(l[static_cast<int64_t>(i)]);
     }
   }
+  const at::Tensor none = at::empty({0, model_.config().card}, at::kFloat);  // no depformer
   for (size_t i = 0; i < rows.size(); ++i)
-    if (rows[i]->trace) rows[i]->trace->audio_logits = at::stack(logits[i]);
+    if (rows[i]->trace) rows[i]->trace->audio_logits = dep_q ? at::stack(logits[i]) : none;
   return tokens;
 }
 

@@ -47,6 +47,9 @@ struct LmGenRow {
   LmGenState* state = nullptr;
   const SamplingParams* params = nullptr;
   LmStepTrace* trace = nullptr;
+  // Where to put the extra heads' probabilities of this step, [heads, extra_heads_dim] float32
+  // on the CPU (LmModel::extra_heads); null: not computed for this row.
+  at::Tensor* extra_heads = nullptr;
   std::optional<std::vector<int64_t>> result;  // as LmGen::step returns it
   std::exception_ptr error;                    // instead of a result: this row failed
 };
@@ -61,10 +64,12 @@ class LmGen {
   // Feeds one frame of the user's audio codes (at least n_q - dep_q of them; extra ones are
   // ignored) and generates one step. Returns the tokens of the frame max_delay steps back, all
   // streams realigned: [text, audio 0 .. dep_q-1], or nothing during the first max_delay steps.
+  // `extra_heads`: as LmGenRow::extra_heads.
   std::optional<std::vector<int64_t>> step(const std::vector<int64_t>& user_codes,
                                            LmGenState& state, const SamplingParams& params,
                                            LmStepTrace* trace = nullptr,
-                                           LmStepTimes* times = nullptr) const;
+                                           LmStepTimes* times = nullptr,
+                                           at::Tensor* extra_heads = nullptr) const;
   // One step of several conversations through the model together (reference LMGen with a
   // batch dimension): each row gets exactly what step() would give it alone, tokens and
   // logits, whatever the other rows (on the CPU; see LmModel::text_step). A row whose input is
@@ -82,6 +87,8 @@ class LmGen {
   // One pass of at most LinearWeight::kExactRows rows, all prepared.
   void pass(const std::vector<LmGenRow*>& rows, const std::vector<std::vector<int64_t>>& inputs,
             LmStepTimes* times) const;
+  // Fills the extra heads of the rows that ask for them, from the temporal outputs [N, 1, dim].
+  void extra_heads(const std::vector<LmGenRow*>& rows, const at::Tensor& transformer_out) const;
   // Audio tokens [N][dep_q] of the rows, from their text tokens and temporal outputs
   // [N, 1, dim].
   std::vector<std::vector<int64_t>> depformer(const std::vector<LmGenRow*>& rows,
