@@ -38,7 +38,7 @@ enum {
 static const char* const kLmProperties[] = {
     "temperature",        "text-temperature",           "top-k", "text-top-k",
     "repetition-penalty", "repetition-penalty-context", "seed",  "kv-int8",
-    "stats"};
+    "stats",              "speaking-hold"};
 
 struct _GstMoshiBin {
   GstBin parent;
