@@ -81,11 +81,17 @@ GType gst_kyutai_weights_get_type(void) {
   static GEnumValue values[kyutai::kWeightFormatCount + 1] = {};
   static gsize type = 0;
   if (g_once_init_enter(&type)) {
-    for (int i = 0; i < kyutai::kWeightFormatCount; ++i) {
-      const kyutai::WeightFormatTraits& t = kyutai::kWeightFormats[i];
-      values[i] = {static_cast<gint>(t.format), weights_value_name(t), t.name};
+    // Every plugin links its own copy of this code: the first one loaded registers the type,
+    // the others use it (plugins are never unloaded).
+    GType registered = g_type_from_name("GstKyutaiWeights");
+    if (!registered) {
+      for (int i = 0; i < kyutai::kWeightFormatCount; ++i) {
+        const kyutai::WeightFormatTraits& t = kyutai::kWeightFormats[i];
+        values[i] = {static_cast<gint>(t.format), weights_value_name(t), t.name};
+      }
+      registered = g_enum_register_static("GstKyutaiWeights", values);
     }
-    g_once_init_leave(&type, g_enum_register_static("GstKyutaiWeights", values));
+    g_once_init_leave(&type, registered);
   }
   return type;
 }
