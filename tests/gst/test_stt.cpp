@@ -401,16 +401,31 @@ struct PipelineRun {
   guint latency_property = 0;
 };
 
-PipelineRun run_pipeline(const std::string& source) {
-  const std::string description = source + " ! kyutaistt name=stt model=\"" + repo() + "\"" +
-                                  " weights=float32 ! appsink name=out sync=true wait-on-eos=false";
+// The samples waiting in appsink `sink`, as words.
+std::vector<Word> pull_words(GstElement* sink) {
+  std::vector<Word> words;
+  for (;;) {
+    GstSample* sample = nullptr;
+    g_signal_emit_by_name(sink, "try-pull-sample", GstClockTime(0), &sample);
+    if (!sample) return words;
+    GstBuffer* b = gst_sample_get_buffer(sample);
+    GstMapInfo map;
+    gst_buffer_map(b, &map, GST_MAP_READ);
+    words.push_back({std::string(reinterpret_cast<const char*>(map.data), map.size),
+                     GST_BUFFER_PTS(b), GST_BUFFER_DURATION(b)});
+    gst_buffer_unmap(b, &map);
+    gst_sample_unref(sample);
+  }
+}
+
+// Plays `description` to EOS: what reached its appsink "out", the pipeline's latency, and the
+// `latency` of its element "stt", if any.
+PipelineRun play(const std::string& description) {
   GError* error = nullptr;
   GstElement* pipeline = gst_parse_launch(description.c_str(), &error);
   EXPECT_EQ(error, nullptr) << (error ? error->message : "");
   PipelineRun run;
   if (!pipeline) return run;
-  GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
-  GstElement* stt = gst_bin_get_by_name(GST_BIN(pipeline), "stt");
   gst_element_set_state(pipeline, GST_STATE_PLAYING);
   GstBus* bus = gst_element_get_bus(pipeline);
   GstMessage* m = gst_bus_timed_pop_filtered(bus, 120 * GST_SECOND,
@@ -422,25 +437,22 @@ PipelineRun run_pipeline(const std::string& source) {
   GstQuery* q = gst_query_new_latency();
   if (gst_element_query(pipeline, q)) gst_query_parse_latency(q, nullptr, &run.min_latency, nullptr);
   gst_query_unref(q);
-  g_object_get(stt, "latency", &run.latency_property, nullptr);
-  for (;;) {
-    GstSample* sample = nullptr;
-    g_signal_emit_by_name(sink, "try-pull-sample", GstClockTime(0), &sample);
-    if (!sample) break;
-    GstBuffer* b = gst_sample_get_buffer(sample);
-    GstMapInfo map;
-    gst_buffer_map(b, &map, GST_MAP_READ);
-    run.words.push_back({std::string(reinterpret_cast<const char*>(map.data), map.size),
-                         GST_BUFFER_PTS(b), GST_BUFFER_DURATION(b)});
-    gst_buffer_unmap(b, &map);
-    gst_sample_unref(sample);
+  if (GstElement* stt = gst_bin_get_by_name(GST_BIN(pipeline), "stt")) {
+    g_object_get(stt, "latency", &run.latency_property, nullptr);
+    gst_object_unref(stt);
   }
+  GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
+  run.words = pull_words(sink);
   gst_element_set_state(pipeline, GST_STATE_NULL);
-  gst_object_unref(bus);
-  gst_object_unref(stt);
   gst_object_unref(sink);
+  gst_object_unref(bus);
   gst_object_unref(pipeline);
   return run;
+}
+
+PipelineRun run_pipeline(const std::string& source) {
+  return play(source + " ! kyutaistt name=stt model=\"" + repo() +
+              "\" weights=float32 ! appsink name=out sync=true wait-on-eos=false");
 }
 
 // 3 s of a tone at 48 kHz in stereo, live or not: kyutaistt converts and resamples it.
@@ -500,6 +512,40 @@ TEST(KyutaiStt, ExposesTheCoresProperties) {
   g_free(model);
   gst_object_unref(core);
   gst_object_unref(stt);
+}
+
+// matroskademux gives subtitles as Pango markup: the text with &, <, >, " and ' escaped.
+std::vector<std::string> unescaped(const std::vector<std::string>& markup) {
+  std::vector<std::string> out;
+  for (std::string t : markup) {
+    for (auto [entity, c] : {std::pair{"&quot;", "\""}, {"&apos;", "'"}, {"&lt;", "<"},
+                             {"&gt;", ">"}, {"&amp;", "&"}})
+      for (size_t at = t.find(entity); at != std::string::npos; at = t.find(entity, at + 1))
+        t.replace(at, std::string(entity).size(), c);
+    out.push_back(t);
+  }
+  return out;
+}
+
+TEST(LiveSubtitles, TheScriptMuxesTheWordsBesideTheAudio) {
+  TempDir dir;
+  const std::string speech = data_path("speechlike.wav"), out = dir.path("subtitles.mkv");
+  const Outcome r = run("WEIGHTS=float32 pipelines/live-subtitles.sh " + quote(speech) + " " +
+                            quote(out),
+                        dir);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const PipelineRun muxed = play("filesrc location=\"" + out +
+                                 "\" ! matroskademux name=d d.subtitle_0 ! appsink name=out "
+                                 "sync=false wait-on-eos=false d.audio_0 ! queue ! opusdec ! "
+                                 "fakesink");
+  ASSERT_TRUE(muxed.eos) << muxed.error;
+  // The subtitles are the words kyutaistt gives for the file, at their times.
+  const PipelineRun direct = run_pipeline("filesrc location=\"" + speech + "\" ! wavparse");
+  ASSERT_TRUE(direct.eos) << direct.error;
+  ASSERT_FALSE(direct.words.empty());
+  ASSERT_EQ(unescaped(texts(muxed.words)), texts(direct.words));
+  for (size_t i = 0; i < muxed.words.size(); ++i)
+    EXPECT_EQ(muxed.words[i].pts, direct.words[i].pts) << muxed.words[i];
 }
 
 }  // namespace
