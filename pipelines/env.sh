@@ -22,3 +22,16 @@ fi
 # The plugins from the build tree come first.
 GST_PLUGIN_PATH="$BUILD_DIR/gst/mimi:$BUILD_DIR/gst/moshi:$BUILD_DIR/gst/stt${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
 export GST_PLUGIN_PATH
+
+# Where a Matroska stream goes (broadcast-bot.sh, live-subtitles.sh): OUT ending in .mkv writes a
+# file, OUT=tcp:PORT serves it live over TCP. matroska_sink prints the sink (a pipeline
+# fragment), matroska_live matroskamux's setting for it (streamable=true for TCP).
+matroska_sink() {
+  case "$1" in
+    tcp:*) echo "tcpserversink host=0.0.0.0 port=${1#tcp:}" ;;
+    *) echo "filesink location=$1" ;;
+  esac
+}
+matroska_live() {
+  case "$1" in tcp:*) echo "streamable=true" ;; esac
+}
