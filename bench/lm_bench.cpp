@@ -14,7 +14,10 @@
 // --position and --batch take comma-separated lists: every combination is measured on one model,
 // in turn, for --rounds rounds, with the memory read bandwidth (the floor) measured between
 // rounds, so that the two sides of a comparison see the same machine. --kv int8 runs the
-// temporal transformer's KV cache in int8 (model/transformer.h).
+// temporal transformer's KV cache in int8 (model/transformer.h). A speech-to-text configuration
+// (bench/configs/stt_*.json: dep_q 0) steps without a depformer (depformer_ms is 0), computes
+// its extra heads as an STT stream does, and with --with-mimi times Mimi's encoding and the
+// step (there is no voice to decode).
 #include <ATen/ATen.h>
 #include <sys/resource.h>
 
@@ -151,7 +154,8 @@ class Conversation {
         decoder_(mimi_),
         pcm_(static_cast<size_t>(mimi_->format().frame_size)),
         codes_(static_cast<size_t>(encoder_.num_codebooks())),
-        card_(lm.card) {}
+        card_(lm.card),
+        speaks_(lm.dep_q > 0) {}
   void encode(int frame, std::vector<int64_t>& user) {
     for (size_t i = 0; i < pcm_.size(); ++i) pcm_[i] = 0.1f * std::sin(0.05f * (frame * 1920 + i));
     encoder_.encode_frame(pcm_.data(), pcm_.size(), codes_.data());
@@ -159,6 +163,7 @@ class Conversation {
     for (size_t k = 0; k < user.size(); ++k) user[k] = codes_[k] % card_;
   }
   void decode(const std::optional<std::vector<int64_t>>& tokens) {
+    if (!speaks_) return;  // a speech-to-text model writes only text
     // Before Moshi's first frame (max_delay steps) the decoder still runs, on silence codes.
     std::vector<int64_t> audio(codes_.size() / 2 + 1, 0);
     if (tokens) audio.assign(tokens->begin() + 1, tokens->end());
@@ -172,6 +177,7 @@ class Conversation {
   std::vector<float> pcm_;
   std::vector<int64_t> codes_;
   int64_t card_;
+  bool speaks_;
 };
 
 // One benchmarked setting: `batch` conversations whose KV caches hold `position` steps.
@@ -217,10 +223,12 @@ void time_step(const kyutai::LmConfig& config, const at::Device& device, Run& ru
   if (mimi) mimi->encode(static_cast<int>(s), user[0]);
   const auto t1 = std::chrono::steady_clock::now();
   std::vector<kyutai::LmGenRow> rows(static_cast<size_t>(run.batch));
+  std::vector<at::Tensor> heads(rows.size());  // the VAD heads of a speech-to-text model
   for (int b = 0; b < run.batch; ++b) {
     rows[b].user_codes = &user[b];
     rows[b].state = &run.states[b];
     rows[b].params = &greedy;
+    if (config.extra_heads_num_heads > 0) rows[b].extra_heads = &heads[b];
   }
   run.gen.step_batch(rows, &times);
   for (const auto& row : rows)

@@ -109,6 +109,19 @@ TEST(SttConfig, FormatComesFromTheConfig) {
   EXPECT_EQ(stt->model().config().dep_q, 0);
 }
 
+// The benchmarks' configurations have the released shapes: about 1.0 and 2.6 billion weights
+// (declared only: nothing is allocated before loading).
+TEST(SttConfig, TheBenchConfigsHaveTheReleasedSizes) {
+  const std::string dir = KYUTAI_SOURCE_ROOT "/bench/configs/";
+  const LmModel one(LmConfig::from_file(dir + "stt_1b_config.json"));
+  const LmModel two(LmConfig::from_file(dir + "stt_2.6b_config.json"));
+  EXPECT_TRUE(one.config().is_stt());
+  EXPECT_EQ(one.config().extra_heads_num_heads, 4);
+  EXPECT_EQ(two.config().extra_heads_num_heads, 0);
+  EXPECT_NEAR(count_elements(one.params()) / 1e9, 1.0, 0.1);
+  EXPECT_NEAR(count_elements(two.params()) / 1e9, 2.6, 0.15);
+}
+
 TEST(SttConfig, ConfigsThatCannotRunAsSttAreRefused) {
   const std::string base =
       R"({"num_layers": 1, "n_q": 2, "card": 8, "text_card": 16, "context": 4, "delays": )";
@@ -271,6 +284,10 @@ TEST_F(SttLoading, LoadsWhatWasSaved) {
   const Outputs x = transcribe(a, frames), y = transcribe(b, frames);
   EXPECT_EQ(x.tokens, y.tokens);
   EXPECT_EQ(x.vad, y.vad);
+  const MoshiFiles files = locate_moshi(dir_.str());
+  const auto shared = Stt::load_shared(files, "cpu", WeightFormat::Float32, cache_);
+  EXPECT_EQ(Stt::load_shared(files, "cpu", WeightFormat::Float32, cache_), shared);
+  EXPECT_NE(shared, loaded);  // load() makes a copy of its own
   const std::string refused = config_error([&] { Moshi::load(locate_moshi(dir_.str())); });
   EXPECT_NE(refused.find("kyutai::Stt"), std::string::npos) << refused;
 }

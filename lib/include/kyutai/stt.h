@@ -53,6 +53,13 @@ class Stt {
                                          WeightFormat weights = WeightFormat::Auto,
                                          const WeightCacheOptions& cache = {},
                                          const LoadProgress& progress = {});
+  // As load, but shares the copy already loaded in this process for the same files, device and
+  // resolved weight format (without calling `progress`), as Moshi::load_shared does.
+  static std::shared_ptr<const Stt> load_shared(const MoshiFiles& files,
+                                                const std::string& device = "cpu",
+                                                WeightFormat weights = WeightFormat::Auto,
+                                                const WeightCacheOptions& cache = {},
+                                                const LoadProgress& progress = {});
   // Random weights for a configuration file (benchmarks, tests); `tokenizer` may be empty.
   static std::shared_ptr<const Stt> random(const std::string& config, uint64_t seed,
                                            WeightFormat weights = WeightFormat::Float32,
@@ -93,8 +100,9 @@ class SttStream {
   ~SttStream();
   // `count` >= format().codebooks codes, the first ones used. Throws InputError on bad codes.
   Step step(const int64_t* codes, int count, const SamplingParams& params = greedy());
-  // End of stream: the last word, ended cleanly (at the end of the audio when no boundary
-  // follows it). The stream can then be reset().
+  // End of stream: the words of the last segment, ended cleanly (docs/STT.md): at the
+  // tokenizer's end-of-sentence token if one follows the last boundary, else at the end of the
+  // stream but at most a second after the segment's start. The stream can then be reset().
   std::vector<SttWord> finish();
   void reset();
   int64_t steps() const;

@@ -44,6 +44,13 @@ LoadedLm load_lm(const MoshiFiles& files, LmKind kind, const std::string& device
   return lm;
 }
 
+std::string shared_lm_key(const MoshiFiles& files, const std::string& device,
+                          WeightFormat weights) {
+  const std::string format = weight_format_name(resolve_weight_format(weights, device));
+  return canonical_path(files.weights) + '\n' + canonical_path(files.config) + '\n' +
+         canonical_path(files.tokenizer) + '\n' + device + '\n' + format;
+}
+
 LoadedLm random_lm(const LmConfig& config, const std::string& origin, LmKind kind, uint64_t seed,
                    WeightFormat weights, const std::string& tokenizer) {
   require_kind(config, origin, kind);

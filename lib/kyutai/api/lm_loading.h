@@ -31,6 +31,10 @@ LoadedLm load_lm(const MoshiFiles& files, LmKind kind, const std::string& device
                  WeightFormat weights, const WeightCacheOptions& cache,
                  const LoadProgress& progress);
 
+// The key of a loaded LM in the process-wide cache (shared_cache.h): the files, the device and
+// the resolved format, so that "auto" and what it stands for share one copy.
+std::string shared_lm_key(const MoshiFiles& files, const std::string& device, WeightFormat weights);
+
 // Random weights on the CPU for `config` (read from `origin`); `tokenizer` may be empty.
 LoadedLm random_lm(const LmConfig& config, const std::string& origin, LmKind kind, uint64_t seed,
                    WeightFormat weights, const std::string& tokenizer);

@@ -64,11 +64,7 @@ std::shared_ptr<const Moshi> Moshi::load_shared(const MoshiFiles& files, const s
                                                 WeightFormat weights,
                                                 const WeightCacheOptions& cache,
                                                 const LoadProgress& progress) {
-  // The resolved format, so that "auto" and what it stands for share one copy.
-  const std::string format = weight_format_name(resolve_weight_format(weights, device));
-  const std::string key = canonical_path(files.weights) + '\n' + canonical_path(files.config) +
-                          '\n' + canonical_path(files.tokenizer) + '\n' + device + '\n' + format;
-  return SharedCache<Moshi>::get(key,
+  return SharedCache<Moshi>::get(shared_lm_key(files, device, weights),
                                  [&] { return load(files, device, weights, cache, progress); });
 }
 

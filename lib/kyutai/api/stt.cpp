@@ -7,6 +7,7 @@
 
 #include "kyutai/api/lm_loading.h"
 #include "kyutai/api/lm_stepper.h"
+#include "kyutai/api/shared_cache.h"
 #include "kyutai/config.h"
 #include "kyutai/error.h"
 #include "kyutai/model/lm.h"
@@ -58,6 +59,13 @@ std::shared_ptr<const Stt> Stt::load(const MoshiFiles& files, const std::string&
     impl->tokenizer = std::move(lm.tokenizer);
     return std::shared_ptr<const Stt>(new Stt(std::move(impl)));
   });
+}
+
+std::shared_ptr<const Stt> Stt::load_shared(const MoshiFiles& files, const std::string& device,
+                                            WeightFormat weights, const WeightCacheOptions& cache,
+                                            const LoadProgress& progress) {
+  return SharedCache<Stt>::get(shared_lm_key(files, device, weights),
+                               [&] { return load(files, device, weights, cache, progress); });
 }
 
 std::shared_ptr<const Stt> Stt::random(const std::string& config, uint64_t seed,
