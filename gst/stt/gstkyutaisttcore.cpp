@@ -475,7 +475,7 @@ static std::shared_ptr<const kyutai::Stt> gst_kyutai_stt_core_load(GstKyutaiSttC
       GST_ELEMENT(self), config, "Kyutai STT",
       [&](const kyutai::MoshiFiles& found, const kyutai::WeightCacheOptions& cache,
           const kyutai::LoadProgress& progress) {
-        return kyutai::Stt::load(found, config.device, config.weights, cache, progress);
+        return kyutai::Stt::load_shared(found, config.device, config.weights, cache, progress);
       },
       files);
 }
