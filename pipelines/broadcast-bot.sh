@@ -18,10 +18,8 @@ in=${1:-$ROOT/tests/data/speechlike.wav}
 out=${2:-$BUILD_DIR/broadcast.mkv}
 DEVICE=${DEVICE:-cpu}
 SRC=${SRC:-filesrc location=$in ! wavparse}
-case "$out" in
-  tcp:*) sink="tcpserversink host=0.0.0.0 port=${out#tcp:}"; live="streamable=true" ;;
-  *) sink="filesink location=$out"; live="" ;;
-esac
+sink=$(matroska_sink "$out")
+live=$(matroska_live "$out")
 
 # $SRC and $sink are pipeline fragments, split into words on purpose.
 # shellcheck disable=SC2086

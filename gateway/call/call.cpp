@@ -62,14 +62,47 @@ bool Call::start(std::string& error) {
   return true;
 }
 
-bool Call::build(std::string& error) {
-  const Config& config = registry_.config();
-  const char* text_sink = config.transcript_dir.empty()
+// The call's pipeline, as gst-launch would take it (call.h).
+std::string Call::describe(const Config& config) const {
+  const bool stt = !config.stt_model.empty();
+  const char* text_sink = config.transcript_dir.empty() || stt
                               ? "fakesink sync=false async=false"
                               : "filesink name=text sync=false async=false";
-  const std::string description = media_->source_description() + " ! moshibin name=moshi ! " +
-                                  media_->sink_description() + " moshi.text_src ! queue ! " +
-                                  text_sink;
+  std::string description = media_->source_description() +
+                            (stt ? " ! tee name=caller ! queue" : "") + " ! moshibin name=moshi ! " +
+                            media_->sink_description() + " moshi.text_src ! queue name=moshitext ! " +
+                            text_sink;
+  if (stt)
+    description += " caller. ! queue ! kyutaistt name=stt ! fakesink sync=false async=false";
+  return description;
+}
+
+bool Call::attach_transcript(const Config& config, std::string& error) {
+  if (config.transcript_dir.empty()) return true;
+  g_autofree char* name = g_strdup_printf("call-%d.txt", id_);
+  g_autofree char* path = g_build_filename(config.transcript_dir.c_str(), name, nullptr);
+  if (GstElement* text = child(pipeline_, "text")) {
+    g_object_set(text, "location", path, nullptr);
+    return true;
+  }
+  transcript_ = std::make_unique<Transcript>(path);
+  if (!transcript_->ok()) {
+    error = std::string("cannot write the transcript ") + path;
+    return false;
+  }
+  GstElement* stt = child(pipeline_, "stt");
+  g_object_set(stt, "model", config.stt_model.c_str(), "device", config.device.c_str(), "weights",
+               static_cast<gint>(config.weights), nullptr);
+  g_autoptr(GstPad) moshi_text = gst_element_get_static_pad(child(pipeline_, "moshitext"), "src");
+  g_autoptr(GstPad) caller_text = gst_element_get_static_pad(stt, "src");
+  transcript_->listen(moshi_text, Transcript::Speaker::moshi);
+  transcript_->listen(caller_text, Transcript::Speaker::caller);
+  return true;
+}
+
+bool Call::build(std::string& error) {
+  const Config& config = registry_.config();
+  const std::string description = describe(config);
   g_autoptr(GError) gerror = nullptr;
   pipeline_ = gst_parse_launch(description.c_str(), &gerror);
   if (!pipeline_ || gerror) {
@@ -77,15 +110,13 @@ bool Call::build(std::string& error) {
             (gerror ? gerror->message : "unknown error");
     return false;
   }
-  if (GstElement* text = child(pipeline_, "text")) {
-    g_autofree char* name = g_strdup_printf("call-%d.txt", id_);
-    g_autofree char* path = g_build_filename(config.transcript_dir.c_str(), name, nullptr);
-    g_object_set(text, "location", path, nullptr);
-  }
+  if (!attach_transcript(config, error)) return false;
   moshi_ = child(pipeline_, "moshi");
   configure_moshibin(moshi_, config);
   g_object_set(moshi_, "seed", static_cast<guint64>(seed_), nullptr);
-  g_autoptr(GstPad) audio = gst_element_get_static_pad(moshi_, "sink");
+  // The pace applies to all the caller's audio: before the tee when there is one.
+  GstElement* paced = config.stt_model.empty() ? moshi_ : child(pipeline_, "caller");
+  g_autoptr(GstPad) audio = gst_element_get_static_pad(paced, "sink");
   gst_pad_add_probe(audio, GST_PAD_PROBE_TYPE_BUFFER, on_audio, this, nullptr);
   return media_->attach(pipeline_, error);
 }
@@ -102,6 +133,7 @@ void Call::stop(const char* reason) {
   }
   media_->detach();
   pipeline_ = moshi_ = nullptr;
+  transcript_.reset();  // the pipeline, which writes it, is stopped
   if (!answered_) return;  // never started: nothing to report
   registry_.metrics().call_ended(door_, reason);
   const double seconds = (g_get_monotonic_time() - started_us_) / 1e6;

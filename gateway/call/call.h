@@ -4,6 +4,11 @@
 //   <caller's audio: MediaEnd source> ! moshibin ! <Moshi's voice: MediaEnd sink>
 //   moshibin.text_src ! queue ! filesink (transcript) or fakesink
 //
+// With stt-model, the caller's audio also goes through kyutaistt, and both texts go into one
+// transcript (transcript.h):
+//
+//   <caller's audio> ! tee ! queue ! moshibin ! ...   tee. ! queue ! kyutaistt ! fakesink
+//
 // The caller's audio is paced before Moshi, whatever the door: audio beyond a 0.5 s burst ahead
 // of the wall clock is dropped, so one caller cannot take the compute of several. Everything but
 // the probe runs in the main loop. Step times are moshilm's own (its `stats`), read in the main
@@ -23,6 +28,7 @@
 #include "call/media_end.h"
 #include "call/moshibin.h"
 #include "call/registry.h"
+#include "call/transcript.h"
 #include "common/config.h"
 
 namespace moshigw {
@@ -55,6 +61,9 @@ class Call {
 
  private:
   bool build(std::string& error);
+  std::string describe(const Config& config) const;
+  // The transcript's file or writer, and the caller's STT.
+  bool attach_transcript(const Config& config, std::string& error);
   static gboolean on_bus(GstBus*, GstMessage* message, gpointer self);
   static GstPadProbeReturn on_audio(GstPad*, GstPadProbeInfo* info, gpointer self);
   // Reads moshibin's stats and adds what is new to the metrics (moshi_ set).
@@ -69,6 +78,7 @@ class Call {
   std::function<void(const char*)> hangup_;
   GstElement* pipeline_ = nullptr;
   GstElement* moshi_ = nullptr;  // moshibin, owned by the pipeline
+  std::unique_ptr<Transcript> transcript_;  // with stt-model; outlives the pipeline
   guint bus_watch_ = 0;
   gint64 started_us_ = 0;
   bool answered_ = false, stopped_ = false;

@@ -186,6 +186,11 @@ std::vector<Setting> operator_settings() {
        list_setter(&Config::codecs)},
       {"transcript-dir", "DIR", "write Moshi's text of each call to DIR/call-<id>.txt",
        string_setter(&Config::transcript_dir)},
+      {"stt-model", "MODEL",
+       "also write the caller's words into the transcript, transcribed by this Kyutai STT model "
+       "(a repository directory or cached id, such as kyutai/stt-1b-en_fr); with transcript-dir "
+       "(default: none)",
+       string_setter(&Config::stt_model)},
       {"metrics-address", "ADDRESS", "address of the HTTP /metrics endpoint (default 127.0.0.1)",
        string_setter(&Config::metrics_address)},
       {"metrics-port", "PORT", "port of the HTTP /metrics endpoint, 0 for none (default 9090)",
@@ -301,6 +306,10 @@ bool validate_config(const Config& config, std::string& error) {
   if (!config.transcript_dir.empty() &&
       !g_file_test(config.transcript_dir.c_str(), G_FILE_TEST_IS_DIR)) {
     error = "transcript-dir '" + config.transcript_dir + "' is not a directory";
+    return false;
+  }
+  if (!config.stt_model.empty() && config.transcript_dir.empty()) {
+    error = "stt-model needs transcript-dir: the caller's words go into the transcripts";
     return false;
   }
   if (!config.static_dir.empty() && !g_file_test(config.static_dir.c_str(), G_FILE_TEST_IS_DIR)) {

@@ -41,6 +41,7 @@ struct Config {
   std::string static_dir;  // served at / on the websocket listener (Kyutai's web client)
   // Operators
   std::string transcript_dir;  // empty: no transcripts
+  std::string stt_model;       // Kyutai STT for the caller's words in the transcript; empty: none
   std::string metrics_address = "127.0.0.1";
   int metrics_port = 9090;  // 0: no metrics endpoint
   // TCP connections (SIP and /metrics): idle ones are closed, and each listener holds at most

@@ -9,8 +9,9 @@
 static const GParamFlags kReadyFlags =
     static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
 
-void gst_kyutai_settings_init(GstKyutaiSettings* settings, gboolean has_dtype) {
-  settings->model = g_strdup(GST_KYUTAI_DEFAULT_MODEL);
+void gst_kyutai_settings_init(GstKyutaiSettings* settings, gboolean has_dtype,
+                              const char* default_model) {
+  settings->model = g_strdup(default_model);
   settings->device = g_strdup(GST_KYUTAI_DEFAULT_DEVICE);
   settings->threads = GST_KYUTAI_DEFAULT_THREADS;
   settings->has_dtype = has_dtype;
@@ -35,10 +36,10 @@ static const char* dtype_blurb() {
 }
 
 void gst_kyutai_install_settings(GObjectClass* klass, guint first, const char* model_blurb,
-                                 gboolean has_dtype) {
+                                 gboolean has_dtype, const char* default_model) {
   g_object_class_install_property(
       klass, first + GST_KYUTAI_PROP_MODEL,
-      g_param_spec_string("model", "Model", model_blurb, GST_KYUTAI_DEFAULT_MODEL, kReadyFlags));
+      g_param_spec_string("model", "Model", model_blurb, default_model, kReadyFlags));
   g_object_class_install_property(
       klass, first + GST_KYUTAI_PROP_DEVICE,
       g_param_spec_string("device", "Device",
@@ -80,11 +81,17 @@ GType gst_kyutai_weights_get_type(void) {
   static GEnumValue values[kyutai::kWeightFormatCount + 1] = {};
   static gsize type = 0;
   if (g_once_init_enter(&type)) {
-    for (int i = 0; i < kyutai::kWeightFormatCount; ++i) {
-      const kyutai::WeightFormatTraits& t = kyutai::kWeightFormats[i];
-      values[i] = {static_cast<gint>(t.format), weights_value_name(t), t.name};
+    // Every plugin links its own copy of this code: the first one loaded registers the type,
+    // the others use it (plugins are never unloaded).
+    GType registered = g_type_from_name("GstKyutaiWeights");
+    if (!registered) {
+      for (int i = 0; i < kyutai::kWeightFormatCount; ++i) {
+        const kyutai::WeightFormatTraits& t = kyutai::kWeightFormats[i];
+        values[i] = {static_cast<gint>(t.format), weights_value_name(t), t.name};
+      }
+      registered = g_enum_register_static("GstKyutaiWeights", values);
     }
-    g_once_init_leave(&type, g_enum_register_static("GstKyutaiWeights", values));
+    g_once_init_leave(&type, registered);
   }
   return type;
 }

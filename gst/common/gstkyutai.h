@@ -61,6 +61,7 @@ auto gst_kyutai_locked(gpointer object, Read&& read) {
 #define GST_KYUTAI_MAX_GAP_FILL (5 * GST_SECOND)
 
 #define GST_KYUTAI_DEFAULT_MODEL "kyutai/moshiko-pytorch-bf16"
+#define GST_KYUTAI_DEFAULT_STT_MODEL "kyutai/stt-1b-en_fr"
 #define GST_KYUTAI_DEFAULT_DEVICE "cpu"
 #define GST_KYUTAI_DEFAULT_THREADS 0
 #define GST_KYUTAI_DEFAULT_WEIGHTS kyutai::WeightFormat::Auto
@@ -96,11 +97,13 @@ enum {
 GType gst_kyutai_weights_get_type(void);
 #define GST_TYPE_KYUTAI_WEIGHTS (gst_kyutai_weights_get_type())
 
-void gst_kyutai_settings_init(GstKyutaiSettings* settings, gboolean has_dtype);
+void gst_kyutai_settings_init(GstKyutaiSettings* settings, gboolean has_dtype,
+                              const char* default_model = GST_KYUTAI_DEFAULT_MODEL);
 void gst_kyutai_settings_clear(GstKyutaiSettings* settings);
 // Installs model (documented by `model_blurb`), device, threads, and dtype when `has_dtype`.
 void gst_kyutai_install_settings(GObjectClass* klass, guint first, const char* model_blurb,
-                                 gboolean has_dtype);
+                                 gboolean has_dtype,
+                                 const char* default_model = GST_KYUTAI_DEFAULT_MODEL);
 // `offset` is the property id minus the first one; FALSE when it is not a setting.
 gboolean gst_kyutai_settings_set_property(GstElement* element, GstKyutaiSettings* settings,
                                           guint offset, const GValue* value);

@@ -1,8 +1,8 @@
 #include "gstmimicommon.h"
 
+#include "gstkyutaiload.h"
 #include "gstkyutaiprogress.h"
 #include "kyutai/hub.h"
-#include "kyutai/runtime.h"
 
 void gst_mimi_install_settings(GObjectClass* klass) {
   gst_kyutai_install_settings(
@@ -24,22 +24,6 @@ static bool locate(GstElement* element, const std::string& spec, kyutai::MimiFil
                         [&] { *files = kyutai::locate_mimi(spec); });
 }
 
-static std::shared_ptr<const kyutai::Mimi> load(GstElement* element, const kyutai::MimiFiles& files,
-                                                const std::string& device,
-                                                GstKyutaiLoadProgress& progress) {
-  const auto sentence = [&](GstKyutaiErrorCode code) {
-    if (gst_kyutai_error_is_not_found(code)) return "Mimi model file '" + files.weights + "' not found.";
-    return "'" + files.weights + "' is not a valid Mimi model" +
-           (files.config.empty() ? "" : " for " + files.config) + ".";
-  };
-  std::shared_ptr<const kyutai::Mimi> mimi;
-  GST_KYUTAI_TRY(element, LIBRARY, INIT, sentence, [&] {
-    mimi = kyutai::Mimi::load_shared(files.weights, files.config, device, progress.callback());
-  });
-  if (mimi) progress.complete(files.weights);
-  return mimi;
-}
-
 std::shared_ptr<const kyutai::Mimi> gst_mimi_load_model(GstElement* element,
                                                         const GstKyutaiConfig& config) {
   if (config.model.empty()) {
@@ -51,11 +35,8 @@ std::shared_ptr<const kyutai::Mimi> gst_mimi_load_model(GstElement* element,
   GstKyutaiLoadProgress progress(element, "Mimi", config.model);
   kyutai::MimiFiles files;
   if (!locate(element, config.model, &files)) return nullptr;
-  auto mimi = load(element, files, config.device, progress);
-  if (mimi &&
-      !GST_KYUTAI_TRY(element, RESOURCE, SETTINGS, "Cannot set the number of compute threads.",
-                      [&] { kyutai::set_num_threads(config.threads); }))
-    return nullptr;
+  auto mimi = gst_kyutai_load_mimi(element, files, config.device, progress);
+  if (mimi && !gst_kyutai_set_threads(element, config.threads)) return nullptr;
   return mimi;
 }
 

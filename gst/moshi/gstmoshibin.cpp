@@ -19,6 +19,7 @@
 
 #include <string>
 
+#include "gstkyutaibin.h"
 #include "gstmoshisettings.h"
 #include "gstmoshilm.h"
 #include "kyutai/error.h"
@@ -37,7 +38,7 @@ enum {
 static const char* const kLmProperties[] = {
     "temperature",        "text-temperature",           "top-k", "text-top-k",
     "repetition-penalty", "repetition-penalty-context", "seed",  "kv-int8",
-    "stats"};
+    "stats",              "speaking-hold"};
 
 struct _GstMoshiBin {
   GstBin parent;
@@ -152,32 +153,18 @@ static GstStateChangeReturn gst_moshi_bin_change_state(GstElement* element,
   return ret;
 }
 
-static void gst_moshi_bin_ghost(GstMoshiBin* self, GstElement* child, const char* child_pad,
-                                GstStaticPadTemplate* templ) {
-  g_autoptr(GstPad) target = gst_element_get_static_pad(child, child_pad);
-  g_autoptr(GstPadTemplate) pad_template = gst_static_pad_template_get(templ);
-  gst_element_add_pad(GST_ELEMENT(self),
-                      gst_ghost_pad_new_from_template(templ->name_template, target, pad_template));
-}
-
-static GstElement* gst_moshi_bin_make(const char* factory, const char* name, bool* ok) {
-  GstElement* e = gst_element_factory_make(factory, name);
-  *ok = *ok && e;
-  return e;
-}
-
 static void gst_moshi_bin_init(GstMoshiBin* self) {
   gst_kyutai_settings_init(&self->settings, TRUE);
   bool ok = true;
-  self->convert = gst_moshi_bin_make("audioconvert", "convert", &ok);
-  self->resample = gst_moshi_bin_make("audioresample", "resample", &ok);
-  self->encoder = gst_moshi_bin_make("mimienc", "mimienc", &ok);
-  self->lm = gst_moshi_bin_make("moshilm", "moshilm", &ok);
-  self->decoder = gst_moshi_bin_make("mimidec", "mimidec", &ok);
+  self->convert = gst_kyutai_bin_make("audioconvert", "convert", &ok);
+  self->resample = gst_kyutai_bin_make("audioresample", "resample", &ok);
+  self->encoder = gst_kyutai_bin_make("mimienc", "mimienc", &ok);
+  self->lm = gst_kyutai_bin_make("moshilm", "moshilm", &ok);
+  self->decoder = gst_kyutai_bin_make("mimidec", "mimidec", &ok);
   // Both outputs are fed by one streaming thread. moshilm pushes the audio first: behind this
   // queue it cannot block, so the text branch may preroll (and block) while the audio branch
   // prerolls on its own thread. The text pad has no queue, so that leaving it unlinked is fine.
-  self->audio_queue = gst_moshi_bin_make("queue", "audio_queue", &ok);
+  self->audio_queue = gst_kyutai_bin_make("queue", "audio_queue", &ok);
   GstElement* all[] = {self->convert, self->resample, self->encoder,
                        self->lm,      self->decoder,  self->audio_queue};
   if (!ok) {  // a missing plugin: keep nothing, and fail on the first state change
@@ -189,9 +176,9 @@ static void gst_moshi_bin_init(GstMoshiBin* self) {
   for (GstElement* e : all) gst_bin_add(GST_BIN(self), e);
   gst_element_link_many(self->convert, self->resample, self->encoder, self->lm, self->decoder,
                         self->audio_queue, nullptr);
-  gst_moshi_bin_ghost(self, self->convert, "sink", &sink_template);
-  gst_moshi_bin_ghost(self, self->audio_queue, "src", &src_template);
-  gst_moshi_bin_ghost(self, self->lm, "text_src", &text_template);
+  gst_kyutai_bin_ghost(GST_BIN(self), self->convert, "sink", &sink_template);
+  gst_kyutai_bin_ghost(GST_BIN(self), self->audio_queue, "src", &src_template);
+  gst_kyutai_bin_ghost(GST_BIN(self), self->lm, "text_src", &text_template);
 }
 
 static void gst_moshi_bin_finalize(GObject* object) {
@@ -199,43 +186,12 @@ static void gst_moshi_bin_finalize(GObject* object) {
   G_OBJECT_CLASS(parent_class)->finalize(object);
 }
 
-// A copy of one of moshilm's property specs, to expose it on the bin with its documentation.
-static GParamSpec* gst_moshi_bin_clone_spec(GParamSpec* spec) {
-  const char* nick = g_param_spec_get_nick(spec);
-  const char* blurb = g_param_spec_get_blurb(spec);
-  const auto flags = static_cast<GParamFlags>(spec->flags | G_PARAM_STATIC_STRINGS);
-  if (G_IS_PARAM_SPEC_DOUBLE(spec)) {
-    const GParamSpecDouble* d = G_PARAM_SPEC_DOUBLE(spec);
-    return g_param_spec_double(spec->name, nick, blurb, d->minimum, d->maximum, d->default_value,
-                               flags);
-  }
-  if (G_IS_PARAM_SPEC_INT(spec)) {
-    const GParamSpecInt* i = G_PARAM_SPEC_INT(spec);
-    return g_param_spec_int(spec->name, nick, blurb, i->minimum, i->maximum, i->default_value,
-                            flags);
-  }
-  if (G_IS_PARAM_SPEC_UINT(spec)) {
-    const GParamSpecUInt* u = G_PARAM_SPEC_UINT(spec);
-    return g_param_spec_uint(spec->name, nick, blurb, u->minimum, u->maximum, u->default_value,
-                             flags);
-  }
-  if (G_IS_PARAM_SPEC_BOOLEAN(spec))
-    return g_param_spec_boolean(spec->name, nick, blurb, G_PARAM_SPEC_BOOLEAN(spec)->default_value,
-                                flags);
-  if (G_IS_PARAM_SPEC_UINT64(spec)) {
-    const GParamSpecUInt64* u = G_PARAM_SPEC_UINT64(spec);
-    return g_param_spec_uint64(spec->name, nick, blurb, u->minimum, u->maximum, u->default_value,
-                               flags);
-  }
-  return g_param_spec_boxed(spec->name, nick, blurb, spec->value_type, flags);
-}
-
 static void gst_moshi_bin_install_lm_properties(GObjectClass* klass) {
   auto* lm_class = static_cast<GObjectClass*>(g_type_class_ref(GST_TYPE_MOSHI_LM));
   guint id = PROP_LM_FIRST;
   for (const char* name : kLmProperties)
     g_object_class_install_property(
-        klass, id++, gst_moshi_bin_clone_spec(g_object_class_find_property(lm_class, name)));
+        klass, id++, gst_kyutai_clone_param_spec(g_object_class_find_property(lm_class, name)));
   g_type_class_unref(lm_class);
 }
 

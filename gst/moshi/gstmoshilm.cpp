@@ -10,6 +10,10 @@
  * frame per input frame. During the first steps, while the model's delayed streams fill, there
  * is no output yet and GAP events keep the time line continuous.
  *
+ * Whose turn it is: moshilm posts an element message "moshi-speaking-started" at the first
+ * step with text after silence, and "moshi-speaking-stopped" once #GstMoshiLm:speaking-hold
+ * steps in a row had padding only (or at EOS), each with the field running-time (guint64).
+ *
  * FLUSH and a new stream-start begin a new conversation. Conversations longer than the model's
  * context go on: attention slides over the last `context` steps.
  *
@@ -45,42 +49,22 @@
 #include <gst/base/gstflowcombiner.h>
 
 #include "gstmoshilmcaps.h"
+#include "gstmoshilmprops.h"
 #include "gstmoshiload.h"
 #include "gstmoshilmstats.h"
 #include "gstmoshipadqueue.h"
 #include "gstmoshisettings.h"
+#include "gstmoshispeaking.h"
 #include "kyutai/moshi.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_moshi_lm_debug);
 #define GST_CAT_DEFAULT gst_moshi_lm_debug
 
-// Sampling defaults are the library's (the reference LMGen's), defined once there; so is the
-// batch wait. Batching itself is on by default here (off in the library, whose caller may step
-// several conversations from one thread).
-static const kyutai::SamplingParams kDefaultSampling;
-static const kyutai::BatchOptions kDefaultBatch;
-#define DEFAULT_SEED 0
-#define DEFAULT_BATCH TRUE
 // A late step is reported once, then again after this many late steps (10 s of audio).
 #define LATE_WARNING_EVERY 125
 // Buffers and events waiting for text_src's own thread: 5 s of steps.
 #define TEXT_QUEUE_ITEMS 64
 
-enum {
-  PROP_0,
-  PROP_MODEL,  // then the other settings: GST_KYUTAI_N_PROPS ids in all
-  PROP_TEMPERATURE = PROP_MODEL + GST_KYUTAI_N_PROPS,
-  PROP_TEXT_TEMPERATURE,
-  PROP_TOP_K,
-  PROP_TEXT_TOP_K,
-  PROP_REPETITION_PENALTY,
-  PROP_REPETITION_PENALTY_CONTEXT,
-  PROP_SEED,
-  PROP_BATCH,
-  PROP_BATCH_WAIT,
-  PROP_KV_INT8,
-  PROP_STATS,
-};
 
 // C++ state, new-ed in _init and deleted in _finalize.
 struct GstMoshiLmPrivate {
@@ -101,6 +85,7 @@ struct GstMoshiLmPrivate {
   bool discont = true;
   guint64 late_steps = 0;
   std::vector<int64_t> codes;
+  GstMoshiSpeaking speaking;
 
   kyutai::StepStats last_stats;  // object lock: the stopped conversation's, for `stats`
 };
@@ -123,6 +108,7 @@ struct _GstMoshiLm {
   gboolean batch;
   gdouble batch_wait;  // ms
   gboolean kv_int8;
+  guint speaking_hold;
 
   // What queries from any thread need, under the object lock: the model's needs while started
   // (0 otherwise) and the frame duration once the caps are known.
@@ -195,6 +181,9 @@ static void gst_moshi_lm_set_property(GObject* object, guint prop_id, const GVal
     case PROP_KV_INT8:
       self->kv_int8 = g_value_get_boolean(value);
       break;
+    case PROP_SPEAKING_HOLD:
+      self->speaking_hold = g_value_get_uint(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
@@ -237,6 +226,9 @@ static void gst_moshi_lm_get_property(GObject* object, guint prop_id, GValue* va
       break;
     case PROP_KV_INT8:
       g_value_set_boolean(value, self->kv_int8);
+      break;
+    case PROP_SPEAKING_HOLD:
+      g_value_set_uint(value, self->speaking_hold);
       break;
     case PROP_STATS:
       g_value_take_boxed(value, gst_moshi_lm_stats_structure(gst_moshi_lm_step_stats(self)));
@@ -291,6 +283,7 @@ static bool gst_moshi_lm_new_conversation(GstMoshiLm* self) {
   priv->discont = true;
   priv->late_steps = 0;
   priv->next_pts = GST_CLOCK_TIME_NONE;
+  priv->speaking.reset();
   const guint64 seed = gst_moshi_lm_seed(self);
   return GST_KYUTAI_TRY(GST_ELEMENT(self), STREAM, DECODE, "Cannot start a new Moshi conversation.",
                         [&] { priv->conversation->reset(seed); });
@@ -351,6 +344,17 @@ static void gst_moshi_lm_check_late(GstMoshiLm* self, double step_ms) {
                       ("real-time factor %.2f", step_ms / frame_ms));
 }
 
+// Posts moshi-speaking-started / -stopped when Moshi's text starts or stops.
+static void gst_moshi_lm_track_speaking(GstMoshiLm* self, bool text, GstClockTime pts) {
+  GstMoshiLmPrivate* priv = self->priv;
+  const guint hold = gst_kyutai_locked(self, [&] { return self->speaking_hold; });
+  const GstClockTime running_time =
+      gst_segment_to_running_time(&priv->segment, GST_FORMAT_TIME, pts);
+  GstMessage* change =
+      priv->speaking.step(GST_OBJECT(self), text, running_time, priv->frame_duration, hold);
+  if (change) gst_element_post_message(GST_ELEMENT(self), change);
+}
+
 // Reads one frame of user codes, or posts STREAM/DECODE. The library checks the codes' range.
 static bool gst_moshi_lm_unpack(GstMoshiLm* self, GstBuffer* buffer) {
   GstMoshiLmPrivate* priv = self->priv;
@@ -387,6 +391,7 @@ static GstFlowReturn gst_moshi_lm_chain(GstPad* /*pad*/, GstObject* parent, GstB
                       }))
     return GST_FLOW_ERROR;
   gst_moshi_lm_check_late(self, step.wait_ms + step.step_ms);  // the library's step time
+  gst_moshi_lm_track_speaking(self, !step.text.empty(), pts);
   return gst_moshi_lm_push_step(self, step, pts);
 }
 
@@ -500,6 +505,8 @@ static gboolean gst_moshi_lm_sink_event(GstPad* pad, GstObject* parent, GstEvent
       return gst_pad_push_event(self->srcpad, event);
     case GST_EVENT_EOS:
       gst_moshi_lm_flush_text(self);
+      if (GstMessage* stopped = priv->speaking.end(GST_OBJECT(self)))
+        gst_element_post_message(GST_ELEMENT(self), stopped);
       break;
     default:
       break;
@@ -630,9 +637,10 @@ static void gst_moshi_lm_init(GstMoshiLm* self) {
   self->repetition_penalty = kDefaultSampling.repetition_penalty;
   self->repetition_penalty_context =
       static_cast<guint>(kDefaultSampling.repetition_penalty_context);
-  self->seed = DEFAULT_SEED;
-  self->batch = DEFAULT_BATCH;
+  self->seed = GST_MOSHI_LM_DEFAULT_SEED;
+  self->batch = GST_MOSHI_LM_DEFAULT_BATCH;
   self->batch_wait = kDefaultBatch.max_wait_ms;
+  self->speaking_hold = GST_MOSHI_SPEAKING_DEFAULT_HOLD;
   self->published_frame = GST_CLOCK_TIME_NONE;
 
   self->sinkpad = gst_pad_new_from_static_template(&sink_template, "sink");
@@ -660,99 +668,6 @@ static void gst_moshi_lm_finalize(GObject* object) {
   self->priv = nullptr;
   gst_kyutai_settings_clear(&self->settings);
   G_OBJECT_CLASS(parent_class)->finalize(object);
-}
-
-// Kyutai's Rust server's penalty on repeated text tokens (its web client's
-// repetition_penalty and repetition_penalty_context).
-static void gst_moshi_lm_install_repetition_penalty(GObjectClass* klass, GParamFlags playing) {
-  g_object_class_install_property(
-      klass, PROP_REPETITION_PENALTY,
-      g_param_spec_double("repetition-penalty", "Repetition penalty",
-                          "Before a text token is sampled, the scores of the distinct text "
-                          "tokens among the last repetition-penalty-context ones (padding not "
-                          "counted) are divided by this when positive, multiplied when "
-                          "negative, as Kyutai's Rust server does; 1 is off. Can change while "
-                          "playing",
-                          0.01, 100.0, kDefaultSampling.repetition_penalty, playing));
-  g_object_class_install_property(
-      klass, PROP_REPETITION_PENALTY_CONTEXT,
-      g_param_spec_uint("repetition-penalty-context", "Repetition penalty context",
-                        "How many of the latest text tokens (padding not counted) the "
-                        "repetition penalty looks back over. Can change while playing",
-                        0, kyutai::kMaxRepetitionPenaltyContext,
-                        static_cast<guint>(kDefaultSampling.repetition_penalty_context),
-                        playing));
-}
-
-// The properties read when the element starts: batching and the KV cache's format.
-static void gst_moshi_lm_install_start_properties(GObjectClass* klass) {
-  const auto at_start = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-                                                 GST_PARAM_MUTABLE_READY);
-  g_object_class_install_property(
-      klass, PROP_BATCH,
-      g_param_spec_boolean("batch", "Batch",
-                           "Step together with the other moshilm elements of this process that "
-                           "use the same model, device and weight format: the weights are read "
-                           "once for all, and each conversation's output is the same as alone. "
-                           "Applies from the next start",
-                           DEFAULT_BATCH, at_start));
-  g_object_class_install_property(
-      klass, PROP_BATCH_WAIT,
-      g_param_spec_double("batch-wait", "Batch wait",
-                          "The longest a step waits for the other conversations, in "
-                          "milliseconds; added to the reported latency. A conversation that "
-                          "misses a step is not waited for until it comes back. Applies from "
-                          "the next start",
-                          0.0, 1000.0, kDefaultBatch.max_wait_ms, at_start));
-  g_object_class_install_property(
-      klass, PROP_KV_INT8,
-      g_param_spec_boolean("kv-int8", "Int8 KV cache",
-                           "Keep the conversation's attention cache in int8 with a scale per "
-                           "head and position: half the bytes of bfloat16 that a long context "
-                           "reads at every step, about 0.7 % relative error on the logits "
-                           "(docs/QUANTIZATION.md). CPU only. Applies from the next start",
-                           FALSE, at_start));
-}
-
-static void gst_moshi_lm_install_properties(GObjectClass* klass) {
-  gst_moshi_install_settings(klass, PROP_MODEL);
-  const auto playing = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-                                                GST_PARAM_MUTABLE_PLAYING);
-  g_object_class_install_property(
-      klass, PROP_TEMPERATURE,
-      g_param_spec_double("temperature", "Temperature",
-                          "Sampling temperature of Moshi's audio codes; 0 picks the most likely "
-                          "code (greedy). Can change while playing",
-                          0.0, 100.0, kDefaultSampling.temperature, playing));
-  g_object_class_install_property(
-      klass, PROP_TEXT_TEMPERATURE,
-      g_param_spec_double("text-temperature", "Text temperature",
-                          "Sampling temperature of Moshi's text tokens; 0 is greedy. Can change "
-                          "while playing",
-                          0.0, 100.0, kDefaultSampling.text_temperature, playing));
-  g_object_class_install_property(
-      klass, PROP_TOP_K,
-      g_param_spec_int("top-k", "Top k",
-                       "Audio codes are sampled among the k most likely; 0 for all. Can change "
-                       "while playing",
-                       0, G_MAXINT, kDefaultSampling.top_k, playing));
-  g_object_class_install_property(
-      klass, PROP_TEXT_TOP_K,
-      g_param_spec_int("text-top-k", "Text top k",
-                       "Text tokens are sampled among the k most likely; 0 for all. Can change "
-                       "while playing",
-                       0, G_MAXINT, kDefaultSampling.text_top_k, playing));
-  gst_moshi_lm_install_repetition_penalty(klass, playing);
-  g_object_class_install_property(
-      klass, PROP_SEED,
-      g_param_spec_uint64("seed", "Seed",
-                          "Seed of the sampling's random generator: the same seed and input give "
-                          "the same conversation. Applies from the next conversation",
-                          0, G_MAXUINT64, DEFAULT_SEED,
-                          static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-                                                   GST_PARAM_MUTABLE_PLAYING)));
-  gst_moshi_lm_install_start_properties(klass);
-  g_object_class_install_property(klass, PROP_STATS, gst_moshi_lm_stats_param_spec());
 }
 
 static void gst_moshi_lm_class_init(GstMoshiLmClass* klass) {

@@ -1,5 +1,6 @@
 #include "gstmoshisettings.h"
 
+#include "gstkyutaiload.h"
 #include "kyutai/weights.h"
 
 void gst_moshi_install_settings(GObjectClass* klass, guint first) {
@@ -15,13 +16,6 @@ void gst_moshi_install_settings(GObjectClass* klass, guint first) {
       TRUE);
 }
 
-// Settings that are wrong whatever the model: model, device and weight format.
 bool gst_moshi_check_settings(GstElement* element, const GstKyutaiConfig& config) {
-  if (config.model.empty()) {
-    GST_KYUTAI_POST_ERROR(element, RESOURCE, SETTINGS,
-                          "No Moshi model given: set the 'model' property.", "");
-    return false;
-  }
-  return GST_KYUTAI_CHECK_DEVICE(element, config.device, "Moshi") &&
-         GST_KYUTAI_CHECK_WEIGHTS(element, config);
+  return gst_kyutai_check_lm_settings(element, config, "Moshi");
 }

@@ -61,6 +61,7 @@ TEST(Gateway, BadSettingsAreRefusedAtStart) {
       {{"--listen", "localhost"}, "invalid value 'localhost' for 'listen'"},
       {{"--weights", "int9"}, "must be float32, bfloat16, int8, int4 or auto, not 'int9'"},
       {{"--transcript-dir", "/nonexistent/gst-moshi"}, "is not a directory"},
+      {{"--stt-model", "models/stt-tiny"}, "stt-model needs transcript-dir"},
   };
   for (const auto& [extra, message] : cases) {
     SCOPED_TRACE(extra[0] + " " + extra[1]);
@@ -110,6 +111,28 @@ TEST(Gateway, EachCodecAnsweredHeardAndFreed) {
   EXPECT_EQ(gw.metric("moshi_gateway_calls_ended_total{door=\"sip\",reason=\"remote-bye\"}"), 4);
   EXPECT_GT(gw.metric("moshi_gateway_step_seconds_count"), 4 * 20);
   EXPECT_TRUE(g_file_test(dir.path("call-1.txt").c_str(), G_FILE_TEST_EXISTS));
+  gw.process->signal(SIGTERM);
+  ASSERT_TRUE(gw.process->wait(15));
+  EXPECT_EQ(gw.process->exit_status(), 0) << gw.log();
+}
+
+// With stt-model, the caller's words (kyutaistt on the caller's audio) are lines of the
+// transcript beside Moshi's.
+TEST(Gateway, CallerWordsGoIntoTheTranscript) {
+  REQUIRE_BARESIP();
+  TempDir dir;
+  GatewayOptions options;
+  options.extra = {"--transcript-dir", dir.path(""), "--stt-model",
+                   source_root() + "/models/stt-tiny"};
+  GatewayProcess gw(dir, options);
+  ASSERT_TRUE(gw.started()) << gw.log();
+  Caller caller(kPcmu, gw.uri(), 4);
+  ASSERT_TRUE(caller.finish(25)) << caller.log();
+  ASSERT_TRUE(gw.wait_log("call 1 ended (remote-bye)")) << gw.log();
+  const std::string transcript = read_file(dir.path("call-1.txt"));
+  const std::string lines = "\n" + transcript;
+  EXPECT_NE(lines.find("\ncaller: "), std::string::npos) << transcript;
+  EXPECT_NE(lines.find("\nmoshi: "), std::string::npos) << transcript;
   gw.process->signal(SIGTERM);
   ASSERT_TRUE(gw.process->wait(15));
   EXPECT_EQ(gw.process->exit_status(), 0) << gw.log();

@@ -181,6 +181,51 @@ TEST_F(MoshiLm, GreedyOutputIsTheReferenceTrace) {
   EXPECT_EQ(text, expected);
 }
 
+// The element messages moshi-speaking-started and -stopped, as (name, running time).
+std::vector<std::pair<std::string, GstClockTime>> speaking_messages(GstBus* bus) {
+  std::vector<std::pair<std::string, GstClockTime>> out;
+  while (GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ELEMENT)) {
+    const GstStructure* s = gst_message_get_structure(m);
+    guint64 at = GST_CLOCK_TIME_NONE;
+    gst_structure_get_uint64(s, "running-time", &at);
+    if (g_str_has_prefix(gst_structure_get_name(s), "moshi-speaking-"))
+      out.emplace_back(gst_structure_get_name(s), at);
+    gst_message_unref(m);
+  }
+  return out;
+}
+
+TEST_F(MoshiLm, SpeakingMessagesFollowTheText) {
+  g_object_set(lm_.element, "text-temperature", 0.0, "speaking-hold", 2u, nullptr);
+  start();
+  push_trace(trace().steps);
+  sync_text();
+  // The steps with text, from text_src: Moshi speaks from the first, and stops once two steps
+  // in a row had none, at the end of the last text.
+  std::vector<std::pair<std::string, GstClockTime>> expected;
+  GstClockTime silent_from = 0;
+  int silent = 0;
+  bool speaking = false;
+  for (GstBuffer* b = gst_harness_try_pull(text_); b; b = gst_harness_try_pull(text_)) {
+    const GstClockTime pts = GST_BUFFER_PTS(b);
+    gst_buffer_unref(b);
+    if (speaking && (pts - silent_from) / kLmFrame >= 2) expected.emplace_back(
+        "moshi-speaking-stopped", silent_from);
+    if (!speaking || (pts - silent_from) / kLmFrame >= 2)
+      expected.emplace_back("moshi-speaking-started", pts);
+    speaking = true;
+    silent_from = pts + kLmFrame;
+  }
+  ASSERT_TRUE(speaking) << "the trace has no text";
+  silent = static_cast<int>((trace().steps * kLmFrame - silent_from) / kLmFrame);
+  if (silent >= 2) expected.emplace_back("moshi-speaking-stopped", silent_from);
+  EXPECT_EQ(speaking_messages(lm_.bus), expected);
+  // EOS ends Moshi's turn when it was still speaking.
+  gst_harness_push_event(lm_.h, gst_event_new_eos());
+  const auto at_eos = speaking_messages(lm_.bus);
+  EXPECT_EQ(at_eos.size(), silent >= 2 ? 0u : 1u);
+}
+
 TEST_F(MoshiLm, StampsFramesWithTheInputTimeAndFillsTheStartWithGaps) {
   start();
   const GstClockTime t0 = 3 * GST_SECOND;

@@ -332,18 +332,21 @@ void cycle_and_stream() {
   EXPECT_TRUE(is_mapped(tiny_model() + "/model.safetensors"));
 }
 
+// NULL -> READY -> PAUSED -> READY -> PAUSED -> READY -> NULL, with `model`.
+void cycle_states(const char* factory, const std::string& model) {
+  GstElement* element = GST_ELEMENT(gst_object_ref_sink(make_element(factory, {{"model", model}})));
+  for (GstState state : {GST_STATE_READY, GST_STATE_PAUSED, GST_STATE_READY, GST_STATE_PAUSED,
+                         GST_STATE_READY, GST_STATE_NULL})
+    ASSERT_EQ(gst_element_set_state(element, state), GST_STATE_CHANGE_SUCCESS) << factory;
+  gst_object_unref(element);
+}
+
 // The same for moshilm and moshibin, on the small models.
 void cycle_and_stream_moshi() {
   const std::string lm_tiny = data_path("golden/lm_tiny"),
                     moshi_tiny = source_root() + "/models/moshi-tiny";
-  for (auto [factory, model] : {std::pair{"moshilm", lm_tiny}, {"moshibin", moshi_tiny}}) {
-    GstElement* element =
-        GST_ELEMENT(gst_object_ref_sink(make_element(factory, {{"model", model}})));
-    for (GstState state : {GST_STATE_READY, GST_STATE_PAUSED, GST_STATE_READY, GST_STATE_PAUSED,
-                           GST_STATE_READY, GST_STATE_NULL})
-      ASSERT_EQ(gst_element_set_state(element, state), GST_STATE_CHANGE_SUCCESS) << factory;
-    gst_object_unref(element);
-  }
+  for (auto [factory, model] : {std::pair{"moshilm", lm_tiny}, {"moshibin", moshi_tiny}})
+    cycle_states(factory, model);
   // float32 keeps the weights mapped from the file, which shows when they are released.
   Harnessed lm("moshilm", {{"model", lm_tiny}, {"dtype", "float32"}});
   GstHarness* text = gst_harness_new_with_element(lm.element, nullptr, "text_src");
@@ -371,6 +374,33 @@ TEST(StateCycles, MoshiElementsLeakNothing) {
   }
   gst_object_unref(tracer);
   EXPECT_FALSE(is_mapped(data_path("golden/lm_tiny") + "/model.safetensors"));
+}
+
+// The same for kyutaisttcore and kyutaistt, on models/stt-tiny, with a drain at EOS.
+void cycle_and_stream_stt() {
+  const std::string stt_tiny = source_root() + "/models/stt-tiny";
+  for (const char* factory : {"kyutaisttcore", "kyutaistt"}) cycle_states(factory, stt_tiny);
+  Harnessed stt("kyutaisttcore", {{"model", stt_tiny}, {"weights", "float32"}});
+  gst_harness_set_src_caps_str(stt.h, enc_sink_caps().c_str());
+  const std::vector<float> audio(5 * 1920, 0.1f);
+  ASSERT_EQ(gst_harness_push(stt.h, audio_buffer(audio.data(), audio.size(), 0)), GST_FLOW_OK);
+  ASSERT_TRUE(gst_harness_push_event(stt.h, gst_event_new_eos()));
+  std::vector<GstBuffer*> words = stt.pull_all();
+  unref_all(words);
+  EXPECT_TRUE(is_mapped(stt_tiny + "/model.safetensors"));
+}
+
+TEST(StateCycles, SttElementsLeakNothing) {
+  GstTracer* tracer = leaks_tracer();
+  ASSERT_NE(tracer, nullptr) << "run with GST_TRACERS=leaks";
+  cycle_and_stream_stt();  // first use creates process-wide objects: classes, caps caches
+  {
+    LeakWatch watch(tracer);
+    for (int i = 0; i < 3; ++i) cycle_and_stream_stt();
+    EXPECT_EQ(watch.survivors(), std::multiset<std::string>{});
+  }
+  gst_object_unref(tracer);
+  EXPECT_FALSE(is_mapped(source_root() + "/models/stt-tiny/model.safetensors"));
 }
 
 TEST(StateCycles, LeakNothing) {
