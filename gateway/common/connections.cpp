@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <vector>
 
+#include "common/counted_input.h"
+
 namespace moshigw {
 
 namespace {
@@ -148,7 +150,7 @@ bool HttpListener::accept_one() {
     g_object_unref(client);
     return true;
   }
-  GSocketConnection* connection = g_socket_connection_factory_create_connection(client);
+  GSocketConnection* connection = counted_connection_new(client);
   g_autoptr(GSocketAddress) local = g_socket_get_local_address(client, nullptr);
   g_autoptr(GSocketAddress) remote = g_socket_get_remote_address(client, nullptr);
   g_object_unref(client);
@@ -177,12 +179,12 @@ HttpListener::Open* HttpListener::find(SoupServerMessage* msg) {
   return nullptr;
 }
 
-GSocket* HttpListener::keep(SoupServerMessage* msg) {
+GSocketConnection* HttpListener::keep(SoupServerMessage* msg) {
   const std::string peer = address_text(soup_server_message_get_remote_address(msg));
   for (auto& [connection, open] : open_) {
     if (open.peer != peer) continue;
     open.kept = true;
-    return g_socket_connection_get_socket(connection);
+    return connection;
   }
   return nullptr;
 }

@@ -34,9 +34,9 @@ class HttpListener {
   void use_tls(GTlsCertificate* certificate);
   size_t connections() const { return open_.size(); }
   // The connection of `msg` became a websocket: its owner times it from now on, not the sweep.
-  // Returns its TCP socket (under its TLS, if any), null if unknown: libsoup, given connections
-  // by soup_server_accept_iostream, does not know it.
-  GSocket* keep(SoupServerMessage* msg);
+  // Returns its TCP connection (under its TLS, if any; its input counts, counted_input.h), null
+  // if unknown: libsoup, given connections by soup_server_accept_iostream, does not know it.
+  GSocketConnection* keep(SoupServerMessage* msg);
 
  private:
   struct Open {

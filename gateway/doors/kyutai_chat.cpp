@@ -162,18 +162,19 @@ void KyutaiChat::on_closed(SoupWebsocketConnection* ws, gpointer self) {
   chat->door_.forget(chat);
 }
 
-// A message over the bound: libsoup 3.2 reports it here, then drops the connection without a
-// close frame as soon as this returns. Meanwhile the client gets what every bad message gets: an
-// error message, then a close (1009 and a reason), both written at once if its socket takes
-// them (test_kyutai_chat.cpp, "oversized").
+// A message over the bound, in one frame or in fragments never finished (counted_input.h):
+// libsoup 3.2 reports it here, then drops the connection without a close frame as soon as this
+// returns. Meanwhile the client gets what every bad message gets: an error message, then a close
+// (1009 and a reason), both written at once if its socket takes them (test_kyutai_chat.cpp,
+// "oversized" and "unfinished").
 void KyutaiChat::on_error(SoupWebsocketConnection*, GError* error, gpointer self) {
-  if (g_error_matches(error, SOUP_WEBSOCKET_ERROR, SOUP_WEBSOCKET_CLOSE_TOO_BIG))
+  if (message_too_big(error))
     static_cast<KyutaiChat*>(self)->refuse("protocol-error", SOUP_WEBSOCKET_CLOSE_TOO_BIG,
                                            too_big());
 }
 
 KyutaiChatDoor::KyutaiChatDoor(CallRegistry& registry, std::shared_ptr<WebServer> web)
-    : WebsocketDoor(registry, std::move(web), "/api/chat") {}
+    : WebsocketDoor(registry, std::move(web), "/api/chat", kyutai::kMaxUnfinishedBytes) {}
 
 KyutaiChatDoor::~KyutaiChatDoor() = default;
 

@@ -12,6 +12,7 @@ using nlohmann::json;
 namespace {
 
 constexpr guint64 kMaxMessage = 16 * 1024;  // a media message is ~400 bytes (on_error)
+constexpr guint64 kMaxUnfinished = 4 * kMaxMessage;  // sent without finishing a message
 constexpr size_t kMaxMedia = 1600;          // mu-law bytes of one media message: 200 ms
 constexpr guint64 kMarkEvery = 50;          // frames of Moshi's voice between two marks: 1 s
 
@@ -201,16 +202,17 @@ void MediaStream::on_closed(SoupWebsocketConnection* ws, gpointer self) {
   stream->door_.forget(stream);
 }
 
-// A message over kMaxMessage: libsoup 3.2 reports it here, then drops the connection without a
-// close frame; the close written meanwhile tells the client why (1009).
+// A message over kMaxMessage, or kMaxUnfinished bytes without a complete message
+// (counted_input.h): libsoup 3.2 reports it here, then drops the connection without a close
+// frame; the close written meanwhile tells the client why (1009).
 void MediaStream::on_error(SoupWebsocketConnection*, GError* error, gpointer self) {
-  if (g_error_matches(error, SOUP_WEBSOCKET_ERROR, SOUP_WEBSOCKET_CLOSE_TOO_BIG))
+  if (message_too_big(error))
     static_cast<MediaStream*>(self)->end("protocol-error", SOUP_WEBSOCKET_CLOSE_TOO_BIG,
                                          "a message of 16 KiB or more");
 }
 
 MediaStreamDoor::MediaStreamDoor(CallRegistry& registry, std::shared_ptr<WebServer> web)
-    : WebsocketDoor(registry, std::move(web), "/media-stream") {}
+    : WebsocketDoor(registry, std::move(web), "/media-stream", kMaxUnfinished) {}
 
 MediaStreamDoor::~MediaStreamDoor() = default;
 

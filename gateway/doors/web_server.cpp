@@ -2,6 +2,8 @@
 
 #include <sys/socket.h>
 
+#include "common/counted_input.h"
+
 namespace moshigw {
 
 namespace {
@@ -24,6 +26,11 @@ bool client_reads(GSocket* socket) {
   return g_socket_condition_check(socket, G_IO_OUT) & G_IO_OUT;
 }
 
+bool message_too_big(const GError* error) {
+  return g_error_matches(error, SOUP_WEBSOCKET_ERROR, SOUP_WEBSOCKET_CLOSE_TOO_BIG) ||
+         g_error_matches(error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE);
+}
+
 WebsocketRefusal websocket_refusal(const char* refusal) {
   if (g_strcmp0(refusal, "busy") == 0) return {kTryAgainLater, "busy: max-calls"};
   if (g_strcmp0(refusal, "shutdown") == 0)
@@ -33,8 +40,8 @@ WebsocketRefusal websocket_refusal(const char* refusal) {
 
 WebServer::WebServer(const Config& config) : config_(config) {
   server_ = soup_server_new("server-header", "moshi-gateway", nullptr);
-  listener_ = std::make_unique<HttpListener>(server_, config.max_connections,
-                                             config.tcp_idle_timeout_s);
+  listener_ =
+      std::make_unique<HttpListener>(server_, config.max_connections, config.tcp_idle_timeout_s);
   if (config.static_dir.empty()) return;
   files_ = std::make_unique<StaticFiles>(config.static_dir);
   // The handler of "/" answers every path that no websocket door has taken.
@@ -47,8 +54,8 @@ WebServer::~WebServer() {
   g_object_unref(server_);
 }
 
-void WebServer::add_websocket(const std::string& path, OnSocket on_open) {
-  routes_.push_back(std::make_unique<Route>(Route{this, std::move(on_open)}));
+void WebServer::add_websocket(const std::string& path, guint64 max_unfinished, OnSocket on_open) {
+  routes_.push_back(std::make_unique<Route>(Route{this, max_unfinished, std::move(on_open)}));
   // The early handler runs on the headers: a request it refuses is never upgraded.
   soup_server_add_early_handler(server_, path.c_str(), check_auth, this, nullptr);
   soup_server_add_websocket_handler(server_, path.c_str(), nullptr, nullptr, on_websocket,
@@ -86,16 +93,16 @@ static bool same_secret(const std::string& given, const std::string& secret) {
 bool WebServer::authorized(SoupServerMessage* msg, GHashTable* query) const {
   const std::string& secret = config_.auth_token;
   if (secret.empty()) return true;
-  const char* given = query ? static_cast<const char*>(g_hash_table_lookup(query, "auth_token"))
-                            : nullptr;
+  const char* given =
+      query ? static_cast<const char*>(g_hash_table_lookup(query, "auth_token")) : nullptr;
   if (given && same_secret(given, secret)) return true;
-  const char* header = soup_message_headers_get_one(
-      soup_server_message_get_request_headers(msg), "Authorization");
+  const char* header =
+      soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Authorization");
   return header && g_str_has_prefix(header, "Bearer ") && same_secret(header + 7, secret);
 }
 
-void WebServer::check_auth(SoupServer*, SoupServerMessage* msg, const char* path,
-                           GHashTable* query, gpointer self) {
+void WebServer::check_auth(SoupServer*, SoupServerMessage* msg, const char* path, GHashTable* query,
+                           gpointer self) {
   if (static_cast<WebServer*>(self)->authorized(msg, query)) return;
   g_message("websocket %s from %s refused: no valid auth token", path,
             address_text(soup_server_message_get_remote_address(msg)).c_str());
@@ -112,12 +119,14 @@ void WebServer::on_file(SoupServer*, SoupServerMessage* msg, const char*, GHashT
 void WebServer::on_websocket(SoupServer*, SoupServerMessage* msg, const char*,
                              SoupWebsocketConnection* connection, gpointer data) {
   auto* route = static_cast<Route*>(data);
-  GSocket* socket = route->server->listener_->keep(msg);
-  if (!socket) {  // cannot be: every connection is the listener's
+  GSocketConnection* tcp = route->server->listener_->keep(msg);
+  if (!tcp) {  // cannot be: every connection is the listener's
     g_warning("a websocket on a connection the listener does not know");
     return soup_websocket_connection_close(connection, SOUP_WEBSOCKET_CLOSE_SERVER_ERROR, nullptr);
   }
+  GSocket* socket = g_socket_connection_get_socket(tcp);
   bound_send_buffer(socket);
+  bound_unfinished_messages(tcp, connection, route->max_unfinished);
   route->on_open(msg, connection, socket);
 }
 

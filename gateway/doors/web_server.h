@@ -25,6 +25,10 @@ namespace moshigw {
 // client that stops reading reaches that bound within seconds.
 bool client_reads(GSocket* socket);
 
+// Whether a websocket's "error" is a client's message over the door's bounds: one frame over
+// max-incoming-payload-size, or too many bytes without a complete message (counted_input.h).
+bool message_too_big(const GError* error);
+
 // How a websocket door closes a refused call (AnsweredCall::refusal): 1013 Try Again Later when
 // busy (RFC 6455's registry; libsoup 3.2 does not name it), 1001 when shutting down, 1011
 // otherwise; `why` is the close reason.
@@ -42,19 +46,20 @@ class WebServer {
   WebServer& operator=(const WebServer&) = delete;
 
   // `on_open` gets each websocket accepted at `path`, with its request (query, peer) and its
-  // TCP socket (for client_reads; the websocket's connection keeps it open).
+  // TCP socket (for client_reads; the websocket's connection keeps it open). A client that sends
+  // more than `max_unfinished` bytes without finishing a message gets the websocket's "error"
+  // signal with G_IO_ERROR_MESSAGE_TOO_LARGE, then loses its connection (counted_input.h).
   using OnSocket = std::function<void(SoupServerMessage*, SoupWebsocketConnection*, GSocket*)>;
-  void add_websocket(const std::string& path, OnSocket on_open);
+  void add_websocket(const std::string& path, guint64 max_unfinished, OnSocket on_open);
   bool listen(std::string& error);
 
  private:
-  static void check_auth(SoupServer*, SoupServerMessage* msg, const char* path,
-                         GHashTable* query, gpointer self);
+  static void check_auth(SoupServer*, SoupServerMessage* msg, const char* path, GHashTable* query,
+                         gpointer self);
   static void on_websocket(SoupServer*, SoupServerMessage* msg, const char* path,
                            SoupWebsocketConnection* connection, gpointer data);
   bool authorized(SoupServerMessage* msg, GHashTable* query) const;
-  static void on_file(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*,
-                      gpointer self);
+  static void on_file(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*, gpointer self);
 
   const Config& config_;
   SoupServer* server_ = nullptr;
@@ -62,6 +67,7 @@ class WebServer {
   std::unique_ptr<StaticFiles> files_;  // with --static
   struct Route {
     WebServer* server;
+    guint64 max_unfinished;
     OnSocket on_open;
   };
   std::vector<std::unique_ptr<Route>> routes_;

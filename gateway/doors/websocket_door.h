@@ -2,7 +2,8 @@
 // accepted at the door's path, ticked and hung up with the door, and let go (later, in the main
 // loop) once its socket has closed. A Session is made from (door, request, websocket, TCP
 // socket) and has tick(now_us) and end(reason, close code, why). A door names itself
-// (Door::name) and defines its destructor where its Session is complete.
+// (Door::name) and defines its destructor where its Session is complete. Each door bounds the
+// bytes a client may send without finishing a message (WebServer::add_websocket).
 #pragma once
 
 #include <libsoup/soup.h>
@@ -20,17 +21,19 @@ namespace moshigw {
 template <typename Session>
 class WebsocketDoor : public Door {
  public:
-  WebsocketDoor(CallRegistry& registry, std::shared_ptr<WebServer> web, const char* path)
-      : registry_(registry), web_(std::move(web)), path_(path) {}
+  WebsocketDoor(CallRegistry& registry, std::shared_ptr<WebServer> web, const char* path,
+                guint64 max_unfinished)
+      : registry_(registry), web_(std::move(web)), path_(path), max_unfinished_(max_unfinished) {}
   ~WebsocketDoor() override { sessions_.clear(); }
 
   bool open(std::string&) override {
-    web_->add_websocket(path_, [this](SoupServerMessage* msg, SoupWebsocketConnection* ws,
-                                      GSocket* socket) {
-      auto session = std::make_unique<Session>(*this, msg, ws, socket);
-      Session* key = session.get();
-      sessions_[key] = std::move(session);
-    });
+    web_->add_websocket(
+        path_, max_unfinished_,
+        [this](SoupServerMessage* msg, SoupWebsocketConnection* ws, GSocket* socket) {
+          auto session = std::make_unique<Session>(*this, msg, ws, socket);
+          Session* key = session.get();
+          sessions_[key] = std::move(session);
+        });
     return true;
   }
   void tick(gint64 now_us) override {
@@ -52,6 +55,7 @@ class WebsocketDoor : public Door {
   CallRegistry& registry_;
   std::shared_ptr<WebServer> web_;
   const std::string path_;
+  const guint64 max_unfinished_;
   std::map<Session*, std::unique_ptr<Session>> sessions_;
 };
 

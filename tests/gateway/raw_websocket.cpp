@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 namespace gwtest {
 
 namespace {
@@ -90,6 +92,16 @@ bool RawWebsocket::send_frame(uint8_t opcode, const std::string& payload, bool f
 
 bool RawWebsocket::send_header(uint64_t length) {
   return send_all(header(2, length));
+}
+
+bool RawWebsocket::send_unfinished(uint8_t opcode, size_t fragment, size_t total) {
+  constexpr size_t kHeader = 8;  // 2 bytes, a 16-bit length, the mask
+  for (size_t sent = 0; sent + kHeader < total;) {
+    const size_t payload = std::min(fragment, total - sent - kHeader);
+    if (!send_frame(sent == 0 ? opcode : 0, std::string(payload, 'x'), false)) return false;
+    sent += kHeader + payload;
+  }
+  return true;
 }
 
 // One whole frame of the server's (never masked, never fragmented here) out of buffer_.

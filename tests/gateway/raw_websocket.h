@@ -25,6 +25,10 @@ class RawWebsocket {
   bool send_frame(uint8_t opcode, const std::string& payload, bool fin = true);
   // The header (and mask) of a binary frame of `length` bytes, without the bytes.
   bool send_header(uint64_t length);
+  // A message of `opcode` in fragments of `fragment` bytes (126 to 65535), never finished:
+  // `total` bytes in all, frame headers (8 bytes each) included, the last fragment cut to fit,
+  // so that a server that reads them all knows exactly how many it has read.
+  bool send_unfinished(uint8_t opcode, size_t fragment, size_t total);
 
   struct Frame {
     uint8_t opcode = 0;

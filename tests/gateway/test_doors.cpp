@@ -226,8 +226,21 @@ TEST(Doors, MediaStreamBadInputLeavesOtherCallsAlone) {
     ASSERT_TRUE(bad.back()->connect(gw.ws_port, "/media-stream")) << c.what;
     c.send(*bad.back());
   }
+  // A call that sends fragments never finished, one byte past the door's bound on what a client
+  // sends without finishing a message (64 KiB, once its start has been read on its own).
+  RawWebsocket unfinished(gw.ws_port, "/media-stream");
+  ASSERT_TRUE(unfinished.upgraded());
+  ASSERT_TRUE(unfinished.send_frame(1, start_message("CAunfinished")));
+  ASSERT_TRUE(gw.wait_log("call 2 from media-stream", 10)) << gw.log();
+  ASSERT_TRUE(unfinished.send_unfinished(1, 8 * 1024, 64 * 1024 + 1));
   good.talk(6);
   EXPECT_TRUE(good.wait_closed(5));
+  const std::vector<RawWebsocket::Frame> frames = unfinished.read_frames(5);
+  ASSERT_FALSE(frames.empty());
+  EXPECT_EQ(frames.back().opcode, 8);
+  EXPECT_EQ(frames.back().payload, std::string("\x03\xf1") + "a message of 16 KiB or more");
+  EXPECT_TRUE(gw.wait_log("call 2 ended (protocol-error): door media-stream, caller CAunfinished"))
+      << gw.log();
   for (size_t i = 0; i < bad.size(); ++i) {
     SCOPED_TRACE(cases[i].what);
     EXPECT_TRUE(bad[i]->wait_closed(5));

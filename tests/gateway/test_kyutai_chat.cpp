@@ -119,15 +119,21 @@ namespace {
 
 // An oversized message over a socket written by hand, sent so that the gateway has read all of
 // it when it drops the connection, and its answer cannot be lost to a reset: only the header of a
-// 70000-byte frame, or two fragments of 40000 bytes (libsoup bounds frames, not messages). The
-// answer: the handshake, an error message, a close 1009 with the reason.
-void expect_oversized_answered(int port, bool fragments) {
-  SCOPED_TRACE(fragments ? "oversized, in fragments" : "oversized, a header");
+// 70000-byte frame; two fragments of 40000 bytes (libsoup bounds frames, not messages); or
+// fragments of 32 KiB never finished, one byte past the door's bound on what a client sends
+// without finishing a message. The answer: the handshake, an error message, a close 1009 with
+// the reason.
+enum class Oversized { header, fragments, unfinished };
+
+void expect_oversized_answered(int port, Oversized how) {
+  SCOPED_TRACE(static_cast<int>(how));
   RawWebsocket raw(port, std::string("/api/chat?") + kClientQuery);
   ASSERT_TRUE(raw.upgraded());
-  if (fragments) {
+  if (how == Oversized::fragments) {
     ASSERT_TRUE(raw.send_frame(2, '\x01' + std::string(39999, 'x'), false));
     ASSERT_TRUE(raw.send_frame(0, std::string(40000, 'x')));
+  } else if (how == Oversized::unfinished) {
+    ASSERT_TRUE(raw.send_unfinished(2, 32 * 1024, kyutai::kMaxUnfinishedBytes + 1));
   } else {
     ASSERT_TRUE(raw.send_header(70000));
   }
@@ -186,15 +192,16 @@ TEST(KyutaiChat, BadInputLeavesOtherCallsAlone) {
     EXPECT_EQ(bad[i]->binary.front()[0], '\0') << "the handshake comes first";
     EXPECT_EQ(bad[i]->binary.back()[0], '\x05') << "no error message";
   }
-  expect_oversized_answered(gw.ws_port, false);
-  expect_oversized_answered(gw.ws_port, true);
+  expect_oversized_answered(gw.ws_port, Oversized::header);
+  expect_oversized_answered(gw.ws_port, Oversized::fragments);
+  expect_oversized_answered(gw.ws_port, Oversized::unfinished);
   good.join();
   EXPECT_TRUE(good.result.handshake);
   EXPECT_TRUE(good.result.errors.empty()) << good.result.errors[0];
   ASSERT_TRUE(gw.wait_log("call 1 ended (remote-closed): door kyutai", 10)) << gw.log();
   expect_heard(heard_of(good.result.audio, kyutai::kRate), 6, gw.produced_seconds(1), gw.log());
   EXPECT_EQ(gw.metric("moshi_gateway_calls_ended_total{door=\"kyutai\",reason=\"protocol-error\"}"),
-            7);
+            8);
   EXPECT_EQ(gw.metric("moshi_gateway_calls_ended_total{door=\"kyutai\",reason=\"remote-closed\"}"),
             1);
   EXPECT_EQ(gw.metric("moshi_gateway_calls_ended_total{door=\"kyutai\",reason=\"input-timeout\"}"),

@@ -38,6 +38,9 @@ const char* kind_name(Kind kind);
 // No message of this protocol needs more: the client's pages carry at most two 20 ms Opus
 // packets. A larger one is refused rather than buffered.
 constexpr size_t kMaxMessageBytes = 64 * 1024;
+// What a client may send without finishing a message (its fragments, each under
+// kMaxMessageBytes, are assembled by libsoup): more is refused as a message over the bound.
+constexpr size_t kMaxUnfinishedBytes = 4 * kMaxMessageBytes;
 
 struct Message {
   Kind kind = Kind::ping;
