@@ -1,6 +1,8 @@
 #include "gateway_harness.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/prctl.h>
@@ -55,14 +57,42 @@ bool udp_port_free(int port) {
   return bind_free(SOCK_DGRAM, port);
 }
 
+namespace {
+
+// Test processes run side by side (meson runs suites in parallel) and each hands its ports to a
+// gateway that binds them later: a port seen free by two processes at once went to both. So a
+// process first claims blocks of ports with an advisory lock on a file per block, held until
+// it exits (the kernel drops it then, even after a crash), and takes its ports inside them.
+constexpr int kFirstPort = 11000, kLastPort = 30000, kBlock = 100;
+
+int claim_block() {
+  static int next = static_cast<int>(getpid() % ((kLastPort - kFirstPort) / kBlock));
+  const int blocks = (kLastPort - kFirstPort) / kBlock;
+  for (int tries = 0; tries < blocks; ++tries) {
+    const int block = next;
+    next = (next + 1) % blocks;
+    const std::string path = "/tmp/gst-moshi-test-ports." + std::to_string(block);
+    const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) continue;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) return kFirstPort + block * kBlock;  // fd kept
+    close(fd);
+  }
+  throw std::runtime_error("no free block of test ports");
+}
+
+}  // namespace
+
 int free_ports(int count) {
-  // Spread over a range the kernel does not hand out as ephemeral ports by default.
-  static int next = 11000 + static_cast<int>(getpid() % 500) * 40;
+  if (count > kBlock) throw std::invalid_argument("at most 100 test ports at once");
+  static int next = 0, end = 0;
   for (int tries = 0; tries < 2000; ++tries) {
+    if (next + count > end) {
+      next = claim_block();
+      end = next + kBlock;
+    }
     const int base = next;
     next += count + (count & 1);
-    if (next > 30000) next = 11000;
-    bool ok = true;
+    bool ok = true;  // a port of the block may still be taken by another program
     for (int p = base; ok && p < base + count; ++p)
       ok = bind_free(SOCK_DGRAM, p) && bind_free(SOCK_STREAM, p);
     if (ok) return base;
