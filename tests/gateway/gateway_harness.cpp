@@ -1,5 +1,7 @@
 #include "gateway_harness.h"
 
+#include <gtest/gtest.h>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -512,6 +514,15 @@ std::string ok_to(const std::string& request) {
   for (const char* h : {"Via", "From", "To", "Call-ID", "CSeq"})
     reply += std::string(h) + ": " + header(request, h) + "\r\n";
   return reply + "Content-Length: 0\r\n\r\n";
+}
+
+void expect_bounded_backlog(const GatewayProcess& gw, int call, double max_held_s) {
+  const double produced = gw.produced_seconds(call), dropped = gw.dropped_seconds(call);
+  EXPECT_GT(produced, 0.0) << gw.log();
+  EXPECT_LE(produced - dropped, max_held_s) << gw.log();
+  if (produced > max_held_s + 1.0) {
+    EXPECT_GT(dropped, 0.0) << gw.log();
+  }
 }
 
 }  // namespace gwtest

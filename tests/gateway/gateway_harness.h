@@ -92,6 +92,11 @@ class GatewayProcess {
   double summary_number(int call, const std::string& unit) const;
 };
 
+// A call whose client stopped reading held at most `max_held_s` of Moshi's voice (what it made
+// less what it dropped), and dropped some once it made more than that plus a second. A loaded
+// machine makes less voice, never more held.
+void expect_bounded_backlog(const GatewayProcess& gw, int call, double max_held_s);
+
 struct CodecCase {
   const char* gateway;  // the gateway's name, as in its log ("PCMU/8000")
   const char* baresip;  // audio_codecs entry of baresip's account
