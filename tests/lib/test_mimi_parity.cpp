@@ -118,5 +118,35 @@ TEST_F(MimiParity, FreshStateRepeatsTheStream) {
   EXPECT_TRUE(equal_codes(run(), run()));
 }
 
+// Streams stepped together (one product per convolution for all of them) give each stream what
+// it gets alone: the first row is the golden stream, the second a quieter copy of it.
+TEST_F(MimiParity, StreamsSteppedTogetherGetTheirSoloResults) {
+  const int64_t frame = model_->frame_size();
+  const int64_t frames = io("audio").size(2) / frame;
+  const at::Tensor quiet = io("audio") * 0.5;
+  auto encode = [&](const at::Tensor& audio) {
+    MimiEncoderState state = model_->new_encoder_state(8);
+    std::vector<at::Tensor> codes;
+    for (int64_t f = 0; f < frames; ++f)
+      codes.push_back(model_->encode_step(audio.narrow(2, f * frame, frame), state));
+    return at::cat(codes, 2);
+  };
+  const at::Tensor together = encode(at::cat({io("audio"), quiet}, 0));
+  EXPECT_TRUE(equal_codes(together.narrow(0, 0, 1), io("codes_stream")));
+  EXPECT_TRUE(equal_codes(together.narrow(0, 1, 1), encode(quiet)));
+
+  auto decode = [&](const at::Tensor& codes) {
+    MimiDecoderState state = model_->new_decoder_state();
+    std::vector<at::Tensor> audio;
+    for (int64_t f = 0; f < codes.size(2); ++f)
+      audio.push_back(model_->decode_step(codes.narrow(2, f, 1), state));
+    return at::cat(audio, 2);
+  };
+  const at::Tensor& golden = io("codes_batch");
+  const at::Tensor pair = decode(at::cat({golden, golden.flip({2})}, 0));
+  EXPECT_TRUE(close_rel(pair.narrow(0, 0, 1), io("audio_stream"), kTol));
+  EXPECT_TRUE(close_rel(pair.narrow(0, 1, 1), decode(golden.flip({2})), kTol));
+}
+
 }  // namespace
 }  // namespace kyutai

@@ -17,20 +17,22 @@ void StreamingConv1d::declare(const Params& p) {
 constexpr int64_t kMaxColumns = int64_t{1} << 22;
 
 at::Tensor StreamingConv1d::conv(const at::Tensor& x) const {
-  if (o_.groups != 1 || x.size(0) != 1 || o_.in * o_.kernel * x.size(2) / o_.stride > kMaxColumns)
+  const int64_t batch = x.size(0);
+  if (o_.groups != 1 || o_.in * o_.kernel * x.size(2) * batch / o_.stride > kMaxColumns)
     return at::conv1d(x, weight_, bias_, at::IntArrayRef{o_.stride}, at::IntArrayRef{0},
                       at::IntArrayRef{o_.dilation}, o_.groups);
-  // Batch 1: unfold the input into [C_in * kernel, T_out] columns and do one matrix product.
-  const at::Tensor in = x.select(0, 0).contiguous();
-  const int64_t length = in.size(1);
+  // Unfold each stream's input into [C_in * kernel, T_out] columns, side by side, and do one
+  // matrix product for all streams: the weights are read once.
+  const at::Tensor in = x.contiguous();
+  const int64_t length = in.size(2);
   const int64_t steps = (length - (o_.kernel - 1) * o_.dilation - 1) / o_.stride + 1;
-  at::Tensor cols = in;
-  if (o_.kernel != 1 || o_.stride != 1)
-    cols = in.as_strided({o_.in, o_.kernel, steps}, {length, o_.dilation, o_.stride})
-               .reshape({o_.in * o_.kernel, steps});
+  at::Tensor cols = in.as_strided({batch, o_.in, o_.kernel, steps},
+                                  {o_.in * length, length, o_.dilation, o_.stride})
+                        .permute({1, 2, 0, 3})
+                        .reshape({o_.in * o_.kernel, batch * steps});
   at::Tensor y = dense::matmul_wx(weight_.view({o_.out, -1}), cols);
   if (bias_.defined()) y = y + bias_.unsqueeze(1);
-  return y.unsqueeze(0);
+  return y.view({o_.out, batch, steps}).permute({1, 0, 2}).contiguous();
 }
 
 ConvState StreamingConv1d::init_state(int64_t batch, const at::TensorOptions& options) const {
@@ -72,20 +74,22 @@ void StreamingConvTranspose1d::prepare() {
 }
 
 at::Tensor StreamingConvTranspose1d::convtr(const at::Tensor& x) const {
-  if (!columns_.defined() || x.size(0) != 1 || o_.kernel % o_.stride != 0)
+  if (!columns_.defined() || o_.kernel % o_.stride != 0)
     return at::conv_transpose1d(x, weight_, bias_, at::IntArrayRef{o_.stride}, at::IntArrayRef{0},
                                 at::IntArrayRef{0}, o_.groups);
-  // Batch 1: every input step contributes kernel samples; with kernel = m * stride they are m
-  // blocks of stride samples, block j landing j * stride later. [C_out, m, stride, T] columns.
-  const int64_t steps = x.size(2), blocks = o_.kernel / o_.stride;
-  const at::Tensor cols = dense::matmul_wx(columns_, x.select(0, 0))
-                              .view({o_.out, blocks, o_.stride, steps})
-                              .permute({1, 0, 3, 2})
-                              .reshape({blocks, o_.out, steps * o_.stride});
-  at::Tensor y = at::zeros({o_.out, (steps + blocks - 1) * o_.stride}, x.options());
-  for (int64_t j = 0; j < blocks; ++j) y.narrow(1, j * o_.stride, steps * o_.stride).add_(cols[j]);
-  if (bias_.defined()) y.add_(bias_.unsqueeze(1));
-  return y.unsqueeze(0);
+  // Every input step contributes kernel samples; with kernel = m * stride they are m blocks of
+  // stride samples, block j landing j * stride later. One product for all streams:
+  // [C_out, m, stride, B, T] columns.
+  const int64_t batch = x.size(0), steps = x.size(2), blocks = o_.kernel / o_.stride;
+  const at::Tensor in = x.permute({1, 0, 2}).reshape({o_.in, batch * steps});
+  const at::Tensor cols = dense::matmul_wx(columns_, in)
+                              .view({o_.out, blocks, o_.stride, batch, steps})
+                              .permute({1, 3, 0, 4, 2})
+                              .reshape({blocks, batch, o_.out, steps * o_.stride});
+  at::Tensor y = at::zeros({batch, o_.out, (steps + blocks - 1) * o_.stride}, x.options());
+  for (int64_t j = 0; j < blocks; ++j) y.narrow(2, j * o_.stride, steps * o_.stride).add_(cols[j]);
+  if (bias_.defined()) y.add_(bias_.view({1, -1, 1}));
+  return y;
 }
 
 ConvTrState StreamingConvTranspose1d::init_state(int64_t batch,
