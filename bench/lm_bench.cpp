@@ -9,8 +9,9 @@
 // cache, all at the same position), and gbps counts the weights once and B KV caches. With
 // --with-mimi, each timed frame is a whole conversation frame on the real shapes: Mimi encodes
 // 80 ms of audio, the LM steps, Mimi decodes Moshi's codes (Mimi on the CPU whatever --device
-// says); the last line is then
-//   conversation frame_ms=<x> rtf=<x/80> weights=<w> threads=<n>
+// says); with --batch B, for B streams (one batched encode, one batched step, B decodes). The
+// last line is then
+//   conversation frame_ms=<x> rtf=<x/80> weights=<w> threads=<n> batch=<B>
 // --position and --batch take comma-separated lists: every combination is measured on one model,
 // in turn, for --rounds rounds, with the memory read bandwidth (the floor) measured between
 // rounds, so that the two sides of a comparison see the same machine. --kv int8 runs the
@@ -37,6 +38,7 @@
 #include "kyutai/mimi.h"
 #include "kyutai/model/lm.h"
 #include "kyutai/model/lm_generate.h"
+#include "kyutai/model/mimi_model.h"
 #include "kyutai/model/torch_compat.h"
 #include "kyutai/runtime.h"
 
@@ -117,14 +119,13 @@ bool parse(int argc, char** argv, Options& o) {
     else
       return false;
   }
-  // Mimi runs one conversation: --with-mimi times batch 1 only.
+  // --with-mimi times one setting (its batch: that many streams).
   const bool positions_ok =
       std::all_of(o.positions.begin(), o.positions.end(), [](int64_t p) { return p >= 0; });
   const bool batches_ok =
       std::all_of(o.batches.begin(), o.batches.end(), [](int b) { return b > 0; });
   const bool single = o.positions.size() * o.batches.size() * o.kvs.size() == 1;
-  return o.steps > 0 && o.rounds > 0 && positions_ok && batches_ok &&
-         (!o.with_mimi || (single && o.batches[0] == 1));
+  return o.steps > 0 && o.rounds > 0 && positions_ok && batches_ok && (!o.with_mimi || single);
 }
 
 double resident_gb() {
@@ -144,38 +145,53 @@ int64_t kv_bytes(const kyutai::LmModel& model, kyutai::KvCacheFormat kv, int64_t
   return 2 * t.num_layers * keys * per_key;
 }
 
-// Mimi around the LM, on random weights of the released configuration: the user's side is
-// encoded (its codes replace the benchmark's), Moshi's codes are decoded.
+// Mimi around the LM, on random weights of the released configuration, for `batch` streams:
+// the users' sides are encoded together (one pass over the encoder's weights for all, as
+// batched MimiEncoders do; their codes replace the benchmark's), Moshi's codes are decoded
+// stream after stream (the decoder has no batched path).
 class Conversation {
  public:
-  explicit Conversation(const kyutai::LmConfig& lm)
+  Conversation(const kyutai::LmConfig& lm, int batch)
       : mimi_(kyutai::Mimi::random("", 77)),
-        encoder_(mimi_, std::max(lm.dep_q, lm.user_codebooks())),
-        decoder_(mimi_),
+        codebooks_(std::max(lm.dep_q, lm.user_codebooks())),
         pcm_(static_cast<size_t>(mimi_->format().frame_size)),
-        codes_(static_cast<size_t>(encoder_.num_codebooks())),
         card_(lm.card),
-        speaks_(lm.dep_q > 0) {}
-  void encode(int frame, std::vector<int64_t>& user) {
-    for (size_t i = 0; i < pcm_.size(); ++i) pcm_[i] = 0.1f * std::sin(0.05f * (frame * 1920 + i));
-    encoder_.encode_frame(pcm_.data(), pcm_.size(), codes_.data());
-    // A small test configuration may have fewer codes than Mimi's 2048.
-    for (size_t k = 0; k < user.size(); ++k) user[k] = codes_[k] % card_;
+        speaks_(lm.dep_q > 0) {
+    for (int b = 0; b < batch; ++b) {
+      encoders_.push_back(mimi_->model().new_encoder_state(codebooks_));
+      decoders_.push_back(std::make_unique<kyutai::MimiDecoder>(mimi_));
+    }
   }
-  void decode(const std::optional<std::vector<int64_t>>& tokens) {
+  void encode(int frame, std::vector<std::vector<int64_t>>& user) {
+    const int64_t size = mimi_->format().frame_size, batch = encoders_.size();
+    at::Tensor frames = at::empty({batch, 1, size});
+    float* pcm = frames.data_ptr<float>();
+    for (int64_t i = 0; i < batch * size; ++i)  // each stream its own phase
+      pcm[i] = 0.1f * std::sin(0.05f * (frame * size + i));
+    std::vector<kyutai::MimiEncoderState*> states;
+    for (auto& state : encoders_) states.push_back(&state);
+    const at::Tensor codes = mimi_->model().encode_step(frames, states).contiguous();
+    // A small test configuration may have fewer codes than Mimi's 2048.
+    for (int64_t b = 0; b < batch; ++b)
+      for (size_t k = 0; k < user[b].size(); ++k)
+        user[b][k] = codes[b][static_cast<int64_t>(k)][0].item<int64_t>() % card_;
+  }
+  void decode(const std::vector<kyutai::LmGenRow>& rows) {
     if (!speaks_) return;  // a speech-to-text model writes only text
-    // Before Moshi's first frame (max_delay steps) the decoder still runs, on silence codes.
-    std::vector<int64_t> audio(codes_.size() / 2 + 1, 0);
-    if (tokens) audio.assign(tokens->begin() + 1, tokens->end());
-    decoder_.decode_frame(audio.data(), static_cast<int>(audio.size()), pcm_.data());
+    for (size_t b = 0; b < rows.size(); ++b) {
+      // Before Moshi's first frame (max_delay steps) the decoder still runs, on silence codes.
+      std::vector<int64_t> audio(codebooks_ / 2 + 1, 0);
+      if (rows[b].result) audio.assign(rows[b].result->begin() + 1, rows[b].result->end());
+      decoders_[b]->decode_frame(audio.data(), static_cast<int>(audio.size()), pcm_.data());
+    }
   }
 
  private:
   std::shared_ptr<const kyutai::Mimi> mimi_;
-  kyutai::MimiEncoder encoder_;
-  kyutai::MimiDecoder decoder_;
+  int codebooks_;
+  std::vector<kyutai::MimiEncoderState> encoders_;
+  std::vector<std::unique_ptr<kyutai::MimiDecoder>> decoders_;
   std::vector<float> pcm_;
-  std::vector<int64_t> codes_;
   int64_t card_;
   bool speaks_;
 };
@@ -219,7 +235,7 @@ void time_step(const kyutai::LmConfig& config, const at::Device& device, Run& ru
     user.emplace_back(static_cast<size_t>(config.user_codebooks()), (s + b) % config.card);
   kyutai::LmStepTimes times;
   const auto t0 = std::chrono::steady_clock::now();
-  if (mimi) mimi->encode(static_cast<int>(s), user[0]);
+  if (mimi) mimi->encode(static_cast<int>(s), user);
   const auto t1 = std::chrono::steady_clock::now();
   std::vector<kyutai::LmGenRow> rows(static_cast<size_t>(run.batch));
   std::vector<at::Tensor> heads(rows.size());  // the VAD heads of a speech-to-text model
@@ -234,7 +250,7 @@ void time_step(const kyutai::LmConfig& config, const at::Device& device, Run& ru
     if (row.error) std::rethrow_exception(row.error);
   kyutai::torch_compat::synchronize(device);  // sampling read the logits back already
   const auto t2 = std::chrono::steady_clock::now();
-  if (mimi) mimi->decode(rows[0].result);
+  if (mimi) mimi->decode(rows);
   const auto t3 = std::chrono::steady_clock::now();
   if (!keep) return;
   run.frame_ms.push_back(std::chrono::duration<double, std::milli>(t3 - t0).count());
@@ -287,7 +303,7 @@ int main(int argc, char** argv) {
         stderr,
         "usage: lm-bench [--config lm_config.json] [--weights float32|bfloat16|int8|int4]\n"
         "                [--threads N] [--steps N] [--warmup N] [--rounds N]\n"
-        "                [--position N[,N...]] [--batch N[,N...] | --with-mimi]\n"
+        "                [--position N[,N...]] [--batch N[,N...] | --batch N --with-mimi]\n"
         "                [--device cpu|cuda|cuda:N] [--kv model|int8[,...]]\n");
     return 2;
   }
@@ -311,7 +327,7 @@ int main(int argc, char** argv) {
       for (int64_t position : o.positions)
         for (int batch : o.batches) runs.push_back(make_run(model, kv, position, batch));
     std::unique_ptr<Conversation> mimi;
-    if (o.with_mimi) mimi = std::make_unique<Conversation>(config);
+    if (o.with_mimi) mimi = std::make_unique<Conversation>(config, o.batches[0]);
     std::vector<double> floor_gbps;
     // Rounds of every run in turn, with a bandwidth measurement between them, so that a noisy
     // moment of the machine touches every figure alike.
@@ -324,8 +340,8 @@ int main(int argc, char** argv) {
     report(model, runs, bench::median(floor_gbps), o);
     if (mimi) {
       const double frame = bench::median(runs.back().frame_ms);
-      std::printf("conversation frame_ms=%.1f rtf=%.3f weights=%s threads=%d\n", frame,
-                  frame / 80.0, weights, kyutai::num_threads());
+      std::printf("conversation frame_ms=%.1f rtf=%.3f weights=%s threads=%d batch=%d\n", frame,
+                  frame / 80.0, weights, kyutai::num_threads(), o.batches[0]);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lm-bench: %s\n", e.what());

@@ -502,16 +502,17 @@ static bool gst_kyutai_stt_core_open(GstKyutaiSttCore* self, const kyutai::Moshi
                         });
 }
 
-// The latency the element adds: the model's delay, one frame, and a batched step's wait.
+// The latency the element adds: the model's delay, one frame, and, batched, the waits of the
+// Mimi encode and of the step for the other streams.
 static void gst_kyutai_stt_core_publish(GstKyutaiSttCore* self) {
   GstKyutaiSttCorePrivate* priv = self->priv;
   const kyutai::SttFormat& f = priv->stt->format();
   const GstClockTime frame = gst_kyutai_stt_core_samples_time(self, priv->mimi->format().frame_size);
   GstObjectLocker lock(self);
   self->model_rate = priv->mimi->format().sample_rate;
-  self->latency = frame * (f.delay_frames + 1) +
-                  (self->batch ? static_cast<GstClockTime>(kDefaultBatch.max_wait_ms * GST_MSECOND)
-                               : 0);
+  self->latency =
+      frame * (f.delay_frames + 1) +
+      (self->batch ? 2 * static_cast<GstClockTime>(kDefaultBatch.max_wait_ms * GST_MSECOND) : 0);
 }
 
 static gboolean gst_kyutai_stt_core_start(GstKyutaiSttCore* self) {
@@ -618,10 +619,11 @@ static void gst_kyutai_stt_core_install_properties(GObjectClass* klass) {
   g_object_class_install_property(
       klass, PROP_BATCH,
       g_param_spec_boolean("batch", "Batch",
-                           "Step together with the other streams of this process on the same "
-                           "model: the weights are read once for all, each stream's words are "
-                           "the same as alone, and a step may wait up to 5 ms for the others "
-                           "(added to the latency). Applies from the next start",
+                           "Encode and step together with the other streams of this process on "
+                           "the same model: the weights are read once for all, each stream's "
+                           "words are the same as alone, and the encode and the step may each "
+                           "wait up to 5 ms for the others (added to the latency). Applies from "
+                           "the next start",
                            DEFAULT_BATCH,
                            static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                                     GST_PARAM_MUTABLE_READY)));
@@ -629,7 +631,7 @@ static void gst_kyutai_stt_core_install_properties(GObjectClass* klass) {
       klass, PROP_LATENCY,
       g_param_spec_uint("latency", "Latency",
                         "What the element adds to the pipeline's latency, in milliseconds: the "
-                        "model's delay plus one frame (plus the batch wait); 0 until the model "
+                        "model's delay plus one frame (plus the batch waits); 0 until the model "
                         "is loaded",
                         0, G_MAXUINT, 0,
                         static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));

@@ -10,7 +10,7 @@ GstKyutaiSttRun::GstKyutaiSttRun(std::shared_ptr<const kyutai::Mimi> mimi,
                                  const kyutai::BatchOptions& batch)
     : mimi_(std::move(mimi)),
       stt_(std::move(stt)),
-      encoder_(mimi_, stt_->format().codebooks),
+      encoder_(mimi_, stt_->format().codebooks, batch),
       stream_(stt_, batch),
       codes_(stt_->format().codebooks) {
   pending_.reserve(mimi_->format().frame_size);

@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <thread>
 
 #include "kyutai/device.h"
 #include "kyutai/error.h"
@@ -184,6 +186,50 @@ TEST(CodecApi, EncoderResetStartsANewStream) {
   EXPECT_EQ(run(encoder), first);
   std::vector<int64_t> codes(8);
   EXPECT_THROW(encoder.encode_frame(pcm, frame - 1, codes.data()), InputError);
+}
+
+// Batched encoders, each in its own thread, encode their frames together and get the codes they
+// get alone; a bad frame fails only its own call.
+TEST(CodecApi, BatchedEncodersGetTheirSoloCodes) {
+  const MimiFiles files = locate_mimi(tiny_dir());
+  const auto mimi = Mimi::load_shared(files.weights, files.config);
+  const int frame = mimi->format().frame_size;
+  const at::Tensor audio = read_tensors(data_path("golden/mimi_tiny/io.safetensors")).at("audio");
+  const int frames = static_cast<int>(audio.size(2) / frame) - 2;
+  auto run = [&](MimiEncoder& enc, int stream, int* widest) {
+    std::vector<int64_t> all, codes(8);
+    const float* pcm = audio.data_ptr<float>() + stream * frame;  // each stream its own audio
+    for (int f = 0; f < frames; ++f) {
+      enc.encode_frame(pcm + f * frame, frame, codes.data());
+      all.insert(all.end(), codes.begin(), codes.end());
+      *widest = std::max(*widest, enc.last_batch_size());
+    }
+    return all;
+  };
+  constexpr int kStreams = 3;
+  std::vector<std::vector<int64_t>> together(kStreams), alone(kStreams);
+  std::vector<int> widest(kStreams, 0);
+  {
+    std::vector<std::unique_ptr<MimiEncoder>> encoders;
+    for (int i = 0; i < kStreams; ++i)  // a long wait: every frame of every stream joins
+      encoders.push_back(std::make_unique<MimiEncoder>(mimi, 8, BatchOptions{true, 1000.0}));
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kStreams; ++i)
+      threads.emplace_back([&, i] { together[i] = run(*encoders[i], i, &widest[i]); });
+    for (auto& t : threads) t.join();
+  }
+  for (int i = 0; i < kStreams; ++i) {
+    MimiEncoder solo(mimi, 8);
+    int one = 0;
+    alone[i] = run(solo, i, &one);
+    EXPECT_EQ(one, 1);
+    EXPECT_EQ(together[i], alone[i]) << "stream " << i;
+    EXPECT_EQ(widest[i], kStreams) << "stream " << i;
+  }
+  MimiEncoder batched(mimi, 8, BatchOptions{true, 1.0});
+  std::vector<int64_t> codes(8);
+  EXPECT_THROW(batched.encode_frame(audio.data_ptr<float>(), frame + 1, codes.data()), InputError);
+  EXPECT_NO_THROW(batched.encode_frame(audio.data_ptr<float>(), frame, codes.data()));
 }
 
 // A NaN, an infinity or an absurd sample must not poison the stream: it is encoded as a 0 (or

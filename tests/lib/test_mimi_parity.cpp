@@ -148,5 +148,38 @@ TEST_F(MimiParity, StreamsSteppedTogetherGetTheirSoloResults) {
   EXPECT_TRUE(close_rel(pair.narrow(0, 1, 1), decode(golden.flip({2})), kTol));
 }
 
+// Streams with their own states, started at different frames and reading different numbers of
+// codebooks, encoded together (the rows path a batched MimiEncoder takes) get their solo codes.
+TEST_F(MimiParity, StreamsStartedApartEncodeTogetherAsAlone) {
+  const int64_t frame = model_->frame_size();
+  const int64_t frames = io("audio").size(2) / frame;
+  ASSERT_GE(frames, 4);
+  const at::Tensor first = io("audio"), second = io("audio").flip({2}) * 0.7;
+  auto solo = [&](const at::Tensor& audio, int codebooks, int64_t from) {
+    MimiEncoderState state = model_->new_encoder_state(codebooks);
+    std::vector<at::Tensor> codes;
+    for (int64_t f = from; f < frames; ++f)
+      codes.push_back(model_->encode_step(audio.narrow(2, f * frame, frame), state));
+    return at::cat(codes, 2);
+  };
+  MimiEncoderState a = model_->new_encoder_state(8), b = model_->new_encoder_state(4);
+  std::vector<at::Tensor> codes_a, codes_b;
+  const int64_t late = 2;  // the second stream starts at this frame
+  for (int64_t f = 0; f < frames; ++f) {
+    const at::Tensor frame_a = first.narrow(2, f * frame, frame);
+    if (f < late) {
+      codes_a.push_back(model_->encode_step(frame_a, std::vector<MimiEncoderState*>{&a}));
+      continue;
+    }
+    const at::Tensor both =
+        model_->encode_step(at::cat({frame_a, second.narrow(2, f * frame, frame)}, 0), {&a, &b});
+    ASSERT_EQ(both.size(1), 8);
+    codes_a.push_back(both.narrow(0, 0, 1));
+    codes_b.push_back(both.narrow(0, 1, 1).narrow(1, 0, 4));
+  }
+  EXPECT_TRUE(equal_codes(at::cat(codes_a, 2), solo(first, 8, 0)));
+  EXPECT_TRUE(equal_codes(at::cat(codes_b, 2), solo(second, 4, late)));
+}
+
 }  // namespace
 }  // namespace kyutai

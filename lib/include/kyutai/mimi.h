@@ -11,11 +11,13 @@
 #include <string>
 #include <vector>
 
+#include "kyutai/batch.h"
 #include "kyutai/progress.h"
 
 namespace kyutai {
 
 class MimiModel;
+class MimiEncodeBatcher;
 
 struct MimiFormat {
   int sample_rate = 0;
@@ -66,16 +68,24 @@ class Mimi {
   std::vector<float> decode(const int64_t* codes, int num_codebooks, int64_t frames) const;
 
  private:
+  friend class MimiEncoder;
   explicit Mimi(std::unique_ptr<MimiModel> model);
   std::unique_ptr<MimiModel> model_;
   MimiFormat format_;
+  // The batched encoders' scheduler: not part of the immutable model.
+  std::unique_ptr<MimiEncodeBatcher> encode_batcher_;
 };
 
-// One encoding stream: exactly one frame of audio in, one code per active codebook out.
+// One encoding stream: exactly one frame of audio in, one code per active codebook out. With
+// `batch` enabled, the frames of the Mimi object's batched encoders that arrive together are
+// encoded in one pass over the weights (each stream's codes are what it gets alone): many
+// streams, each in its own thread, cost little more than one.
 class MimiEncoder {
  public:
-  MimiEncoder(std::shared_ptr<const Mimi> mimi, int num_codebooks);
+  MimiEncoder(std::shared_ptr<const Mimi> mimi, int num_codebooks, BatchOptions batch = {});
   ~MimiEncoder();
+  MimiEncoder(const MimiEncoder&) = delete;
+  MimiEncoder& operator=(const MimiEncoder&) = delete;
   // `samples` must equal format().frame_size; writes num_codebooks() codes. Non-finite samples
   // are encoded as 0 and others clamped to +-kMaxSampleMagnitude, so they never reach the
   // stream's state; returns how many were changed (0 for any sane audio).
@@ -83,6 +93,8 @@ class MimiEncoder {
   void reset();
   int num_codebooks() const { return num_codebooks_; }
   const Mimi& mimi() const { return *mimi_; }
+  // Streams encoded together with the last frame, this one included (1 when not batched).
+  int last_batch_size() const;
 
  private:
   struct State;

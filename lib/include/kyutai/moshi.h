@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "kyutai/batch.h"
 #include "kyutai/hub.h"
 #include "kyutai/progress.h"
 #include "kyutai/sampling.h"
@@ -19,18 +20,6 @@ namespace kyutai {
 
 class LmModel;
 class BatchScheduler;
-
-// Whether a conversation steps together with the other conversations of its Moshi object, and
-// how long it waits for them. In a batched step each conversation gets exactly the tokens it
-// would get alone (on the CPU); products read the weights once for all. Off by default in the
-// library: one thread that steps several conversations in turn would wait for itself at each
-// step.
-struct BatchOptions {
-  bool enabled = false;
-  // The longest a step waits for the conversations that took part in the last steps. A
-  // conversation that misses a step is not waited for again until it submits.
-  double max_wait_ms = 5.0;
-};
 
 // How a conversation's steps went, measured by the library (as llama.cpp's llama_perf_context):
 // the elements and the gateway read it and never time steps themselves. A step's time is its

@@ -7,11 +7,12 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kyutai/api/batcher.h"
+#include "kyutai/api/shared_cache.h"
 #include "kyutai/device.h"
 #include "kyutai/error.h"
 #include "kyutai/hub.h"
 #include "kyutai/model/mimi_model.h"
-#include "kyutai/api/shared_cache.h"
 #include "kyutai/model/torch_errors.h"
 
 namespace kyutai {
@@ -48,7 +49,34 @@ const float* sanitize(const float* pcm, size_t samples, std::vector<float>* clea
 
 }  // namespace
 
+// One stream's frame in a batched encode: frame [1, 1, frame_size] in, codes [1, n, 1] out.
+struct MimiEncodeRow {
+  at::Tensor frame;
+  MimiEncoderState* state = nullptr;
+  at::Tensor codes;
+};
+
+class MimiEncodeBatcher : public Batcher<MimiEncodeRow> {
+ public:
+  explicit MimiEncodeBatcher(const MimiModel& model)
+      : Batcher([&model](std::vector<MimiEncodeRow>& rows) { encode(model, rows); }) {}
+
+ private:
+  static void encode(const MimiModel& model, std::vector<MimiEncodeRow>& rows) {
+    c10::InferenceMode guard;
+    std::vector<at::Tensor> frames;
+    std::vector<MimiEncoderState*> states;
+    for (const MimiEncodeRow& row : rows) {
+      frames.push_back(row.frame);
+      states.push_back(row.state);
+    }
+    const at::Tensor codes = model.encode_step(at::cat(frames, 0), states).to(at::kCPU);
+    for (size_t i = 0; i < rows.size(); ++i) rows[i].codes = codes.narrow(0, i, 1);
+  }
+};
+
 Mimi::Mimi(std::unique_ptr<MimiModel> model) : model_(std::move(model)) {
+  encode_batcher_ = std::make_unique<MimiEncodeBatcher>(*model_);
   const MimiConfig& c = model_->config();
   format_.sample_rate = c.sample_rate;
   format_.frame_size = c.frame_size();
@@ -115,16 +143,31 @@ std::vector<float> Mimi::decode(const int64_t* codes, int num_codebooks, int64_t
 
 struct MimiEncoder::State {
   MimiEncoderState stream;
+  BatchOptions batch;
+  uint64_t member = 0;  // in the Mimi object's batcher, when batched
+  int last_batch_size = 1;
 };
 
-MimiEncoder::MimiEncoder(std::shared_ptr<const Mimi> mimi, int num_codebooks)
+MimiEncoder::MimiEncoder(std::shared_ptr<const Mimi> mimi, int num_codebooks, BatchOptions batch)
     : mimi_(std::move(mimi)), num_codebooks_(num_codebooks) {
-  state_ = std::make_unique<State>(State{mimi_->model().new_encoder_state(num_codebooks)});
+  state_ = std::make_unique<State>(State{mimi_->model().new_encoder_state(num_codebooks), batch});
+  if (batch.enabled) state_->member = mimi_->encode_batcher_->join();
 }
 
-MimiEncoder::~MimiEncoder() = default;
+MimiEncoder::~MimiEncoder() {
+  if (state_->batch.enabled) mimi_->encode_batcher_->leave(state_->member);
+}
+
+int MimiEncoder::last_batch_size() const {
+  return state_->last_batch_size;
+}
 
 size_t MimiEncoder::encode_frame(const float* pcm, size_t samples, int64_t* codes) {
+  // Checked here, before the frame can join a batch: one stream's bad frame fails only itself.
+  if (samples != static_cast<size_t>(mimi_->format().frame_size))
+    throw InputError("a streaming encode takes exactly one frame of " +
+                     std::to_string(mimi_->format().frame_size) + " samples, got " +
+                     std::to_string(samples));
   std::vector<float> clean;
   size_t replaced = 0;
   pcm = sanitize(pcm, samples, &clean, &replaced);
@@ -132,8 +175,17 @@ size_t MimiEncoder::encode_frame(const float* pcm, size_t samples, int64_t* code
     c10::InferenceMode guard;
     const at::Tensor frame =
         at::from_blob(const_cast<float*>(pcm), {1, 1, static_cast<int64_t>(samples)}, at::kFloat);
-    const at::Tensor out =
-        mimi_->model().encode_step(frame, state_->stream).to(at::kCPU).contiguous();
+    at::Tensor out;
+    if (state_->batch.enabled) {
+      StepTiming timing;
+      MimiEncodeRow row{frame, &state_->stream, {}};
+      row = mimi_->encode_batcher_->step(state_->member, std::move(row), state_->batch.max_wait_ms,
+                                         &timing);
+      out = row.codes.contiguous();
+      state_->last_batch_size = timing.batch_size;
+    } else {
+      out = mimi_->model().encode_step(frame, state_->stream).to(at::kCPU).contiguous();
+    }
     std::copy_n(out.data_ptr<int64_t>(), num_codebooks_, codes);
   });
   return replaced;

@@ -62,6 +62,33 @@ at::Tensor StreamingConv1d::step(const at::Tensor& x, ConvState& state) const {
   return conv(full);
 }
 
+at::Tensor StreamingConv1d::step(const at::Tensor& x, const std::vector<ConvState*>& rows) const {
+  if (rows.size() == 1) return step(x, *rows[0]);
+  const int64_t ctx = context();
+  if (x.size(0) != static_cast<int64_t>(rows.size()))
+    throw InputError("a convolution over " + std::to_string(rows.size()) + " streams got " +
+                     std::to_string(x.size(0)) + " rows");
+  if (ctx <= 0) {
+    ConvState none;
+    return step(x, none);
+  }
+  std::vector<at::Tensor> previous;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    ConvState& row = *rows[i];
+    if (o_.replicate && row.first) {
+      if (x.size(2) < ctx)
+        throw InputError("first chunk is shorter than the replicated left context");
+      row.previous = x.narrow(0, i, 1).narrow(2, 0, 1).expand({-1, -1, ctx});
+    }
+    row.first = false;
+    previous.push_back(row.previous);
+  }
+  ConvState together{at::cat(previous, 0), false};
+  at::Tensor y = step(x, together);
+  for (size_t i = 0; i < rows.size(); ++i) rows[i]->previous = together.previous.narrow(0, i, 1);
+  return y;
+}
+
 void StreamingConvTranspose1d::declare(const Params& p) {
   p.add("convtr.convtr.weight", {o_.in, o_.out / o_.groups, o_.kernel}, weight_);
   if (o_.bias) p.add("convtr.convtr.bias", {o_.out}, bias_);

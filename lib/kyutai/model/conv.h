@@ -4,6 +4,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <vector>
+
 #include "kyutai/io/params.h"
 
 namespace kyutai {
@@ -29,6 +31,9 @@ class StreamingConv1d {
   // path is one step from a fresh state, as in the reference.
   at::Tensor forward(const at::Tensor& x) const;
   at::Tensor step(const at::Tensor& x, ConvState& state) const;
+  // Several streams at once, each with its own state of batch 1: row i of x [N, C_in, T] is
+  // stream i's. One product for all; each stream gets what step() gives it alone.
+  at::Tensor step(const at::Tensor& x, const std::vector<ConvState*>& rows) const;
   ConvState init_state(int64_t batch, const at::TensorOptions& options) const;
 
  private:

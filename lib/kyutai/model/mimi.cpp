@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <map>
 
 #include "kyutai/error.h"
@@ -132,15 +133,57 @@ MimiEncoderState MimiModel::new_encoder_state(int num_codebooks) const {
   return state;
 }
 
-at::Tensor MimiModel::encode_step(const at::Tensor& frame, MimiEncoderState& state,
-                                  MimiTrace* trace) const {
-  c10::InferenceMode guard;
+at::Tensor MimiModel::transformer(const StreamingTransformer& t, const at::Tensor& x,
+                                  const std::vector<std::optional<TransformerState>*>& rows) const {
+  const at::Tensor seq = x.transpose(1, 2);  // [N, T, C]
+  std::vector<TransformerState*> states;
+  for (std::optional<TransformerState>* row : rows) {
+    if (!*row) row->emplace(t.init_state(1, seq.options()));
+    states.push_back(&**row);
+  }
+  return t.step(seq, states).transpose(1, 2);
+}
+
+at::Tensor MimiModel::check_frame(const at::Tensor& frame) const {
   if (frame.dim() != 3 || frame.size(1) != 1 || frame.size(2) != frame_size())
     throw InputError("a streaming encode takes exactly one frame of " +
                      std::to_string(frame_size()) + " samples as [batch, 1, " +
                      std::to_string(frame_size()) + "], got " +
                      shape_to_string(frame.sizes().vec()));
-  const at::Tensor x = frame.to(device_, at::kFloat);
+  return frame.to(device_, at::kFloat);
+}
+
+at::Tensor MimiModel::encode_step(const at::Tensor& frames,
+                                  const std::vector<MimiEncoderState*>& states) const {
+  if (states.size() == 1) return encode_step(frames, *states[0]);
+  c10::InferenceMode guard;
+  const at::Tensor x = check_frame(frames);
+  if (x.size(0) != static_cast<int64_t>(states.size()))
+    throw InputError("an encode of " + std::to_string(states.size()) + " streams got " +
+                     std::to_string(x.size(0)) + " frames");
+  std::vector<SeanetState*> seanet;
+  std::vector<std::optional<TransformerState>*> transformers;
+  std::vector<ConvState*> downsample;
+  int num_codebooks = 0;
+  for (MimiEncoderState* s : states) {
+    seanet.push_back(&s->seanet);
+    transformers.push_back(&s->transformer);
+    downsample.push_back(&s->downsample);
+    num_codebooks = std::max(num_codebooks, s->num_codebooks);
+  }
+  at::Tensor emb = transformer(encoder_transformer_, encoder_.step(x, seanet), transformers);
+  if (downsample_) {
+    for (ConvState* s : downsample)
+      if (!s->previous.defined()) *s = downsample_->init_state(1, emb.options());
+    emb = downsample_->step(emb, downsample);
+  }
+  return quantizer_.encode(emb, num_codebooks);
+}
+
+at::Tensor MimiModel::encode_step(const at::Tensor& frame, MimiEncoderState& state,
+                                  MimiTrace* trace) const {
+  c10::InferenceMode guard;
+  const at::Tensor x = check_frame(frame);
   at::Tensor emb = encoder_.step(x, state.seanet);
   if (trace) trace->seanet = emb;
   emb = transformer(encoder_transformer_, emb, &state.transformer);

@@ -70,6 +70,12 @@ class MimiModel {
   // Audio [B, 1, frame_size] -> codes [B, n, 1].
   at::Tensor encode_step(const at::Tensor& frame, MimiEncoderState& state,
                          MimiTrace* trace = nullptr) const;
+  // Several streams at once, each with its own state, started whenever (batch 1 each): row i
+  // of frames [N, 1, frame_size] is stream i's. Products run over all rows; each stream's codes
+  // are what encode_step gives it alone. -> codes [N, n, 1], n the most any state asks for (a
+  // stream reads its first num_codebooks).
+  at::Tensor encode_step(const at::Tensor& frames,
+                         const std::vector<MimiEncoderState*>& states) const;
   MimiDecoderState new_decoder_state() const;
   // Codes [B, K, 1] -> audio [B, 1, frame_size].
   at::Tensor decode_step(const at::Tensor& codes, MimiDecoderState& state,
@@ -79,6 +85,9 @@ class MimiModel {
   // The encoder and decoder transformers, in conv layout: [B, C, T] -> [B, C, T].
   at::Tensor transformer(const StreamingTransformer& t, const at::Tensor& x,
                          std::optional<TransformerState>* state) const;
+  at::Tensor transformer(const StreamingTransformer& t, const at::Tensor& x,
+                         const std::vector<std::optional<TransformerState>*>& rows) const;
+  at::Tensor check_frame(const at::Tensor& frame) const;  // on the device, in float32
   void prepare();  // derived tensors, once the weights are in place
   void check_num_codebooks(int n) const;
 

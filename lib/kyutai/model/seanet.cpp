@@ -59,6 +59,20 @@ auto stream_conv(std::vector<State>& states) {
   };
 }
 
+// The streaming applier for several streams, each with its own states (batch 1 each).
+template <class Layer, class State>
+auto stream_conv_rows(const std::vector<std::vector<State>*>& rows) {
+  return [&rows, next = size_t{0}](const Layer& c, const at::Tensor& x) mutable {
+    std::vector<State*> states;
+    for (std::vector<State>* row : rows) {
+      if (next == row->size()) row->push_back(c.init_state(1, x.options()));
+      states.push_back(&(*row)[next]);
+    }
+    ++next;
+    return c.step(x, states);
+  };
+}
+
 }  // namespace
 
 SeanetEncoder::SeanetEncoder(const SeanetConfig& config)
@@ -104,6 +118,13 @@ at::Tensor SeanetEncoder::forward(const at::Tensor& x) const {
 
 at::Tensor SeanetEncoder::step(const at::Tensor& x, SeanetState& state) const {
   auto conv = stream_conv<StreamingConv1d>(state.convs);
+  return run(x, conv);
+}
+
+at::Tensor SeanetEncoder::step(const at::Tensor& x, const std::vector<SeanetState*>& rows) const {
+  std::vector<std::vector<ConvState>*> convs;
+  for (SeanetState* row : rows) convs.push_back(&row->convs);
+  auto conv = stream_conv_rows<StreamingConv1d>(convs);
   return run(x, conv);
 }
 

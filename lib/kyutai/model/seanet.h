@@ -30,6 +30,9 @@ class SeanetEncoder {
   // Audio [B, 1, T] -> latent [B, dimension, T / hop].
   at::Tensor forward(const at::Tensor& x) const;
   at::Tensor step(const at::Tensor& x, SeanetState& state) const;
+  // Several streams at once: row i of x is stream i's, with its own state (StreamingConv1d's
+  // rows step).
+  at::Tensor step(const at::Tensor& x, const std::vector<SeanetState*>& rows) const;
 
  private:
   template <class Conv>
