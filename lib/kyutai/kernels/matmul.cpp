@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -22,13 +23,32 @@ constexpr size_t kMinBytesPerTask = 64 * 1024;
 
 std::atomic<int> g_isa{-1};
 
+// Memory on cache-line boundaries: the kernels load x 64 bytes at a time at multiples of 64
+// bytes from its start, and a load that straddles two lines costs two (malloc aligns to 16).
+template <class T>
+struct CacheLineAllocator {
+  using value_type = T;
+  static constexpr std::align_val_t kAlign{64};
+  CacheLineAllocator() = default;
+  template <class U>
+  CacheLineAllocator(const CacheLineAllocator<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlign)); }
+  void deallocate(T* p, size_t) { ::operator delete(p, kAlign); }
+  template <class U>
+  bool operator==(const CacheLineAllocator<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const CacheLineAllocator<U>&) const { return false; }
+};
+template <class T>
+using AlignedVector = std::vector<T, CacheLineAllocator<T>>;
+
 // x prepared for one call, per calling thread (the pool workers read the caller's copy).
 struct Scratch {
-  std::vector<float> xf;
-  std::vector<uint16_t> xb;
-  std::vector<int8_t> xq;
-  std::vector<float> xd;
-  std::vector<int32_t> xbias;
+  AlignedVector<float> xf;
+  AlignedVector<uint16_t> xb;
+  AlignedVector<int8_t> xq;
+  AlignedVector<float> xd;
+  AlignedVector<int32_t> xbias;
 };
 
 detail::RangeKernel kernel_for(const detail::KernelTable& table, WeightFormat format) {

@@ -361,7 +361,7 @@ at::Tensor StreamingTransformer::per_step(const std::vector<LinearWeight>& weigh
     if (!schedule.empty()) index = schedule[index];
     outs.push_back(weights[index](x.narrow(1, t, 1)));
   }
-  return at::cat(outs, 1);
+  return outs.size() == 1 ? outs[0] : at::cat(outs, 1);  // a streaming step: no copy
 }
 
 at::Tensor StreamingTransformer::rope(const at::Tensor& x, const Positions& pos) {
@@ -429,7 +429,7 @@ at::Tensor StreamingTransformer::feed_forward(const Layer& layer, const at::Tens
       index = config_.weights_per_step_schedule[index];
     outs.push_back(gated(x.narrow(1, t, 1), static_cast<size_t>(index)));
   }
-  return at::cat(outs, 1);
+  return outs.size() == 1 ? outs[0] : at::cat(outs, 1);
 }
 
 }  // namespace kyutai
