@@ -171,10 +171,11 @@ class Conversation {
     std::vector<kyutai::MimiEncoderState*> states;
     for (auto& state : encoders_) states.push_back(&state);
     const at::Tensor codes = mimi_->model().encode_step(frames, states).contiguous();
+    const auto c = codes.accessor<int64_t, 3>();  // [batch, codebooks, 1]
     // A small test configuration may have fewer codes than Mimi's 2048.
     for (int64_t b = 0; b < batch; ++b)
       for (size_t k = 0; k < user[b].size(); ++k)
-        user[b][k] = codes[b][static_cast<int64_t>(k)][0].item<int64_t>() % card_;
+        user[b][k] = c[b][static_cast<int64_t>(k)][0] % card_;
   }
   void decode(const std::vector<kyutai::LmGenRow>& rows) {
     if (!speaks_) return;  // a speech-to-text model writes only text

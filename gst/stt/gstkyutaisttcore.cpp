@@ -621,9 +621,9 @@ static void gst_kyutai_stt_core_install_properties(GObjectClass* klass) {
       g_param_spec_boolean("batch", "Batch",
                            "Encode and step together with the other streams of this process on "
                            "the same model: the weights are read once for all, each stream's "
-                           "words are the same as alone, and the encode and the step may each "
-                           "wait up to 5 ms for the others (added to the latency). Applies from "
-                           "the next start",
+                           "words are the same as alone (the encode to float rounding), and the "
+                           "encode and the step may each wait up to 5 ms for the others (added "
+                           "to the latency). Applies from the next start",
                            DEFAULT_BATCH,
                            static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                                     GST_PARAM_MUTABLE_READY)));

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -214,8 +215,13 @@ TEST(CodecApi, BatchedEncodersGetTheirSoloCodes) {
     for (int i = 0; i < kStreams; ++i)  // a long wait: every frame of every stream joins
       encoders.push_back(std::make_unique<MimiEncoder>(mimi, 8, BatchOptions{true, 1000.0}));
     std::vector<std::thread> threads;
+    std::atomic<int> ready{0};  // all start together, so that every frame finds the others
     for (int i = 0; i < kStreams; ++i)
-      threads.emplace_back([&, i] { together[i] = run(*encoders[i], i, &widest[i]); });
+      threads.emplace_back([&, i] {
+        ready.fetch_add(1);
+        while (ready.load() < kStreams) std::this_thread::yield();
+        together[i] = run(*encoders[i], i, &widest[i]);
+      });
     for (auto& t : threads) t.join();
   }
   for (int i = 0; i < kStreams; ++i) {

@@ -1,8 +1,9 @@
 // Public: whether a stream steps together with the other streams of its model, and how long it
-// waits for them. Moshi conversations and STT streams batch their LM steps (moshi.h, stt.h);
-// Mimi encoders batch their frames (mimi.h). In a batched step each stream gets exactly what it
-// would get alone (on the CPU); products read the weights once for all. Off by default in the
-// library: one thread that steps several streams in turn would wait for itself at each step.
+// waits for them. Moshi conversations and STT streams batch their LM steps (moshi.h, stt.h): in
+// a batched step each gets exactly what it would get alone (on the CPU). Mimi encoders batch
+// their frames (mimi.h), to float rounding. Products read the weights once for all. Off by
+// default in the library: one thread that steps several streams in turn would wait for itself at
+// each step.
 #pragma once
 
 namespace kyutai {

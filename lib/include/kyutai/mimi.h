@@ -78,8 +78,11 @@ class Mimi {
 
 // One encoding stream: exactly one frame of audio in, one code per active codebook out. With
 // `batch` enabled, the frames of the Mimi object's batched encoders that arrive together are
-// encoded in one pass over the weights (each stream's codes are what it gets alone): many
-// streams, each in its own thread, cost little more than one.
+// encoded in one pass over the weights: 4 streams of 32 codebooks take about 2.3 times one on a
+// 2-core machine, not 4 times. Each stream's encoding is what it gets alone to float rounding
+// (a stream's columns go through one matrix product with the others' instead of through its
+// own), so its codes are too, except where two codebook entries are within rounding of each
+// other.
 class MimiEncoder {
  public:
   MimiEncoder(std::shared_ptr<const Mimi> mimi, int num_codebooks, BatchOptions batch = {});

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
 #include "kyutai/error.h"
 #include "kyutai/weights/dense_product.h"
 
@@ -65,9 +67,18 @@ at::Tensor StreamingConv1d::step(const at::Tensor& x, ConvState& state) const {
 at::Tensor StreamingConv1d::step(const at::Tensor& x, const std::vector<ConvState*>& rows) const {
   if (rows.size() == 1) return step(x, *rows[0]);
   const int64_t ctx = context();
+  // Everything is checked before any stream's state changes.
   if (x.size(0) != static_cast<int64_t>(rows.size()))
     throw InputError("a convolution over " + std::to_string(rows.size()) + " streams got " +
                      std::to_string(x.size(0)) + " rows");
+  if (x.size(2) == 0 || x.size(2) % o_.stride != 0)
+    throw InputError("convolution input of " + std::to_string(x.size(2)) +
+                     " steps is not a positive multiple of its stride " +
+                     std::to_string(o_.stride));
+  const bool any_first =
+      std::any_of(rows.begin(), rows.end(), [](ConvState* s) { return s->first; });
+  if (o_.replicate && any_first && x.size(2) < ctx)
+    throw InputError("first chunk is shorter than the replicated left context");
   if (ctx <= 0) {
     ConvState none;
     return step(x, none);
@@ -75,11 +86,8 @@ at::Tensor StreamingConv1d::step(const at::Tensor& x, const std::vector<ConvStat
   std::vector<at::Tensor> previous;
   for (size_t i = 0; i < rows.size(); ++i) {
     ConvState& row = *rows[i];
-    if (o_.replicate && row.first) {
-      if (x.size(2) < ctx)
-        throw InputError("first chunk is shorter than the replicated left context");
+    if (o_.replicate && row.first)
       row.previous = x.narrow(0, i, 1).narrow(2, 0, 1).expand({-1, -1, ctx});
-    }
     row.first = false;
     previous.push_back(row.previous);
   }

@@ -32,7 +32,8 @@ class StreamingConv1d {
   at::Tensor forward(const at::Tensor& x) const;
   at::Tensor step(const at::Tensor& x, ConvState& state) const;
   // Several streams at once, each with its own state of batch 1: row i of x [N, C_in, T] is
-  // stream i's. One product for all; each stream gets what step() gives it alone.
+  // stream i's. One product for all; each stream gets what step() gives it alone, to float
+  // rounding (its columns share a product with the others').
   at::Tensor step(const at::Tensor& x, const std::vector<ConvState*>& rows) const;
   ConvState init_state(int64_t batch, const at::TensorOptions& options) const;
 

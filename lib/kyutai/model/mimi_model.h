@@ -72,8 +72,8 @@ class MimiModel {
                          MimiTrace* trace = nullptr) const;
   // Several streams at once, each with its own state, started whenever (batch 1 each): row i
   // of frames [N, 1, frame_size] is stream i's. Products run over all rows; each stream's codes
-  // are what encode_step gives it alone. -> codes [N, n, 1], n the most any state asks for (a
-  // stream reads its first num_codebooks).
+  // are what encode_step gives it alone, to float rounding (see MimiEncoder). -> codes [N, n, 1], n
+  // the most any state asks for (a stream reads its first num_codebooks).
   at::Tensor encode_step(const at::Tensor& frames,
                          const std::vector<MimiEncoderState*>& states) const;
   MimiDecoderState new_decoder_state() const;
