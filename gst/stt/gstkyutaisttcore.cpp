@@ -502,8 +502,8 @@ static bool gst_kyutai_stt_core_open(GstKyutaiSttCore* self, const kyutai::Moshi
                         });
 }
 
-// The latency the element adds: the model's delay, one frame, and, batched, the waits of the
-// Mimi encode and of the step for the other streams.
+// The latency the element adds: the model's delay, one frame, and, batched, the wait for the
+// other streams (the Mimi encode runs inside the batched step: one wait).
 static void gst_kyutai_stt_core_publish(GstKyutaiSttCore* self) {
   GstKyutaiSttCorePrivate* priv = self->priv;
   const kyutai::SttFormat& f = priv->stt->format();
@@ -512,7 +512,7 @@ static void gst_kyutai_stt_core_publish(GstKyutaiSttCore* self) {
   self->model_rate = priv->mimi->format().sample_rate;
   self->latency =
       frame * (f.delay_frames + 1) +
-      (self->batch ? 2 * static_cast<GstClockTime>(kDefaultBatch.max_wait_ms * GST_MSECOND) : 0);
+      (self->batch ? static_cast<GstClockTime>(kDefaultBatch.max_wait_ms * GST_MSECOND) : 0);
 }
 
 static gboolean gst_kyutai_stt_core_start(GstKyutaiSttCore* self) {
@@ -621,9 +621,9 @@ static void gst_kyutai_stt_core_install_properties(GObjectClass* klass) {
       g_param_spec_boolean("batch", "Batch",
                            "Encode and step together with the other streams of this process on "
                            "the same model: the weights are read once for all, each stream's "
-                           "words are the same as alone (the encode to float rounding), and the "
-                           "encode and the step may each wait up to 5 ms for the others (added "
-                           "to the latency). Applies from the next start",
+                           "words are the same as alone (the encode to float rounding), and a "
+                           "frame may wait up to 5 ms for the others (added to the latency). "
+                           "Applies from the next start",
                            DEFAULT_BATCH,
                            static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                                     GST_PARAM_MUTABLE_READY)));

@@ -10,15 +10,14 @@ GstKyutaiSttRun::GstKyutaiSttRun(std::shared_ptr<const kyutai::Mimi> mimi,
                                  const kyutai::BatchOptions& batch)
     : mimi_(std::move(mimi)),
       stt_(std::move(stt)),
-      encoder_(mimi_, stt_->format().codebooks, batch),
-      stream_(stt_, batch),
-      codes_(stt_->format().codebooks) {
+      encoder_(mimi_, stt_->format().codebooks),
+      stream_(stt_, batch) {
   pending_.reserve(mimi_->format().frame_size);
 }
 
 bool GstKyutaiSttRun::step_frame(const float* frame, const OnStep& on_step) {
-  encoder_.encode_frame(frame, mimi_->format().frame_size, codes_.data());
-  const kyutai::SttStream::Step step = stream_.step(codes_.data(), static_cast<int>(codes_.size()));
+  // The encode runs inside the (batched) step: one batch, one wait.
+  const kyutai::SttStream::Step step = stream_.step(encoder_, frame, mimi_->format().frame_size);
   return on_step(step, audio_samples_ + tail_samples_);
 }
 

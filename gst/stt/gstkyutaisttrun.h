@@ -48,7 +48,6 @@ class GstKyutaiSttRun {
   kyutai::MimiEncoder encoder_;
   kyutai::SttStream stream_;
   std::vector<float> pending_;  // the samples of a partial frame
-  std::vector<int64_t> codes_;
   bool started_ = false;
   uint64_t audio_samples_ = 0;  // user samples in whole frames stepped
   uint64_t tail_samples_ = 0;   // user samples of the partial frame at drain

@@ -9,11 +9,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <thread>
 
 #include "kyutai/error.h"
 #include "kyutai/hub.h"
+#include "kyutai/mimi.h"
 #include "kyutai/model/lm.h"
 #include "kyutai/model/lm_generate.h"
 #include "kyutai/moshi.h"
@@ -229,6 +231,66 @@ TEST(SttStream, BatchedStreamsGetWhatTheyGetAlone) {
     EXPECT_EQ(streams[i]->stats().steps, 24u);
   }
   EXPECT_GT(most, 1);  // they did step together
+}
+
+// The tiny STT model's Mimi (32 codebooks of 64 codes), random weights.
+std::shared_ptr<const Mimi> tiny_mimi() {
+  return Mimi::random(KYUTAI_SOURCE_ROOT "/models/stt-tiny/mimi_config.json", 3);
+}
+
+// `frames` frames of a tone, one per stream phase.
+std::vector<std::vector<float>> tone(const Mimi& mimi, int frames, float phase) {
+  std::vector<std::vector<float>> out;
+  const int n = mimi.format().frame_size;
+  for (int f = 0; f < frames; ++f) {
+    out.emplace_back(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) out.back()[i] = 0.3f * std::sin(0.02f * (f * n + i) + phase);
+  }
+  return out;
+}
+
+// Audio through SttStream::step(encoder, ...) is the encoder's codes through step(codes): alone
+// exactly; batched (the frames of a batch encoded together, then stepped) the same tokens.
+TEST(SttStream, AudioStepsEncodeInsideTheStep) {
+  KYUTAI_CPU_ONLY("batched steps are exact per row on the CPU");
+  const auto stt = random_stt();
+  const auto mimi = tiny_mimi();
+  constexpr int kStreams = 3, kFrames = 12;
+  std::vector<std::vector<int64_t>> by_codes(kStreams), alone(kStreams), batched(kStreams);
+  for (int i = 0; i < kStreams; ++i) {
+    const auto audio = tone(*mimi, kFrames, static_cast<float>(i));
+    MimiEncoder encoder(mimi, 32), other(mimi, 32);
+    SttStream a(stt), b(stt);
+    std::vector<int64_t> codes(32);
+    for (const auto& frame : audio) {
+      encoder.encode_frame(frame.data(), frame.size(), codes.data());
+      by_codes[i].push_back(a.step(codes.data(), 32).text_token);
+      alone[i].push_back(b.step(other, frame.data(), frame.size()).text_token);
+    }
+    EXPECT_EQ(alone[i], by_codes[i]) << "stream " << i;
+  }
+  std::vector<std::thread> threads;
+  std::vector<int> most(kStreams, 1);
+  for (int i = 0; i < kStreams; ++i)
+    threads.emplace_back([&, i] {
+      MimiEncoder encoder(mimi, 32);
+      SttStream stream(stt, BatchOptions{true, 200.0});
+      for (const auto& frame : tone(*mimi, kFrames, static_cast<float>(i))) {
+        const SttStream::Step step = stream.step(encoder, frame.data(), frame.size());
+        batched[i].push_back(step.text_token);
+        most[i] = std::max(most[i], step.batch_size);
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kStreams; ++i) EXPECT_EQ(batched[i], alone[i]) << "stream " << i;
+  EXPECT_GT(*std::max_element(most.begin(), most.end()), 1);  // they did encode and step together
+
+  MimiEncoder encoder(mimi, 32), few(mimi, 8);
+  SttStream stream(stt);
+  const auto frame = tone(*mimi, 1, 0.f)[0];
+  EXPECT_THROW(stream.step(encoder, frame.data(), frame.size() - 1), InputError);
+  EXPECT_THROW(stream.step(few, frame.data(), frame.size()), InputError);  // too few codebooks
+  EXPECT_EQ(stream.steps(), 0);
 }
 
 TEST(SttStream, BadCodesAreInputErrorsAndLeaveTheStreamAsItWas) {

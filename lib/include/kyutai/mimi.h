@@ -18,6 +18,7 @@ namespace kyutai {
 
 class MimiModel;
 class MimiEncodeBatcher;
+struct MimiEncoderAccess;
 
 struct MimiFormat {
   int sample_rate = 0;
@@ -100,6 +101,7 @@ class MimiEncoder {
   int last_batch_size() const;
 
  private:
+  friend struct MimiEncoderAccess;  // SttStream encodes inside its own batched step
   struct State;
   std::shared_ptr<const Mimi> mimi_;
   int num_codebooks_;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kyutai/hub.h"
+#include "kyutai/mimi.h"
 #include "kyutai/moshi.h"
 #include "kyutai/progress.h"
 #include "kyutai/text.h"
@@ -19,6 +20,7 @@
 namespace kyutai {
 
 class LmModel;
+struct AudioIn;
 
 struct SttFormat {
   int codebooks = 0;        // Mimi codebooks read per frame (32 for Kyutai's models)
@@ -100,6 +102,14 @@ class SttStream {
   ~SttStream();
   // `count` >= format().codebooks codes, the first ones used. Throws InputError on bad codes.
   Step step(const int64_t* codes, int count, const SamplingParams& params = greedy());
+  // One frame of audio (exactly `encoder.mimi().format().frame_size` samples, checked and
+  // sanitized as MimiEncoder::encode_frame does) through `encoder`'s stream and the step. When
+  // batched, the frames of the batch are encoded together just before the step, in the same
+  // batch with one wait: a stream never waits for the others twice (once at an encode, once at
+  // the step), and streams that step together also encode together. `encoder` (not batched
+  // itself, at least format().codebooks codebooks) must not be used elsewhere meanwhile.
+  Step step(MimiEncoder& encoder, const float* pcm, size_t samples,
+            const SamplingParams& params = greedy());
   // End of stream: the words of the last segment, ended cleanly (docs/STT.md): at the
   // tokenizer's end-of-sentence token if one follows the last boundary, else at the end of the
   // stream but at most a second after the segment's start. The stream can then be reset().
@@ -113,6 +123,7 @@ class SttStream {
 
  private:
   struct State;
+  Step step_codes(const std::vector<int64_t>& codes, const SamplingParams& params, AudioIn* audio);
   std::unique_ptr<State> state_;
 };
 

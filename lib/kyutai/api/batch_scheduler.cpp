@@ -1,20 +1,64 @@
 #include "kyutai/api/batch_scheduler.h"
 
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
 #include <exception>
 
 namespace kyutai {
 
-std::optional<std::vector<int64_t>> BatchScheduler::step(
-    uint64_t member, const std::vector<int64_t>& user_codes, LmGenState& state,
-    const SamplingParams& params, double max_wait_ms, StepTiming* info, at::Tensor* extra_heads) {
-  LmGenRow row;
-  row.user_codes = &user_codes;
-  row.state = &state;
-  row.params = &params;
-  row.extra_heads = extra_heads;
+void encode_audio(const std::vector<AudioIn*>& audio) {
+  c10::InferenceMode guard;
+  std::vector<bool> done(audio.size(), false);
+  for (size_t first = 0; first < audio.size(); ++first) {
+    if (done[first]) continue;
+    std::vector<size_t> group;  // the frames for the same Mimi model
+    for (size_t i = first; i < audio.size(); ++i)
+      if (!done[i] && audio[i]->mimi == audio[first]->mimi) group.push_back(i);
+    std::vector<at::Tensor> frames;
+    std::vector<MimiEncoderState*> states;
+    for (size_t i : group) {
+      frames.push_back(audio[i]->frame);
+      states.push_back(audio[i]->state);
+      done[i] = true;
+    }
+    const at::Tensor codes =
+        audio[first]->mimi->encode_step(at::cat(frames, 0), states).to(at::kCPU).contiguous();
+    for (size_t g = 0; g < group.size(); ++g) {
+      const int64_t* c = codes.data_ptr<int64_t>() + g * codes.size(1);
+      std::vector<int64_t>& out = *audio[group[g]]->codes;
+      out.assign(c, c + std::min<int64_t>(codes.size(1), static_cast<int64_t>(out.size())));
+    }
+  }
+}
+
+std::optional<std::vector<int64_t>> BatchScheduler::step(uint64_t member,
+                                                         const std::vector<int64_t>& user_codes,
+                                                         LmGenState& state,
+                                                         const SamplingParams& params,
+                                                         double max_wait_ms, StepTiming* info,
+                                                         at::Tensor* extra_heads, AudioIn* audio) {
+  Row row;
+  row.lm.user_codes = &user_codes;
+  row.lm.state = &state;
+  row.lm.params = &params;
+  row.lm.extra_heads = extra_heads;
+  row.audio = audio;
   row = batcher_.step(member, std::move(row), max_wait_ms, info);
-  if (row.error) std::rethrow_exception(row.error);  // step_batch fails rows one by one
-  return std::move(row.result);
+  if (row.lm.error) std::rethrow_exception(row.lm.error);  // step_batch fails rows one by one
+  return std::move(row.lm.result);
+}
+
+void BatchScheduler::run(std::vector<Row>& rows) {
+  std::vector<AudioIn*> audio;
+  for (const Row& r : rows)
+    if (r.audio) audio.push_back(r.audio);
+  if (!audio.empty()) encode_audio(audio);
+  std::vector<LmGenRow> lm;
+  lm.reserve(rows.size());
+  for (Row& r : rows) lm.push_back(std::move(r.lm));
+  gen_.step_batch(lm);
+  for (size_t i = 0; i < rows.size(); ++i) rows[i].lm = std::move(lm[i]);
 }
 
 }  // namespace kyutai

@@ -22,13 +22,25 @@
 
 namespace kyutai {
 
+// Held by every batched run on the CPU: batchers of different models (an STT stream's Mimi
+// encode and its LM step, or two models' steps) run one after the other, never side by side.
+// Each run already uses every core (the kernels' pool, OpenBLAS); two at once would share them
+// with their pools spinning against each other, and streams stepping in turn through two
+// batchers would fall into alternating phases (one stream in the encode while another is in the
+// step), never meeting in a batch.
+inline std::mutex& cpu_run_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
 template <class Row>
 class Batcher {
  public:
   using Clock = std::chrono::steady_clock;
   using Run = std::function<void(std::vector<Row>& rows)>;
 
-  explicit Batcher(Run run) : run_(std::move(run)) {}
+  // `on_cpu`: the runs take cpu_run_mutex().
+  Batcher(Run run, bool on_cpu) : run_(std::move(run)), on_cpu_(on_cpu) {}
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
 
@@ -135,6 +147,8 @@ class Batcher {
     try {
       rows.reserve(batch.size());
       for (Request* r : batch) rows.push_back(std::move(r->row));
+      std::unique_lock<std::mutex> cpu(cpu_run_mutex(), std::defer_lock);
+      if (on_cpu_) cpu.lock();
       run_(rows);
     } catch (...) {
       failed = std::current_exception();
@@ -170,6 +184,7 @@ class Batcher {
   }
 
   Run run_;
+  bool on_cpu_;
   std::mutex mutex_;
   std::condition_variable wake_;
   // Under mutex_:

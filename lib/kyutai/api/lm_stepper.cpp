@@ -37,13 +37,15 @@ LmStepper::~LmStepper() {
 
 std::optional<std::vector<int64_t>> LmStepper::step(const std::vector<int64_t>& codes,
                                                     const SamplingParams& params,
-                                                    StepTiming* timing, at::Tensor* extra_heads) {
+                                                    StepTiming* timing, at::Tensor* extra_heads,
+                                                    AudioIn* audio) {
   StepTiming info;
   std::optional<std::vector<int64_t>> out;
   if (scheduler_) {
-    out = scheduler_->step(member_, codes, state_, params, max_wait_ms_, &info, extra_heads);
+    out = scheduler_->step(member_, codes, state_, params, max_wait_ms_, &info, extra_heads, audio);
   } else {
     const auto start = std::chrono::steady_clock::now();
+    if (audio) encode_audio({audio});
     out = gen_.step(codes, state_, params, nullptr, nullptr, extra_heads);
     info.step_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();

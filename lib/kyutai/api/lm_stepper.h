@@ -39,9 +39,11 @@ class LmStepper {
 
   // One LmGen step of this stream; `timing` gets how it went, as the log records it.
   // `extra_heads`: as LmGenRow::extra_heads.
+  // `audio`: a frame encoded into `codes` first (BatchScheduler::step), in the same batch.
   std::optional<std::vector<int64_t>> step(const std::vector<int64_t>& codes,
                                            const SamplingParams& params, StepTiming* timing,
-                                           at::Tensor* extra_heads = nullptr);
+                                           at::Tensor* extra_heads = nullptr,
+                                           AudioIn* audio = nullptr);
   // A new stream: a fresh state with `seed`, and no steps in the log.
   void reset(uint64_t seed);
   int64_t steps() const { return state_.offset; }

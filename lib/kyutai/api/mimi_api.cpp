@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "kyutai/api/batcher.h"
+#include "kyutai/api/mimi_access.h"
 #include "kyutai/api/shared_cache.h"
 #include "kyutai/device.h"
 #include "kyutai/error.h"
@@ -59,7 +60,8 @@ struct MimiEncodeRow {
 class MimiEncodeBatcher : public Batcher<MimiEncodeRow> {
  public:
   explicit MimiEncodeBatcher(const MimiModel& model)
-      : Batcher([&model](std::vector<MimiEncodeRow>& rows) { encode(model, rows); }) {}
+      : Batcher([&model](std::vector<MimiEncodeRow>& rows) { encode(model, rows); },
+                model.device().is_cpu()) {}
 
  private:
   static void encode(const MimiModel& model, std::vector<MimiEncodeRow>& rows) {
@@ -141,13 +143,6 @@ std::vector<float> Mimi::decode(const int64_t* codes, int num_codebooks, int64_t
   });
 }
 
-struct MimiEncoder::State {
-  MimiEncoderState stream;
-  BatchOptions batch;
-  uint64_t member = 0;  // in the Mimi object's batcher, when batched
-  int last_batch_size = 1;
-};
-
 MimiEncoder::MimiEncoder(std::shared_ptr<const Mimi> mimi, int num_codebooks, BatchOptions batch)
     : mimi_(std::move(mimi)), num_codebooks_(num_codebooks) {
   state_ = std::make_unique<State>(State{mimi_->model().new_encoder_state(num_codebooks), batch});
@@ -162,12 +157,29 @@ int MimiEncoder::last_batch_size() const {
   return state_->last_batch_size;
 }
 
+namespace {
+
+void check_frame_size(const Mimi& mimi, size_t samples) {
+  if (samples != static_cast<size_t>(mimi.format().frame_size))
+    throw InputError("a streaming encode takes exactly one frame of " +
+                     std::to_string(mimi.format().frame_size) + " samples, got " +
+                     std::to_string(samples));
+}
+
+}  // namespace
+
+at::Tensor MimiEncoderAccess::frame(const MimiEncoder& e, const float* pcm, size_t samples) {
+  check_frame_size(e.mimi(), samples);
+  std::vector<float> clean;
+  size_t replaced = 0;
+  pcm = sanitize(pcm, samples, &clean, &replaced);
+  return at::from_blob(const_cast<float*>(pcm), {1, 1, static_cast<int64_t>(samples)}, at::kFloat)
+      .clone();
+}
+
 size_t MimiEncoder::encode_frame(const float* pcm, size_t samples, int64_t* codes) {
   // Checked here, before the frame can join a batch: one stream's bad frame fails only itself.
-  if (samples != static_cast<size_t>(mimi_->format().frame_size))
-    throw InputError("a streaming encode takes exactly one frame of " +
-                     std::to_string(mimi_->format().frame_size) + " samples, got " +
-                     std::to_string(samples));
+  check_frame_size(*mimi_, samples);
   std::vector<float> clean;
   size_t replaced = 0;
   pcm = sanitize(pcm, samples, &clean, &replaced);

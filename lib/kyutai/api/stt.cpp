@@ -7,6 +7,7 @@
 
 #include "kyutai/api/lm_loading.h"
 #include "kyutai/api/lm_stepper.h"
+#include "kyutai/api/mimi_access.h"
 #include "kyutai/api/shared_cache.h"
 #include "kyutai/config.h"
 #include "kyutai/error.h"
@@ -120,25 +121,45 @@ SttStream::~SttStream() = default;
 SttStream::Step SttStream::step(const int64_t* codes, int count, const SamplingParams& params) {
   return translate_torch_errors([&] {
     if (!codes || count < 0) throw InputError("no audio codes given");
-    const std::vector<int64_t> in(codes, codes + count);
-    const bool vad = state_->stt->format().vad_heads > 0;
-    StepTiming info;
-    at::Tensor heads;  // [heads, classes]
-    // Every step has its token: an STT model's streams all have delay 0 (LmConfig::validate).
-    const std::vector<int64_t> out =
-        state_->stepper.step(in, params, &info, vad ? &heads : nullptr).value();
-    Step result;
-    result.text_token = out[0];
-    result.batch_size = info.batch_size;
-    result.wait_ms = info.wait_ms;
-    result.step_ms = info.step_ms;
-    if (vad) {
-      const at::Tensor silence = heads.select(1, 0).contiguous();  // class 0: no voice activity
-      result.vad.assign(silence.data_ptr<float>(), silence.data_ptr<float>() + silence.numel());
-    }
-    if (state_->words) result.words = state_->words->push(result.text_token);
-    return result;
+    return step_codes(std::vector<int64_t>(codes, codes + count), params, nullptr);
   });
+}
+
+SttStream::Step SttStream::step(MimiEncoder& encoder, const float* pcm, size_t samples,
+                                const SamplingParams& params) {
+  return translate_torch_errors([&] {
+    if (!pcm) throw InputError("no audio given");
+    if (encoder.num_codebooks() < state_->stt->format().codebooks)
+      throw InputError("the Mimi encoder gives " + std::to_string(encoder.num_codebooks()) +
+                       " codebooks; the STT model reads " +
+                       std::to_string(state_->stt->format().codebooks));
+    std::vector<int64_t> codes(static_cast<size_t>(encoder.num_codebooks()), 0);
+    AudioIn audio{&MimiEncoderAccess::model(encoder),
+                  MimiEncoderAccess::frame(encoder, pcm, samples),
+                  &MimiEncoderAccess::state(encoder), &codes};
+    return step_codes(codes, params, &audio);
+  });
+}
+
+SttStream::Step SttStream::step_codes(const std::vector<int64_t>& in, const SamplingParams& params,
+                                      AudioIn* audio) {
+  const bool vad = state_->stt->format().vad_heads > 0;
+  StepTiming info;
+  at::Tensor heads;  // [heads, classes]
+  // Every step has its token: an STT model's streams all have delay 0 (LmConfig::validate).
+  const std::vector<int64_t> out =
+      state_->stepper.step(in, params, &info, vad ? &heads : nullptr, audio).value();
+  Step result;
+  result.text_token = out[0];
+  result.batch_size = info.batch_size;
+  result.wait_ms = info.wait_ms;
+  result.step_ms = info.step_ms;
+  if (vad) {
+    const at::Tensor silence = heads.select(1, 0).contiguous();  // class 0: no voice activity
+    result.vad.assign(silence.data_ptr<float>(), silence.data_ptr<float>() + silence.numel());
+  }
+  if (state_->words) result.words = state_->words->push(result.text_token);
+  return result;
 }
 
 std::vector<SttWord> SttStream::finish() {
