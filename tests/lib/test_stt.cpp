@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <thread>
@@ -271,8 +272,11 @@ TEST(SttStream, AudioStepsEncodeInsideTheStep) {
   }
   std::vector<std::thread> threads;
   std::vector<int> most(kStreams, 1);
+  std::atomic<int> ready{0};  // all start together
   for (int i = 0; i < kStreams; ++i)
     threads.emplace_back([&, i] {
+      ready.fetch_add(1);
+      while (ready.load() < kStreams) std::this_thread::yield();
       MimiEncoder encoder(mimi, 32);
       SttStream stream(stt, BatchOptions{true, 200.0});
       for (const auto& frame : tone(*mimi, kFrames, static_cast<float>(i))) {

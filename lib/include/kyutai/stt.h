@@ -94,7 +94,7 @@ class SttStream {
     std::vector<SttWord> words;  // words this step completed, in order
     int batch_size = 1;
     double wait_ms = 0;
-    double step_ms = 0;
+    double step_ms = 0;  // the (batched) step, with the Mimi encode when given audio
   };
 
   SttStream(std::shared_ptr<const Stt> stt, BatchOptions batch = {},

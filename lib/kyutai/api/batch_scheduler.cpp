@@ -50,15 +50,34 @@ std::optional<std::vector<int64_t>> BatchScheduler::step(uint64_t member,
 }
 
 void BatchScheduler::run(std::vector<Row>& rows) {
-  std::vector<AudioIn*> audio;
-  for (const Row& r : rows)
-    if (r.audio) audio.push_back(r.audio);
-  if (!audio.empty()) encode_audio(audio);
+  // The audio rows, one encode per Mimi model; an encode that fails fails its own rows only
+  // (their streams' encoder states may then be part-way: they need a reset), never the others'.
+  std::vector<bool> grouped(rows.size(), false);
+  for (size_t first = 0; first < rows.size(); ++first) {
+    if (!rows[first].audio || grouped[first]) continue;
+    std::vector<size_t> group;
+    for (size_t i = first; i < rows.size(); ++i)
+      if (rows[i].audio && !grouped[i] && rows[i].audio->mimi == rows[first].audio->mimi) {
+        group.push_back(i);
+        grouped[i] = true;
+      }
+    std::vector<AudioIn*> audio;
+    for (size_t i : group) audio.push_back(rows[i].audio);
+    try {
+      encode_audio(audio);
+    } catch (...) {
+      for (size_t i : group) rows[i].lm.error = std::current_exception();
+    }
+  }
   std::vector<LmGenRow> lm;
-  lm.reserve(rows.size());
-  for (Row& r : rows) lm.push_back(std::move(r.lm));
+  std::vector<size_t> stepped;
+  for (size_t i = 0; i < rows.size(); ++i)
+    if (!rows[i].lm.error) {
+      lm.push_back(std::move(rows[i].lm));
+      stepped.push_back(i);
+    }
   gen_.step_batch(lm);
-  for (size_t i = 0; i < rows.size(); ++i) rows[i].lm = std::move(lm[i]);
+  for (size_t k = 0; k < stepped.size(); ++k) rows[stepped[k]].lm = std::move(lm[k]);
 }
 
 }  // namespace kyutai

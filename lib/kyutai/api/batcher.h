@@ -22,8 +22,10 @@
 
 namespace kyutai {
 
-// Held by every batched run on the CPU: batchers of different models (an STT stream's Mimi
-// encode and its LM step, or two models' steps) run one after the other, never side by side.
+// Held by every batched run whose LM (or, for Mimi's batched encoders, whose Mimi) is on the
+// CPU: batchers of different models run one after the other, never side by side. One per copy
+// of the library: each GStreamer plugin links its own, so the elements of two plugins in one
+// process (kyutaistt beside moshilm) are not kept apart by it.
 // Each run already uses every core (the kernels' pool, OpenBLAS); two at once would share them
 // with their pools spinning against each other, and streams stepping in turn through two
 // batchers would fall into alternating phases (one stream in the encode while another is in the

@@ -12,6 +12,7 @@
 #include "kyutai/config.h"
 #include "kyutai/error.h"
 #include "kyutai/model/lm.h"
+#include "kyutai/model/sampler.h"
 #include "kyutai/model/stt_words.h"
 #include "kyutai/model/torch_errors.h"
 
@@ -129,6 +130,7 @@ SttStream::Step SttStream::step(MimiEncoder& encoder, const float* pcm, size_t s
                                 const SamplingParams& params) {
   return translate_torch_errors([&] {
     if (!pcm) throw InputError("no audio given");
+    check_sampling(params);  // refused before the encoder's state moves on
     if (encoder.num_codebooks() < state_->stt->format().codebooks)
       throw InputError("the Mimi encoder gives " + std::to_string(encoder.num_codebooks()) +
                        " codebooks; the STT model reads " +
