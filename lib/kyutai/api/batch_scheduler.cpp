@@ -9,26 +9,18 @@ namespace kyutai {
 
 void encode_audio(const std::vector<AudioIn*>& audio) {
   c10::InferenceMode guard;
-  std::vector<bool> done(audio.size(), false);
-  for (size_t first = 0; first < audio.size(); ++first) {
-    if (done[first]) continue;
-    std::vector<size_t> group;  // the frames for the same Mimi model
-    for (size_t i = first; i < audio.size(); ++i)
-      if (!done[i] && audio[i]->mimi == audio[first]->mimi) group.push_back(i);
-    std::vector<at::Tensor> frames;
-    std::vector<MimiEncoderState*> states;
-    for (size_t i : group) {
-      frames.push_back(audio[i]->frame);
-      states.push_back(audio[i]->state);
-      done[i] = true;
-    }
-    const at::Tensor codes =
-        audio[first]->mimi->encode_step(at::cat(frames, 0), states).to(at::kCPU).contiguous();
-    for (size_t g = 0; g < group.size(); ++g) {
-      const int64_t* c = codes.data_ptr<int64_t>() + g * codes.size(1);
-      std::vector<int64_t>& out = *audio[group[g]]->codes;
-      out.assign(c, c + std::min<int64_t>(codes.size(1), static_cast<int64_t>(out.size())));
-    }
+  std::vector<at::Tensor> frames;
+  std::vector<MimiEncoderState*> states;
+  for (const AudioIn* a : audio) {
+    frames.push_back(a->frame);
+    states.push_back(a->state);
+  }
+  const at::Tensor codes =
+      audio[0]->mimi->encode_step(at::cat(frames, 0), states).to(at::kCPU).contiguous();
+  for (size_t i = 0; i < audio.size(); ++i) {
+    const int64_t* c = codes.data_ptr<int64_t>() + i * codes.size(1);
+    std::vector<int64_t>& out = *audio[i]->codes;
+    out.assign(c, c + std::min<int64_t>(codes.size(1), static_cast<int64_t>(out.size())));
   }
 }
 

@@ -24,7 +24,7 @@ struct AudioIn {
   std::vector<int64_t>* codes = nullptr;
 };
 
-// Encodes the frames of `audio` (one pass per Mimi model) into their codes.
+// Encodes the frames of `audio`, all for the same Mimi model, in one pass into their codes.
 void encode_audio(const std::vector<AudioIn*>& audio);
 
 class BatchScheduler {

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kyutai/api/batcher.h"
+#include "kyutai/api/batch_scheduler.h"
 #include "kyutai/api/mimi_access.h"
 #include "kyutai/api/shared_cache.h"
 #include "kyutai/device.h"
@@ -50,31 +50,17 @@ const float* sanitize(const float* pcm, size_t samples, std::vector<float>* clea
 
 }  // namespace
 
-// One stream's frame in a batched encode: frame [1, 1, frame_size] in, codes [1, n, 1] out.
-struct MimiEncodeRow {
-  at::Tensor frame;
-  MimiEncoderState* state = nullptr;
-  at::Tensor codes;
-};
-
-class MimiEncodeBatcher : public Batcher<MimiEncodeRow> {
+// Batched encoders' frames, encoded together as a batched STT step encodes its audio.
+class MimiEncodeBatcher : public Batcher<AudioIn> {
  public:
   explicit MimiEncodeBatcher(const MimiModel& model)
-      : Batcher([&model](std::vector<MimiEncodeRow>& rows) { encode(model, rows); },
-                model.device().is_cpu()) {}
-
- private:
-  static void encode(const MimiModel& model, std::vector<MimiEncodeRow>& rows) {
-    c10::InferenceMode guard;
-    std::vector<at::Tensor> frames;
-    std::vector<MimiEncoderState*> states;
-    for (const MimiEncodeRow& row : rows) {
-      frames.push_back(row.frame);
-      states.push_back(row.state);
-    }
-    const at::Tensor codes = model.encode_step(at::cat(frames, 0), states).to(at::kCPU);
-    for (size_t i = 0; i < rows.size(); ++i) rows[i].codes = codes.narrow(0, i, 1);
-  }
+      : Batcher(
+            [](std::vector<AudioIn>& rows) {
+              std::vector<AudioIn*> audio;
+              for (AudioIn& row : rows) audio.push_back(&row);
+              encode_audio(audio);
+            },
+            model.device().is_cpu()) {}
 };
 
 Mimi::Mimi(std::unique_ptr<MimiModel> model) : model_(std::move(model)) {
@@ -187,17 +173,18 @@ size_t MimiEncoder::encode_frame(const float* pcm, size_t samples, int64_t* code
     c10::InferenceMode guard;
     const at::Tensor frame =
         at::from_blob(const_cast<float*>(pcm), {1, 1, static_cast<int64_t>(samples)}, at::kFloat);
-    at::Tensor out;
     if (state_->batch.enabled) {
       StepTiming timing;
-      MimiEncodeRow row{frame, &state_->stream, {}};
-      row = mimi_->encode_batcher_->step(state_->member, std::move(row), state_->batch.max_wait_ms,
-                                         &timing);
-      out = row.codes.contiguous();
+      std::vector<int64_t> out(static_cast<size_t>(num_codebooks_));
+      mimi_->encode_batcher_->step(state_->member,
+                                   AudioIn{&mimi_->model(), frame, &state_->stream, &out},
+                                   state_->batch.max_wait_ms, &timing);
+      std::copy(out.begin(), out.end(), codes);
       state_->last_batch_size = timing.batch_size;
-    } else {
-      out = mimi_->model().encode_step(frame, state_->stream).to(at::kCPU).contiguous();
+      return;
     }
+    const at::Tensor out =
+        mimi_->model().encode_step(frame, state_->stream).to(at::kCPU).contiguous();
     std::copy_n(out.data_ptr<int64_t>(), num_codebooks_, codes);
   });
   return replaced;
