@@ -42,6 +42,7 @@ struct Options {
   double seconds = 20;
   double spread_ms = 0;
   int warmup = 12;  // frames of each stream not counted
+  bool paced = true;  // false: each frame arrives when the one before is done
 };
 
 bool parse(int argc, char** argv, Options& o) {
@@ -61,6 +62,8 @@ bool parse(int argc, char** argv, Options& o) {
       o.spread_ms = std::atof(v.c_str());
     else if (a == "--warmup")
       o.warmup = std::atoi(v.c_str());
+    else if (a == "--paced")
+      o.paced = std::atoi(v.c_str()) != 0;
     else
       return false;
   }
@@ -89,7 +92,9 @@ void run_stream(const std::shared_ptr<const kyutai::Mimi>& mimi,
   const int64_t frames = static_cast<int64_t>(o.seconds * mimi->format().frame_rate);
   std::vector<float> pcm(static_cast<size_t>(frame));
   for (int64_t k = 0; k < frames; ++k) {
-    const auto arrival = start + std::chrono::duration_cast<Clock::duration>(offset + k * period);
+    const auto arrival =
+        o.paced ? start + std::chrono::duration_cast<Clock::duration>(offset + k * period)
+                : Clock::now();
     std::this_thread::sleep_until(arrival);
     const auto begun = Clock::now();
     for (int i = 0; i < frame; ++i)  // each stream its own tone

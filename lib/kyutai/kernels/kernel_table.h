@@ -25,11 +25,15 @@ struct MatmulArgs {
   const uint8_t* w;   // packed weight data, row 0
   const uint16_t* w_scales;  // float16 [out, in_padded / 32] (quantized formats)
   int64_t w_row_bytes;
-  // Float32: x [rows, in_padded]. BFloat16: bfloat16 bits [rows, in_padded].
+  // Elements from one prepared row of x (xf, xb, xq) to the next: in_padded and a cache line
+  // more, so that the rows of x do not all fall in the same sets of the level-1 cache (with
+  // in_padded a multiple of 4096 bytes, 8 rows would fill every way of the sets they use).
+  int64_t x_pitch;
+  // Float32: x [rows, x_pitch]. BFloat16: bfloat16 bits [rows, x_pitch].
   const float* xf;
   const uint16_t* xb;
   // Int8/Int4: x quantized per group of 32, columns interleaved like the weight
-  // [rows, in_padded]; per group the scale and the offset correction -offset * sum(q)
+  // [rows, x_pitch]; per group the scale and the offset correction -offset * sum(q)
   // [rows, in_padded / 32].
   const int8_t* xq;
   const float* xd;

@@ -62,40 +62,49 @@ detail::RangeKernel kernel_for(const detail::KernelTable& table, WeightFormat fo
   return nullptr;
 }
 
-// Copies rows of x into s.xf [rows, in_padded], zero-padded.
-void pad_x(const PackedWeight& w, const float* x, int64_t rows, int64_t x_stride, Scratch& s) {
-  const int64_t n = w.in_padded;
-  s.xf.resize(rows * n);
+// Elements between prepared rows of x: in_padded and one cache line (MatmulArgs::x_pitch).
+int64_t x_pitch(const PackedWeight& w) {
+  const int64_t line = 64 / (w.format == WeightFormat::Float32    ? 4
+                             : w.format == WeightFormat::BFloat16 ? 2
+                                                                  : 1);
+  return w.in_padded + line;
+}
+
+// Copies rows of x into s.xf [rows, pitch], zero-padded.
+void pad_x(const PackedWeight& w, const float* x, int64_t rows, int64_t x_stride, int64_t pitch,
+           Scratch& s) {
+  s.xf.resize(rows * pitch);
   for (int64_t r = 0; r < rows; ++r) {
-    std::copy(x + r * x_stride, x + r * x_stride + w.in, &s.xf[r * n]);
-    std::fill(&s.xf[r * n + w.in], &s.xf[(r + 1) * n], 0.0f);
+    std::copy(x + r * x_stride, x + r * x_stride + w.in, &s.xf[r * pitch]);
+    std::fill(&s.xf[r * pitch + w.in], &s.xf[(r + 1) * pitch], 0.0f);
   }
 }
 
 // Fills args' x fields for `rows` <= 8 rows of x.
 void prepare_x(const PackedWeight& w, const float* x, int64_t rows, int64_t x_stride,
                const detail::KernelTable& table, Scratch& s, detail::MatmulArgs& args) {
-  const int64_t n = w.in_padded, groups = n / kGroup;
+  const int64_t n = w.in_padded, groups = n / kGroup, pitch = x_pitch(w);
+  args.x_pitch = pitch;
   switch (w.format) {
     case WeightFormat::Float32:
-      pad_x(w, x, rows, x_stride, s);
+      pad_x(w, x, rows, x_stride, pitch, s);
       args.xf = s.xf.data();
       return;
     case WeightFormat::BFloat16:
-      s.xb.assign(rows * n, 0);
+      s.xb.assign(rows * pitch, 0);
       for (int64_t r = 0; r < rows; ++r)
-        for (int64_t i = 0; i < w.in; ++i) s.xb[r * n + i] = float_to_bf16(x[r * x_stride + i]);
+        for (int64_t i = 0; i < w.in; ++i) s.xb[r * pitch + i] = float_to_bf16(x[r * x_stride + i]);
       args.xb = s.xb.data();
       return;
     case WeightFormat::Int8:
     case WeightFormat::Int4:
-      pad_x(w, x, rows, x_stride, s);
-      s.xq.resize(rows * n);
+      pad_x(w, x, rows, x_stride, pitch, s);
+      s.xq.resize(rows * pitch);
       s.xd.resize(rows * groups);
       s.xbias.resize(rows * groups);
       for (int64_t r = 0; r < rows; ++r)
-        table.quantize_row(&s.xf[r * n], n, w.format == WeightFormat::Int8 ? 128 : 8, &s.xq[r * n],
-                           &s.xd[r * groups], &s.xbias[r * groups]);
+        table.quantize_row(&s.xf[r * pitch], n, w.format == WeightFormat::Int8 ? 128 : 8,
+                           &s.xq[r * pitch], &s.xd[r * groups], &s.xbias[r * groups]);
       args.xq = s.xq.data();
       args.xd = s.xd.data();
       args.xbias = s.xbias.data();

@@ -9,6 +9,7 @@
 // Rows share the weight loads: the weight is read once per call.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -35,6 +36,21 @@ inline void prefetch_lines(const void* p, int64_t bytes) {
     for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(c + b, 0, 3);
   }
 }
+
+// Level-2 prefetch of bytes at p (a tile that is read out of order once it is there).
+inline void prefetch_tile(const void* p, int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(c + b, 0, 2);
+}
+
+// Where the rows of x and their scales (1.25 bytes per input and row) take more than
+// kXTileAbove, x is read in chunks of kXCacheBytes, tiles of kTileRows weight rows at a time.
+// Measured with kernel-bench (docs/PERFORMANCE.md): up to about twice the level-1 data cache
+// (32-48 KB on the machines we know), reading the weight rows straight through is faster; above
+// it, chunks are (int4, 8 rows of 11264 inputs: 9.7 -> 15 GB/s).
+constexpr int64_t kXTileAbove = 64 * 1024;
+constexpr int64_t kXCacheBytes = 20 * 1024;
+constexpr int64_t kTileRows = 16;
 
 // Float32 (T = float, FMA) and BFloat16 (T = uint16_t bits, the traits' bfloat16 dot): two
 // accumulator sets per row, kStep inputs each per step.
@@ -71,7 +87,7 @@ struct FloatKernel {
         const auto w0 = load_weight(w + i), w1 = load_weight(w + i + kStep);
         KYUTAI_UNROLL
         for (int r = 0; r < R; ++r) {
-          const T* x = xs + r * a.in_padded + i;
+          const T* x = xs + r * a.x_pitch + i;
           acc0[r] = dot(acc0[r], x, w0);
           acc1[r] = dot(acc1[r], x + kStep, w1);
         }
@@ -80,7 +96,7 @@ struct FloatKernel {
       if (32 % (2 * kStep) != 0 && i < a.in_padded) {
         const auto w0 = load_weight(w + i);
         KYUTAI_UNROLL
-        for (int r = 0; r < R; ++r) acc0[r] = dot(acc0[r], xs + r * a.in_padded + i, w0);
+        for (int r = 0; r < R; ++r) acc0[r] = dot(acc0[r], xs + r * a.x_pitch + i, w0);
       }
       KYUTAI_UNROLL
       for (int r = 0; r < R; ++r) a.y[r * a.y_stride + o] = V::hsum(V::add(acc0[r], acc1[r]));
@@ -113,36 +129,113 @@ struct QuantizedKernel {
     }
   }
 
+  // One super-block s of weight row w (scales ws) into every row's accumulators.
+  template <int R>
+  static void block(const MatmulArgs& a, const uint8_t* w, const uint16_t* ws, int64_t s,
+                    int64_t groups, typename V::F acc[R]) {
+    const int64_t block_bytes = kInt4 ? 256 : 512;
+    for (int p = 0; p < kParts; ++p) {
+      const int64_t g0 = 16 * s + V::kLanes * p;
+      const typename V::F dw = V::load_scales(ws + g0);
+      const int8_t* xq = a.xq + 512 * s + kPartBytes * p;
+      typename V::I dot[R];
+      if constexpr (V::kRowsInterleaved && R > 4) {
+        // The rows' integer dots side by side, so that consecutive instructions do not wait
+        // for each other (integer sums: the order does not change the result).
+        KYUTAI_UNROLL
+        for (int r = 0; r < R; ++r)
+          dot[r] = V::template dot_start<kInt4>(a.xbias + r * groups + g0);
+        KYUTAI_UNROLL
+        for (int j = 0; j < 4; ++j) {
+          typename V::I pair[2];
+          load_pair(w + s * block_bytes, p, j, pair);
+          KYUTAI_UNROLL
+          for (int h = 0; h < 2; ++h) {
+            KYUTAI_UNROLL
+            for (int r = 0; r < R; ++r)
+              dot[r] = V::template dot_sub<kInt4>(dot[r], pair[h],
+                                                  xq + r * a.x_pitch + 64 * (2 * j + h));
+          }
+        }
+      } else {
+        typename V::I v[8];
+        load_part(w + s * block_bytes, p, v);
+        KYUTAI_UNROLL
+        for (int r = 0; r < R; ++r)
+          dot[r] = V::template dot_groups<kInt4>(
+              V::template dot_start<kInt4>(a.xbias + r * groups + g0), v, xq + r * a.x_pitch);
+      }
+      KYUTAI_UNROLL
+      for (int r = 0; r < R; ++r) {
+        const typename V::F scale = V::mul(dw, V::load(a.xd + r * groups + g0));
+        acc[r] = V::fma(V::to_float(dot[r]), scale, acc[r]);
+      }
+    }
+  }
+
+  // Sub-vectors 2j and 2j + 1 of part p (see load_part).
+  static void load_pair(const uint8_t* block, int p, int j, typename V::I v[2]) {
+    if (kInt4) {
+      const typename V::I b = V::load_bytes(block + 64 * j + kPartBytes * p);
+      v[0] = V::low_nibbles(b);
+      v[1] = V::high_nibbles(b);
+    } else {
+      v[0] = V::load_bytes(block + 64 * (2 * j) + kPartBytes * p);
+      v[1] = V::load_bytes(block + 64 * (2 * j + 1) + kPartBytes * p);
+    }
+  }
+
   template <int R>
   static void rows(const MatmulArgs& a, int64_t o0, int64_t o1) {
     const int64_t blocks = a.in_padded / 512, groups = a.in_padded / 32;
     const int64_t block_bytes = kInt4 ? 256 : 512;
-    for (int64_t o = o0; o < o1; ++o) {
-      const uint8_t* w = a.w + o * a.w_row_bytes;
-      const uint16_t* ws = a.w_scales + o * groups;
-      typename V::F acc[R];
-      KYUTAI_UNROLL
-      for (int r = 0; r < R; ++r) acc[r] = V::zero();
-      for (int64_t s = 0; s < blocks; ++s) {
-        prefetch_lines(w + s * block_bytes, block_bytes);
-        for (int p = 0; p < kParts; ++p) {
-          typename V::I v[8];
-          load_part(w + s * block_bytes, p, v);
-          const int64_t g0 = 16 * s + V::kLanes * p;
-          const typename V::F dw = V::load_scales(ws + g0);
+    // Each weight row is read against all R rows of x. When x (R * 1.25 bytes per input, with
+    // its scales) is far larger than the level-1 cache (kXTileAbove), every load of x comes
+    // from level 2 and the product runs at half speed. Then the inputs go in chunks that fit:
+    // a tile of weight rows is read chunk by chunk, its rows' accumulators kept in memory
+    // between chunks, while the next tile is prefetched. Each accumulator still takes its
+    // super-blocks in order: the same operations, the same bits.
+    const int64_t chunk =
+        R * 640 * blocks > kXTileAbove ? std::max<int64_t>(1, kXCacheBytes / (R * 640)) : blocks;
+    if (chunk >= blocks) {
+      for (int64_t o = o0; o < o1; ++o) {
+        const uint8_t* w = a.w + o * a.w_row_bytes;
+        typename V::F acc[R];
+        KYUTAI_UNROLL
+        for (int r = 0; r < R; ++r) acc[r] = V::zero();
+        for (int64_t s = 0; s < blocks; ++s) {
+          prefetch_lines(w + s * block_bytes, block_bytes);
+          block<R>(a, w, a.w_scales + o * groups, s, groups, acc);
+        }
+        KYUTAI_UNROLL
+        for (int r = 0; r < R; ++r) a.y[r * a.y_stride + o] = V::hsum(acc[r]);
+      }
+      return;
+    }
+    typename V::F saved[kTileRows][R];
+    for (int64_t t0 = o0; t0 < o1; t0 += kTileRows) {
+      const int64_t t1 = std::min(o1, t0 + kTileRows);
+      for (int64_t c0 = 0; c0 < blocks; c0 += chunk) {
+        const int64_t c1 = std::min(blocks, c0 + chunk);
+        for (int64_t o = t0; o < t1; ++o) {
+          const uint8_t* w = a.w + o * a.w_row_bytes;
+          typename V::F acc[R];
+          KYUTAI_UNROLL
+          for (int r = 0; r < R; ++r) acc[r] = c0 == 0 ? V::zero() : saved[o - t0][r];
+          for (int64_t s = c0; s < c1; ++s) {
+            // The same place kTileRows rows on: the next tile, into level 2.
+            prefetch_tile(w + kTileRows * a.w_row_bytes + s * block_bytes, block_bytes);
+            block<R>(a, w, a.w_scales + o * groups, s, groups, acc);
+          }
           KYUTAI_UNROLL
           for (int r = 0; r < R; ++r) {
-            const int64_t gi = r * groups + g0;
-            const typename V::I start = V::template dot_start<kInt4>(a.xbias + gi);
-            const typename V::I dot = V::template dot_groups<kInt4>(
-                start, v, a.xq + r * a.in_padded + 512 * s + kPartBytes * p);
-            const typename V::F scale = V::mul(dw, V::load(a.xd + gi));
-            acc[r] = V::fma(V::to_float(dot), scale, acc[r]);
+            if (c1 == blocks)
+              a.y[r * a.y_stride + o] = V::hsum(acc[r]);
+            else
+              saved[o - t0][r] = acc[r];
           }
         }
       }
-      KYUTAI_UNROLL
-      for (int r = 0; r < R; ++r) a.y[r * a.y_stride + o] = V::hsum(acc[r]);
     }
   }
 };

@@ -47,7 +47,7 @@ void float_range(const MatmulArgs& a, int64_t o0, int64_t o1) {
   for (int64_t o = o0; o < o1; ++o) {
     const auto* w = reinterpret_cast<const T*>(a.w + o * a.w_row_bytes);
     for (int64_t r = 0; r < a.rows; ++r) {
-      const T* x = xs + r * a.in_padded;
+      const T* x = xs + r * a.x_pitch;
       float acc = 0.0f;
       for (int64_t i = 0; i < a.in_padded; ++i) acc += value(x[i]) * value(w[i]);
       a.y[r * a.y_stride + o] = acc;
@@ -72,7 +72,7 @@ void quantized_range(const MatmulArgs& a, int64_t o0, int64_t o1) {
   for (int64_t o = o0; o < o1; ++o) {
     const uint8_t* w = a.w + o * a.w_row_bytes;
     for (int64_t r = 0; r < a.rows; ++r) {
-      const int8_t* xq = a.xq + r * a.in_padded;
+      const int8_t* xq = a.xq + r * a.x_pitch;
       float acc = 0.0f;
       for (int64_t g = 0; g < groups; ++g) {
         // Within its super-block, group g's 32 values sit at lanes (g % 16) of 8 sub-vectors.

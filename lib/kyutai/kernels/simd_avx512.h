@@ -60,11 +60,18 @@ struct Avx512 {
     return _mm512_loadu_si512(xbias);
   }
   template <bool kInt4>
+  static I dot_sub(I dot, I v, const int8_t* xq) {
+    return _mm512_dpbusd_epi32(dot, v, _mm512_loadu_si512(xq));
+  }
+  template <bool kInt4>
   static I dot_groups(I dot, const I v[8], const int8_t* xq) {
-    _Pragma("GCC unroll 8") for (int k = 0; k < 8; ++k)
-        dot = _mm512_dpbusd_epi32(dot, v[k], _mm512_loadu_si512(xq + 64 * k));
+    _Pragma("GCC unroll 8") for (int k = 0; k < 8; ++k) dot =
+        dot_sub<kInt4>(dot, v[k], xq + 64 * k);
     return dot;
   }
+  // 32 vector registers: a super-block's 8 weight vectors, and per row of x a dot and an
+  // accumulator, fit for 8 rows.
+  static constexpr bool kRowsInterleaved = true;
 };
 
 }  // namespace
