@@ -12,8 +12,12 @@
 // encode + step that carried a frame (median); realtime: yes
 // when the 95th percentile is under 80 ms and no frame started more than one frame late.
 //
+// With --paced 0 each frame arrives as soon as the one before is done (the runs back to back,
+// as lm-bench's frames), to tell the cost of the path from that of idle cores between frames.
+//
 //   build/bench/stt-streams-bench --streams 4 --weights int4 [--config stt_1b_config.json]
 //                                 [--seconds 20] [--threads 2] [--spread-ms 0] [--warmup 12]
+//                                 [--paced 1]
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -126,7 +130,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: stt-streams-bench [--config stt_config.json] [--weights int4|int8|...]\n"
                  "                         [--streams N] [--seconds S] [--threads N]\n"
-                 "                         [--spread-ms MS] [--warmup FRAMES]\n");
+                 "                         [--spread-ms MS] [--warmup FRAMES] [--paced 0|1]\n");
     return 2;
   }
   try {
