@@ -38,6 +38,11 @@ void ResidualVQ::prepare() {
     const at::Tensor usage = layer.cluster_usage.clamp_min(kUsageEpsilon);
     layer.table = (layer.embedding_sum / usage.unsqueeze(1)).contiguous();
     layer.norms2 = layer.table.pow(2).sum(1);
+    layer.scorer = LinearWeight{};
+    if (layer.table.is_cpu() && layer.table.scalar_type() == at::kFloat) {
+      layer.scorer.tensor = layer.table;
+      layer.scorer.pack(WeightFormat::Float32);
+    }
   }
 }
 
@@ -53,7 +58,12 @@ at::Tensor ResidualVQ::encode(const at::Tensor& latent, int n) const {
   for (int i = 0; i < n; ++i) {
     const Codebook& cb = layers_[static_cast<size_t>(i)];
     // argmin ||r - c||^2 = argmin (||c||^2 - 2 r.c); argmin keeps the lowest index on ties.
-    at::Tensor scores = at::addmm(cb.norms2, residual, cb.table.t(), /*beta=*/1, /*alpha=*/-2);
+    // A streaming frame's few vectors go through the kernels, which read the table once
+    // (LinearWeight takes up to kExactRows rows, then libtorch's gemm).
+    const at::Tensor scores =
+        cb.scorer.shared_packed() && residual.scalar_type() == at::kFloat
+            ? at::add(cb.norms2, cb.scorer(residual), /*alpha=*/-2)
+            : at::addmm(cb.norms2, residual, cb.table.t(), /*beta=*/1, /*alpha=*/-2);
     at::Tensor index = scores.argmin(1);
     residual = residual - cb.table.index_select(0, index);
     codes.push_back(index.view({batch, 1, steps}));

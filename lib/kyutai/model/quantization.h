@@ -7,6 +7,7 @@
 
 #include "kyutai/config.h"
 #include "kyutai/io/params.h"
+#include "kyutai/weights/linear_weight.h"
 
 namespace kyutai {
 
@@ -33,6 +34,9 @@ class ResidualVQ {
     at::Tensor initialized, cluster_usage, embedding_sum;  // checkpoint buffers
     at::Tensor table;                                      // [bins, dim], derived
     at::Tensor norms2;                                     // [bins], squared codeword norms
+    // On the CPU, the table for the kernels (a view of it, no copy): a streaming frame
+    // quantizes a few vectors, a skinny product that BLAS serves by copying the whole table.
+    LinearWeight scorer;
   };
   QuantizerConfig config_;
   at::Tensor input_proj_, output_proj_;
