@@ -51,7 +51,7 @@ class BatchScheduler {
 
   static Clock::time_point due(Clock::time_point submitted, Clock::time_point idle_since,
                                Clock::duration max_wait) {
-    return Batcher<int>::due(submitted, idle_since, max_wait);
+    return batch_due(submitted, idle_since, max_wait);
   }
 
  private:

@@ -35,6 +35,20 @@ inline std::mutex& cpu_run_mutex() {
   return mutex;
 }
 
+// The batch deadline: a request submitted at `submitted` waits for the others until `max_wait`
+// after the batcher was free to run it, that is after the later of its submission and the end
+// of the last run (`idle_since`). The time spent behind a running batch is not spent waiting for
+// the others: counted from submission, the deadline of a stream that missed a run passes while
+// the device runs it (whenever a run takes longer than the wait), the next run then starts at
+// once without the streams just served, and batches split in two alternating halves exactly
+// when the device is busiest.
+inline std::chrono::steady_clock::time_point batch_due(
+    std::chrono::steady_clock::time_point submitted,
+    std::chrono::steady_clock::time_point idle_since,
+    std::chrono::steady_clock::duration max_wait) {
+  return std::max(submitted, idle_since) + max_wait;
+}
+
 template <class Row>
 class Batcher {
  public:
@@ -61,7 +75,7 @@ class Batcher {
 
   // Runs `row` with the others whose rows are ready, waiting at most `max_wait_ms` for the
   // streams that took part in the last runs and have not submitted yet (counted from when a
-  // run could start: see due()). `info` gets the wait from submission. Returns the row as the
+  // run could start: see batch_due()). `info` gets the wait from submission. Returns the row as the
   // run left it, or throws what the run threw. What the row points to must not be used
   // elsewhere until this returns.
   Row step(uint64_t member, Row row, double max_wait_ms, StepTiming* info = nullptr) {
@@ -87,18 +101,6 @@ class Batcher {
     if (info) *info = request.info;
     if (request.error) std::rethrow_exception(request.error);
     return std::move(request.row);
-  }
-
-  // The batch deadline: a request submitted at `submitted` waits for the others until
-  // `max_wait` after the batcher was free to run it, that is after the later of its submission
-  // and the end of the last run (`idle_since`). The time spent behind a running batch is not
-  // spent waiting for the others: counted from submission, the deadline of a stream that missed
-  // a run passes while the device runs it (whenever a run takes longer than the wait), the next
-  // run then starts at once without the streams just served, and batches split in two
-  // alternating halves exactly when the device is busiest.
-  static Clock::time_point due(Clock::time_point submitted, Clock::time_point idle_since,
-                               Clock::duration max_wait) {
-    return std::max(submitted, idle_since) + max_wait;
   }
 
  private:
@@ -131,7 +133,7 @@ class Batcher {
   Clock::time_point earliest_deadline() const {
     Clock::time_point earliest = Clock::time_point::max();
     for (const Request* r : pending_)
-      earliest = std::min(earliest, due(r->submitted, idle_since_, r->max_wait));
+      earliest = std::min(earliest, batch_due(r->submitted, idle_since_, r->max_wait));
     return earliest;
   }
 
