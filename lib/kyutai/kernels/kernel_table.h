@@ -25,9 +25,10 @@ struct MatmulArgs {
   const uint8_t* w;   // packed weight data, row 0
   const uint16_t* w_scales;  // float16 [out, in_padded / 32] (quantized formats)
   int64_t w_row_bytes;
-  // Elements from one prepared row of x (xf, xb, xq) to the next: in_padded and a cache line
-  // more, so that the rows of x do not all fall in the same sets of the level-1 cache (with
-  // in_padded a multiple of 4096 bytes, 8 rows would fill every way of the sets they use).
+  // Elements from one prepared row of x (xf, xb, xq) to the next: in_padded and at least a
+  // cache line more (64 elements for the quantized formats, whose xf shares the pitch), so that the
+  // rows of x do not all fall in the same sets of the level-1 cache (with in_padded a multiple of
+  // 4096 bytes, 8 rows would fill every way of the sets they use).
   int64_t x_pitch;
   // Float32: x [rows, x_pitch]. BFloat16: bfloat16 bits [rows, x_pitch].
   const float* xf;

@@ -76,7 +76,7 @@ void pad_x(const PackedWeight& w, const float* x, int64_t rows, int64_t x_stride
   s.xf.resize(rows * pitch);
   for (int64_t r = 0; r < rows; ++r) {
     std::copy(x + r * x_stride, x + r * x_stride + w.in, &s.xf[r * pitch]);
-    std::fill(&s.xf[r * pitch + w.in], &s.xf[(r + 1) * pitch], 0.0f);
+    std::fill(s.xf.data() + r * pitch + w.in, s.xf.data() + (r + 1) * pitch, 0.0f);
   }
 }
 

@@ -4,12 +4,13 @@
 // traits and builds its table with matmul_table<V>(); everything here has internal linkage
 // (see kernel_table.h).
 //
-// Each kernel keeps one set of accumulators per row of x and runs the same instruction sequence
-// for a row whatever the number of rows R, so a row's result does not depend on its batch.
+// Each kernel keeps one set of accumulators per row of x and runs the same floating-point
+// operations, in the same order, for a row whatever the number of rows R (the integer dots of
+// the quantized kernels may be formed in another order: integer sums are exact), so a row's
+// result does not depend on its batch.
 // Rows share the weight loads: the weight is read once per call.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -37,10 +38,22 @@ inline void prefetch_lines(const void* p, int64_t bytes) {
   }
 }
 
-// Level-2 prefetch of bytes at p (a tile that is read out of order once it is there).
-inline void prefetch_tile(const void* p, int64_t bytes) {
-  const char* c = static_cast<const char*>(p);
-  for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(c + b, 0, 2);
+// Level-2 prefetch of `bytes` at `offset` bytes from p (a tile that is read out of order once
+// it is there). The address may lie past the end of the weights (the last tiles prefetch
+// beyond them): it is formed as an integer, never as an out-of-range pointer, and a prefetch
+// does not fault.
+inline void prefetch_tile(const void* p, int64_t offset, int64_t bytes) {
+  const uintptr_t c = reinterpret_cast<uintptr_t>(p) + static_cast<uintptr_t>(offset);
+  for (int64_t b = 0; b < bytes; b += 64)
+    __builtin_prefetch(reinterpret_cast<const void*>(c + static_cast<uintptr_t>(b)), 0, 2);
+}
+
+// No <algorithm> in the per-instruction-set units (kernel_table.h).
+constexpr int64_t min_of(int64_t a, int64_t b) {
+  return a < b ? a : b;
+}
+constexpr int64_t max_of(int64_t a, int64_t b) {
+  return a < b ? b : a;
 }
 
 // Where the rows of x and their scales (1.25 bytes per input and row) take more than
@@ -196,7 +209,7 @@ struct QuantizedKernel {
     // between chunks, while the next tile is prefetched. Each accumulator still takes its
     // super-blocks in order: the same operations, the same bits.
     const int64_t chunk =
-        R * 640 * blocks > kXTileAbove ? std::max<int64_t>(1, kXCacheBytes / (R * 640)) : blocks;
+        R * 640 * blocks > kXTileAbove ? max_of(1, kXCacheBytes / (R * 640)) : blocks;
     if (chunk >= blocks) {
       for (int64_t o = o0; o < o1; ++o) {
         const uint8_t* w = a.w + o * a.w_row_bytes;
@@ -214,17 +227,19 @@ struct QuantizedKernel {
     }
     typename V::F saved[kTileRows][R];
     for (int64_t t0 = o0; t0 < o1; t0 += kTileRows) {
-      const int64_t t1 = std::min(o1, t0 + kTileRows);
+      const int64_t t1 = min_of(o1, t0 + kTileRows);
       for (int64_t c0 = 0; c0 < blocks; c0 += chunk) {
-        const int64_t c1 = std::min(blocks, c0 + chunk);
+        const int64_t c1 = min_of(blocks, c0 + chunk);
         for (int64_t o = t0; o < t1; ++o) {
           const uint8_t* w = a.w + o * a.w_row_bytes;
           typename V::F acc[R];
           KYUTAI_UNROLL
           for (int r = 0; r < R; ++r) acc[r] = c0 == 0 ? V::zero() : saved[o - t0][r];
           for (int64_t s = c0; s < c1; ++s) {
-            // The same place kTileRows rows on: the next tile, into level 2.
-            prefetch_tile(w + kTileRows * a.w_row_bytes + s * block_bytes, block_bytes);
+            // The same place kTileRows rows on: the next tile, into level 2. (When a thread's
+            // range is a single tile, that is the next range's: measured so, see
+            // docs/PERFORMANCE.md, "Multi-row kernels".)
+            prefetch_tile(w, kTileRows * a.w_row_bytes + s * block_bytes, block_bytes);
             block<R>(a, w, a.w_scales + o * groups, s, groups, acc);
           }
           KYUTAI_UNROLL

@@ -69,8 +69,9 @@ struct Avx2 {
   static constexpr bool kRowsInterleaved = false;
   template <bool kInt4>
   static I dot_sub(I dot, I v, const int8_t* xq) {
-    static_cast<void>(dot), static_cast<void>(v), static_cast<void>(xq);
-    return dot;  // unused: see kRowsInterleaved
+    static_assert(kInt4 && !kInt4, "not for AVX2: see kRowsInterleaved");
+    static_cast<void>(v), static_cast<void>(xq);
+    return dot;
   }
   template <bool kInt4>
   static I dot_groups(I dot, const I v[8], const int8_t* xq) {

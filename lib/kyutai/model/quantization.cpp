@@ -59,7 +59,9 @@ at::Tensor ResidualVQ::encode(const at::Tensor& latent, int n) const {
     const Codebook& cb = layers_[static_cast<size_t>(i)];
     // argmin ||r - c||^2 = argmin (||c||^2 - 2 r.c); argmin keeps the lowest index on ties.
     // A streaming frame's few vectors go through the kernels, which read the table once
-    // (LinearWeight takes up to kExactRows rows, then libtorch's gemm).
+    // (LinearWeight takes up to kExactRows rows, then libtorch's gemm). The two round a score
+    // differently, so a streaming and a whole-signal encode can differ only where two
+    // codewords are within rounding of each other.
     const at::Tensor scores =
         cb.scorer.shared_packed() && residual.scalar_type() == at::kFloat
             ? at::add(cb.norms2, cb.scorer(residual), /*alpha=*/-2)
