@@ -69,7 +69,7 @@ struct Avx512 {
         dot_sub<kInt4>(dot, v[k], xq + 64 * k);
     return dot;
   }
-  // 32 vector registers: a super-block's 8 weight vectors, and per row of x a dot and an
+  // 32 vector registers: two weight sub-vectors at a time, and per row of x a dot and an
   // accumulator, fit for 8 rows.
   static constexpr bool kRowsInterleaved = true;
 };
