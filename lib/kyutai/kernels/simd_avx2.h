@@ -65,14 +65,8 @@ struct Avx2 {
   static I dot_start(const int32_t* xbias) {
     return kInt4 ? load_bytes(xbias) : _mm256_setzero_si256();
   }
-  // 16 vector registers: the rows of x take their dots one after the other.
+  // 16 vector registers: the rows of x take their dots one after the other (no dot_sub).
   static constexpr bool kRowsInterleaved = false;
-  template <bool kInt4>
-  static I dot_sub(I dot, I v, const int8_t* xq) {
-    static_assert(kInt4 && !kInt4, "not for AVX2: see kRowsInterleaved");
-    static_cast<void>(v), static_cast<void>(xq);
-    return dot;
-  }
   template <bool kInt4>
   static I dot_groups(I dot, const I v[8], const int8_t* xq) {
     const __m256i ones = _mm256_set1_epi16(1);
