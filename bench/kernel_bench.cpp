@@ -3,7 +3,7 @@
 // oneDNN available it also times its bfloat16 and u8s8 int8 matmuls on the same shapes.
 //
 //   build/bench/kernel-bench --threads 2 [--seconds 0.3] [--formats int4,int8] [--no-onednn]
-//                            [--isa avx2] [--hot] [--onednn-amx]
+//                            [--isa avx2] [--hot] [--onednn-amx] [--rows 1|2|4|8]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -39,6 +39,7 @@ struct Options {
   bool onednn = true;
   bool onednn_amx = false;  // allow oneDNN's AMX kernels (Sapphire Rapids; Zen 4 has none)
   bool hot = false;  // no rotation: weights that fit stay in cache (the kernels' compute rate)
+  int64_t rows = 0;  // 0: every count of kRows
 };
 
 struct Shape {
@@ -82,7 +83,7 @@ std::vector<float> gaussian(size_t n, uint32_t seed) {
 // alike when other processes share the cores).
 void bandwidth_floor(const Options& opt) {
   const int64_t n = bench::kFloorBufferWords, slice = bench::kFloorSliceWords;
-  std::vector<uint64_t> buf(n, 1);
+  std::vector<uint64_t, kernels::StreamedAllocator<uint64_t>> buf(n, 1);
   volatile uint64_t sink = 0;
   const double t = median_time(opt.seconds * 2, [&](int i) {
     sink = sink + bench::read_words(buf.data() + (i % (n / slice)) * slice, slice, opt.threads);
@@ -95,7 +96,9 @@ void bandwidth_floor(const Options& opt) {
 std::vector<kernels::PackedWeight> rotation(const kernels::PackedWeight& w, bool hot) {
   std::vector<kernels::PackedWeight> copies{w};
   while (!hot && (copies.size() * w.total_bytes() < kRotationBytes || copies.size() < 2)) {
-    auto buf = std::make_shared<std::vector<uint8_t>>(w.total_bytes());
+    // In huge pages, as the packed weights of a model are (kernels/pack.cpp).
+    auto buf = std::make_shared<std::vector<uint8_t, kernels::StreamedAllocator<uint8_t>>>(
+        w.total_bytes());
     std::memcpy(buf->data(), w.data, w.data_bytes());
     auto* scales = reinterpret_cast<uint16_t*>(buf->data() + w.data_bytes());
     if (w.scale_count() > 0) std::memcpy(scales, w.scales, 2 * w.scale_count());
@@ -113,6 +116,7 @@ void bench_kernels(const Options& opt) {
       const auto x = gaussian(8 * s.in, 2);
       std::vector<float> y(8 * s.out);
       for (int64_t rows : kRows) {
+        if (opt.rows != 0 && rows != opt.rows) continue;
         const double t = median_time(opt.seconds, [&](int i) {
           kernels::matmul(copies[i % copies.size()], x.data(), rows, s.in, y.data(), s.out);
         });
@@ -173,8 +177,10 @@ void bench_onednn(const Options& opt) {
 #endif
 
 [[noreturn]] void usage() {
-  std::fprintf(stderr, "usage: kernel-bench [--threads N] [--seconds S] [--formats a,b] "
-                       "[--isa scalar|avx2|avx512] [--no-onednn] [--onednn-amx] [--hot]\n");
+  std::fprintf(
+      stderr,
+      "usage: kernel-bench [--threads N] [--seconds S] [--formats a,b] "
+      "[--isa scalar|avx2|avx512] [--no-onednn] [--onednn-amx] [--hot] [--rows 1|2|4|8]\n");
   std::exit(2);
 }
 
@@ -213,7 +219,11 @@ Options parse(int argc, char** argv) {
       else usage();
     } else if (a == "--no-onednn") opt.onednn = false;
     else if (a == "--hot") opt.hot = true;
-    else if (a == "--onednn-amx") opt.onednn_amx = true;
+    else if (a == "--rows" && has_value) {
+      opt.rows = std::atoi(argv[++i]);
+      if (std::find(std::begin(kRows), std::end(kRows), opt.rows) == std::end(kRows)) usage();
+    } else if (a == "--onednn-amx")
+      opt.onednn_amx = true;
     else usage();
   }
   return opt;

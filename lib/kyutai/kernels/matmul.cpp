@@ -18,7 +18,8 @@ namespace {
 
 constexpr int64_t kMaxRows = 8;
 // Below this many weight bytes per thread a product is not worth splitting: waking a worker
-// costs a few microseconds, about what 64 KB take to stream.
+// costs a few microseconds, about what 64 KB take to stream. It is also the shortest claim
+// (parallel_claims).
 constexpr size_t kMinBytesPerTask = 64 * 1024;
 
 std::atomic<int> g_isa{-1};
@@ -128,8 +129,8 @@ void matmul_rows(const PackedWeight& w, const float* x, int64_t rows, int64_t x_
   const detail::KernelTable& table = detail::kernels_for(current_isa());
   prepare_x(w, x, rows, x_stride, table, scratch, args);
   const detail::RangeKernel kernel = kernel_for(table, w.format);
-  const size_t parts = std::max<size_t>(1, w.total_bytes() / kMinBytesPerTask);
-  parallel_ranges(w.out, static_cast<int>(std::min<size_t>(parts, 1024)),
+  const int64_t row_bytes = static_cast<int64_t>(w.total_bytes()) / std::max<int64_t>(1, w.out);
+  parallel_claims(w.out, static_cast<int64_t>(kMinBytesPerTask) / std::max<int64_t>(1, row_bytes),
                   [&](int64_t o0, int64_t o1) { kernel(args, o0, o1); });
 }
 

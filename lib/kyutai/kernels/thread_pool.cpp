@@ -139,4 +139,30 @@ void parallel_ranges(int64_t n, int parts, const std::function<void(int64_t, int
   });
 }
 
+void parallel_claims(int64_t n, int64_t min_chunk,
+                     const std::function<void(int64_t, int64_t)>& fn) {
+  const std::shared_ptr<ThreadPool> pool = pool_instance();
+  min_chunk = std::max<int64_t>(1, min_chunk);
+  const int threads =
+      static_cast<int>(std::min<int64_t>((n + min_chunk - 1) / min_chunk, pool->threads()));
+  if (threads <= 1) {
+    if (n > 0) fn(0, n);
+    return;
+  }
+  // Guided claims: a claim takes half of its share of what is left, and never less than
+  // min_chunk, so that the first claims are long runs of contiguous memory and the last
+  // ones are short enough to balance the threads.
+  std::atomic<int64_t> next{0};
+  pool->run(threads, [&](int) {
+    int64_t begin = next.load(std::memory_order_relaxed);
+    while (begin < n) {
+      const int64_t left = n - begin;
+      const int64_t chunk = std::min(left, std::max(min_chunk, left / (2 * threads)));
+      if (!next.compare_exchange_weak(begin, begin + chunk, std::memory_order_relaxed)) continue;
+      fn(begin, begin + chunk);
+      begin = next.load(std::memory_order_relaxed);
+    }
+  });
+}
+
 }  // namespace kyutai::kernels
