@@ -4,6 +4,7 @@
 //
 //   build/bench/kernel-bench --threads 2 [--seconds 0.3] [--formats int4,int8] [--no-onednn]
 //                            [--isa avx2] [--hot] [--onednn-amx] [--rows 1|2|4|8]
+//                            [--depformer]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -40,6 +41,7 @@ struct Options {
   bool onednn_amx = false;  // allow oneDNN's AMX kernels (Sapphire Rapids; Zen 4 has none)
   bool hot = false;  // no rotation: weights that fit stay in cache (the kernels' compute rate)
   int64_t rows = 0;  // 0: every count of kRows
+  bool depformer = false;  // the depformer's shapes instead of the temporal transformer's
 };
 
 struct Shape {
@@ -47,6 +49,10 @@ struct Shape {
 };
 // The 7B's products: attention in/out, gating in (two halves), gating out, and the text head.
 const Shape kShapes[] = {{4096, 4096}, {12288, 4096}, {22528, 4096}, {4096, 11264}};
+// The depformer's (one of its 8 steps: attention in/out, gating in/out; its input projection
+// from the temporal transformer; its output head over 2048 audio codes).
+const Shape kDepformerShapes[] = {{3072, 1024}, {1024, 1024}, {5632, 1024},
+                                  {1024, 2816}, {1024, 4096}, {2048, 1024}};
 const int64_t kRows[] = {1, 2, 4, 8};
 // Each case cycles through copies of its weight totalling this much, so that the weight comes
 // from memory and not from the (large) last-level cache.
@@ -110,7 +116,10 @@ std::vector<kernels::PackedWeight> rotation(const kernels::PackedWeight& w, bool
 
 void bench_kernels(const Options& opt) {
   for (WeightFormat f : opt.formats) {
-    for (const Shape& s : kShapes) {
+    const auto& shapes =
+        opt.depformer ? std::vector<Shape>(std::begin(kDepformerShapes), std::end(kDepformerShapes))
+                      : std::vector<Shape>(std::begin(kShapes), std::end(kShapes));
+    for (const Shape& s : shapes) {
       const auto copies =
           rotation(kernels::pack(f, gaussian(s.out * s.in, 1).data(), s.out, s.in), opt.hot);
       const auto x = gaussian(8 * s.in, 2);
@@ -177,10 +186,10 @@ void bench_onednn(const Options& opt) {
 #endif
 
 [[noreturn]] void usage() {
-  std::fprintf(
-      stderr,
-      "usage: kernel-bench [--threads N] [--seconds S] [--formats a,b] "
-      "[--isa scalar|avx2|avx512] [--no-onednn] [--onednn-amx] [--hot] [--rows 1|2|4|8]\n");
+  std::fprintf(stderr,
+               "usage: kernel-bench [--threads N] [--seconds S] [--formats a,b] "
+               "[--isa scalar|avx2|avx512] [--no-onednn] [--onednn-amx] [--hot] [--rows 1|2|4|8] "
+               "[--depformer]\n");
   std::exit(2);
 }
 
@@ -219,6 +228,8 @@ Options parse(int argc, char** argv) {
       else usage();
     } else if (a == "--no-onednn") opt.onednn = false;
     else if (a == "--hot") opt.hot = true;
+    else if (a == "--depformer")
+      opt.depformer = true;
     else if (a == "--rows" && has_value) {
       opt.rows = std::atoi(argv[++i]);
       if (std::find(std::begin(kRows), std::end(kRows), opt.rows) == std::end(kRows)) usage();

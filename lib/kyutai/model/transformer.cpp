@@ -348,19 +348,22 @@ at::Tensor StreamingTransformer::run(const at::Tensor& input,
   return x;
 }
 
+size_t StreamingTransformer::weight_set(const std::vector<LinearWeight>& weights,
+                                        int64_t index) const {
+  if (weights.size() == 1) return 0;
+  if (index >= config_.weights_per_step)
+    throw InputError("step " + std::to_string(index) + " has no weights (weights_per_step = " +
+                     std::to_string(config_.weights_per_step) + ")");
+  const auto& schedule = config_.weights_per_step_schedule;
+  return static_cast<size_t>(schedule.empty() ? index : schedule[static_cast<size_t>(index)]);
+}
+
 at::Tensor StreamingTransformer::per_step(const std::vector<LinearWeight>& weights,
                                           const at::Tensor& x, int64_t offset) const {
   if (weights.size() == 1) return weights[0](x);
   std::vector<at::Tensor> outs;
-  for (int64_t t = 0; t < x.size(1); ++t) {
-    int64_t index = offset + t;
-    const auto& schedule = config_.weights_per_step_schedule;
-    if (index >= config_.weights_per_step)
-      throw InputError("step " + std::to_string(index) + " has no weights (weights_per_step = " +
-                       std::to_string(config_.weights_per_step) + ")");
-    if (!schedule.empty()) index = schedule[index];
-    outs.push_back(weights[index](x.narrow(1, t, 1)));
-  }
+  for (int64_t t = 0; t < x.size(1); ++t)
+    outs.push_back(weights[weight_set(weights, offset + t)](x.narrow(1, t, 1)));
   return outs.size() == 1 ? outs[0] : at::cat(outs, 1);  // a streaming step: no copy
 }
 
@@ -423,12 +426,8 @@ at::Tensor StreamingTransformer::feed_forward(const Layer& layer, const at::Tens
   };
   if (layer.gate_in.size() == 1) return gated(x, 0);
   std::vector<at::Tensor> outs;
-  for (int64_t t = 0; t < x.size(1); ++t) {
-    int64_t index = offset + t;
-    if (!config_.weights_per_step_schedule.empty())
-      index = config_.weights_per_step_schedule[index];
-    outs.push_back(gated(x.narrow(1, t, 1), static_cast<size_t>(index)));
-  }
+  for (int64_t t = 0; t < x.size(1); ++t)
+    outs.push_back(gated(x.narrow(1, t, 1), weight_set(layer.gate_in, offset + t)));
   return outs.size() == 1 ? outs[0] : at::cat(outs, 1);
 }
 

@@ -100,6 +100,8 @@ class StreamingTransformer {
   // Applies weight set schedule(offset + t) to step t of x: [B, T, in] -> [B, T, out].
   at::Tensor per_step(const std::vector<LinearWeight>& weights, const at::Tensor& x,
                       int64_t offset) const;
+  // The weight set that position `index` uses (weights per step, with their schedule).
+  size_t weight_set(const std::vector<LinearWeight>& weights, int64_t index) const;
   static at::Tensor rope(const at::Tensor& x, const Positions& pos);
   int64_t capacity() const;
 
