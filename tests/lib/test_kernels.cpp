@@ -3,10 +3,12 @@
 // concurrent callers; the quantization error of each format.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <random>
 #include <thread>
 #include <tuple>
@@ -16,6 +18,7 @@
 #include "kyutai/kernels/half.h"
 #include "kyutai/kernels/kernel_table.h"
 #include "kyutai/kernels/kernels.h"
+#include "kyutai/kernels/thread_pool.h"
 
 namespace kyutai::kernels {
 namespace {
@@ -302,6 +305,41 @@ TEST(ActivationQuantization, SameBitsOnEveryIsa) {
     EXPECT_EQ(d0, d1);
     EXPECT_EQ(b0, b1);
   }
+}
+
+// The products' claims (thread_pool.h): every index once, claims in order, none under the
+// minimum but the last, the first ones long (half a thread's share of what is left), and the
+// same cover whatever the thread count.
+TEST(ParallelClaims, CoverEveryIndexOnceInOrderedRuns) {
+  struct Claim {
+    int64_t begin, end;
+  };
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    for (const auto& [n, min_chunk] : std::vector<std::pair<int64_t, int64_t>>{
+             {0, 4}, {1, 4}, {7, 16}, {1000, 1}, {4096, 28}, {22528, 113}}) {
+      std::mutex m;
+      std::vector<Claim> claims;
+      std::vector<int> seen(static_cast<size_t>(n), 0);
+      parallel_claims(n, min_chunk, [&](int64_t b, int64_t e) {
+        std::lock_guard<std::mutex> lock(m);
+        claims.push_back({b, e});
+        for (int64_t i = b; i < e; ++i) ++seen[static_cast<size_t>(i)];
+      });
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(seen[static_cast<size_t>(i)], 1) << i;
+      std::sort(claims.begin(), claims.end(),
+                [](const Claim& a, const Claim& b) { return a.begin < b.begin; });
+      const int64_t pool = std::min<int64_t>(threads, (n + min_chunk - 1) / min_chunk);
+      for (size_t c = 0; c < claims.size(); ++c) {
+        const int64_t size = claims[c].end - claims[c].begin, left = n - claims[c].begin;
+        EXPECT_GT(size, 0);
+        if (claims.size() == 1) continue;  // run whole on the caller
+        EXPECT_EQ(size, std::min(left, std::max(min_chunk, left / (2 * pool))))
+            << "n " << n << " claim " << c;
+      }
+    }
+  }
+  set_num_threads(2);
 }
 
 TEST(HalfConversion, RoundsToNearestEven) {
