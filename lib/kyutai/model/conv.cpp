@@ -14,6 +14,13 @@ void StreamingConv1d::declare(const Params& p) {
   if (o_.bias) p.add("conv.conv.bias", {o_.out}, bias_);
 }
 
+void StreamingConv1d::prepare() {
+  on_kernels_ = LinearWeight{};
+  if (o_.groups != 1 || !weight_.is_cpu() || weight_.scalar_type() != at::kFloat) return;
+  on_kernels_.tensor = weight_.contiguous().view({o_.out, -1});
+  on_kernels_.pack(WeightFormat::Float32);
+}
+
 // Above this many unfolded elements (whole-signal calls on long audio) the column matrix costs
 // more memory than the product saves time, so libtorch's own convolution takes over.
 constexpr int64_t kMaxColumns = int64_t{1} << 22;
@@ -32,7 +39,14 @@ at::Tensor StreamingConv1d::conv(const at::Tensor& x) const {
                                   {o_.in * length, length, o_.dilation, o_.stride})
                         .permute({1, 2, 0, 3})
                         .reshape({o_.in * o_.kernel, batch * steps});
-  at::Tensor y = dense::matmul_wx(weight_.view({o_.out, -1}), cols);
+  // Up to dense::kMaxGemvColumns columns one gemv each streams the weight; from there to the
+  // kernels' exact rows, the kernels read it once in place, where gemm would copy it first
+  // (the deep layers of several streams' encoders: a few steps each, weights of megabytes).
+  const int64_t columns = batch * steps;
+  at::Tensor y = on_kernels_.shared_packed() && columns > dense::kMaxGemvColumns &&
+                         columns <= LinearWeight::kExactRows
+                     ? on_kernels_(cols.t()).t()
+                     : dense::matmul_wx(weight_.view({o_.out, -1}), cols);
   if (bias_.defined()) y = y + bias_.unsqueeze(1);
   return y.view({o_.out, batch, steps}).permute({1, 0, 2}).contiguous();
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kyutai/io/params.h"
+#include "kyutai/weights/linear_weight.h"
 
 namespace kyutai {
 
@@ -26,6 +27,8 @@ class StreamingConv1d {
  public:
   explicit StreamingConv1d(const Conv1dOptions& options) : o_(options) {}
   void declare(const Params& p);  // "conv.conv.weight", "conv.conv.bias"
+  // After loading: a view of the weight for the kernels (float32 on the CPU, no groups).
+  void prepare();
 
   // [B, C_in, T] -> [B, C_out, T / stride]; T must be a multiple of the stride. The whole-signal
   // path is one step from a fresh state, as in the reference.
@@ -42,6 +45,9 @@ class StreamingConv1d {
   at::Tensor conv(const at::Tensor& x) const;
   Conv1dOptions o_;
   at::Tensor weight_, bias_;
+  // The weight [C_out, C_in * kernel] on the kernels, for products of a few columns (several
+  // streams' steps), which libtorch's gemm would first copy whole (prepare()).
+  LinearWeight on_kernels_;
 };
 
 // The overlap a transposed convolution carries into the next call, bias removed.

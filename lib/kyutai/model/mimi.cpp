@@ -74,6 +74,8 @@ void MimiModel::save(const std::string& path) const {
 }
 
 void MimiModel::prepare() {
+  encoder_.prepare();
+  if (downsample_) downsample_->prepare();
   quantizer_.prepare();
   decoder_.prepare();
   if (upsample_) upsample_->prepare();

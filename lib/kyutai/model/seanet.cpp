@@ -155,8 +155,28 @@ void SeanetDecoder::declare(const Params& p) {
   last_.declare(m.sub(index));
 }
 
+void SeanetResBlock::prepare() {
+  conv1.prepare();
+  conv2.prepare();
+  for (auto& c : shortcut) c.prepare();
+}
+
+void SeanetEncoder::prepare() {
+  first_.prepare();
+  for (auto& stage : stages_) {
+    for (auto& b : stage.blocks) b.prepare();
+    stage.down.prepare();
+  }
+  last_.prepare();
+}
+
 void SeanetDecoder::prepare() {
-  for (auto& stage : stages_) stage.up.prepare();
+  first_.prepare();
+  for (auto& stage : stages_) {
+    stage.up.prepare();
+    for (auto& b : stage.blocks) b.prepare();
+  }
+  last_.prepare();
 }
 
 template <class Conv, class ConvTr>

@@ -21,12 +21,14 @@ struct SeanetState {
 struct SeanetResBlock {
   StreamingConv1d conv1, conv2;
   std::vector<StreamingConv1d> shortcut;  // empty with true_skip
+  void prepare();
 };
 
 class SeanetEncoder {
  public:
   explicit SeanetEncoder(const SeanetConfig& config);
   void declare(const Params& p);  // "model.{i}...."
+  void prepare();                 // after loading
   // Audio [B, 1, T] -> latent [B, dimension, T / hop].
   at::Tensor forward(const at::Tensor& x) const;
   at::Tensor step(const at::Tensor& x, SeanetState& state) const;

@@ -8,9 +8,6 @@ namespace kyutai::dense {
 
 namespace {
 
-// Up to this many columns, N gemv calls beat one gemm (measured on 512..8192-row weights).
-constexpr int64_t kMaxGemvColumns = 4;
-
 bool use_gemv(const at::Tensor& w, int64_t columns) {
   return columns <= kMaxGemvColumns && w.scalar_type() == at::kFloat && w.device().is_cpu();
 }

@@ -11,6 +11,9 @@
 
 namespace kyutai::dense {
 
+// Up to this many columns, N gemv calls beat one gemm (measured on 512..8192-row weights).
+constexpr int64_t kMaxGemvColumns = 4;
+
 // w [M, K] @ x [K, N] -> [M, N].
 at::Tensor matmul_wx(const at::Tensor& w, const at::Tensor& x);
 
