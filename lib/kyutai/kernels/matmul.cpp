@@ -129,9 +129,11 @@ void matmul_rows(const PackedWeight& w, const float* x, int64_t rows, int64_t x_
   const detail::KernelTable& table = detail::kernels_for(current_isa());
   prepare_x(w, x, rows, x_stride, table, scratch, args);
   const detail::RangeKernel kernel = kernel_for(table, w.format);
-  const int64_t row_bytes = static_cast<int64_t>(w.total_bytes()) / std::max<int64_t>(1, w.out);
-  parallel_claims(w.out, static_cast<int64_t>(kMinBytesPerTask) / std::max<int64_t>(1, row_bytes),
-                  [&](int64_t o0, int64_t o1) { kernel(args, o0, o1); });
+  const int64_t row_bytes =
+      std::max<int64_t>(1, static_cast<int64_t>(w.total_bytes()) / std::max<int64_t>(1, w.out));
+  // Claims of at least kMinBytesPerTask, rounded up: a product under it runs on the caller.
+  const int64_t min_rows = (static_cast<int64_t>(kMinBytesPerTask) + row_bytes - 1) / row_bytes;
+  parallel_claims(w.out, min_rows, [&](int64_t o0, int64_t o1) { kernel(args, o0, o1); });
 }
 
 }  // namespace

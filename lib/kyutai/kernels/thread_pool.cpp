@@ -144,7 +144,7 @@ void parallel_claims(int64_t n, int64_t min_chunk,
   const std::shared_ptr<ThreadPool> pool = pool_instance();
   min_chunk = std::max<int64_t>(1, min_chunk);
   const int threads =
-      static_cast<int>(std::min<int64_t>((n + min_chunk - 1) / min_chunk, pool->threads()));
+      static_cast<int>(std::min<int64_t>(n / min_chunk + (n % min_chunk != 0), pool->threads()));
   if (threads <= 1) {
     if (n > 0) fn(0, n);
     return;
