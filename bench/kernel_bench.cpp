@@ -48,11 +48,11 @@ struct Shape {
   int64_t out, in;
 };
 // The 7B's products: attention in/out, gating in (two halves), gating out, and the text head.
-const Shape kShapes[] = {{4096, 4096}, {12288, 4096}, {22528, 4096}, {4096, 11264}};
+const std::vector<Shape> kShapes = {{4096, 4096}, {12288, 4096}, {22528, 4096}, {4096, 11264}};
 // The depformer's (one of its 8 steps: attention in/out, gating in/out; its input projection
 // from the temporal transformer; its output head over 2048 audio codes).
-const Shape kDepformerShapes[] = {{3072, 1024}, {1024, 1024}, {5632, 1024},
-                                  {1024, 2816}, {1024, 4096}, {2048, 1024}};
+const std::vector<Shape> kDepformerShapes = {{3072, 1024}, {1024, 1024}, {5632, 1024},
+                                             {1024, 2816}, {1024, 4096}, {2048, 1024}};
 const int64_t kRows[] = {1, 2, 4, 8};
 // Each case cycles through copies of its weight totalling this much, so that the weight comes
 // from memory and not from the (large) last-level cache.
@@ -116,10 +116,7 @@ std::vector<kernels::PackedWeight> rotation(const kernels::PackedWeight& w, bool
 
 void bench_kernels(const Options& opt) {
   for (WeightFormat f : opt.formats) {
-    const auto& shapes =
-        opt.depformer ? std::vector<Shape>(std::begin(kDepformerShapes), std::end(kDepformerShapes))
-                      : std::vector<Shape>(std::begin(kShapes), std::end(kShapes));
-    for (const Shape& s : shapes) {
+    for (const Shape& s : opt.depformer ? kDepformerShapes : kShapes) {
       const auto copies =
           rotation(kernels::pack(f, gaussian(s.out * s.in, 1).data(), s.out, s.in), opt.hot);
       const auto x = gaussian(8 * s.in, 2);

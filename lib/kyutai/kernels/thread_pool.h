@@ -53,8 +53,8 @@ void parallel_ranges(int64_t n, int parts, const std::function<void(int64_t, int
 // Calls fn(begin, end) over [0, n) on the same pool, for streaming work (the products): the
 // threads claim the next chunk in order, long at first (half a thread's share of what is
 // left) and shorter towards the end, never under min_chunk. A thread reads long contiguous
-// runs, which the hardware prefetchers follow (fixed 64 KB ranges read 1.3-1.5x slower), and
-// a thread that starts late still leaves its share to the others.
+// runs, which the hardware prefetchers follow (with fixed 64 KB ranges kernel-bench read
+// 15-40 % less), and a thread that starts late still leaves its share to the others.
 void parallel_claims(int64_t n, int64_t min_chunk, const std::function<void(int64_t, int64_t)>& fn);
 
 }  // namespace kyutai::kernels
