@@ -5,8 +5,8 @@
 // its frame k arrives at start + offset + k * 80 ms (the streams' offsets spread over --spread-ms),
 // and it encodes and steps each frame as soon as it has arrived and the previous one is done. A
 // stream keeps up when no frame waits behind the one before it. The last line:
-//   stt-streams streams=<N> weights=<w> threads=<t> frame_ms=<median> p95_ms=<x> max_ms=<x>
-//      behind_ms=<x> batch=<mean> run_ms=<median> realtime=<yes|no>
+//   stt-streams streams=<N> weights=<w> kv=<model|int8> threads=<t> frame_ms=<median>
+//      p95_ms=<x> max_ms=<x> behind_ms=<x> batch=<mean> run_ms=<median> realtime=<yes|no>
 // frame_ms: from a frame's arrival to its words (medians over all streams' frames after the
 // warm-up); behind_ms: the most a frame's start waited for the previous frame; run_ms: the batched
 // encode + step that carried a frame (median); realtime: yes
@@ -17,7 +17,7 @@
 //
 //   build/bench/stt-streams-bench --streams 4 --weights int4 [--config stt_1b_config.json]
 //                                 [--seconds 20] [--threads 2] [--spread-ms 0] [--warmup 12]
-//                                 [--paced 1]
+//                                 [--paced 1] [--kv model]
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -47,6 +47,7 @@ struct Options {
   double spread_ms = 0;
   int warmup = 12;  // frames of each stream not counted
   bool paced = true;  // false: each frame arrives when the one before is done
+  kyutai::KvCacheFormat kv = kyutai::KvCacheFormat::Model;
 };
 
 bool parse(int argc, char** argv, Options& o) {
@@ -68,6 +69,8 @@ bool parse(int argc, char** argv, Options& o) {
       o.warmup = std::atoi(v.c_str());
     else if (a == "--paced")
       o.paced = std::atoi(v.c_str()) != 0;
+    else if (a == "--kv" && (v == "model" || v == "int8"))
+      o.kv = v == "int8" ? kyutai::KvCacheFormat::Int8 : kyutai::KvCacheFormat::Model;
     else
       return false;
   }
@@ -88,7 +91,7 @@ void run_stream(const std::shared_ptr<const kyutai::Mimi>& mimi,
                 Clock::time_point start, StreamLog& log) {
   const kyutai::BatchOptions batch{true, 5.0};
   kyutai::MimiEncoder encoder(mimi, stt->format().codebooks);
-  kyutai::SttStream stream(stt, batch);
+  kyutai::SttStream stream(stt, batch, o.kv);
   const int frame = mimi->format().frame_size;
   const auto period = std::chrono::duration<double, std::milli>(1000.0 / mimi->format().frame_rate);
   const auto offset = std::chrono::duration<double, std::milli>(
@@ -130,7 +133,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: stt-streams-bench [--config stt_config.json] [--weights int4|int8|...]\n"
                  "                         [--streams N] [--seconds S] [--threads N]\n"
-                 "                         [--spread-ms MS] [--warmup FRAMES] [--paced 0|1]\n");
+                 "                         [--spread-ms MS] [--warmup FRAMES] [--paced 0|1]\n"
+                 "                         [--kv model|int8]\n");
     return 2;
   }
   try {
@@ -157,9 +161,10 @@ int main(int argc, char** argv) {
     const double p95 = percentile(all, 0.95);
     const double period = 1000.0 / mimi->format().frame_rate;
     std::printf(
-        "stt-streams streams=%d weights=%s threads=%d frame_ms=%.1f p95_ms=%.1f max_ms=%.1f "
-        "behind_ms=%.1f batch=%.2f run_ms=%.1f realtime=%s\n",
-        o.streams, kyutai::weight_format_name(stt->weight_format()), kyutai::num_threads(),
+        "stt-streams streams=%d weights=%s kv=%s threads=%d frame_ms=%.1f p95_ms=%.1f "
+        "max_ms=%.1f behind_ms=%.1f batch=%.2f run_ms=%.1f realtime=%s\n",
+        o.streams, kyutai::weight_format_name(stt->weight_format()),
+        o.kv == kyutai::KvCacheFormat::Int8 ? "int8" : "model", kyutai::num_threads(),
         percentile(all, 0.5), p95, percentile(all, 1.0), behind, batch / frames,
         percentile(runs, 0.5), p95 < period && behind < period ? "yes" : "no");
   } catch (const std::exception& e) {

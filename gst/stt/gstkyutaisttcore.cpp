@@ -59,6 +59,7 @@ enum {
   PROP_VAD_THRESHOLD = PROP_MODEL + GST_KYUTAI_N_PROPS,
   PROP_VAD_HEAD,
   PROP_BATCH,
+  PROP_KV_INT8,
   PROP_LATENCY,
 };
 
@@ -92,6 +93,7 @@ struct _GstKyutaiSttCore {
   gdouble vad_threshold;
   gint vad_head;
   gboolean batch;
+  gboolean kv_int8;
   // What queries from any thread need, under the object lock: the model's rate and the
   // latency it adds while started (0 and GST_CLOCK_TIME_NONE otherwise).
   gint model_rate;
@@ -132,6 +134,9 @@ static void gst_kyutai_stt_core_set_property(GObject* object, guint prop_id, con
     case PROP_BATCH:
       self->batch = g_value_get_boolean(value);
       break;
+    case PROP_KV_INT8:
+      self->kv_int8 = g_value_get_boolean(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
@@ -153,6 +158,9 @@ static void gst_kyutai_stt_core_get_property(GObject* object, guint prop_id, GVa
       break;
     case PROP_BATCH:
       g_value_set_boolean(value, self->batch);
+      break;
+    case PROP_KV_INT8:
+      g_value_set_boolean(value, self->kv_int8);
       break;
     case PROP_LATENCY:
       g_value_set_uint(value, GST_CLOCK_TIME_IS_VALID(self->latency)
@@ -495,11 +503,13 @@ static bool gst_kyutai_stt_core_open(GstKyutaiSttCore* self, const kyutai::Moshi
   if (!priv->mimi) return false;
   const kyutai::BatchOptions batch{
       gst_kyutai_locked(self, [&] { return self->batch != FALSE; }), kDefaultBatch.max_wait_ms};
-  return GST_KYUTAI_TRY(GST_ELEMENT(self), LIBRARY, INIT,
-                        "This Mimi model cannot encode for this Kyutai STT model.", [&] {
-                          priv->run = std::make_unique<GstKyutaiSttRun>(priv->mimi, priv->stt,
-                                                                        batch);
-                        });
+  const auto kv = gst_kyutai_locked(self, [&] {
+    return self->kv_int8 ? kyutai::KvCacheFormat::Int8 : kyutai::KvCacheFormat::Model;
+  });
+  return GST_KYUTAI_TRY(
+      GST_ELEMENT(self), LIBRARY, INIT,
+      "Cannot start a Kyutai STT stream with this Mimi model and these settings.",
+      [&] { priv->run = std::make_unique<GstKyutaiSttRun>(priv->mimi, priv->stt, batch, kv); });
 }
 
 // The latency the element adds: the model's delay, one frame, and, batched, the wait for the
@@ -568,6 +578,7 @@ static void gst_kyutai_stt_core_init(GstKyutaiSttCore* self) {
   self->vad_threshold = DEFAULT_VAD_THRESHOLD;
   self->vad_head = DEFAULT_VAD_HEAD;
   self->batch = DEFAULT_BATCH;
+  self->kv_int8 = FALSE;
   self->latency = GST_CLOCK_TIME_NONE;
   gst_segment_init(&self->priv->segment, GST_FORMAT_TIME);
 
@@ -625,6 +636,16 @@ static void gst_kyutai_stt_core_install_properties(GObjectClass* klass) {
                            "frame may wait up to 5 ms for the others (added to the latency). "
                            "Applies from the next start",
                            DEFAULT_BATCH,
+                           static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                                    GST_PARAM_MUTABLE_READY)));
+  g_object_class_install_property(
+      klass, PROP_KV_INT8,
+      g_param_spec_boolean("kv-int8", "Int8 KV cache",
+                           "Keep the stream's attention cache in int8 with a scale per head and "
+                           "position: half the bytes of bfloat16 that a long context reads at "
+                           "every step, for a small error on the logits (docs/QUANTIZATION.md). "
+                           "CPU only. Applies from the next start",
+                           FALSE,
                            static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                                     GST_PARAM_MUTABLE_READY)));
   g_object_class_install_property(

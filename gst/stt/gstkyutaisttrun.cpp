@@ -7,11 +7,11 @@
 
 GstKyutaiSttRun::GstKyutaiSttRun(std::shared_ptr<const kyutai::Mimi> mimi,
                                  std::shared_ptr<const kyutai::Stt> stt,
-                                 const kyutai::BatchOptions& batch)
+                                 const kyutai::BatchOptions& batch, kyutai::KvCacheFormat kv)
     : mimi_(std::move(mimi)),
       stt_(std::move(stt)),
       encoder_(mimi_, stt_->format().codebooks),
-      stream_(stt_, batch) {
+      stream_(stt_, batch, kv) {
   pending_.reserve(mimi_->format().frame_size);
 }
 

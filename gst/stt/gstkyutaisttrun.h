@@ -17,9 +17,11 @@ class GstKyutaiSttRun {
   // not counted; during the final silence, the whole audio). Returns false to stop.
   using OnStep = std::function<bool(const kyutai::SttStream::Step& step, uint64_t audio_samples)>;
 
-  // Throws the library's errors (the Mimi model lacks the codebooks the STT model reads).
+  // Throws the library's errors (the Mimi model lacks the codebooks the STT model reads, an
+  // int8 cache on a GPU).
   GstKyutaiSttRun(std::shared_ptr<const kyutai::Mimi> mimi, std::shared_ptr<const kyutai::Stt> stt,
-                  const kyutai::BatchOptions& batch);
+                  const kyutai::BatchOptions& batch,
+                  kyutai::KvCacheFormat kv = kyutai::KvCacheFormat::Model);
 
   // Feeds mono samples; each whole frame makes one step. The first call of a stream first
   // steps format().silence_prefix_frames frames of silence. Returns false when `on_step` did.

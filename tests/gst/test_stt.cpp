@@ -57,13 +57,14 @@ GstClockTime at(GstClockTime origin, double seconds) {
 
 // The library on the same codes: the silence prefix, the audio padded to whole frames, the
 // delay's silence, finish(); words placed on the time line from `origin`.
-std::vector<Word> reference(const std::vector<float>& audio, GstClockTime origin) {
+std::vector<Word> reference(const std::vector<float>& audio, GstClockTime origin,
+                            kyutai::KvCacheFormat kv = kyutai::KvCacheFormat::Model) {
   kyutai::MoshiFiles files = kyutai::locate_moshi(repo());
   auto mimi = kyutai::Mimi::load(files.mimi.weights, files.mimi.config);
   auto stt = kyutai::Stt::load(files, "cpu", kyutai::WeightFormat::Float32);
   const kyutai::SttFormat& f = stt->format();
   kyutai::MimiEncoder encoder(mimi, f.codebooks);
-  kyutai::SttStream stream(stt);
+  kyutai::SttStream stream(stt, {}, kv);
   std::vector<float> padded(f.silence_prefix_frames * kSttFrame, 0.0f);
   padded.insert(padded.end(), audio.begin(), audio.end());
   padded.resize((padded.size() + kSttFrame - 1) / kSttFrame * kSttFrame + f.delay_frames * kSttFrame,
@@ -180,6 +181,30 @@ TEST_F(SttCore, WordsAreTheLibrarysOnTheSameCodes) {
   EXPECT_EQ(out.words, expected);
   // GAPs fill the time before, between and after the words, up to the end of the audio.
   EXPECT_TRUE(covers(out, t0, t0 + duration_of(audio.size())));
+  EXPECT_TRUE(out.eos);
+}
+
+// The int8 KV cache is off by default; on, the words are the library's with an int8 cache.
+class SttCoreInt8Kv : public SttCore {
+ protected:
+  SttCoreInt8Kv() : SttCore({{"kv-int8", "true"}}) {}
+};
+
+TEST_F(SttCore, TheInt8KvCacheIsOffByDefault) {
+  gboolean int8 = TRUE;
+  g_object_get(stt_.element, "kv-int8", &int8, nullptr);
+  EXPECT_FALSE(int8);
+}
+
+TEST_F(SttCoreInt8Kv, WordsAreTheLibrarysWithAnInt8Cache) {
+  const std::vector<float> audio = test_audio(4.0);
+  const std::vector<Word> expected = reference(audio, 0, kyutai::KvCacheFormat::Int8);
+  ASSERT_FALSE(expected.empty()) << "the tiny model says nothing about this audio";
+  push(audio, 0);
+  ASSERT_TRUE(gst_harness_push_event(stt_.h, gst_event_new_eos()));
+  Output out;
+  pull_output(stt_.h, &out);
+  EXPECT_EQ(out.words, expected);
   EXPECT_TRUE(out.eos);
 }
 
