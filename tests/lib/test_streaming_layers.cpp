@@ -8,6 +8,7 @@
 #include "kyutai/model/mimi_model.h"
 #include "kyutai/model/seanet.h"
 #include "kyutai/model/transformer.h"
+#include "kyutai/weights/dense_product.h"
 #include "test_util.h"
 
 namespace kyutai {
@@ -56,6 +57,42 @@ TEST_P(ConvStreaming, StepsMatchWholeSignal) {
     const at::Tensor streamed = chunked(
         x, frames * c.stride, 2, [&](const at::Tensor& part) { return conv.step(part, state); });
     EXPECT_TRUE(close_rel(streamed, whole, 1e-6)) << "chunk of " << frames << " strides";
+  }
+}
+
+// A step unfolds the carried context and the new input into columns itself (on every thread):
+// bit for bit the product of libtorch's own unfolding of the concatenated signal, plus the bias.
+TEST_P(ConvStreaming, AStepIsTheProductOfTheUnfoldedSignal) {
+  if (test::on_gpu()) GTEST_SKIP() << "the unfolding on the threads is the CPU's";
+  c10::InferenceMode guard;
+  const ConvCase c = GetParam();
+  if (c.groups != 1) GTEST_SKIP() << "groups take libtorch's convolution";
+  Conv1dOptions o{6, 12, c.kernel, c.stride, c.dilation, 1, true, c.replicate};
+  StreamingConv1d conv(o);
+  randomize(conv, 9);
+  conv.prepare();
+  std::vector<ParamSpec> specs;
+  conv.declare(Params(&specs));
+  at::Tensor weight, bias;
+  for (const ParamSpec& p : specs)
+    (p.name.find("weight") != std::string::npos ? weight : bias) = *p.slot;
+  const int64_t ctx = (c.kernel - 1) * c.dilation + 1 - c.stride;
+  ConvState state = conv.init_state(3, at::kFloat);
+  for (int call = 0; call < 3; ++call) {  // 3 streams of 200 steps: gemm's path, on the threads
+    const at::Tensor x = at::randn({3, 6, 200 * c.stride});
+    at::Tensor full = at::cat({state.previous, x}, 2);
+    if (c.replicate && call == 0) full = at::cat({x.narrow(2, 0, 1).expand({-1, -1, ctx}), x}, 2);
+    const at::Tensor y = conv.step(x, state);
+    const int64_t len = full.size(2), steps = 200;
+    const at::Tensor cols =
+        full.as_strided({3, 6, c.kernel, steps}, {6 * len, len, c.dilation, c.stride})
+            .permute({1, 2, 0, 3})
+            .reshape({6 * c.kernel, 3 * steps});
+    const at::Tensor expected = (dense::matmul_wx(weight.view({12, -1}), cols) + bias.unsqueeze(1))
+                                    .view({12, 3, steps})
+                                    .permute({1, 0, 2});
+    EXPECT_TRUE(at::equal(y, expected)) << "call " << call;
+    EXPECT_TRUE(at::equal(state.previous, full.narrow(2, len - ctx, ctx))) << "call " << call;
   }
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "kyutai/error.h"
+#include "kyutai/kernels/thread_pool.h"
 #include "kyutai/weights/dense_product.h"
 
 namespace kyutai {
@@ -25,13 +26,12 @@ void StreamingConv1d::prepare() {
 // more memory than the product saves time, so libtorch's own convolution takes over.
 constexpr int64_t kMaxColumns = int64_t{1} << 22;
 
-at::Tensor StreamingConv1d::conv(const at::Tensor& x) const {
+// Another device or type, groups, or a long signal: libtorch's operations.
+at::Tensor StreamingConv1d::conv_libtorch(const at::Tensor& x) const {
   const int64_t batch = x.size(0);
   if (o_.groups != 1 || o_.in * o_.kernel * x.size(2) * batch / o_.stride > kMaxColumns)
     return at::conv1d(x, weight_, bias_, at::IntArrayRef{o_.stride}, at::IntArrayRef{0},
                       at::IntArrayRef{o_.dilation}, o_.groups);
-  // Unfold each stream's input into [C_in * kernel, T_out] columns, side by side, and do one
-  // matrix product for all streams: the weights are read once.
   const at::Tensor in = x.contiguous();
   const int64_t length = in.size(2);
   const int64_t steps = (length - (o_.kernel - 1) * o_.dilation - 1) / o_.stride + 1;
@@ -39,16 +39,133 @@ at::Tensor StreamingConv1d::conv(const at::Tensor& x) const {
                                   {o_.in * length, length, o_.dilation, o_.stride})
                         .permute({1, 2, 0, 3})
                         .reshape({o_.in * o_.kernel, batch * steps});
+  at::Tensor y = dense::matmul_wx(weight_.view({o_.out, -1}), cols);
+  if (bias_.defined()) y = y + bias_.unsqueeze(1);
+  return y.view({o_.out, batch, steps}).permute({1, 0, 2}).contiguous();
+}
+
+namespace {
+
+// Elements one claim of the copies below takes at least: a few tens of kilobytes, so that small
+// layers stay on the calling thread and large ones (the first layers of several streams, a few
+// megabytes each) use every thread instead of one.
+constexpr int64_t kCopyChunk = int64_t{1} << 13;
+
+// The input a convolution reads: `head` (the carried context, [B, C, H], H may be 0) followed
+// by `x` ([B, C, T]), both contiguous float32, as one signal of H + T steps.
+struct Signal {
+  const float* head;
+  const float* x;
+  int64_t batch, channels, head_len, len;
+  // dst[t] = the signal (b, c) at first + t * stride, t < count: the part in the head, then the
+  // part in x, without a test per element.
+  void gather(int64_t b, int64_t c, int64_t first, int64_t stride, int64_t count,
+              float* dst) const {
+    int64_t t = 0;
+    if (first < head_len) {
+      const float* from = head + (b * channels + c) * head_len;
+      const int64_t in_head = std::min(count, (head_len - first + stride - 1) / stride);
+      for (; t < in_head; ++t) dst[t] = from[first + t * stride];
+    }
+    if (t == count) return;
+    const float* from = x + (b * channels + c) * len + (first + t * stride - head_len);
+    if (stride == 1) {
+      std::copy(from, from + (count - t), dst + t);
+      return;
+    }
+    for (int64_t i = 0; t < count; ++t, i += stride) dst[t] = from[i];
+  }
+};
+
+// The unfolded columns of every stream side by side: element (c * kernel + k, b * steps + t) is
+// the signal at (b, c, t * stride + k * dilation). `rows` lays them out as [B * steps,
+// C * kernel] (the kernels' activations), otherwise as [C * kernel, B * steps] (gemm's).
+void unfold(const Signal& s, const Conv1dOptions& o, int64_t steps, bool rows, float* out) {
+  const int64_t width = s.channels * o.kernel, columns = s.batch * steps;
+  if (rows) {
+    kernels::parallel_claims(
+        columns, std::max<int64_t>(1, kCopyChunk / width), [&](int64_t begin, int64_t end) {
+          for (int64_t j = begin; j < end; ++j) {
+            const int64_t b = j / steps, t0 = (j % steps) * o.stride;
+            for (int64_t c = 0; c < s.channels; ++c)
+              s.gather(b, c, t0, o.dilation, o.kernel, out + j * width + c * o.kernel);
+          }
+        });
+    return;
+  }
+  kernels::parallel_claims(width, std::max<int64_t>(1, kCopyChunk / columns),
+                           [&](int64_t begin, int64_t end) {
+                             for (int64_t r = begin; r < end; ++r) {
+                               const int64_t c = r / o.kernel, k0 = (r % o.kernel) * o.dilation;
+                               for (int64_t b = 0; b < s.batch; ++b)
+                                 s.gather(b, c, k0, o.stride, steps, out + r * columns + b * steps);
+                             }
+                           });
+}
+
+// out[b, o, t] = y(o, b * steps + t) + bias[o] (no bias: a copy), y of any strides.
+void scatter_outputs(const at::Tensor& y, const at::Tensor& bias, int64_t batch, int64_t steps,
+                     float* out) {
+  const int64_t outs = y.size(0), s0 = y.stride(0), s1 = y.stride(1);
+  const float* src = y.data_ptr<float>();
+  const float* add = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  kernels::parallel_claims(batch * outs, std::max<int64_t>(1, kCopyChunk / steps),
+                           [&](int64_t begin, int64_t end) {
+                             for (int64_t i = begin; i < end; ++i) {
+                               const int64_t b = i / outs, o = i % outs;
+                               const float* from = src + o * s0 + b * steps * s1;
+                               float* dst = out + i * steps;
+                               if (add)
+                                 for (int64_t t = 0; t < steps; ++t) dst[t] = from[t * s1] + add[o];
+                               else
+                                 for (int64_t t = 0; t < steps; ++t) dst[t] = from[t * s1];
+                             }
+                           });
+}
+
+}  // namespace
+
+at::Tensor StreamingConv1d::conv(const at::Tensor& head, const at::Tensor& x) const {
+  const int64_t batch = x.size(0);
+  const int64_t head_len = head.defined() ? head.size(2) : 0;
+  const int64_t length = head_len + x.size(2);
+  const bool plain = o_.groups == 1 && x.is_cpu() && x.scalar_type() == at::kFloat &&
+                     weight_.scalar_type() == at::kFloat &&
+                     (!head.defined() || head.scalar_type() == at::kFloat) &&
+                     (!bias_.defined() || bias_.scalar_type() == at::kFloat);
+  if (!plain || o_.in * o_.kernel * length * batch / o_.stride > kMaxColumns)
+    return conv_libtorch(head_len > 0 ? at::cat({head, x}, 2) : x);
+  // Unfold each stream's input into columns, side by side, and do one matrix product for all
+  // streams: the weights are read once. The unfolding and the outputs' placement are plain
+  // copies, on every thread.
+  const at::Tensor h = head_len > 0 ? head.contiguous() : at::Tensor();
+  const at::Tensor in = x.contiguous();
+  const Signal signal{h.defined() ? h.data_ptr<float>() : nullptr,
+                      in.data_ptr<float>(),
+                      batch,
+                      o_.in,
+                      head_len,
+                      in.size(2)};
+  const int64_t steps = (length - (o_.kernel - 1) * o_.dilation - 1) / o_.stride + 1;
+  const int64_t columns = batch * steps;
   // Up to dense::kMaxGemvColumns columns one gemv each streams the weight; from there to the
   // kernels' exact rows, the kernels read it once in place, where gemm would copy it first
   // (the deep layers of several streams' encoders: a few steps each, weights of megabytes).
-  const int64_t columns = batch * steps;
-  at::Tensor y = on_kernels_.shared_packed() && columns > dense::kMaxGemvColumns &&
-                         columns <= LinearWeight::kExactRows
-                     ? on_kernels_(cols.t()).t()
-                     : dense::matmul_wx(weight_.view({o_.out, -1}), cols);
-  if (bias_.defined()) y = y + bias_.unsqueeze(1);
-  return y.view({o_.out, batch, steps}).permute({1, 0, 2}).contiguous();
+  const bool on_kernels = on_kernels_.shared_packed() && columns > dense::kMaxGemvColumns &&
+                          columns <= LinearWeight::kExactRows;
+  at::Tensor y;
+  if (on_kernels) {
+    at::Tensor rows = at::empty({columns, o_.in * o_.kernel}, in.options());
+    unfold(signal, o_, steps, true, rows.data_ptr<float>());
+    y = on_kernels_(rows).t();
+  } else {
+    at::Tensor cols = at::empty({o_.in * o_.kernel, columns}, in.options());
+    unfold(signal, o_, steps, false, cols.data_ptr<float>());
+    y = dense::matmul_wx(weight_.view({o_.out, -1}), cols);
+  }
+  at::Tensor out = at::empty({batch, o_.out, steps}, in.options());
+  scatter_outputs(y, bias_, batch, steps, out.data_ptr<float>());
+  return out;
 }
 
 ConvState StreamingConv1d::init_state(int64_t batch, const at::TensorOptions& options) const {
@@ -67,15 +184,18 @@ at::Tensor StreamingConv1d::step(const at::Tensor& x, ConvState& state) const {
                      " steps is not a positive multiple of its stride " +
                      std::to_string(o_.stride));
   const int64_t ctx = context();
-  if (ctx <= 0) return conv(x);
+  if (ctx <= 0) return conv(at::Tensor(), x);
   if (o_.replicate && state.first) {
     if (steps < ctx) throw InputError("first chunk is shorter than the replicated left context");
     state.previous = x.narrow(2, 0, 1).expand({-1, -1, ctx}).contiguous();
   }
   state.first = false;
-  at::Tensor full = at::cat({state.previous, x}, 2);
-  state.previous = full.narrow(2, full.size(2) - ctx, ctx).contiguous();
-  return conv(full);
+  at::Tensor y = conv(state.previous, x);
+  // The context for the next call: the last ctx steps of the previous context and x, copied (a
+  // view could alias the caller's buffer, which it may refill).
+  state.previous = steps >= ctx ? x.narrow(2, steps - ctx, ctx).clone(at::MemoryFormat::Contiguous)
+                                : at::cat({state.previous.narrow(2, steps, ctx - steps), x}, 2);
+  return y;
 }
 
 at::Tensor StreamingConv1d::step(const at::Tensor& x, const std::vector<ConvState*>& rows) const {

@@ -42,7 +42,9 @@ class StreamingConv1d {
 
  private:
   int context() const { return (o_.kernel - 1) * o_.dilation + 1 - o_.stride; }
-  at::Tensor conv(const at::Tensor& x) const;
+  // The convolution of `head` (the carried context, or undefined) followed by `x`, as one signal.
+  at::Tensor conv(const at::Tensor& head, const at::Tensor& x) const;
+  at::Tensor conv_libtorch(const at::Tensor& x) const;
   Conv1dOptions o_;
   at::Tensor weight_, bias_;
   // The weight [C_out, C_in * kernel] on the kernels, for products of a few columns (several
