@@ -60,8 +60,9 @@ constexpr int64_t max_of(int64_t a, int64_t b) {
 // kXTileAbove, x is read in chunks of kXCacheBytes, tiles of kTileRows weight rows at a time.
 // Measured with kernel-bench (docs/PERFORMANCE.md): up to about twice the level-1 data cache
 // (32-48 KB on the machines we know), reading the weight rows straight through is faster; above
-// it, chunks are (int4, 8 rows of 11264 inputs: 9.7 -> 15 GB/s).
-constexpr int64_t kXTileAbove = 64 * 1024;
+// it, chunks are (int4, 8 rows of 11264 inputs: 9.7 -> 15 GB/s; 4 rows, 56 KB of x: 18-19 ->
+// 26-28 GB/s with 48 KB here instead of 64; at 32 KB, 8 rows of 4096 inputs lost a fifth).
+constexpr int64_t kXTileAbove = 48 * 1024;
 constexpr int64_t kXCacheBytes = 20 * 1024;
 constexpr int64_t kTileRows = 16;
 
@@ -152,9 +153,12 @@ struct QuantizedKernel {
       const typename V::F dw = V::load_scales(ws + g0);
       const int8_t* xq = a.xq + 512 * s + kPartBytes * p;
       typename V::I dot[R];
-      if constexpr (V::kRowsInterleaved && R > 4) {
+      if constexpr (V::kRowsInterleaved && (R > 4 || (kInt4 && R > 2))) {
         // The rows' integer dots side by side, so that consecutive instructions do not wait
-        // for each other (integer sums: the order does not change the result).
+        // for each other (integer sums: the order does not change the result). Int4 from 3
+        // rows: its weights then stream 64 bytes at a time between the products (kernel-bench,
+        // 4 rows: 34.7-38.3 GB/s against 26.2-32.6); int8 at 2-4 rows and int4 at 2 lose or
+        // gain nothing.
         KYUTAI_UNROLL
         for (int r = 0; r < R; ++r)
           dot[r] = V::template dot_start<kInt4>(a.xbias + r * groups + g0);
