@@ -364,6 +364,42 @@ TEST_F(SttTurn, ATurnEndsAfterWordsWhenTheHeadPassesTheThreshold) {
   EXPECT_LE(messages.size(), out.words.size());
 }
 
+// On the tiny model the words come out the same with either cache; the voice-activity
+// probabilities of the end-of-turn messages show which one the stream used.
+TEST(SttCoreKv, TheInt8CacheReachesTheStream) {
+  const std::vector<float> audio = test_audio(4.0);
+  auto probabilities = [&](bool int8) {
+    Properties p{{"model", repo()},
+                 {"weights", "float32"},
+                 {"batch", "false"},
+                 {"vad-threshold", "0"},
+                 {"kv-int8", int8 ? "true" : "false"}};
+    Harnessed stt("kyutaisttcore", p);
+    gst_harness_set_src_caps_str(stt.h, kSttCaps);
+    for (size_t i = 0; i < audio.size(); i += 1000) {
+      const size_t n = std::min<size_t>(1000, audio.size() - i);
+      EXPECT_EQ(gst_harness_push(stt.h, audio_buffer(audio.data() + i, n, duration_of(i))),
+                GST_FLOW_OK);
+    }
+    EXPECT_TRUE(gst_harness_push_event(stt.h, gst_event_new_eos()));
+    Output out;
+    pull_output(stt.h, &out);
+    std::vector<double> all;
+    for (GstStructure* m : turn_messages(stt.bus)) {
+      for (const char* field : {"p-0-5s", "p-1s", "p-2s", "p-3s"}) {
+        double v = -1;
+        gst_structure_get_double(m, field, &v);
+        all.push_back(v);
+      }
+      gst_structure_free(m);
+    }
+    return all;
+  };
+  const std::vector<double> model = probabilities(false), int8 = probabilities(true);
+  ASSERT_FALSE(model.empty());
+  EXPECT_NE(model, int8);
+}
+
 TEST_F(SttCore, NoTurnEndsWithThresholdOne) {
   g_object_set(stt_.element, "vad-threshold", 1.0, nullptr);
   push(test_audio(4.0), 0);
@@ -520,14 +556,17 @@ TEST(KyutaiStt, StateChangesRepeat) {
 }
 
 TEST(KyutaiStt, ExposesTheCoresProperties) {
-  GstElement* stt = make_element("kyutaistt", {{"vad-threshold", "0.25"}, {"vad-head", "1"}});
+  GstElement* stt = make_element(
+      "kyutaistt", {{"vad-threshold", "0.25"}, {"vad-head", "1"}, {"kv-int8", "true"}});
   GstElement* core = gst_bin_get_by_name(GST_BIN(stt), "stt");
   ASSERT_TRUE(core);
   double threshold = 0;
   int head = 0;
-  g_object_get(core, "vad-threshold", &threshold, "vad-head", &head, nullptr);
+  gboolean int8 = FALSE;
+  g_object_get(core, "vad-threshold", &threshold, "vad-head", &head, "kv-int8", &int8, nullptr);
   EXPECT_EQ(threshold, 0.25);
   EXPECT_EQ(head, 1);
+  EXPECT_TRUE(int8);
   gchar* model = nullptr;
   g_object_get(stt, "model", &model, nullptr);
   EXPECT_STREQ(model, "kyutai/stt-1b-en_fr");

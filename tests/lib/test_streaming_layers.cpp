@@ -61,7 +61,9 @@ TEST_P(ConvStreaming, StepsMatchWholeSignal) {
 }
 
 // A step unfolds the carried context and the new input into columns itself (on every thread):
-// bit for bit the product of libtorch's own unfolding of the concatenated signal, plus the bias.
+// bit for bit the product of libtorch's own unfolding of the concatenated signal, plus the bias,
+// through each product path (gemv up to 4 columns, the kernels to 16, gemm above), with inputs
+// shorter than the context too; and the carried context is a copy, not a view of the input.
 TEST_P(ConvStreaming, AStepIsTheProductOfTheUnfoldedSignal) {
   if (test::on_gpu()) GTEST_SKIP() << "the unfolding on the threads is the CPU's";
   c10::InferenceMode guard;
@@ -76,23 +78,33 @@ TEST_P(ConvStreaming, AStepIsTheProductOfTheUnfoldedSignal) {
   at::Tensor weight, bias;
   for (const ParamSpec& p : specs)
     (p.name.find("weight") != std::string::npos ? weight : bias) = *p.slot;
+  LinearWeight on_kernels;
+  on_kernels.tensor = weight.contiguous().view({12, -1});
+  on_kernels.pack(WeightFormat::Float32);
   const int64_t ctx = (c.kernel - 1) * c.dilation + 1 - c.stride;
   ConvState state = conv.init_state(3, at::kFloat);
-  for (int call = 0; call < 3; ++call) {  // 3 streams of 200 steps: gemm's path, on the threads
-    const at::Tensor x = at::randn({3, 6, 200 * c.stride});
+  // 3 streams of 1 step (gemv), 4 (12 columns: the kernels), 200 (gemm, on the threads), 1.
+  for (int64_t steps : {1, 4, 200, 1}) {
+    at::Tensor x = at::randn({3, 6, steps * c.stride});
     at::Tensor full = at::cat({state.previous, x}, 2);
-    if (c.replicate && call == 0) full = at::cat({x.narrow(2, 0, 1).expand({-1, -1, ctx}), x}, 2);
+    if (c.replicate && state.first) full = at::cat({x.narrow(2, 0, 1).expand({-1, -1, ctx}), x}, 2);
     const at::Tensor y = conv.step(x, state);
-    const int64_t len = full.size(2), steps = 200;
+    const int64_t len = full.size(2), columns = 3 * steps;
     const at::Tensor cols =
         full.as_strided({3, 6, c.kernel, steps}, {6 * len, len, c.dilation, c.stride})
             .permute({1, 2, 0, 3})
-            .reshape({6 * c.kernel, 3 * steps});
-    const at::Tensor expected = (dense::matmul_wx(weight.view({12, -1}), cols) + bias.unsqueeze(1))
-                                    .view({12, 3, steps})
-                                    .permute({1, 0, 2});
-    EXPECT_TRUE(at::equal(y, expected)) << "call " << call;
-    EXPECT_TRUE(at::equal(state.previous, full.narrow(2, len - ctx, ctx))) << "call " << call;
+            .reshape({6 * c.kernel, columns});
+    const at::Tensor product =
+        columns > dense::kMaxGemvColumns && columns <= LinearWeight::kExactRows
+            ? on_kernels(cols.t()).t()
+            : dense::matmul_wx(weight.view({12, -1}), cols);
+    const at::Tensor expected =
+        (product + bias.unsqueeze(1)).view({12, 3, steps}).permute({1, 0, 2});
+    EXPECT_TRUE(at::equal(y, expected)) << steps << " steps";
+    const at::Tensor carried = full.narrow(2, len - ctx, ctx).clone();
+    EXPECT_TRUE(at::equal(state.previous, carried)) << steps << " steps";
+    x.normal_();  // the caller refills its buffer: the carried context stays
+    EXPECT_TRUE(at::equal(state.previous, carried)) << steps << " steps";
   }
 }
 

@@ -129,10 +129,12 @@ at::Tensor StreamingConv1d::conv(const at::Tensor& head, const at::Tensor& x) co
   const int64_t batch = x.size(0);
   const int64_t head_len = head.defined() ? head.size(2) : 0;
   const int64_t length = head_len + x.size(2);
+  const int64_t steps = (length - (o_.kernel - 1) * o_.dilation - 1) / o_.stride + 1;
   const bool plain = o_.groups == 1 && x.is_cpu() && x.scalar_type() == at::kFloat &&
                      weight_.scalar_type() == at::kFloat &&
-                     (!head.defined() || head.scalar_type() == at::kFloat) &&
-                     (!bias_.defined() || bias_.scalar_type() == at::kFloat);
+                     (!head.defined() || (head.is_cpu() && head.scalar_type() == at::kFloat)) &&
+                     (!bias_.defined() || bias_.scalar_type() == at::kFloat) && batch > 0 &&
+                     length >= (o_.kernel - 1) * o_.dilation + 1;  // steps >= 1
   if (!plain || o_.in * o_.kernel * length * batch / o_.stride > kMaxColumns)
     return conv_libtorch(head_len > 0 ? at::cat({head, x}, 2) : x);
   // Unfold each stream's input into columns, side by side, and do one matrix product for all
@@ -146,7 +148,6 @@ at::Tensor StreamingConv1d::conv(const at::Tensor& head, const at::Tensor& x) co
                       o_.in,
                       head_len,
                       in.size(2)};
-  const int64_t steps = (length - (o_.kernel - 1) * o_.dilation - 1) / o_.stride + 1;
   const int64_t columns = batch * steps;
   // Up to dense::kMaxGemvColumns columns one gemv each streams the weight; from there to the
   // kernels' exact rows, the kernels read it once in place, where gemm would copy it first
