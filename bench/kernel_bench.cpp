@@ -4,7 +4,7 @@
 //
 //   build/bench/kernel-bench --threads 2 [--seconds 0.3] [--formats int4,int8] [--no-onednn]
 //                            [--isa avx2] [--hot] [--onednn-amx] [--rows 1..8]
-//                            [--depformer]
+//                            [--depformer | --stt]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -42,6 +42,7 @@ struct Options {
   bool hot = false;  // no rotation: weights that fit stay in cache (the kernels' compute rate)
   int64_t rows = 0;  // 0: every count of kRows
   bool depformer = false;  // the depformer's shapes instead of the temporal transformer's
+  bool stt = false;        // the 1B STT model's shapes instead
 };
 
 struct Shape {
@@ -53,6 +54,9 @@ const std::vector<Shape> kShapes = {{4096, 4096}, {12288, 4096}, {22528, 4096}, 
 // from the temporal transformer; its output head over 2048 audio codes).
 const std::vector<Shape> kDepformerShapes = {{3072, 1024}, {1024, 1024}, {5632, 1024},
                                              {1024, 2816}, {1024, 4096}, {2048, 1024}};
+// Kyutai STT 1B's (bench/configs/stt_1b_config.json: dim 2048, gating hidden 5461): attention
+// in/out, gating in (two halves), gating out. Four super-blocks a row, where the 7B has eight.
+const std::vector<Shape> kSttShapes = {{6144, 2048}, {2048, 2048}, {10922, 2048}, {2048, 5461}};
 const int64_t kRows[] = {1, 2, 4, 8};
 // Each case cycles through copies of its weight totalling this much, so that the weight comes
 // from memory and not from the (large) last-level cache.
@@ -116,7 +120,7 @@ std::vector<kernels::PackedWeight> rotation(const kernels::PackedWeight& w, bool
 
 void bench_kernels(const Options& opt) {
   for (WeightFormat f : opt.formats) {
-    for (const Shape& s : opt.depformer ? kDepformerShapes : kShapes) {
+    for (const Shape& s : opt.depformer ? kDepformerShapes : opt.stt ? kSttShapes : kShapes) {
       const auto copies =
           rotation(kernels::pack(f, gaussian(s.out * s.in, 1).data(), s.out, s.in), opt.hot);
       const auto x = gaussian(8 * s.in, 2);
@@ -188,7 +192,7 @@ void bench_onednn(const Options& opt) {
   std::fprintf(stderr,
                "usage: kernel-bench [--threads N] [--seconds S] [--formats a,b] "
                "[--isa scalar|avx2|avx512] [--no-onednn] [--onednn-amx] [--hot] [--rows 1..8] "
-               "[--depformer]\n");
+               "[--depformer | --stt]\n");
   std::exit(2);
 }
 
@@ -229,6 +233,8 @@ Options parse(int argc, char** argv) {
     else if (a == "--hot") opt.hot = true;
     else if (a == "--depformer")
       opt.depformer = true;
+    else if (a == "--stt")
+      opt.stt = true;
     else if (a == "--rows" && has_value) {
       opt.rows = std::atoi(argv[++i]);
       if (opt.rows < 1 || opt.rows > 8) usage();
