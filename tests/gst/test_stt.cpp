@@ -140,26 +140,33 @@ void pull_output(GstHarness* h, Output* out) {
   return ::testing::AssertionSuccess();
 }
 
+// kyutaisttcore's properties for the tests: the tiny model in float32, alone, and `p`.
+Properties core_properties(Properties p) {
+  p.emplace("model", repo());
+  p.emplace("weights", "float32");
+  p.emplace("batch", "false");
+  return p;
+}
+
+// Pushes `audio` into `h` in buffers of `chunk` samples, timestamped from `start`.
+void push_audio(GstHarness* h, const std::vector<float>& audio, GstClockTime start,
+                size_t chunk = 1000) {
+  for (size_t i = 0; i < audio.size(); i += chunk) {
+    const size_t n = std::min(chunk, audio.size() - i);
+    const GstClockTime pts = start + gst_util_uint64_scale_int(i, GST_SECOND, kSttRate);
+    ASSERT_EQ(gst_harness_push(h, audio_buffer(audio.data() + i, n, pts)), GST_FLOW_OK);
+  }
+}
+
 class SttCore : public ::testing::Test {
  protected:
-  explicit SttCore(Properties extra = {}) : stt_("kyutaisttcore", with_defaults(std::move(extra))) {
+  explicit SttCore(Properties extra = {})
+      : stt_("kyutaisttcore", core_properties(std::move(extra))) {
     gst_harness_set_src_caps_str(stt_.h, kSttCaps);
   }
 
-  static Properties with_defaults(Properties p) {
-    p.emplace("model", repo());
-    p.emplace("weights", "float32");
-    p.emplace("batch", "false");
-    return p;
-  }
-
-  // Pushes `audio` in buffers of `chunk` samples, timestamped from `start`.
   void push(const std::vector<float>& audio, GstClockTime start, size_t chunk = 1000) {
-    for (size_t i = 0; i < audio.size(); i += chunk) {
-      const size_t n = std::min(chunk, audio.size() - i);
-      const GstClockTime pts = start + gst_util_uint64_scale_int(i, GST_SECOND, kSttRate);
-      ASSERT_EQ(gst_harness_push(stt_.h, audio_buffer(audio.data() + i, n, pts)), GST_FLOW_OK);
-    }
+    push_audio(stt_.h, audio, start, chunk);
   }
 
   Harnessed stt_;
@@ -369,18 +376,10 @@ TEST_F(SttTurn, ATurnEndsAfterWordsWhenTheHeadPassesTheThreshold) {
 TEST(SttCoreKv, TheInt8CacheReachesTheStream) {
   const std::vector<float> audio = test_audio(4.0);
   auto probabilities = [&](bool int8) {
-    Properties p{{"model", repo()},
-                 {"weights", "float32"},
-                 {"batch", "false"},
-                 {"vad-threshold", "0"},
-                 {"kv-int8", int8 ? "true" : "false"}};
-    Harnessed stt("kyutaisttcore", p);
+    Harnessed stt("kyutaisttcore",
+                  core_properties({{"vad-threshold", "0"}, {"kv-int8", int8 ? "true" : "false"}}));
     gst_harness_set_src_caps_str(stt.h, kSttCaps);
-    for (size_t i = 0; i < audio.size(); i += 1000) {
-      const size_t n = std::min<size_t>(1000, audio.size() - i);
-      EXPECT_EQ(gst_harness_push(stt.h, audio_buffer(audio.data() + i, n, duration_of(i))),
-                GST_FLOW_OK);
-    }
+    push_audio(stt.h, audio, 0);
     EXPECT_TRUE(gst_harness_push_event(stt.h, gst_event_new_eos()));
     Output out;
     pull_output(stt.h, &out);

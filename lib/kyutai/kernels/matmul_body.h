@@ -61,7 +61,8 @@ constexpr int64_t max_of(int64_t a, int64_t b) {
 // Measured with kernel-bench (docs/PERFORMANCE.md): up to about twice the level-1 data cache
 // (32-48 KB on the machines we know), reading the weight rows straight through is faster; above
 // it, chunks are (int4, 8 rows of 11264 inputs: 9.7 -> 15 GB/s; 4 rows, 56 KB of x: 18-19 ->
-// 26-28 GB/s with 48 KB here instead of 64; at 32 KB, 8 rows of 4096 inputs lost a fifth).
+// 26-28 GB/s with 48 KB here instead of 64; at 32 KB, 8 rows of 4096 inputs
+// were slower, int4 by 2-18 %).
 constexpr int64_t kXTileAbove = 48 * 1024;
 constexpr int64_t kXCacheBytes = 20 * 1024;
 constexpr int64_t kTileRows = 16;
