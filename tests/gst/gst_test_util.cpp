@@ -27,17 +27,6 @@ class GstEnvironment : public ::testing::Environment {
 [[maybe_unused]] ::testing::Environment* const gst_environment =
     ::testing::AddGlobalTestEnvironment(new GstEnvironment);
 
-template <typename T>
-std::vector<T> read_tensor(const kyutai::SafetensorsFile& file, const std::string& name,
-                           kyutai::DType dtype) {
-  const kyutai::TensorInfo* info = file.find(name);
-  if (!info || info->dtype != dtype) throw std::runtime_error("golden tensor missing: " + name);
-  const size_t count = (info->end - info->begin) / sizeof(T);
-  std::vector<T> values(count);
-  std::memcpy(values.data(), file.data(*info), count * sizeof(T));
-  return values;
-}
-
 Golden load_golden() {
   const auto file = kyutai::SafetensorsFile::open(data_path("golden/mimi_tiny/io.safetensors"));
   Golden g;

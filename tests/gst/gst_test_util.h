@@ -7,9 +7,13 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstring>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "kyutai/safetensors.h"
 
 namespace gstmimi::test {
 
@@ -35,6 +39,18 @@ struct Golden {
   std::vector<int64_t> frame(const std::vector<int64_t>& codes, int f) const;
 };
 const Golden& golden();
+
+// A golden tensor's values, which must have `dtype`.
+template <typename T>
+std::vector<T> read_tensor(const kyutai::SafetensorsFile& file, const std::string& name,
+                           kyutai::DType dtype) {
+  const kyutai::TensorInfo* info = file.find(name);
+  if (!info || info->dtype != dtype) throw std::runtime_error("golden tensor missing: " + name);
+  const size_t count = (info->end - info->begin) / sizeof(T);
+  std::vector<T> values(count);
+  std::memcpy(values.data(), file.data(*info), count * sizeof(T));
+  return values;
+}
 
 std::string enc_sink_caps(int rate = kRate, int channels = 1);
 std::string dec_sink_caps(int codebooks = kCodebooks, const std::string& extra = "");

@@ -6,6 +6,8 @@
 #include <gst/gst.h>
 
 #include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -188,6 +190,34 @@ TEST_F(SttCore, WordsAreTheLibrarysOnTheSameCodes) {
   EXPECT_EQ(out.words, expected);
   // GAPs fill the time before, between and after the words, up to the end of the audio.
   EXPECT_TRUE(covers(out, t0, t0 + duration_of(audio.size())));
+  EXPECT_TRUE(out.eos);
+}
+
+// Kyutai's reference on its own audio (tests/data/golden/stt_tiny, made by
+// tools/reference/stt_golden.py): the element's words are the reference script's, placed from the
+// stream's first sample. The script computes the last segment's times in float32, hence 1 us.
+TEST_F(SttCore, WordsAreTheReferencesOnItsAudio) {
+  const auto file = kyutai::SafetensorsFile::open(data_path("golden/stt_tiny/audio.safetensors"));
+  const std::vector<float> audio = read_tensor<float>(*file, "audio", kyutai::DType::F32);
+  const nlohmann::json expected =
+      nlohmann::json::parse(std::ifstream(data_path("golden/stt_tiny/words.json"))).at("audio");
+  ASSERT_GT(expected.size(), 10u);
+  const GstClockTime t0 = 2 * GST_SECOND;
+  push(audio, t0, 1000);
+  ASSERT_TRUE(gst_harness_push_event(stt_.h, gst_event_new_eos()));
+  Output out;
+  pull_output(stt_.h, &out);
+  ASSERT_EQ(out.words.size(), expected.size());
+  const double us = static_cast<double>(GST_USECOND);
+  for (size_t i = 0; i < out.words.size(); ++i) {
+    const Word& w = out.words[i];
+    EXPECT_EQ(w.text, expected[i][0].get<std::string>()) << "word " << i;
+    EXPECT_NEAR(static_cast<double>(w.pts), static_cast<double>(at(t0, expected[i][1])), us)
+        << "word " << i;
+    EXPECT_NEAR(static_cast<double>(w.pts + w.duration),
+                static_cast<double>(at(t0, expected[i][2])), us)
+        << "word " << i;
+  }
   EXPECT_TRUE(out.eos);
 }
 

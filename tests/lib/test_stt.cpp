@@ -1,10 +1,9 @@
 // Kyutai's speech-to-text models through the library (kyutai/stt.h) on the tiny STT
 // configuration (tests/data/stt_tiny: dep_q 0, 32 codebooks, text_card_out below text_card, 4
-// extra heads). No reference golden data exists for STT (the reference's PyTorch cannot be
-// installed here): the temporal transformer is exact against the golden lm_tiny trace
-// (test_lm_parity.cpp), and what STT adds is checked here against independent computations:
-// greedy tokens from the text head limited to text_card_out, the extra heads' probabilities,
-// the reference's first step, batching, loading in every weight format, and refusals.
+// extra heads) with random weights. Parity with Kyutai's reference is test_stt_parity.cpp's;
+// this file checks what STT adds against independent computations: greedy tokens from the text
+// head limited to text_card_out, the extra heads' probabilities, the reference's first step,
+// batching, loading in every weight format, and refusals.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 

@@ -1,0 +1,1 @@
+tqdm = None
