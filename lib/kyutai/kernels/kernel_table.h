@@ -1,11 +1,11 @@
 // The contract between the dispatchers (matmul.cpp, attention.cpp) and the per-instruction-set
 // kernels. Each instruction set is one unit compiled with its own target flags (matmul_avx2.cpp,
-// matmul_avx512.cpp, attention_avx512.cpp): it includes the kernel bodies written once
-// (matmul_body.h) with its vector traits (simd_<isa>.h) and shows only its table (an attention
-// unit, its head, which the table holds). Everything else there has internal linkage, and no
-// inline function is shared with generic code (no <algorithm>, no half.h): the linker could
-// pick that function's copy compiled with AVX-512 instructions for a CPU without them. Plain
-// structs only here, for the same reason.
+// attention_avx2.cpp, matmul_avx512.cpp, attention_avx512.cpp): it includes the kernel bodies
+// written once (matmul_body.h) with its vector traits (simd_<isa>.h) and shows only its table (an
+// attention unit, its head, which the table holds). Everything else there has internal linkage, and
+// no inline function is shared with generic code (no <algorithm>, no half.h): the linker could pick
+// that function's copy compiled with AVX-512 instructions for a CPU without them. Plain structs
+// only here, for the same reason.
 #pragma once
 
 #include <cstdint>
@@ -80,6 +80,10 @@ const KernelTable& kernels_for(Isa isa);
 void attend_head_avx512(const float* q, const void* k, const void* v, KvFormat format,
                         int64_t keys, int64_t dim, float scale, float* scores, float* out,
                         const float* k_scales, const float* v_scales);
+// The AVX2 unit's attention head (attention_avx2.cpp).
+void attend_head_avx2(const float* q, const void* k, const void* v, KvFormat format, int64_t keys,
+                      int64_t dim, float scale, float* scores, float* out, const float* k_scales,
+                      const float* v_scales);
 
 // Where column c of a quantized row is stored: super-blocks of 16 groups are interleaved so
 // that 4 consecutive bytes of one group share a 32-bit lane (see docs/QUANTIZATION.md).
