@@ -4,9 +4,14 @@
 //
 //   build/bench/kernel-bench --threads 2 [--seconds 0.3] [--formats int4,int8] [--no-onednn]
 //                            [--isa avx2] [--hot] [--onednn-amx] [--rows 1..8]
-//                            [--depformer | --stt]
+//                            [--depformer | --stt | --attention]
+//
+// --attention times the streaming attention step (kernels/attention.h) instead: one step of all
+// heads against a full cache, for the 1B STT model's and the 7B's heads, in the bfloat16 and
+// int8 caches, with the cache bytes it reads per second.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -18,6 +23,8 @@
 
 #include "bench_util.h"
 #include "kyutai/error.h"
+#include "kyutai/kernels/attention.h"
+#include "kyutai/kernels/half.h"
 #include "kyutai/kernels/kernels.h"
 #include "kyutai/kernels/thread_pool.h"
 
@@ -43,6 +50,7 @@ struct Options {
   int64_t rows = 0;  // 0: every count of kRows
   bool depformer = false;  // the depformer's shapes instead of the temporal transformer's
   bool stt = false;        // the 1B STT model's shapes instead
+  bool attention = false;  // the attention step instead of the products
 };
 
 struct Shape {
@@ -140,6 +148,63 @@ void bench_kernels(const Options& opt) {
   }
 }
 
+// One streaming attention step of `heads` heads of `dim` against `keys` cached positions (the
+// 1B STT model at its context of 750, the 7B at 3000), each cache copy in huge pages, rotated
+// through 1 GiB of copies as the weights are.
+void bench_attention(const Options& opt) {
+  struct Case {
+    const char* model;
+    int64_t heads, keys, dim;
+  };
+  for (kernels::KvFormat f : {kernels::KvFormat::BFloat16, kernels::KvFormat::Int8}) {
+    const bool int8 = f == kernels::KvFormat::Int8;
+    for (const Case c : {Case{"stt-1b", 16, 750, 128}, Case{"7b", 32, 3000, 128}}) {
+      const int64_t n = c.heads * c.keys * c.dim, rows = c.heads * c.keys;
+      const std::vector<float> kf = gaussian(static_cast<size_t>(n), 3),
+                               vf = gaussian(static_cast<size_t>(n), 4);
+      const size_t element = int8 ? 1 : 2, bytes = 2 * (n * element + (int8 ? 4 * rows : 0));
+      struct Cache {
+        std::vector<uint8_t, kernels::StreamedAllocator<uint8_t>> k, v;
+        std::vector<float> ks, vs;
+      };
+      std::vector<Cache> copies(std::max<size_t>(2, opt.hot ? 1 : kRotationBytes / bytes));
+      for (Cache& cache : copies) {
+        cache.k.resize(n * element);
+        cache.v.resize(n * element);
+        if (int8) {
+          cache.ks.resize(rows);
+          cache.vs.resize(rows);
+          kernels::quantize_kv_rows(kf.data(), rows, c.dim,
+                                    reinterpret_cast<int8_t*>(cache.k.data()), cache.ks.data());
+          kernels::quantize_kv_rows(vf.data(), rows, c.dim,
+                                    reinterpret_cast<int8_t*>(cache.v.data()), cache.vs.data());
+        } else {
+          auto* k = reinterpret_cast<uint16_t*>(cache.k.data());
+          auto* v = reinterpret_cast<uint16_t*>(cache.v.data());
+          for (int64_t i = 0; i < n; ++i) {
+            k[i] = kyutai::kernels::float_to_bf16(kf[i]);
+            v[i] = kyutai::kernels::float_to_bf16(vf[i]);
+          }
+        }
+      }
+      const std::vector<float> q = gaussian(static_cast<size_t>(c.heads * c.dim), 5);
+      std::vector<float> out(q.size());
+      const float scale = 1.0f / std::sqrt(static_cast<float>(c.dim));
+      const double t = median_time(opt.seconds, [&](int i) {
+        const Cache& cache = copies[i % copies.size()];
+        kernels::attend_step(q.data(), cache.k.data(), cache.v.data(), f, c.heads, c.keys, c.keys,
+                             c.dim, scale, out.data(), int8 ? cache.ks.data() : nullptr,
+                             int8 ? cache.vs.data() : nullptr);
+      });
+      std::printf(
+          "gst-moshi attention %-8s %-6s %-6s heads=%ld keys=%ld dim=%ld threads=%d  %8.1f us  "
+          "%5.1f GB/s\n",
+          int8 ? "int8" : "bfloat16", kernels::isa_name(kernels::current_isa()), c.model, c.heads,
+          c.keys, c.dim, opt.threads, t * 1e6, bytes / t / 1e9);
+    }
+  }
+}
+
 #ifdef KYUTAI_HAVE_ONEDNN
 // oneDNN matmul x [M, K] * W^T, W [N, K] given as a [K, N] "ba" tensor and reordered once into
 // the layout oneDNN prefers; f32 output. Int8: u8 activations, s8 weights, per-column scales.
@@ -192,7 +257,7 @@ void bench_onednn(const Options& opt) {
   std::fprintf(stderr,
                "usage: kernel-bench [--threads N] [--seconds S] [--formats a,b] "
                "[--isa scalar|avx2|avx512] [--no-onednn] [--onednn-amx] [--hot] [--rows 1..8] "
-               "[--depformer | --stt]\n");
+               "[--depformer | --stt | --attention]\n");
   std::exit(2);
 }
 
@@ -235,6 +300,8 @@ Options parse(int argc, char** argv) {
       opt.depformer = true;
     else if (a == "--stt")
       opt.stt = true;
+    else if (a == "--attention")
+      opt.attention = true;
     else if (a == "--rows" && has_value) {
       opt.rows = std::atoi(argv[++i]);
       if (opt.rows < 1 || opt.rows > 8) usage();
@@ -251,6 +318,10 @@ int main(int argc, char** argv) {
   const Options opt = parse(argc, argv);
   kernels::set_num_threads(opt.threads);
   bandwidth_floor(opt);
+  if (opt.attention) {
+    bench_attention(opt);
+    return 0;
+  }
   bench_kernels(opt);
 #ifdef KYUTAI_HAVE_ONEDNN
   if (opt.onednn) bench_onednn(opt);

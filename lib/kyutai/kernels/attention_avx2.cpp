@@ -5,7 +5,6 @@
 // AVX2 unit's flags, so everything here but attend_head_avx2 has internal linkage, and it calls
 // only intrinsics and C functions (see kernel_table.h).
 #include <math.h>
-#include <string.h>
 
 #include "kyutai/kernels/kernel_table.h"
 #include "kyutai/kernels/simd_avx2.h"
@@ -111,21 +110,45 @@ void scores_of(const float* q, const void* k, KvFormat format, const float* k_sc
   }
 }
 
+// out[d0 .. d0 + 8N) = sum_j p_j v[j] with the N vectors of that slice in registers across the
+// keys (a whole row at dim 128 would need all 16 registers, and so went through memory at every
+// key): the same FMAs in the same order per element as a whole-row loop.
+template <int N>
+void values_slice(const void* v, KvFormat format, const float* scores, const float* v_scales,
+                  float inv, int64_t keys, int64_t dim, int64_t d0, float* out) {
+  __m256 acc[N];
+  _Pragma("GCC unroll 8") for (int c = 0; c < N; ++c) acc[c] = _mm256_setzero_ps();
+  for (int64_t j = 0; j < keys; ++j) {
+    const __m256 p = _mm256_set1_ps(v_scales ? scores[j] * inv * v_scales[j] : scores[j] * inv);
+    _Pragma("GCC unroll 8") for (int c = 0; c < N; ++c) acc[c] =
+        _mm256_fmadd_ps(p, load8(v, format, j * dim + d0 + 8 * c), acc[c]);
+  }
+  _Pragma("GCC unroll 8") for (int c = 0; c < N; ++c) _mm256_storeu_ps(out + d0 + 8 * c, acc[c]);
+}
+
 }  // namespace
 
 void attend_head_avx2(const float* q, const void* k, const void* v, KvFormat format, int64_t keys,
                       int64_t dim, float scale, float* scores, float* out, const float* k_scales,
                       const float* v_scales) {
   scores_of(q, k, format, format == KvFormat::Int8 ? k_scales : nullptr, keys, dim, scale, scores);
-  const float total = softmax_numerators(scores, keys);
-  memset(out, 0, sizeof(float) * static_cast<size_t>(dim));
-  const float inv = 1.0f / total;
-  // Keys outer, so the values stream once in order; `out` stays in L1.
-  for (int64_t j = 0; j < keys; ++j) {
-    const __m256 p = _mm256_set1_ps(v_scales ? scores[j] * inv * v_scales[j] : scores[j] * inv);
-    for (int64_t d = 0; d < dim; d += 8)
-      _mm256_storeu_ps(out + d,
-                       _mm256_fmadd_ps(p, load8(v, format, j * dim + d), _mm256_loadu_ps(out + d)));
+  const float inv = 1.0f / softmax_numerators(scores, keys);
+  // Slices of 64 values (8 registers), the last one 16, 32 or 48 (dim is a multiple of 16).
+  for (int64_t d0 = 0; d0 < dim; d0 += 64) {
+    switch ((dim - d0 < 64 ? dim - d0 : 64) / 16) {
+      case 1:
+        values_slice<2>(v, format, scores, v_scales, inv, keys, dim, d0, out);
+        break;
+      case 2:
+        values_slice<4>(v, format, scores, v_scales, inv, keys, dim, d0, out);
+        break;
+      case 3:
+        values_slice<6>(v, format, scores, v_scales, inv, keys, dim, d0, out);
+        break;
+      default:
+        values_slice<8>(v, format, scores, v_scales, inv, keys, dim, d0, out);
+        break;
+    }
   }
 }
 
