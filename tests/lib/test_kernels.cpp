@@ -298,12 +298,13 @@ TEST(ActivationQuantization, SameBitsOnEveryIsa) {
   EXPECT_EQ(q0[detail::interleaved_index(64 + 2)], 2);   // 1.5 -> 2
   EXPECT_EQ(q0[detail::interleaved_index(64 + 3)], 2);   // 2.5 -> 2
   EXPECT_EQ(q0[detail::interleaved_index(64 + 7)], 126); // 126.5 -> 126
-  // Only AVX-512 has its own quantize_row (AVX2's table holds the scalar one).
-  if (isa_supported(Isa::Avx512)) {
-    detail::avx512_kernels().quantize_row(x.data(), n, 8, q1.data(), d1.data(), b1.data());
-    EXPECT_EQ(q0, q1);
-    EXPECT_EQ(d0, d1);
-    EXPECT_EQ(b0, b1);
+  for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
+    if (!isa_supported(isa)) continue;
+    std::fill(q1.begin(), q1.end(), int8_t{99});
+    detail::kernels_for(isa).quantize_row(x.data(), n, 8, q1.data(), d1.data(), b1.data());
+    EXPECT_EQ(q0, q1) << isa_name(isa);
+    EXPECT_EQ(d0, d1) << isa_name(isa);
+    EXPECT_EQ(b0, b1) << isa_name(isa);
   }
 }
 
