@@ -149,8 +149,8 @@ void bench_kernels(const Options& opt) {
 }
 
 // One streaming attention step of `heads` heads of `dim` against `keys` cached positions (the
-// 1B STT model at its context of 750, the 7B at 3000), each cache copy in huge pages, rotated
-// through 1 GiB of copies as the weights are.
+// 1B STT model at its context of 750, the 7B at 3000), rotated through about 1 GiB of copies of
+// the cache as the weights are (one copy with --hot).
 void bench_attention(const Options& opt) {
   struct Case {
     const char* model;
@@ -167,7 +167,7 @@ void bench_attention(const Options& opt) {
         std::vector<uint8_t, kernels::StreamedAllocator<uint8_t>> k, v;
         std::vector<float> ks, vs;
       };
-      std::vector<Cache> copies(std::max<size_t>(2, opt.hot ? 1 : kRotationBytes / bytes));
+      std::vector<Cache> copies(opt.hot ? 1 : std::max<size_t>(2, kRotationBytes / bytes));
       for (Cache& cache : copies) {
         cache.k.resize(n * element);
         cache.v.resize(n * element);

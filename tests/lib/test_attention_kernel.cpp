@@ -68,7 +68,8 @@ TEST_P(AttentionKernel, MatchesFloat64Reference) {
   std::normal_distribution<float> normal;
   for (const Case c : {Case{1, 1, 1, 16}, Case{2, 9, 7, 16}, Case{2, 12, 11, 48},
                        Case{3, 10, 7, 64}, Case{4, 40, 40, 128}, Case{2, 9, 5, 24},
-                       Case{32, 300, 257, 128}, Case{4, 70, 67, 128, 16}}) {
+                       Case{32, 300, 257, 128}, Case{4, 70, 67, 128, 16}, Case{2, 20, 19, 80},
+                       Case{2, 10, 9, 512}}) {
     const size_t n = static_cast<size_t>(c.heads * c.capacity * c.dim);
     std::vector<float> q(static_cast<size_t>(c.heads * c.dim)), kf(n), vf(n);
     for (auto* a : {&q, &kf, &vf})

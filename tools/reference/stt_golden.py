@@ -138,6 +138,8 @@ for tenths in range(43, 0, -1):
     words = words_of(tokens)
     if words is not None:
         break
+else:
+    sys.exit("the script cuts none of the test audios into words: no golden audio set")
 save_file({"audio": audio.view(1, 1, -1), "codes": codes, "text_tokens": tokens.view(1, -1),
            "extra_heads": vad.unsqueeze(0)},
           os.path.join(out_dir, "audio.safetensors"),

@@ -9,9 +9,10 @@
 namespace kyutai::kernels::detail {
 namespace {
 
-// quantize_row_scalar's arithmetic on 32 values at once, as the AVX-512 one: vcvtps2dq rounds
-// half to even like the scalar code (MXCSR's default mode), and |x * 127 / max| <= 127 needs no
-// clamp. The two saturating packs interleave the 128-bit halves (chunks 0 2 4 6 1 3 5 7), put
+// quantize_row_scalar's arithmetic on 32 values at once, as the AVX-512 one: for finite
+// activations the same bits (vcvtps2dq rounds half to even like the scalar code, MXCSR's default
+// mode, and |x * 127 / max| <= 127 needs no clamp; an infinity or a NaN, which only a model that
+// has already failed writes, comes out otherwise). The two saturating packs interleave the 128-bit halves (chunks 0 2 4 6 1 3 5 7), put
 // back in order before the group's 8 four-byte chunks go 64 bytes apart (the interleaved
 // layout).
 void quantize_row(const float* x, int64_t in_padded, int32_t offset, int8_t* q, float* d,
