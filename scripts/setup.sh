@@ -16,8 +16,9 @@ $SUDO apt-get update
 # 12x slower. clang and libclang-rt-14-dev build the libFuzzer target of the test suite.
 # moshi-gateway: Sofia-SIP (SIP and SDP), libsoup 3 (/metrics), gstreamer1.0-libav (G.722), and
 # baresip-core, the SIP phone its tests call it with; kamailio, the SIP proxy the gateway-kamailio
-# test puts in front of two gateways. debhelper and lintian build and check the Debian packages
-# (dpkg-buildpackage -b -us -uc; docs/GATEWAY.md).
+# test puts in front of two gateways; gstreamer1.0-plugins-bad for opusparse, which the door of
+# Kyutai's web client puts between oggdemux and opusdec (docs/GATEWAY.md). debhelper and
+# lintian build and check the Debian packages (dpkg-buildpackage -b -us -uc; docs/GATEWAY.md).
 $SUDO apt-get install -y --no-install-recommends \
   build-essential meson ninja-build pkg-config \
   libtorch-dev libopenblas0-pthread nlohmann-json3-dev libgtest-dev \
@@ -25,5 +26,6 @@ $SUDO apt-get install -y --no-install-recommends \
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
   libsentencepiece-dev \
   clang libclang-rt-14-dev \
-  libsofia-sip-ua-glib-dev libsoup-3.0-dev gstreamer1.0-libav baresip-core kamailio \
+  libsofia-sip-ua-glib-dev libsoup-3.0-dev gstreamer1.0-libav gstreamer1.0-plugins-bad \
+  baresip-core kamailio \
   debhelper lintian

@@ -100,6 +100,21 @@ class KyutaiOggOpus : public ::testing::Test {
   static void SetUpTestSuite() { gst_init(nullptr, nullptr); }
 };
 
+// The gateway refuses to open the Kyutai door without the fragments' elements
+// (gateway.cpp): here all are there, and the one taken out of the registry is named.
+TEST(KyutaiOggOpusElements, NamesTheElementsItLacks) {
+  gst_init(nullptr, nullptr);
+  EXPECT_TRUE(missing_ogg_opus_elements().empty());
+  GstRegistry* registry = gst_registry_get();
+  GstPluginFeature* parse = gst_registry_lookup_feature(registry, "opusparse");
+  ASSERT_NE(parse, nullptr);
+  gst_registry_remove_feature(registry, parse);
+  EXPECT_EQ(missing_ogg_opus_elements(), std::vector<std::string>{"opusparse"});
+  ASSERT_TRUE(gst_registry_add_feature(registry, parse));  // the registry's reference again
+  gst_object_unref(parse);                                 // the lookup's
+  EXPECT_TRUE(missing_ogg_opus_elements().empty());
+}
+
 TEST_F(KyutaiOggOpus, SendsHeadersThenOnePacketPerPage) {
   OggOpusEncoder enc;
   const std::vector<int16_t> pcm = speechlike(1.0);

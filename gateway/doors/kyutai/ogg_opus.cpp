@@ -3,6 +3,7 @@
 #include <gst/app/gstappsink.h>
 #include <gst/app/gstappsrc.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace gateway::kyutai {
@@ -17,6 +18,25 @@ const std::string kPcmCaps =
     "audio/x-raw, format=S16LE, layout=interleaved, channels=1, rate=" + std::to_string(kRate);
 
 }  // namespace
+
+std::vector<std::string> missing_ogg_opus_elements() {
+  std::vector<std::string> missing;
+  for (const std::string fragment : {kOggOpusDecodeFragment, kOggOpusEncodeFragment}) {
+    // Each "! "-separated piece starts with its element's name.
+    size_t start = 0;
+    while (start < fragment.size()) {
+      const size_t end = std::min(fragment.find('!', start), fragment.size());
+      const size_t name = fragment.find_first_not_of(' ', start);
+      const std::string element = fragment.substr(name, fragment.find_first_of(" !", name) - name);
+      if (GstElementFactory* factory = gst_element_factory_find(element.c_str()))
+        gst_object_unref(factory);
+      else
+        missing.push_back(element);
+      start = end + 1;
+    }
+  }
+  return missing;
+}
 
 AppPipeline::AppPipeline(const std::string& src_caps, const std::string& fragment,
                          const std::string& sink_caps) {

@@ -30,6 +30,10 @@ constexpr int kRate = 24000;  // Mimi's rate, both ways
 extern const char* const kOggOpusDecodeFragment;
 extern const char* const kOggOpusEncodeFragment;
 
+// The elements of both fragments that this machine's GStreamer lacks (none when all are there).
+// opusparse is in Debian's gstreamer1.0-plugins-bad, the others in gstreamer1.0-plugins-base.
+std::vector<std::string> missing_ogg_opus_elements();
+
 // appsrc ! fragment ! appsink, running from construction; what the fragment produces is read
 // back buffer by buffer. Throws std::runtime_error when the pipeline cannot be built or fails.
 class AppPipeline {
