@@ -8,7 +8,6 @@
 #include "call/moshibin.h"
 #include "common/connections.h"
 #include "doors/audiosocket.h"
-#include "doors/kyutai/ogg_opus.h"
 #include "doors/kyutai_chat.h"
 #include "doors/media_stream.h"
 #include "doors/sip/sip_door.h"
@@ -59,16 +58,6 @@ bool Gateway::open_doors(std::string& error) {
   doors_.push_back(std::make_unique<SipDoor>(registry_));
   if (config_.audiosocket_port > 0) doors_.push_back(std::make_unique<AudioSocketDoor>(registry_));
   if (config_.ws_port > 0) {
-    // Refused at the start, not at each call: without these a call's pipeline cannot be built.
-    const std::vector<std::string> missing = gateway::kyutai::missing_ogg_opus_elements();
-    if (!missing.empty()) {
-      error = "ws-port: Kyutai's web-client door needs the GStreamer element(s)";
-      for (const std::string& name : missing) error += " " + name;
-      error +=
-          " (opusparse is in Debian's gstreamer1.0-plugins-bad, the others in "
-          "gstreamer1.0-plugins-base)";
-      return false;
-    }
     auto web = std::make_shared<WebServer>(config_);
     doors_.push_back(std::make_unique<KyutaiChatDoor>(registry_, web));
     doors_.push_back(std::make_unique<MediaStreamDoor>(registry_, web));

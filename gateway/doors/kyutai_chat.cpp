@@ -3,6 +3,7 @@
 #include "common/connections.h"
 #include "doors/app_call.h"
 #include "doors/kyutai_chat_media.h"
+#include "ogg_opus.h"
 #include "protocol.h"
 
 namespace moshigw {
@@ -177,5 +178,18 @@ KyutaiChatDoor::KyutaiChatDoor(CallRegistry& registry, std::shared_ptr<WebServer
     : WebsocketDoor(registry, std::move(web), "/api/chat", kyutai::kMaxUnfinishedBytes) {}
 
 KyutaiChatDoor::~KyutaiChatDoor() = default;
+
+bool KyutaiChatDoor::open(std::string& error) {
+  const std::vector<std::string> missing = kyutai::missing_ogg_opus_elements();
+  if (!missing.empty()) {
+    error = "ws-port: Kyutai's web-client door needs the GStreamer element(s)";
+    for (const std::string& name : missing) error += " " + name;
+    error +=
+        " (opusparse is in Debian's gstreamer1.0-plugins-bad, the others in "
+        "gstreamer1.0-plugins-base)";
+    return false;
+  }
+  return WebsocketDoor::open(error);
+}
 
 }  // namespace moshigw

@@ -18,6 +18,8 @@ class KyutaiChatDoor : public WebsocketDoor<KyutaiChat> {
  public:
   KyutaiChatDoor(CallRegistry& registry, std::shared_ptr<WebServer> web);
   ~KyutaiChatDoor() override;
+  // Refused when GStreamer lacks an element of the Ogg Opus chains: no call could be built.
+  bool open(std::string& error) override;
   const char* name() const override { return "kyutai"; }
 };
 

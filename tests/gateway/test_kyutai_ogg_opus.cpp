@@ -101,7 +101,7 @@ class KyutaiOggOpus : public ::testing::Test {
 };
 
 // The gateway refuses to open the Kyutai door without the fragments' elements
-// (gateway.cpp): here all are there, and the one taken out of the registry is named.
+// (KyutaiChatDoor::open): here all are there, and the one taken out of the registry is named.
 TEST(KyutaiOggOpusElements, NamesTheElementsItLacks) {
   gst_init(nullptr, nullptr);
   EXPECT_TRUE(missing_ogg_opus_elements().empty());
