@@ -62,7 +62,16 @@ SipDoor::SipDoor(CallRegistry& registry) : registry_(registry), config_(registry
 
 SipDoor::~SipDoor() {
   dialogs_.clear();
-  if (nua_) nua_destroy(nua_);
+  if (nua_ && !shut_down_) {
+    // Not closed: the gateway failed to start after this door opened (another door's port was
+    // taken, say). Sofia aborts on destroying a stack that was not shut down, so shut it down
+    // here, running the main context (where its events arrive) for at most 5 s.
+    nua_shutdown(nua_);
+    const gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+    while (!shut_down_ && g_get_monotonic_time() < deadline)
+      if (!g_main_context_iteration(nullptr, FALSE)) g_usleep(1000);
+  }
+  if (nua_ && shut_down_) nua_destroy(nua_);
   if (root_) su_root_destroy(root_);
   su_deinit();
 }
@@ -127,6 +136,7 @@ void SipDoor::on_event(nua_event_t event, int status, const char* phrase, nua_t*
       if (!dialog) nua_handle_destroy(nh);
       break;
     case nua_r_shutdown:
+      if (status >= 200) self->shut_down_ = true;
       if (status >= 200 && self->closed_) std::exchange(self->closed_, nullptr)();
       break;
     case nua_i_error:
