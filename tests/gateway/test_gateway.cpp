@@ -84,6 +84,33 @@ TEST(Gateway, BadSettingsAreRefusedAtStart) {
   EXPECT_NE(gw.process->log().find("no [gateway] group"), std::string::npos) << gw.process->log();
 }
 
+// A door that cannot open after the SIP door did (its port is taken) stops the gateway with its
+// message and exit status 1: the SIP stack is shut down before it is destroyed, where Sofia
+// would abort on destroying a stack still running.
+TEST(Gateway, BadSettingsAfterSipOpenedStopItCleanly) {
+  const int port = free_ports(1);
+  const int taken = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(taken, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(port);
+  ASSERT_EQ(bind(taken, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(listen(taken, 1), 0);
+  TempDir dir;
+  GatewayOptions options;
+  options.extra = {"--audiosocket-port", std::to_string(port)};
+  GatewayProcess gw(dir, options);
+  ASSERT_TRUE(gw.process->wait(60)) << gw.process->log();
+  close(taken);
+  EXPECT_EQ(gw.process->exit_status(), 1) << gw.process->log();
+  EXPECT_NE(
+      gw.process->log().find("cannot listen for AudioSocket on 127.0.0.1:" + std::to_string(port)),
+      std::string::npos)
+      << gw.process->log();
+  EXPECT_NE(gw.process->log().find("listening for SIP"), std::string::npos) << gw.process->log();
+}
+
 TEST(Gateway, EachCodecAnsweredHeardAndFreed) {
   REQUIRE_BARESIP();
   TempDir dir;

@@ -62,15 +62,19 @@ SipDoor::SipDoor(CallRegistry& registry) : registry_(registry), config_(registry
 
 SipDoor::~SipDoor() {
   dialogs_.clear();
-  if (nua_ && !shut_down_) {
-    // Not closed: the gateway failed to start after this door opened (another door's port was
-    // taken, say). Sofia aborts on destroying a stack that was not shut down, so shut it down
-    // here, running the main context (where its events arrive) for at most 5 s.
+  if (nua_ && !shutting_down_) {
+    // Never closed: the gateway failed to start after this door opened (another door's port was
+    // taken, say). Sofia aborts on destroying a stack that was never shut down, so shut it down
+    // here, running the main context (where its events arrive) for at most 5 s. A door that was
+    // closed already waited in close(): it does not wait twice.
+    shutting_down_ = true;
     nua_shutdown(nua_);
     const gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
     while (!shut_down_ && g_get_monotonic_time() < deadline)
       if (!g_main_context_iteration(nullptr, FALSE)) g_usleep(1000);
   }
+  // A stack whose shutdown did not finish (a caller that never answered its BYE) is left to the
+  // process's exit: Sofia refuses to destroy it.
   if (nua_ && shut_down_) nua_destroy(nua_);
   if (root_) su_root_destroy(root_);
   su_deinit();
@@ -287,6 +291,7 @@ bool SipDoor::idle() const {
 
 void SipDoor::close(std::function<void()> done) {
   closed_ = std::move(done);
+  shutting_down_ = true;
   nua_shutdown(nua_);
   // The stack answers nua_r_shutdown within a few seconds; do not wait for ever.
   g_timeout_add_seconds(

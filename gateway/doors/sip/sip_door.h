@@ -71,7 +71,8 @@ class SipDoor : public Door {
   std::map<nua_handle_t*, Dialog> dialogs_;
   uint64_t session_id_ = 0;
   std::function<void()> closed_;
-  bool shut_down_ = false;  // the stack answered nua_shutdown
+  bool shutting_down_ = false;  // nua_shutdown was called
+  bool shut_down_ = false;      // the stack answered nua_shutdown
 };
 
 }  // namespace moshigw
