@@ -10,6 +10,7 @@
 #include <cstring>
 #include <mutex>
 #include <random>
+#include <string>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -305,6 +306,44 @@ TEST(ActivationQuantization, SameBitsOnEveryIsa) {
     EXPECT_EQ(q0, q1) << isa_name(isa);
     EXPECT_EQ(d0, d1) << isa_name(isa);
     EXPECT_EQ(b0, b1) << isa_name(isa);
+  }
+}
+
+// The dense products of many columns (a convolution's unfolded signal): per element one chain
+// of fused multiply-adds in the order of the inputs, so the same bits on every instruction set,
+// thread count and column count, and within float32 rounding of a float64 product. Odd sizes
+// take every tail: fewer than 6 outputs, one vector of columns, single columns.
+TEST_F(KernelTest, DenseProductsAreOneFusedChainPerElement) {
+  for (const auto& [out, k, columns] : {std::tuple<int64_t, int64_t, int64_t>{64, 192, 1920},
+                                        {13, 7, 77},
+                                        {5, 640, 23},
+                                        {131, 96, 40},
+                                        {1, 1, 1}}) {
+    SCOPED_TRACE(std::to_string(out) + "x" + std::to_string(k) + "x" + std::to_string(columns));
+    const auto w = gaussian(out * k, 21), x = gaussian(k * columns, 22);
+    std::vector<float> expected(out * columns);
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t c = 0; c < columns; ++c) {
+        float acc = 0.0f;
+        double exact = 0.0, magnitude = 0.0;
+        for (int64_t i = 0; i < k; ++i) {
+          acc = std::fma(w[o * k + i], x[i * columns + c], acc);
+          exact += static_cast<double>(w[o * k + i]) * x[i * columns + c];
+          magnitude += std::fabs(static_cast<double>(w[o * k + i]) * x[i * columns + c]);
+        }
+        expected[o * columns + c] = acc;
+        ASSERT_NEAR(acc, exact, 1e-6 * magnitude * k);
+      }
+    for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+      if (!use_isa(isa)) continue;
+      for (int threads : {1, 2, 3}) {
+        set_num_threads(threads);
+        std::vector<float> y(out * columns, -1.0f);
+        matmul_dense(w.data(), out, k, x.data(), columns, y.data());
+        EXPECT_EQ(std::memcmp(y.data(), expected.data(), y.size() * sizeof(float)), 0)
+            << isa_name(isa) << ", " << threads << " threads";
+      }
+    }
   }
 }
 

@@ -4,6 +4,8 @@
 #include <c10/core/InferenceMode.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "kyutai/model/conv.h"
 #include "kyutai/model/mimi_model.h"
 #include "kyutai/model/seanet.h"
@@ -47,7 +49,7 @@ TEST_P(ConvStreaming, StepsMatchWholeSignal) {
   Conv1dOptions o{6, 12, c.kernel, c.stride, c.dilation, c.groups, true, c.replicate};
   StreamingConv1d conv(o);
   randomize(conv, 7);
-  conv.prepare();  // on the CPU, steps of 5 to 16 columns (6, 8, 12 here) take the kernels
+  conv.prepare();  // on the CPU, the steps take the float32 kernels
   const at::Tensor x = at::randn({1, 6, 24 * c.stride}).to(test::device());
   const at::Tensor whole = conv.forward(x);
   ASSERT_EQ(whole.size(2), 24);
@@ -62,8 +64,10 @@ TEST_P(ConvStreaming, StepsMatchWholeSignal) {
 
 // A step unfolds the carried context and the new input into columns itself (on every thread):
 // bit for bit the product of libtorch's own unfolding of the concatenated signal, plus the bias,
-// through each product path (gemv up to 4 columns, the kernels to 16, gemm above), with inputs
-// shorter than the context too; and the carried context is a copy, not a view of the input.
+// each column as the kernels give it alone up to 16 columns, and past 16 (600 here) as one fused
+// multiply-add chain per element, which the dense kernels give on every instruction set, with
+// inputs shorter than the context too; and the carried context is a copy, not a view of the
+// input.
 TEST_P(ConvStreaming, AStepIsTheProductOfTheUnfoldedSignal) {
   if (test::on_gpu()) GTEST_SKIP() << "the unfolding on the threads is the CPU's";
   c10::InferenceMode guard;
@@ -83,7 +87,7 @@ TEST_P(ConvStreaming, AStepIsTheProductOfTheUnfoldedSignal) {
   on_kernels.pack(WeightFormat::Float32);
   const int64_t ctx = (c.kernel - 1) * c.dilation + 1 - c.stride;
   ConvState state = conv.init_state(3, at::kFloat);
-  // 3 streams of 1 step (gemv), 4 (12 columns: the kernels), 200 (gemm, on the threads), 1.
+  // 3 streams of 1 step (3 columns), 4 (12 columns: blocks of 8 rows), 200 (tiles), 1.
   for (int64_t steps : {1, 4, 200, 1}) {
     at::Tensor x = at::randn({3, 6, steps * c.stride});
     at::Tensor full = at::cat({state.previous, x}, 2);
@@ -94,10 +98,27 @@ TEST_P(ConvStreaming, AStepIsTheProductOfTheUnfoldedSignal) {
         full.as_strided({3, 6, c.kernel, steps}, {6 * len, len, c.dilation, c.stride})
             .permute({1, 2, 0, 3})
             .reshape({6 * c.kernel, columns});
-    const at::Tensor product =
-        columns > dense::kMaxGemvColumns && columns <= LinearWeight::kExactRows
-            ? on_kernels(cols.t()).t()
-            : dense::matmul_wx(weight.view({12, -1}), cols);
+    // Up to 16 columns, each column as the kernels give it alone; past 16, the dense kernels:
+    // per element, one chain of fused multiply-adds in the order of the inputs.
+    at::Tensor product;
+    if (columns <= LinearWeight::kExactRows) {
+      const at::Tensor rows = cols.t().contiguous();
+      std::vector<at::Tensor> alone;
+      for (int64_t j = 0; j < columns; ++j) alone.push_back(on_kernels(rows.narrow(0, j, 1)));
+      product = at::cat(alone, 0).t();
+    } else {
+      const at::Tensor w = weight.reshape({12, -1}).contiguous(), x = cols.contiguous();
+      product = at::empty({12, columns});
+      const int64_t k = w.size(1);
+      for (int64_t o = 0; o < 12; ++o)
+        for (int64_t j = 0; j < columns; ++j) {
+          float acc = 0.0f;
+          for (int64_t i = 0; i < k; ++i)
+            acc =
+                std::fma(w.data_ptr<float>()[o * k + i], x.data_ptr<float>()[i * columns + j], acc);
+          product.data_ptr<float>()[o * columns + j] = acc;
+        }
+    }
     const at::Tensor expected =
         (product + bias.unsqueeze(1)).view({12, 3, steps}).permute({1, 0, 2});
     EXPECT_TRUE(at::equal(y, expected)) << steps << " steps";

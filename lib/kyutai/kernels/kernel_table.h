@@ -46,6 +46,20 @@ struct MatmulArgs {
 // Computes y[r, o] for o in [o0, o1) and all rows.
 using RangeKernel = void (*)(const MatmulArgs& args, int64_t o0, int64_t o1);
 
+// A dense float32 product of many columns (a convolution's unfolded signal, x [k, columns]):
+// y[o * y_stride + c] = sum_i w[o * k + i] * x[i * x_stride + c] for o in [o0, o1) and c in
+// [c0, c1). Each element is one chain of fused multiply-adds in the order of i, so every
+// instruction set gives the same bits, wherever the element falls in a tile.
+struct DenseArgs {
+  const float* w;
+  int64_t k;
+  const float* x;
+  int64_t x_stride;
+  float* y;
+  int64_t y_stride;
+};
+using DenseKernel = void (*)(const DenseArgs& args, int64_t o0, int64_t o1, int64_t c0, int64_t c1);
+
 // Quantizes one zero-padded row of x [in_padded] to Q8_0 in the interleaved layout (see
 // MatmulArgs::xq); per group the scale d and -offset * sum(q). Every instruction set gives
 // the same bits (IEEE max, division, product, and round-half-even conversion).
@@ -65,6 +79,7 @@ struct KernelTable {
   RangeKernel int8;
   RangeKernel int4;
   AttendHead attend_head;  // null: the portable head in attention.cpp
+  DenseKernel dense;
 };
 
 void quantize_row_scalar(const float* x, int64_t in_padded, int32_t offset, int8_t* q, float* d,

@@ -69,6 +69,13 @@ PackedWeight pack_bf16(WeightFormat format, const uint16_t* w, int64_t out, int6
 void matmul(const PackedWeight& w, const float* x, int64_t rows, int64_t x_stride, float* y,
             int64_t y_stride);
 
+// y [out, columns] = w [out, k] x [k, columns], all float32 and contiguous: the dense product of
+// a convolution's unfolded signal, for many columns (with a few, matmul streams the weight
+// better). Each element is one chain of fused multiply-adds in the order of k, so the result
+// is the same bits on every instruction set, thread count and column count. Thread-safe.
+void matmul_dense(const float* w, int64_t out, int64_t k, const float* x, int64_t columns,
+                  float* y);
+
 // Kernel selection. set_isa throws ConfigError if the CPU lacks `isa`.
 bool isa_supported(Isa isa);
 Isa best_isa();

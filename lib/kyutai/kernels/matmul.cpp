@@ -199,6 +199,30 @@ void matmul(const PackedWeight& w, const float* x, int64_t rows, int64_t x_strid
                 y_stride);
 }
 
+// Tiles of kDenseColumns columns (a multiple of both instruction sets' 2 vectors) times a range
+// of outputs; enough tiles that a thread that starts late still finds work.
+constexpr int64_t kDenseColumns = 64;
+constexpr int64_t kDenseTilesPerThread = 4;
+
+void matmul_dense(const float* w, int64_t out, int64_t k, const float* x, int64_t columns,
+                  float* y) {
+  if (out <= 0 || columns <= 0) return;
+  const detail::DenseKernel kernel = detail::kernels_for(current_isa()).dense;
+  const detail::DenseArgs args{w, k, x, columns, y, columns};
+  const int64_t tiles = (columns + kDenseColumns - 1) / kDenseColumns;
+  const int64_t wanted = kDenseTilesPerThread * num_threads();
+  const int64_t ranges = std::min((wanted + tiles - 1) / tiles, (out + 5) / 6);
+  const int64_t per_range = ((out + ranges - 1) / ranges + 5) / 6 * 6;
+  // Column-major over the tiles: a thread's consecutive tiles share their panel of x.
+  parallel_claims(tiles * ranges, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t c0 = (t / ranges) * kDenseColumns, o0 = (t % ranges) * per_range;
+      if (o0 < out)
+        kernel(args, o0, std::min(out, o0 + per_range), c0, std::min(columns, c0 + kDenseColumns));
+    }
+  });
+}
+
 void round_activations(WeightFormat format, const float* x, int64_t in, double* out) {
   switch (format) {
     case WeightFormat::Float32:

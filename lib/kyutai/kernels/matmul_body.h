@@ -278,6 +278,69 @@ void by_rows(const MatmulArgs& a, int64_t o0, int64_t o1) {
   }
 }
 
+// Dense products (DenseArgs): M outputs times N vectors of columns in registers, the columns'
+// panel of x read once per M outputs. AVX2 has 16 registers: 6 x 2 accumulators, 2 for x, 1 for
+// the broadcast weight.
+template <class V, int M, int N>
+void dense_block(const DenseArgs& a, int64_t o, int64_t c) {
+  typename V::F acc[M][N];
+  KYUTAI_UNROLL
+  for (int m = 0; m < M; ++m) KYUTAI_UNROLL
+  for (int n = 0; n < N; ++n) acc[m][n] = V::zero();
+  const float* w = a.w + o * a.k;
+  const float* x = a.x + c;
+  for (int64_t i = 0; i < a.k; ++i, x += a.x_stride) {
+    typename V::F xv[N];
+    KYUTAI_UNROLL
+    for (int n = 0; n < N; ++n) xv[n] = V::load(x + n * V::kLanes);
+    KYUTAI_UNROLL
+    for (int m = 0; m < M; ++m) {
+      const typename V::F wv = V::set1(w[m * a.k + i]);
+      KYUTAI_UNROLL
+      for (int n = 0; n < N; ++n) acc[m][n] = V::fma(wv, xv[n], acc[m][n]);
+    }
+  }
+  KYUTAI_UNROLL
+  for (int m = 0; m < M; ++m) KYUTAI_UNROLL
+  for (int n = 0; n < N; ++n) V::store(a.y + (o + m) * a.y_stride + c + n * V::kLanes, acc[m][n]);
+}
+
+template <class V, int N>
+void dense_outputs(const DenseArgs& a, int64_t o0, int64_t o1, int64_t c) {
+  constexpr int kM = 6;
+  int64_t o = o0;
+  for (; o + kM <= o1; o += kM) dense_block<V, kM, N>(a, o, c);
+  switch (o1 - o) {
+    case 5:
+      return dense_block<V, 5, N>(a, o, c);
+    case 4:
+      return dense_block<V, 4, N>(a, o, c);
+    case 3:
+      return dense_block<V, 3, N>(a, o, c);
+    case 2:
+      return dense_block<V, 2, N>(a, o, c);
+    case 1:
+      return dense_block<V, 1, N>(a, o, c);
+    default:
+      return;
+  }
+}
+
+template <class V>
+void dense_range(const DenseArgs& a, int64_t o0, int64_t o1, int64_t c0, int64_t c1) {
+  int64_t c = c0;
+  for (; c + 2 * V::kLanes <= c1; c += 2 * V::kLanes) dense_outputs<V, 2>(a, o0, o1, c);
+  for (; c + V::kLanes <= c1; c += V::kLanes) dense_outputs<V, 1>(a, o0, o1, c);
+  // The last few columns one at a time, the same fused chain per element.
+  for (; c < c1; ++c)
+    for (int64_t o = o0; o < o1; ++o) {
+      const float* w = a.w + o * a.k;
+      float acc = 0.0f;
+      for (int64_t i = 0; i < a.k; ++i) acc = __builtin_fmaf(w[i], a.x[i * a.x_stride + c], acc);
+      a.y[o * a.y_stride + c] = acc;
+    }
+}
+
 // The instruction set's table: its range kernels, with the given activation quantizer and
 // attention head (null: the portable one).
 template <class V>
@@ -287,7 +350,8 @@ constexpr KernelTable matmul_table(QuantizeRow quantize_row, AttendHead attend_h
                      by_rows<FloatKernel<V, uint16_t>>,
                      by_rows<QuantizedKernel<V, false>>,
                      by_rows<QuantizedKernel<V, true>>,
-                     attend_head};
+                     attend_head,
+                     dense_range<V>};
 }
 
 }  // namespace

@@ -101,9 +101,29 @@ void quantize_row_scalar(const float* x, int64_t in_padded, int32_t offset, int8
   }
 }
 
+namespace {
+
+// Dense products (DenseArgs): one fused chain per element, as the SIMD kernels compute it.
+void dense_range(const DenseArgs& a, int64_t o0, int64_t o1, int64_t c0, int64_t c1) {
+  for (int64_t o = o0; o < o1; ++o)
+    for (int64_t c = c0; c < c1; ++c) {
+      const float* w = a.w + o * a.k;
+      float acc = 0.0f;
+      for (int64_t i = 0; i < a.k; ++i) acc = std::fma(w[i], a.x[i * a.x_stride + c], acc);
+      a.y[o * a.y_stride + c] = acc;
+    }
+}
+
+}  // namespace
+
 const KernelTable& scalar_kernels() {
-  static const KernelTable table{quantize_row_scalar,    float_range<float>,    float_range<uint16_t>,
-                                 quantized_range<false>, quantized_range<true>, nullptr};
+  static const KernelTable table{quantize_row_scalar,
+                                 float_range<float>,
+                                 float_range<uint16_t>,
+                                 quantized_range<false>,
+                                 quantized_range<true>,
+                                 nullptr,
+                                 dense_range};
   return table;
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "kyutai/error.h"
+#include "kyutai/kernels/kernels.h"
 #include "kyutai/kernels/thread_pool.h"
 #include "kyutai/weights/dense_product.h"
 
@@ -149,16 +150,23 @@ at::Tensor StreamingConv1d::conv(const at::Tensor& head, const at::Tensor& x) co
                       head_len,
                       in.size(2)};
   const int64_t columns = batch * steps;
-  // Up to dense::kMaxGemvColumns columns one gemv each streams the weight; from there to the
-  // kernels' exact rows, the kernels read it once in place, where gemm would copy it first
-  // (the deep layers of several streams' encoders: a few steps each, weights of megabytes).
-  const bool on_kernels = on_kernels_.shared_packed() && columns > dense::kMaxGemvColumns &&
-                          columns <= LinearWeight::kExactRows;
   at::Tensor y;
-  if (on_kernels) {
+  if (on_kernels_.shared_packed() && columns <= LinearWeight::kExactRows) {
+    // A few columns (the deep layers; several streams' steps): the kernels stream the weight
+    // once for all of them, in place (gemm copied it whole, one gemv per column read it once
+    // per column).
     at::Tensor rows = at::empty({columns, o_.in * o_.kernel}, in.options());
     unfold(signal, o_, steps, true, rows.data_ptr<float>());
     y = on_kernels_(rows).t();
+  } else if (on_kernels_.shared_packed()) {
+    // Many columns (the first layers): the dense kernels, on the kernels' threads. OpenBLAS's
+    // gemm ran on threads of its own, which polled each other between its blocks while the
+    // kernels' threads polled for work. Each element is the same bits whatever the columns.
+    at::Tensor cols = at::empty({o_.in * o_.kernel, columns}, in.options());
+    unfold(signal, o_, steps, false, cols.data_ptr<float>());
+    y = at::empty({o_.out, columns}, in.options());
+    kernels::matmul_dense(on_kernels_.tensor.data_ptr<float>(), o_.out, o_.in * o_.kernel,
+                          cols.data_ptr<float>(), columns, y.data_ptr<float>());
   } else {
     at::Tensor cols = at::empty({o_.in * o_.kernel, columns}, in.options());
     unfold(signal, o_, steps, false, cols.data_ptr<float>());
@@ -241,6 +249,10 @@ void StreamingConvTranspose1d::prepare() {
   if (o_.groups != 1) return;
   columns_ = weight_.permute({1, 2, 0}).reshape({o_.out * o_.kernel, o_.in}).contiguous();
   weight_ = columns_.view({o_.out, o_.kernel, o_.in}).permute({2, 0, 1});
+  on_kernels_ = LinearWeight{};
+  if (!columns_.is_cpu() || columns_.scalar_type() != at::kFloat) return;
+  on_kernels_.tensor = columns_;
+  on_kernels_.pack(WeightFormat::Float32);
 }
 
 at::Tensor StreamingConvTranspose1d::convtr(const at::Tensor& x) const {
@@ -251,9 +263,23 @@ at::Tensor StreamingConvTranspose1d::convtr(const at::Tensor& x) const {
   // stride samples, block j landing j * stride later. One product for all streams:
   // [C_out, m, stride, B, T] columns.
   const int64_t batch = x.size(0), steps = x.size(2), blocks = o_.kernel / o_.stride;
-  const at::Tensor in = x.permute({1, 0, 2}).reshape({o_.in, batch * steps});
-  const at::Tensor cols = dense::matmul_wx(columns_, in)
-                              .view({o_.out, blocks, o_.stride, batch, steps})
+  const int64_t columns = batch * steps;
+  at::Tensor product;
+  if (on_kernels_.shared_packed() && x.is_cpu() && x.scalar_type() == at::kFloat) {
+    // On the kernels, as the convolutions: a few steps stream the weight once, many take the
+    // dense kernels on the kernels' threads.
+    if (columns <= LinearWeight::kExactRows) {
+      product = on_kernels_(x.permute({0, 2, 1}).reshape({columns, o_.in})).t();
+    } else {
+      const at::Tensor in = x.permute({1, 0, 2}).reshape({o_.in, columns}).contiguous();
+      product = at::empty({o_.out * o_.kernel, columns}, in.options());
+      kernels::matmul_dense(columns_.data_ptr<float>(), o_.out * o_.kernel, o_.in,
+                            in.data_ptr<float>(), columns, product.data_ptr<float>());
+    }
+  } else {
+    product = dense::matmul_wx(columns_, x.permute({1, 0, 2}).reshape({o_.in, columns}));
+  }
+  const at::Tensor cols = product.reshape({o_.out, blocks, o_.stride, batch, steps})
                               .permute({1, 3, 0, 4, 2})
                               .reshape({blocks, batch, o_.out, steps * o_.stride});
   at::Tensor y = at::zeros({batch, o_.out, (steps + blocks - 1) * o_.stride}, x.options());

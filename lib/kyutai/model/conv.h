@@ -75,6 +75,7 @@ class StreamingConvTranspose1d {
   Conv1dOptions o_;
   at::Tensor weight_, bias_;
   at::Tensor columns_;  // [C_out * kernel, C_in], the weight as one matrix; weight_ views it
+  LinearWeight on_kernels_;  // columns_ on the kernels (float32 on the CPU), for a few steps
 };
 
 }  // namespace kyutai
