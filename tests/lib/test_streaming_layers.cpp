@@ -156,6 +156,28 @@ TEST_P(ConvTrStreaming, StepsMatchWholeSignal) {
   }
 }
 
+// The whole signal against libtorch's own transposed convolution: the product on the kernels
+// (24 columns: the dense kernels), and the channel-wise loop (groups 12, Mimi's upsampler).
+TEST_P(ConvTrStreaming, WholeSignalIsLibtorchs) {
+  c10::InferenceMode guard;
+  const ConvCase c = GetParam();
+  Conv1dOptions o{12, 12, c.kernel, c.stride, 1, c.groups, c.groups == 1, false};
+  StreamingConvTranspose1d convtr(o);
+  randomize(convtr, 12);
+  convtr.prepare();
+  std::vector<ParamSpec> specs;
+  convtr.declare(Params(&specs));
+  at::Tensor weight, bias;
+  for (const ParamSpec& p : specs)
+    (p.name.find("weight") != std::string::npos ? weight : bias) = *p.slot;
+  const at::Tensor x = at::randn({2, 12, 24}).to(test::device());
+  const at::Tensor reference =
+      at::conv_transpose1d(x, weight.contiguous(), bias, at::IntArrayRef{c.stride},
+                           at::IntArrayRef{0}, at::IntArrayRef{0}, c.groups)
+          .narrow(2, 0, 24 * c.stride);
+  EXPECT_TRUE(close_rel(convtr.forward(x), reference, 1e-6));
+}
+
 INSTANTIATE_TEST_SUITE_P(Kernels, ConvTrStreaming,
                          ::testing::Values(ConvCase{2, 1, 1, 1, false}, ConvCase{4, 2, 1, 1, false},
                                            ConvCase{8, 4, 1, 1, false}, ConvCase{6, 4, 1, 1, false},

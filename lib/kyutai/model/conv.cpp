@@ -255,7 +255,36 @@ void StreamingConvTranspose1d::prepare() {
   on_kernels_.pack(WeightFormat::Float32);
 }
 
+// A channel-wise transposed convolution (groups = channels, Mimi's upsampler): each channel's
+// input step t adds x * w[k] at output t * stride + k. libtorch runs one product per channel
+// for it (512 of them a frame, 1-2 ms on one thread); this is a few thousand multiply-adds.
+at::Tensor StreamingConvTranspose1d::convtr_channel_wise(const at::Tensor& x) const {
+  const int64_t batch = x.size(0), channels = o_.in, steps = x.size(2);
+  const at::Tensor in = x.contiguous(), w = weight_.contiguous();
+  const int64_t length = (steps - 1) * o_.stride + o_.kernel;
+  at::Tensor y = at::zeros({batch, channels, length}, in.options());
+  const float* src = in.data_ptr<float>();
+  const float* weights = w.data_ptr<float>();
+  const float* bias = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
+  float* dst = y.data_ptr<float>();
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t c = 0; c < channels; ++c) {
+      const float* xs = src + (b * channels + c) * steps;
+      const float* wc = weights + c * o_.kernel;
+      float* out = dst + (b * channels + c) * length;
+      for (int64_t t = 0; t < steps; ++t)
+        for (int64_t k = 0; k < o_.kernel; ++k) out[t * o_.stride + k] += xs[t] * wc[k];
+      if (bias)
+        for (int64_t i = 0; i < length; ++i) out[i] += bias[c];
+    }
+  return y;
+}
+
 at::Tensor StreamingConvTranspose1d::convtr(const at::Tensor& x) const {
+  if (o_.groups > 1 && o_.groups == o_.in && o_.in == o_.out && x.is_cpu() &&
+      x.scalar_type() == at::kFloat && weight_.scalar_type() == at::kFloat &&
+      (!bias_.defined() || bias_.scalar_type() == at::kFloat))
+    return convtr_channel_wise(x);
   if (!columns_.defined() || o_.kernel % o_.stride != 0)
     return at::conv_transpose1d(x, weight_, bias_, at::IntArrayRef{o_.stride}, at::IntArrayRef{0},
                                 at::IntArrayRef{0}, o_.groups);

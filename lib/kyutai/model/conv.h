@@ -47,8 +47,8 @@ class StreamingConv1d {
   at::Tensor conv_libtorch(const at::Tensor& x) const;
   Conv1dOptions o_;
   at::Tensor weight_, bias_;
-  // The weight [C_out, C_in * kernel] on the kernels, for products of a few columns (several
-  // streams' steps), which libtorch's gemm would first copy whole (prepare()).
+  // The weight [C_out, C_in * kernel] on the kernels (prepare()): products of up to 16 columns
+  // stream it on the float32 kernels, more take the dense kernels on its tensor.
   LinearWeight on_kernels_;
 };
 
@@ -72,6 +72,7 @@ class StreamingConvTranspose1d {
 
  private:
   at::Tensor convtr(const at::Tensor& x) const;
+  at::Tensor convtr_channel_wise(const at::Tensor& x) const;
   Conv1dOptions o_;
   at::Tensor weight_, bias_;
   at::Tensor columns_;  // [C_out * kernel, C_in], the weight as one matrix; weight_ views it
