@@ -156,12 +156,13 @@ TEST_P(ConvTrStreaming, StepsMatchWholeSignal) {
   }
 }
 
-// The whole signal against libtorch's own transposed convolution: the product on the kernels
-// (24 columns: the dense kernels), and the channel-wise loop (groups 12, Mimi's upsampler).
+// The whole signal against libtorch's own transposed convolution, with a bias: the product on
+// the kernels (24 columns: the dense kernels), and the channel-wise loop (groups 12, Mimi's
+// upsampler, and a kernel that is not a multiple of the stride).
 TEST_P(ConvTrStreaming, WholeSignalIsLibtorchs) {
   c10::InferenceMode guard;
   const ConvCase c = GetParam();
-  Conv1dOptions o{12, 12, c.kernel, c.stride, 1, c.groups, c.groups == 1, false};
+  Conv1dOptions o{12, 12, c.kernel, c.stride, 1, c.groups, true, false};
   StreamingConvTranspose1d convtr(o);
   randomize(convtr, 12);
   convtr.prepare();
@@ -182,7 +183,8 @@ INSTANTIATE_TEST_SUITE_P(Kernels, ConvTrStreaming,
                          ::testing::Values(ConvCase{2, 1, 1, 1, false}, ConvCase{4, 2, 1, 1, false},
                                            ConvCase{8, 4, 1, 1, false}, ConvCase{6, 4, 1, 1, false},
                                            ConvCase{16, 8, 1, 1, false},
-                                           ConvCase{4, 2, 1, 12, false}));
+                                           ConvCase{4, 2, 1, 12, false},
+                                           ConvCase{5, 2, 1, 12, false}));
 
 TEST(SeanetStreaming, EncoderAndDecoderStepsMatchWholeSignal) {
   c10::InferenceMode guard;

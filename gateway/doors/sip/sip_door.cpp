@@ -61,6 +61,7 @@ SipDoor::SipDoor(CallRegistry& registry) : registry_(registry), config_(registry
 }
 
 SipDoor::~SipDoor() {
+  if (close_timer_) g_source_remove(close_timer_);  // the stack answered before it fired
   dialogs_.clear();
   if (nua_ && !shutting_down_) {
     // Never closed: the gateway failed to start after this door opened (another door's port was
@@ -294,10 +295,11 @@ void SipDoor::close(std::function<void()> done) {
   shutting_down_ = true;
   nua_shutdown(nua_);
   // The stack answers nua_r_shutdown within a few seconds; do not wait for ever.
-  g_timeout_add_seconds(
+  close_timer_ = g_timeout_add_seconds(
       5,
       [](gpointer self) -> gboolean {
         auto* door = static_cast<SipDoor*>(self);
+        door->close_timer_ = 0;
         if (door->closed_) std::exchange(door->closed_, nullptr)();
         return G_SOURCE_REMOVE;
       },

@@ -71,6 +71,7 @@ class SipDoor : public Door {
   std::map<nua_handle_t*, Dialog> dialogs_;
   uint64_t session_id_ = 0;
   std::function<void()> closed_;
+  guint close_timer_ = 0;       // close()'s time limit, while pending
   bool shutting_down_ = false;  // nua_shutdown was called
   bool shut_down_ = false;      // the stack answered nua_shutdown
 };

@@ -213,8 +213,11 @@ void matmul_dense(const float* w, int64_t out, int64_t k, const float* x, int64_
   const int64_t wanted = kDenseTilesPerThread * num_threads();
   const int64_t ranges = std::min((wanted + tiles - 1) / tiles, (out + 5) / 6);
   const int64_t per_range = ((out + ranges - 1) / ranges + 5) / 6 * 6;
+  // A claim of at least ~128 K multiply-adds: a small product stays on the calling thread.
+  const int64_t min_tiles =
+      std::max<int64_t>(1, (int64_t{1} << 17) / (per_range * k * kDenseColumns));
   // Column-major over the tiles: a thread's consecutive tiles share their panel of x.
-  parallel_claims(tiles * ranges, 1, [&](int64_t t0, int64_t t1) {
+  parallel_claims(tiles * ranges, min_tiles, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t c0 = (t / ranges) * kDenseColumns, o0 = (t % ranges) * per_range;
       if (o0 < out)

@@ -153,13 +153,14 @@ at::Tensor StreamingConv1d::conv(const at::Tensor& head, const at::Tensor& x) co
   at::Tensor y;
   if (on_kernels_.shared_packed() && columns <= LinearWeight::kExactRows) {
     // A few columns (the deep layers; several streams' steps): the kernels stream the weight
-    // once for all of them, in place (gemm copied it whole, one gemv per column read it once
-    // per column).
+    // in place, once per 8 columns (gemm copied it whole, one gemv per column read it once per
+    // column).
     at::Tensor rows = at::empty({columns, o_.in * o_.kernel}, in.options());
     unfold(signal, o_, steps, true, rows.data_ptr<float>());
     y = on_kernels_(rows).t();
-  } else if (on_kernels_.shared_packed()) {
-    // Many columns (the first layers): the dense kernels, on the kernels' threads. OpenBLAS's
+  } else if (on_kernels_.shared_packed() && kernels::current_isa() != kernels::Isa::Scalar) {
+    // Many columns (the first layers): the dense kernels, on the kernels' threads (not on a
+    // CPU without AVX2, where they would be one libm call per multiply-add). OpenBLAS's
     // gemm ran on threads of its own, which polled each other between its blocks while the
     // kernels' threads polled for work. Each element is the same bits whatever the columns.
     at::Tensor cols = at::empty({o_.in * o_.kernel, columns}, in.options());
@@ -294,17 +295,18 @@ at::Tensor StreamingConvTranspose1d::convtr(const at::Tensor& x) const {
   const int64_t batch = x.size(0), steps = x.size(2), blocks = o_.kernel / o_.stride;
   const int64_t columns = batch * steps;
   at::Tensor product;
-  if (on_kernels_.shared_packed() && x.is_cpu() && x.scalar_type() == at::kFloat) {
-    // On the kernels, as the convolutions: a few steps stream the weight once, many take the
-    // dense kernels on the kernels' threads.
-    if (columns <= LinearWeight::kExactRows) {
-      product = on_kernels_(x.permute({0, 2, 1}).reshape({columns, o_.in})).t();
-    } else {
-      const at::Tensor in = x.permute({1, 0, 2}).reshape({o_.in, columns}).contiguous();
-      product = at::empty({o_.out * o_.kernel, columns}, in.options());
-      kernels::matmul_dense(columns_.data_ptr<float>(), o_.out * o_.kernel, o_.in,
-                            in.data_ptr<float>(), columns, product.data_ptr<float>());
-    }
+  const bool on_kernels =
+      on_kernels_.shared_packed() && x.is_cpu() && x.scalar_type() == at::kFloat;
+  if (on_kernels && columns <= LinearWeight::kExactRows) {
+    // On the kernels, as the convolutions: a few steps stream the weight (once per 8 steps),
+    // many take the dense kernels on the kernels' threads (not on a CPU without AVX2, where
+    // they would be one libm call per multiply-add).
+    product = on_kernels_(x.permute({0, 2, 1}).reshape({columns, o_.in})).t();
+  } else if (on_kernels && kernels::current_isa() != kernels::Isa::Scalar) {
+    const at::Tensor in = x.permute({1, 0, 2}).reshape({o_.in, columns}).contiguous();
+    product = at::empty({o_.out * o_.kernel, columns}, in.options());
+    kernels::matmul_dense(columns_.data_ptr<float>(), o_.out * o_.kernel, o_.in,
+                          in.data_ptr<float>(), columns, product.data_ptr<float>());
   } else {
     product = dense::matmul_wx(columns_, x.permute({1, 0, 2}).reshape({o_.in, columns}));
   }

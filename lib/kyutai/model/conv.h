@@ -76,7 +76,9 @@ class StreamingConvTranspose1d {
   Conv1dOptions o_;
   at::Tensor weight_, bias_;
   at::Tensor columns_;  // [C_out * kernel, C_in], the weight as one matrix; weight_ views it
-  LinearWeight on_kernels_;  // columns_ on the kernels (float32 on the CPU), for a few steps
+  // columns_ on the kernels (float32 on the CPU): up to 16 steps on the float32 kernels, more on
+  // the dense kernels, which read its tensor.
+  LinearWeight on_kernels_;
 };
 
 }  // namespace kyutai
