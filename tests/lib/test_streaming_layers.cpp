@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <utility>
 
 #include "kyutai/model/conv.h"
 #include "kyutai/model/mimi_model.h"
@@ -40,6 +41,17 @@ struct ConvCase {
   int kernel, stride, dilation, groups;
   bool replicate;
 };
+
+// A layer's declared weight and bias (undefined without one), as loaded.
+template <class Layer>
+std::pair<at::Tensor, at::Tensor> weight_and_bias(Layer& layer) {
+  std::vector<ParamSpec> specs;
+  layer.declare(Params(&specs));
+  at::Tensor weight, bias;
+  for (const ParamSpec& p : specs)
+    (p.name.find("weight") != std::string::npos ? weight : bias) = *p.slot;
+  return {weight, bias};
+}
 
 class ConvStreaming : public ::testing::TestWithParam<ConvCase> {};
 
@@ -77,11 +89,7 @@ TEST_P(ConvStreaming, AStepIsTheProductOfTheUnfoldedSignal) {
   StreamingConv1d conv(o);
   randomize(conv, 9);
   conv.prepare();
-  std::vector<ParamSpec> specs;
-  conv.declare(Params(&specs));
-  at::Tensor weight, bias;
-  for (const ParamSpec& p : specs)
-    (p.name.find("weight") != std::string::npos ? weight : bias) = *p.slot;
+  const auto [weight, bias] = weight_and_bias(conv);
   LinearWeight on_kernels;
   on_kernels.tensor = weight.contiguous().view({12, -1});
   on_kernels.pack(WeightFormat::Float32);
@@ -166,11 +174,7 @@ TEST_P(ConvTrStreaming, WholeSignalIsLibtorchs) {
   StreamingConvTranspose1d convtr(o);
   randomize(convtr, 12);
   convtr.prepare();
-  std::vector<ParamSpec> specs;
-  convtr.declare(Params(&specs));
-  at::Tensor weight, bias;
-  for (const ParamSpec& p : specs)
-    (p.name.find("weight") != std::string::npos ? weight : bias) = *p.slot;
+  const auto [weight, bias] = weight_and_bias(convtr);
   const at::Tensor x = at::randn({2, 12, 24}).to(test::device());
   const at::Tensor reference =
       at::conv_transpose1d(x, weight.contiguous(), bias, at::IntArrayRef{c.stride},
